@@ -1,0 +1,1 @@
+"""latesearch: ColBERT late-interaction retrieval."""
