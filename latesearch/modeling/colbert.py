@@ -1,0 +1,198 @@
+"""The ColBERT encoder: a BERT-family backbone, a bias-free projection, L2 normalization."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from latesearch.errors import ConfigError
+from latesearch.modeling.checkpoints import read_checkpoint, resolve_folder, write_checkpoint
+from latesearch.modeling.config import ColBERTConfig
+from latesearch.modeling.default import backbone_path
+from latesearch.modeling.tokenization import ColBERTTokenizer, TokenBatch
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+PROJECTION_SEED = 12345
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """'float32' / 'float16' / 'bfloat16' (or the torch dtype itself); None means float32."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    raise ConfigError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None picks CUDA when present, else CPU; an unavailable CUDA device is an error."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available")
+    return resolved
+
+
+def new_projection(hidden: int, dim: int, seed: int = PROJECTION_SEED) -> torch.Tensor:
+    """A seeded random (semi-)orthogonal [dim, hidden] projection."""
+    weight = torch.empty(dim, hidden)
+    nn.init.orthogonal_(weight, generator=torch.Generator().manual_seed(seed))
+    return weight
+
+
+class ColBERT(nn.Module):
+    """ColBERT encoder (Khattab & Zaharia 2020): contextualized token embeddings for late
+    interaction. Holds its own device and dtype; nothing global."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        hf_tokenizer: Any,
+        config: ColBERTConfig,
+        projection: torch.Tensor | None = None,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        self.tokenizer = ColBERTTokenizer(hf_tokenizer, config)
+        hidden = backbone.config.hidden_size
+        max_positions = getattr(backbone.config, "max_position_embeddings", None)
+        for field in ("query_maxlen", "doc_maxlen"):
+            if max_positions and getattr(config, field) > max_positions:
+                raise ConfigError(
+                    f"ColBERTConfig.{field}={getattr(config, field)} exceeds the backbone's "
+                    f"max_position_embeddings={max_positions}"
+                )
+        self.linear = nn.Linear(hidden, config.dim, bias=False)
+        with torch.no_grad():
+            self.linear.weight.copy_(
+                new_projection(hidden, config.dim) if projection is None else projection
+            )
+        self.to(device=resolve_device(device), dtype=resolve_dtype(dtype))
+        self.eval()
+
+    # ------------------------------------------------------------------ loading / saving
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike | None = None,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        **config_overrides: Any,
+    ) -> ColBERT:
+        """Load a checkpoint: ours, colbert-ai (colbertv2.0), PyLate, or a plain backbone
+        (new seeded projection). No argument: the embedded default model, offline."""
+        folder = backbone_path() if name_or_path is None else resolve_folder(name_or_path)
+        parts = read_checkpoint(folder, **config_overrides)
+        model = cls(
+            parts.backbone,
+            parts.tokenizer,
+            parts.config,
+            parts.projection,
+            device=device,
+            dtype=dtype,
+        )
+        model.source = str(folder)
+        model.layout = parts.layout
+        return model
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write the colbertv2.0 layout (loadable by colbert-ai and PyLate) plus our config."""
+        return write_checkpoint(
+            folder,
+            config=self.config,
+            backbone=self.backbone,
+            tokenizer=self.tokenizer.hf,
+            projection=self.linear.weight,
+        )
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self.linear.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.linear.weight.dtype
+
+    def fingerprint(self) -> str:
+        """SHA-256 over config and weights: names the exact model an index was built with."""
+        digest = hashlib.sha256(repr(sorted(self.config.to_dict().items())).encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    # ------------------------------------------------------------------ forward passes
+    def _embed(self, batch: TokenBatch) -> torch.Tensor:
+        batch = batch.to(self.device)
+        hidden = self.backbone(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask
+        ).last_hidden_state
+        embeddings = F.normalize(self.linear(hidden), p=2, dim=-1)
+        return embeddings * batch.output_mask.unsqueeze(-1).to(embeddings.dtype)
+
+    def forward_queries(self, batch: TokenBatch) -> torch.Tensor:
+        """(n, L, dim) normalized query embeddings; unscored positions are zero."""
+        return self._embed(batch)
+
+    def forward_documents(self, batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, L, dim) normalized document embeddings and the (n, L) mask of kept tokens."""
+        return self._embed(batch), batch.output_mask.to(self.device)
+
+    # ------------------------------------------------------------------ batched encoding
+    @torch.inference_mode()
+    def encode_queries(
+        self, queries: Sequence[str], *, batch_size: int = 128, to_cpu: bool = True
+    ) -> torch.Tensor:
+        """Encode queries to a (n, query_maxlen, dim) tensor (narrower without augmentation,
+        padded with zero rows)."""
+        batch = self.tokenizer.queries(queries)
+        order = torch.argsort(batch.attention_mask.sum(1), descending=True)
+        out: torch.Tensor | None = None
+        for start in range(0, len(batch), batch_size):
+            rows = order[start : start + batch_size]
+            width = None
+            if not self.config.query_augmentation:
+                width = int(batch.attention_mask[rows].sum(1).max())
+            sub = TokenBatch(*(t[rows, :width] for t in batch.astuple()))
+            embedded = self.forward_queries(sub)
+            if out is None:
+                out = embedded.new_zeros((len(batch), batch.input_ids.shape[1], self.config.dim))
+            out[rows.to(out.device), : embedded.shape[1]] = embedded
+        assert out is not None
+        return out.cpu() if to_cpu else out
+
+    @torch.inference_mode()
+    def encode_documents(
+        self, documents: Sequence[str], *, batch_size: int = 64, to_cpu: bool = True
+    ) -> list[torch.Tensor]:
+        """Encode documents to a list of (n_tokens_i, dim) tensors, punctuation and padding
+        removed. Texts are sorted by length and padded per batch."""
+        id_lists = self.tokenizer.document_ids(documents)
+        order = sorted(range(len(id_lists)), key=lambda i: len(id_lists[i]), reverse=True)
+        result: list[torch.Tensor | None] = [None] * len(id_lists)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            embedded, mask = self.forward_documents(
+                self.tokenizer.pad_documents([id_lists[i] for i in rows])
+            )
+            if to_cpu:
+                embedded, mask = embedded.cpu(), mask.cpu()
+            for j, i in enumerate(rows):
+                result[i] = embedded[j][mask[j]]
+        return result  # type: ignore[return-value]

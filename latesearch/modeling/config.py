@@ -1,0 +1,95 @@
+"""`ColBERTConfig`: the encoder's settings, saved with every checkpoint and validated on load."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from latesearch.errors import ConfigError
+
+CONFIG_FILE = "latesearch_config.json"
+SIMILARITIES = ("cosine", "l2")
+
+
+@dataclass(frozen=True)
+class ColBERTConfig:
+    """Settings of a ColBERT encoder (Khattab & Zaharia 2020, Sections 3.1-3.3).
+
+    Lengths count every token, markers and [CLS]/[SEP] included, as in colbert-ai.
+    """
+
+    query_maxlen: int = 32
+    doc_maxlen: int = 180
+    dim: int = 128
+    similarity: str = "cosine"
+    mask_punctuation: bool = True
+    query_augmentation: bool = True
+    attend_to_mask_tokens: bool = False
+    query_token: str = "[unused0]"
+    doc_token: str = "[unused1]"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = {"int": int, "str": str, "bool": bool}[str(f.type)]
+            if expected is int and isinstance(value, bool) or not isinstance(value, expected):
+                raise ConfigError(
+                    f"ColBERTConfig.{f.name} must be {expected.__name__}, got {value!r}"
+                )
+        if self.query_maxlen < 4:
+            raise ConfigError(f"ColBERTConfig.query_maxlen must be >= 4, got {self.query_maxlen}")
+        if self.doc_maxlen < 3:
+            raise ConfigError(f"ColBERTConfig.doc_maxlen must be >= 3, got {self.doc_maxlen}")
+        if self.dim < 1:
+            raise ConfigError(f"ColBERTConfig.dim must be >= 1, got {self.dim}")
+        if self.similarity not in SIMILARITIES:
+            raise ConfigError(
+                f"ColBERTConfig.similarity must be one of {SIMILARITIES}, got {self.similarity!r}"
+            )
+        if not self.query_token.strip() or not self.doc_token.strip():
+            raise ConfigError("ColBERTConfig.query_token and doc_token must be non-empty tokens")
+
+    def replace(self, **changes: Any) -> ColBERTConfig:
+        """A copy with some fields changed (validated)."""
+        return from_dict({**self.to_dict(), **changes}, source="overrides")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write `latesearch_config.json` into `folder` atomically."""
+        path = Path(folder) / CONFIG_FILE
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> ColBERTConfig:
+        """Read and validate `latesearch_config.json` from `folder`."""
+        path = Path(folder) / CONFIG_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no ColBERT config file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: not valid JSON ({err})") from None
+        return from_dict(data, source=str(path))
+
+
+def from_dict(data: Any, *, source: str = "config") -> ColBERTConfig:
+    """Build a config from a mapping; unknown fields and bad values are errors naming them."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    known = {f.name for f in fields(ColBERTConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown ColBERTConfig field(s) {unknown}")
+    try:
+        return ColBERTConfig(**data)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None

@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny random BERT checkpoints built on the fly (no network, no ../shared)."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import pytest
+import torch
+
+WORDS = (
+    "the a an of to in is was for on with as by at from and or not this that it be are "
+    "late interaction query document passage search retrieval model bert colbert token "
+    "vector index score rank fast slow cat dog house tree river city music science data "
+    "protein cell gene drug study result effect patient disease energy physics particle "
+    "what how why when who which where ##s ##ing ##ed"
+).split()
+SPECIALS = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def write_tiny_bert(folder: Path, *, hidden: int = 32, seed: int = 0) -> Path:
+    """A random 2-layer BERT with a small WordPiece vocabulary, saved as a plain HF folder."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = SPECIALS + list(string.punctuation) + WORDS
+    tokenizer = BertTokenizer(vocab={token: i for i, token in enumerate(vocab)})
+    tokenizer.save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=256,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    BertModel(config).save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """Path of a tiny random BERT checkpoint (plain Hugging Face layout)."""
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_colbert(tiny_bert_dir):
+    """A ColBERT over the tiny BERT: dim 16, short lengths, CPU, float32."""
+    from latesearch import ColBERT
+
+    return ColBERT.from_pretrained(
+        tiny_bert_dir, device="cpu", dim=16, query_maxlen=12, doc_maxlen=24
+    )

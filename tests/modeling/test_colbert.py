@@ -1,0 +1,99 @@
+"""The encoder: shapes, normalization, per-batch padding invariance, dtypes, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latesearch import ColBERT
+from latesearch.errors import ConfigError, InputError
+
+DOCS = [
+    "colbert is a late interaction model.",
+    "the cat sat in the house",
+    "",
+    "protein cell gene drug study result effect patient disease " * 8,
+    "a",
+]
+
+
+def test_query_shape_and_norm(tiny_colbert):
+    Q = tiny_colbert.encode_queries(["what is late interaction?", "cat"])
+    assert Q.shape == (2, 12, 16) and Q.dtype == torch.float32
+    assert torch.allclose(Q.norm(dim=-1), torch.ones(2, 12), atol=1e-5)
+
+
+def test_documents_drop_punctuation_and_keep_order(tiny_colbert):
+    D = tiny_colbert.encode_documents(DOCS)
+    assert len(D) == len(DOCS)
+    tok = tiny_colbert.tokenizer
+    for text, emb in zip(DOCS, D, strict=True):
+        kept = tok.documents([text]).output_mask.sum().item()
+        assert emb.shape == (kept, 16)
+        assert torch.allclose(emb.norm(dim=-1), torch.ones(kept), atol=1e-5)
+    assert D[2].shape[0] == 3  # empty document: [CLS] [D] [SEP]
+    assert D[3].shape[0] == 24  # truncated at doc_maxlen, never an error
+
+
+def test_batched_equals_one_by_one(tiny_colbert):
+    together = tiny_colbert.encode_documents(DOCS, batch_size=2)
+    for text, emb in zip(DOCS, together, strict=True):
+        alone = tiny_colbert.encode_documents([text])[0]
+        assert torch.allclose(alone, emb, atol=1e-5)
+    queries = ["late interaction", "cat", "gene drug study"]
+    batched = tiny_colbert.encode_queries(queries, batch_size=2)
+    for i, q in enumerate(queries):
+        assert torch.allclose(tiny_colbert.encode_queries([q])[0], batched[i], atol=1e-5)
+
+
+def test_masked_positions_see_real_tokens_only(tiny_colbert):
+    """Without attend_to_mask_tokens, real-token outputs ignore the [MASK] padding."""
+    ids = tiny_colbert.tokenizer.queries(["late interaction"])
+    n = int(ids.attention_mask.sum())
+    hidden = tiny_colbert.backbone(input_ids=ids.input_ids[:, :n]).last_hidden_state
+    full = tiny_colbert.backbone(
+        input_ids=ids.input_ids, attention_mask=ids.attention_mask
+    ).last_hidden_state
+    assert torch.allclose(hidden[0], full[0, :n], atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_close_to_float32(tiny_bert_dir, tiny_colbert, dtype):
+    half = ColBERT.from_pretrained(
+        tiny_bert_dir, device="cpu", dtype=dtype, dim=16, query_maxlen=12, doc_maxlen=24
+    )
+    assert half.dtype == getattr(torch, dtype)
+    Q32 = tiny_colbert.encode_queries(["late interaction"])
+    Qh = half.encode_queries(["late interaction"])
+    assert Qh.dtype == getattr(torch, dtype)
+    assert torch.allclose(Qh.float(), Q32, atol=5e-2)
+
+
+def test_no_augmentation_returns_zero_padded_rows(tiny_bert_dir):
+    model = ColBERT.from_pretrained(tiny_bert_dir, device="cpu", query_augmentation=False, dim=8)
+    Q = model.encode_queries(["cat", "late interaction model search"])
+    lengths = (Q.abs().sum(-1) > 0).sum(1).tolist()
+    assert lengths == [4, 7]
+
+
+def test_bad_arguments(tiny_colbert, tiny_bert_dir):
+    with pytest.raises(InputError):
+        tiny_colbert.encode_queries([" "])
+    with pytest.raises(InputError):
+        tiny_colbert.encode_documents(["ok", None])
+    with pytest.raises(ConfigError, match="dtype"):
+        ColBERT.from_pretrained(tiny_bert_dir, dtype="int8")
+    with pytest.raises(ConfigError, match="max_position_embeddings"):
+        ColBERT.from_pretrained(tiny_bert_dir, device="cpu", doc_maxlen=1000)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            ColBERT.from_pretrained(tiny_bert_dir, device="cuda")
+
+
+def test_fingerprint_changes_with_weights(tiny_bert_dir):
+    a = ColBERT.from_pretrained(tiny_bert_dir, device="cpu", dim=8)
+    b = ColBERT.from_pretrained(tiny_bert_dir, device="cpu", dim=8)
+    assert a.fingerprint() == b.fingerprint()
+    with torch.no_grad():
+        b.linear.weight[0, 0] += 1
+    assert a.fingerprint() != b.fingerprint()

@@ -1,0 +1,113 @@
+"""Token ids match colbert-ai's tensorizers: markers by id, [MASK] padding, skiplist."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+import torch
+
+from latesearch.errors import InputError
+
+TEXTS = [
+    "what is late interaction?",
+    "colbert, the model: fast search!",
+    "a " * 60,
+    "x",
+]
+
+
+def colbert_ai_queries(hf, texts, maxlen, marker_id):
+    """colbert-ai's QueryTokenizer.tensorize, restated: '. ' placeholder replaced by [Q]."""
+    obj = hf(
+        [". " + t for t in texts],
+        padding="max_length",
+        truncation=True,
+        return_tensors="pt",
+        max_length=maxlen,
+    )
+    ids, mask = obj["input_ids"], obj["attention_mask"]
+    ids[:, 1] = marker_id
+    ids[ids == hf.pad_token_id] = hf.mask_token_id
+    return ids, mask
+
+
+def colbert_ai_documents(hf, texts, maxlen, marker_id):
+    """colbert-ai's DocTokenizer.tensorize, restated."""
+    obj = hf(
+        [". " + t for t in texts],
+        padding="longest",
+        truncation="longest_first",
+        return_tensors="pt",
+        max_length=maxlen,
+    )
+    ids = obj["input_ids"]
+    ids[:, 1] = marker_id
+    return ids, obj["attention_mask"]
+
+
+def test_query_ids_equal_colbert_ai(tiny_colbert):
+    tok = tiny_colbert.tokenizer
+    batch = tok.queries(TEXTS)
+    ids, mask = colbert_ai_queries(tok.hf, TEXTS, 12, tok.query_token_id)
+    assert torch.equal(batch.input_ids, ids)
+    assert torch.equal(batch.attention_mask, mask)
+    assert batch.output_mask.all()  # every position scored (query augmentation)
+    assert (batch.input_ids[:, 0] == tok.cls_id).all()
+    assert (batch.input_ids[:, 1] == tok.query_token_id).all()
+    # the long query is truncated with [SEP] last
+    assert batch.input_ids[2, -1] == tok.sep_id
+
+
+def test_document_ids_equal_colbert_ai(tiny_colbert):
+    tok = tiny_colbert.tokenizer
+    batch = tok.documents(TEXTS)
+    ids, mask = colbert_ai_documents(tok.hf, TEXTS, 24, tok.doc_token_id)
+    assert torch.equal(batch.input_ids, ids)
+    assert torch.equal(batch.attention_mask, mask)
+    assert batch.input_ids.shape[1] == 24  # truncated at doc_maxlen, padded to batch longest
+
+
+def test_document_output_mask_skips_punctuation_and_padding(tiny_colbert):
+    tok = tiny_colbert.tokenizer
+    batch = tok.documents(["colbert, the model: fast search!", "x"])
+    punct = {tok.hf.convert_tokens_to_ids(c) for c in string.punctuation}
+    for ids, att, keep in zip(*batch.astuple(), strict=True):
+        for token, a, k in zip(ids.tolist(), att.tolist(), keep.tolist(), strict=True):
+            assert k == (bool(a) and token not in punct)
+
+
+def test_attend_to_mask_tokens(tiny_bert_dir):
+    from latesearch import ColBERT
+
+    model = ColBERT.from_pretrained(tiny_bert_dir, device="cpu", attend_to_mask_tokens=True)
+    batch = model.tokenizer.queries(["late interaction"])
+    assert batch.attention_mask.all()
+
+
+def test_no_augmentation_pads_with_pad(tiny_bert_dir):
+    from latesearch import ColBERT
+
+    model = ColBERT.from_pretrained(tiny_bert_dir, device="cpu", query_augmentation=False)
+    batch = model.tokenizer.queries(["late interaction", "a much longer query about search"])
+    tok = model.tokenizer
+    assert batch.input_ids.shape[1] < 32
+    assert (batch.input_ids[0][batch.attention_mask[0] == 0] == tok.pad_id).all()
+    assert torch.equal(batch.output_mask, batch.attention_mask.bool())
+
+
+def test_empty_document_keeps_markers(tiny_colbert):
+    tok = tiny_colbert.tokenizer
+    ids = tok.document_ids(["", "   "])
+    assert ids == [[tok.cls_id, tok.doc_token_id, tok.sep_id]] * 2
+
+
+@pytest.mark.parametrize("bad", [[""], ["   \n"], [None], [3], "a string, not a list"])
+def test_bad_queries_are_rejected(tiny_colbert, bad):
+    with pytest.raises(InputError):
+        tiny_colbert.tokenizer.queries(bad)
+
+
+def test_bad_documents_are_rejected(tiny_colbert):
+    with pytest.raises(InputError, match="document 1"):
+        tiny_colbert.tokenizer.document_ids(["fine", None])
