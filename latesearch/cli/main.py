@@ -1,0 +1,54 @@
+"""`latesearch` console command: one sub-command per module of this package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from latesearch.errors import LatesearchError
+
+# Each module defines `register(subparsers)`, which adds its parser and sets `func`.
+COMMANDS = ("demo", "encode", "index", "search", "train", "evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latesearch",
+        description="ColBERT late-interaction retrieval: index, search, train, evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = import_module(f"latesearch.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"latesearch.cli.{name}":
+                continue  # sub-command not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def _version() -> str:
+    from latesearch import __version__
+
+    return f"latesearch {__version__}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code (2 for bad input, 130 for Ctrl-C)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LatesearchError as err:
+        print(f"latesearch {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"latesearch {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
