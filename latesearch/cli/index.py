@@ -1,0 +1,118 @@
+"""`latesearch index`: encode a collection once into an on-disk index."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+from typing import Any
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "index",
+        help="encode a collection into an on-disk index",
+        description="Encode every document of COLLECTION once and store the index in "
+        "INDEX_DIR (built in INDEX_DIR.building, renamed on success; --resume continues "
+        "an interrupted build).",
+    )
+    parser.add_argument(
+        "collection", help="MS MARCO TSV, BEIR JSONL (or folder), or TREC SGML file"
+    )
+    parser.add_argument("index_dir", help="folder to create")
+    parser.add_argument("--model", default=None, help="checkpoint folder (default: built-in)")
+    parser.add_argument("--doc-maxlen", type=int, default=None, help="tokens per document")
+    parser.add_argument("--precision", type=int, choices=(16, 32), default=16, help="bits/dim")
+    parser.add_argument("--batch-size", type=int, default=None, help="documents per batch (b)")
+    parser.add_argument("--group-size", type=int, default=None, help="documents per group (B)")
+    parser.add_argument("--chunk-size", type=int, default=None, help="documents per chunk file")
+    parser.add_argument("--devices", default=None, help="e.g. cuda:0,cuda:1 (default: all)")
+    parser.add_argument("--tokenizer-workers", type=int, default=None, help="0: no threads")
+    parser.add_argument(
+        "--no-length-bucketing", action="store_true", help="keep collection order in batches"
+    )
+    parser.add_argument(
+        "--compute-dtype", choices=("float16", "bfloat16"), default=None, help="autocast"
+    )
+    parser.add_argument("--title-join", default=None, help="between title and text (' ')")
+    parser.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad rows")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted build")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing index")
+    parser.add_argument("--bm25", action="store_true", help="also build a BM25 index")
+    parser.add_argument("--no-ann", action="store_true", help="skip the ANN (IVFPQ) index")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def index_config(args: argparse.Namespace) -> Any:
+    """The IndexConfig the arguments describe (defaults for what is not given)."""
+    from latesearch.indexing import IndexConfig
+
+    changes: dict[str, Any] = {
+        "precision": args.precision,
+        "on_error": "skip" if args.skip_bad_rows else "raise",
+        "length_bucketing": not args.no_length_bucketing,
+    }
+    for name in (
+        "doc_maxlen",
+        "batch_size",
+        "group_size",
+        "chunk_size",
+        "tokenizer_workers",
+        "compute_dtype",
+        "title_join",
+    ):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.devices:
+        changes["devices"] = [d.strip() for d in args.devices.split(",") if d.strip()]
+    return IndexConfig().replace(**changes)
+
+
+def component_builders(args: argparse.Namespace) -> list[Any]:
+    """BM25 / ANN builders from the `latesearch.index` façade, when it provides them."""
+    want_ann = not args.no_ann
+    if not (args.bm25 or want_ann):
+        return []
+    try:
+        facade = import_module("latesearch.index")
+        make = facade.component_builders
+    except (ModuleNotFoundError, AttributeError):
+        print("latesearch index: note: BM25/ANN components are not available in this "
+              "version; built the embedding index only", file=sys.stderr)  # fmt: skip
+        return []
+    return list(make(bm25=args.bm25, ann=want_ann))
+
+
+def run(args: argparse.Namespace) -> int:
+    from latesearch.indexing import build_index
+
+    config = index_config(args)
+    store = build_index(
+        args.collection,
+        args.index_dir,
+        args.model,
+        config,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        progress=not args.quiet,
+        extra_builders=component_builders(args),
+    )
+    print_summary(store.summary, str(store.folder))
+    return 0
+
+
+def print_summary(summary: Any, folder: str) -> None:
+    """The end-of-build summary, as a table where `rich` is installed."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(f"index written to {folder}\n{summary}")
+        return
+    table = Table(title=f"index written to {folder}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in summary.rows():
+        table.add_row(label, value)
+    Console().print(table)

@@ -1,0 +1,403 @@
+"""`build_index`: encode a collection once into a durable on-disk index (paper Section 3.4).
+
+The build is staged in `<folder>.building/` and renamed into place on success. Each finished
+chunk is recorded in `progress.json` there, so an interrupted build can be resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import itertools
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from latesearch.data import Document
+from latesearch.errors import ConfigError, InputError, LatesearchError
+from latesearch.indexing.buildstate import PROGRESS, BuildState, describe_source
+from latesearch.indexing.config import IndexConfig
+from latesearch.indexing.device_pool import DevicePool
+from latesearch.indexing.docstore import DocStoreWriter
+from latesearch.indexing.encoder_run import DocumentEncoder, EncodedGroup, EncoderSettings
+from latesearch.indexing.manifest import (
+    CHUNKS_DIR,
+    DOC_ID_OFFSETS,
+    DOC_IDS,
+    DOCSTORE,
+    FORMAT_VERSION,
+    ChunkInfo,
+    Manifest,
+    chunk_files,
+)
+from latesearch.indexing.reading import documents_of, total_documents
+from latesearch.indexing.storage import IndexStore, building_folder
+from latesearch.indexing.summary import BuildSummary
+from latesearch.modeling import ColBERT, resolve_device
+
+ExtraBuilder = Callable[[Path, IndexStore], None]
+LOCK_SUFFIX = ".lock"
+
+
+class IndexExistsError(LatesearchError, FileExistsError):
+    """The target folder already holds something and overwriting was not asked for."""
+
+
+@dataclass
+class Group:
+    """Documents read together (B of them): the unit of length sorting."""
+
+    rows: list[tuple[str, str, str]] = field(default_factory=list)  # doc_id, title, text
+
+
+def build_index(
+    collection: Any,
+    folder: str | os.PathLike,
+    model: ColBERT | str | os.PathLike | None = None,
+    config: IndexConfig | None = None,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = True,
+    extra_builders: Sequence[ExtraBuilder] = (),
+    on_chunk: Callable[[ChunkInfo], None] | None = None,
+) -> IndexStore:
+    """Encode every document of `collection` once and store the index in `folder`.
+
+    `collection`: a path (MS MARCO TSV, BEIR JSONL or folder, TREC SGML) or an iterable of
+    (doc_id, text) pairs or dicts. `model`: a ColBERT, a checkpoint path, or None for the
+    default model. `extra_builders` are called as `fn(staging_folder, store)` after the
+    embeddings are complete and before the rename, to add components such as `bm25/` or
+    `ann/` inside the index. `on_chunk` is called after each chunk is durably recorded.
+    """
+    config = config or IndexConfig()
+    return _Build(collection, Path(folder), config, progress).run(
+        model, overwrite=overwrite, resume=resume, extra=extra_builders, on_chunk=on_chunk
+    )
+
+
+class _Build:
+    def __init__(self, collection: Any, folder: Path, config: IndexConfig, progress: bool):
+        self.collection, self.folder, self.config = collection, folder, config
+        self.tmp = building_folder(folder)
+        self.show_progress = progress
+
+    # ------------------------------------------------------------------ driver
+    def run(self, model, *, overwrite, resume, extra, on_chunk) -> IndexStore:
+        _check_target(self.folder, overwrite=overwrite)
+        devices = _resolve_devices(self.config, model)
+        model = _load_model(model, self.config, devices[0])
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(self.folder.with_name(self.folder.name + LOCK_SUFFIX)):
+            state = self._start_state(model, resume=resume, overwrite=overwrite)
+            (self.tmp / CHUNKS_DIR).mkdir(parents=True, exist_ok=True)
+            self.docstore = DocStoreWriter(self.tmp / DOCSTORE)
+            try:
+                self._encode_all(model, devices, state, on_chunk)
+                summary = self._finish(state, devices)
+            except BaseException as err:
+                self.docstore.close()
+                self._explain(err, state)
+                raise
+            return self._publish(state, summary, model, extra)
+
+    def _start_state(self, model: ColBERT, *, resume: bool, overwrite: bool) -> BuildState:
+        """A fresh state, or the saved one of an interrupted build (checked) on resume."""
+        fresh = BuildState(
+            model_fingerprint=model.fingerprint(),
+            colbert_config=_effective_config(model, self.config),
+            index_config=self.config.to_dict(),
+            collection=describe_source(self.collection),
+        )
+        saved = BuildState.load(self.tmp) if self.tmp.is_dir() else None
+        self.resumed = saved is not None and resume
+        if saved is not None and resume:
+            saved.check_resumable(fresh, self.tmp)
+            saved.index_config = fresh.index_config
+            _remove_unfinished(self.tmp, saved)
+            return saved
+        if saved is not None and not overwrite:
+            raise IndexExistsError(
+                f"{self.tmp}: an interrupted build of {self.folder} is there; "
+                "resume it (--resume) or start again (--overwrite)"
+            )
+        if resume:
+            print(f"latesearch: nothing to resume in {self.tmp}; starting", file=sys.stderr)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return fresh
+
+    # ------------------------------------------------------------------ encoding
+    def _encode_all(self, model, devices, state: BuildState, on_chunk) -> None:
+        self.started, self.base_seconds = time.monotonic(), state.seconds
+        self.docstore.truncate(state.n_docs)
+        self.read_stats, docs = documents_of(self.collection, self.config)
+        _skip_finished(docs, state, self.docstore)
+        bar = _progress_bar(self.collection, state.docs_consumed, self.show_progress)
+        settings = EncoderSettings(
+            batch_size=self.config.batch_size,
+            tokenizer_workers=self.config.tokenizer_workers,
+            length_bucketing=self.config.length_bucketing,
+            storage_dtype=self.config.dtype,
+            compute_dtype=self.config.compute_dtype,
+            doc_maxlen=self.config.doc_maxlen,
+        )
+        if len(devices) > 1:
+            encoder: Any = DevicePool(model, devices, settings, progress=bar.update)
+        else:
+            encoder = DocumentEncoder(model, settings, progress=bar.update)
+        try:
+            groups = self._groups(docs)
+            for group, encoded in encoder.encode_stream(groups):
+                self._commit(group, encoded, state, on_chunk)
+        finally:
+            encoder.close()
+            bar.close()
+
+    def _groups(self, docs: Iterator[Document]) -> Iterator[tuple[Group, list[str]]]:
+        """Groups of B documents and the texts the encoder sees (title joined to text)."""
+        while read := list(itertools.islice(docs, self.config.group_size)):
+            group = Group([(d.doc_id, d.title, d.text) for d in read])
+            yield group, [d.full_text(self.config.title_join) for d in read]
+
+    def _commit(self, group: Group, encoded: EncodedGroup, state: BuildState, on_chunk) -> None:
+        """Write the group's chunks, each durably recorded before the next."""
+        n, per = len(group.rows), self.config.docs_per_chunk
+        offsets = np.concatenate([[0], np.cumsum(encoded.doclens.numpy(), dtype=np.int64)])
+        for a in range(0, n, per):
+            b = min(a + per, n)
+            info = self._write_chunk(state, encoded, offsets, a, b)
+            self.docstore.add(info.first_doc, group.rows[a:b])
+            state.chunks.append(info)
+            state.docs_consumed += b - a
+            state.truncated_docs += int(encoded.truncated[a:b].sum())
+            state.empty_docs += int(encoded.empty[a:b].sum())
+            state.seconds = self.base_seconds + time.monotonic() - self.started
+            state.save(self.tmp)
+            if on_chunk is not None:
+                on_chunk(info)
+
+    def _write_chunk(self, state, encoded, offsets, a: int, b: int) -> ChunkInfo:
+        index = len(state.chunks)
+        emb_name, lens_name = chunk_files(index)
+        embeddings = encoded.embeddings[int(offsets[a]) : int(offsets[b])].numpy()
+        doclens = encoded.doclens[a:b].numpy().astype(np.int32)
+        _save_npy(self.tmp / emb_name, embeddings)
+        _save_npy(self.tmp / lens_name, doclens)
+        return ChunkInfo(
+            index=index,
+            first_doc=state.n_docs,
+            n_docs=b - a,
+            first_token=state.n_embeddings,
+            n_embeddings=int(embeddings.shape[0]),
+            embeddings=emb_name,
+            doclens=lens_name,
+            sha256=hashlib.sha256(np.ascontiguousarray(embeddings).data).hexdigest(),
+        )
+
+    # ------------------------------------------------------------------ finishing
+    def _finish(self, state: BuildState, devices: list[str]) -> BuildSummary:
+        if state.n_docs == 0:
+            self.docstore.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise InputError(f"{_source_name(self.collection)}: no documents to index")
+        self.docstore.write_id_map(self.tmp, state.n_docs, DOC_IDS, DOC_ID_OFFSETS)
+        self.docstore.close()
+        skipped = {k: int(v) for k, v in self.read_stats.skipped.items() if v}
+        return BuildSummary(
+            docs=state.n_docs,
+            embeddings=state.n_embeddings,
+            truncated_docs=state.truncated_docs,
+            empty_docs=state.empty_docs,
+            skipped=skipped,
+            seconds=round(self.base_seconds + time.monotonic() - self.started, 3),
+            devices=[str(d) for d in devices],
+            dtype=self.config.dtype,
+            resumed=self.resumed,
+        )
+
+    def _publish(self, state, summary, model, extra: Sequence[ExtraBuilder]) -> IndexStore:
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model_source=str(getattr(model, "source", "")),
+            model_fingerprint=state.model_fingerprint,
+            colbert_config=state.colbert_config,
+            index_config=self.config.to_dict(),
+            n_docs=state.n_docs,
+            n_embeddings=state.n_embeddings,
+            dim=model.config.dim,
+            dtype=self.config.dtype,
+            chunks=state.chunks,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            collection=state.collection,
+        )
+        manifest.write(self.tmp)
+        if extra:
+            with IndexStore.open(self.tmp) as store:
+                for build_extra in extra:
+                    build_extra(self.tmp, store)
+        (self.tmp / PROGRESS).unlink()
+        summary.bytes_on_disk = _folder_bytes(self.tmp)
+        manifest.stats = summary.to_dict()
+        manifest.write(self.tmp)
+        _swap_into_place(self.tmp, self.folder)
+        return IndexStore.open(self.folder)
+
+    def _explain(self, err: BaseException, state: BuildState) -> None:
+        """Tell the user what is kept and how to continue."""
+        if not state.chunks:
+            return
+        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else "stopped"
+        print(
+            f"latesearch: indexing {reason}; {state.n_docs:,} documents in "
+            f"{len(state.chunks)} finished chunk(s) are kept in {self.tmp}. "
+            "Run again with --resume (resume=True) to continue.",
+            file=sys.stderr,
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+def _source_name(collection: Any) -> str:
+    return str(collection) if isinstance(collection, str | os.PathLike) else "<collection>"
+
+
+def _skip_finished(docs: Iterator[Document], state: BuildState, store: DocStoreWriter) -> None:
+    """On resume: pass over the documents of finished chunks without encoding them,
+    checking that they are the ones the index holds."""
+    stored = store.iter_ids()
+    for position in range(state.docs_consumed):
+        doc, expected = next(docs, None), next(stored, None)
+        if doc is None or expected is None or doc.doc_id != expected:
+            found = "the collection ended" if doc is None else f"it is now {doc.doc_id!r}"
+            raise InputError(
+                f"document {position + 1} changed since the interrupted build (which stored "
+                f"{expected!r}; {found}); start again with --overwrite"
+            )
+
+
+def _progress_bar(collection: Any, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    total = total_documents(collection) if enabled else None
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="doc",
+        smoothing=0.1,
+        dynamic_ncols=True,
+        disable=not enabled,
+        desc="indexing",
+    )
+
+
+def _check_target(folder: Path, *, overwrite: bool) -> None:
+    if folder.exists() and not overwrite:
+        if folder.is_dir() and not any(folder.iterdir()):
+            return  # an empty folder is fine
+        raise IndexExistsError(f"{folder}: already exists; pass --overwrite to replace it")
+
+
+def _remove_unfinished(tmp: Path, state: BuildState) -> None:
+    """Delete chunk files an interrupted run wrote but did not record."""
+    finished = {name for c in state.chunks for name in (c.embeddings, c.doclens)}
+    for path in (tmp / CHUNKS_DIR).glob("*"):
+        if f"{CHUNKS_DIR}/{path.name}" not in finished:
+            path.unlink()
+
+
+def _resolve_devices(config: IndexConfig, model: Any) -> list[str]:
+    if config.devices:
+        devices = [resolve_device(d) for d in config.devices]
+        for device in devices:
+            if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+                raise ConfigError(f"IndexConfig.devices: {device} does not exist")
+        return [str(d) for d in devices]
+    if torch.cuda.device_count() > 1:
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if isinstance(model, ColBERT):
+        return [str(model.device)]
+    return [str(resolve_device(None))]
+
+
+def _load_model(model: Any, config: IndexConfig, device: str) -> ColBERT:
+    if isinstance(model, ColBERT):
+        limit = getattr(model.backbone.config, "max_position_embeddings", None)
+        if config.doc_maxlen and limit and config.doc_maxlen > limit:
+            raise ConfigError(
+                f"IndexConfig.doc_maxlen={config.doc_maxlen} exceeds the backbone's "
+                f"max_position_embeddings={limit}"
+            )
+        if torch.device(device) != model.device:
+            model = copy.deepcopy(model).to(device)
+        return model
+    if model is not None and not isinstance(model, str | os.PathLike):
+        raise ConfigError(f"model must be a ColBERT, a path or None, got {type(model).__name__}")
+    overrides = {"doc_maxlen": config.doc_maxlen} if config.doc_maxlen else {}
+    return ColBERT.from_pretrained(model, device=device, **overrides)
+
+
+def _effective_config(model: ColBERT, config: IndexConfig) -> dict[str, Any]:
+    if config.doc_maxlen:
+        return model.config.replace(doc_maxlen=config.doc_maxlen).to_dict()
+    return model.config.to_dict()
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _swap_into_place(tmp: Path, folder: Path) -> None:
+    """Rename the staged build onto `folder`; an old index survives until this point."""
+    if folder.exists():
+        old = folder.with_name(f"{folder.name}.old-{os.getpid()}")
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    else:
+        os.replace(tmp, folder)
+    with contextlib.suppress(OSError):
+        fd = os.open(folder.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Refuse a second build of the same folder at the same time (POSIX advisory lock)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise IndexExistsError(f"{path}: another build of this index is running") from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)

@@ -1,0 +1,139 @@
+"""`IndexConfig`: how an index is built (paper Section 3.4), saved with every index."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from latesearch.errors import ConfigError
+
+ON_ERROR = ("raise", "skip")
+PRECISIONS = (16, 32)
+COMPUTE_DTYPES = ("float16", "bfloat16")
+
+
+def default_workers() -> int:
+    """Tokenizer threads: up to 4, never more than the CPUs this process may use."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Settings of an indexing run.
+
+    Documents are read in groups of `group_size` (B), sorted by length when
+    `length_bucketing`, and encoded in batches of `batch_size` (b) padded to each batch's
+    longest document. Groups are cut into chunk files of `chunk_size` documents (default:
+    one chunk per group); a chunk is the unit of `--resume`.
+    """
+
+    group_size: int = 100_000
+    batch_size: int = 64
+    precision: int = 16
+    title_join: str = " "
+    tokenizer_workers: int = field(default_factory=default_workers)
+    devices: tuple[str, ...] | None = None
+    chunk_size: int | None = None
+    length_bucketing: bool = True
+    on_error: str = "raise"
+    doc_maxlen: int | None = None
+    compute_dtype: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.devices is not None and not isinstance(self.devices, tuple):
+            if isinstance(self.devices, str) or not isinstance(self.devices, list | tuple):
+                _bad("devices", self.devices, "a list of device names or None")
+            object.__setattr__(self, "devices", tuple(self.devices))
+        _check_int("group_size", self.group_size, 1)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("tokenizer_workers", self.tokenizer_workers, 0)
+        if self.chunk_size is not None:
+            _check_int("chunk_size", self.chunk_size, 1)
+            if self.chunk_size > self.group_size:
+                _bad("chunk_size", self.chunk_size, f"<= group_size ({self.group_size})")
+        if self.doc_maxlen is not None:
+            _check_int("doc_maxlen", self.doc_maxlen, 3)
+        if self.precision not in PRECISIONS or isinstance(self.precision, bool):
+            _bad("precision", self.precision, f"one of {PRECISIONS}")
+        if not isinstance(self.title_join, str):
+            _bad("title_join", self.title_join, "a string")
+        if not isinstance(self.length_bucketing, bool):
+            _bad("length_bucketing", self.length_bucketing, "true or false")
+        if self.on_error not in ON_ERROR:
+            _bad("on_error", self.on_error, f"one of {ON_ERROR}")
+        if self.compute_dtype is not None and self.compute_dtype not in COMPUTE_DTYPES:
+            _bad("compute_dtype", self.compute_dtype, f"None or one of {COMPUTE_DTYPES}")
+        if self.devices is not None:
+            if not self.devices:
+                _bad("devices", self.devices, "a non-empty list (or None for auto)")
+            for device in self.devices:
+                if not isinstance(device, str) or not device.strip():
+                    _bad("devices", self.devices, "a list of device names like 'cuda:0'")
+
+    @property
+    def dtype(self) -> str:
+        """Storage dtype name of the embeddings."""
+        return "float16" if self.precision == 16 else "float32"
+
+    @property
+    def docs_per_chunk(self) -> int:
+        return self.chunk_size or self.group_size
+
+    def replace(self, **changes: Any) -> IndexConfig:
+        """A copy with some fields changed (validated)."""
+        return from_dict({**self.to_dict(), **changes}, source="overrides")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["devices"] = list(self.devices) if self.devices is not None else None
+        return data
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the config as JSON to `path` atomically."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> IndexConfig:
+        """Read and validate a config JSON file."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no index config file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: not valid JSON ({err})") from None
+        return from_dict(data, source=str(path))
+
+
+def from_dict(data: Any, *, source: str = "config") -> IndexConfig:
+    """Build a config from a mapping; unknown fields and bad values are errors naming them."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - {f.name for f in fields(IndexConfig)})
+    if unknown:
+        raise ConfigError(f"{source}: unknown IndexConfig field(s) {unknown}")
+    try:
+        return IndexConfig(**data)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _bad(name, value, f"an integer >= {minimum}")
+
+
+def _bad(name: str, value: Any, expected: str) -> None:
+    raise ConfigError(f"IndexConfig.{name} must be {expected}, got {value!r}")

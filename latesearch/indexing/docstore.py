@@ -1,0 +1,175 @@
+"""Document store: ids, titles and texts in SQLite (`docs.sqlite`), plus the memory-mapped
+id list (`doc_ids.bin` + `doc_ids.offsets.npy`) that makes id lookups by index free."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    idx INTEGER PRIMARY KEY,
+    doc_id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL
+)
+"""
+_BATCH = 500  # SQLite parameters per query
+
+
+def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class DocStoreWriter:
+    """Appends documents during a build; one transaction per group."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(path)
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute(SCHEMA)
+        self.conn.commit()
+
+    def existing(self, doc_ids: Sequence[str]) -> set[str]:
+        """Which of `doc_ids` are already stored."""
+        found: set[str] = set()
+        for part in _batches(list(doc_ids)):
+            marks = ",".join("?" * len(part))
+            rows = self.conn.execute(f"SELECT doc_id FROM docs WHERE doc_id IN ({marks})", part)
+            found.update(r[0] for r in rows)
+        return found
+
+    def add(self, first_idx: int, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Insert (doc_id, title, text) rows as idx first_idx, first_idx+1, ... and commit."""
+        with self.conn:
+            self.conn.executemany(
+                "INSERT INTO docs (idx, doc_id, title, text) VALUES (?, ?, ?, ?)",
+                ((first_idx + i, *row) for i, row in enumerate(rows)),
+            )
+
+    def truncate(self, n_docs: int) -> None:
+        """Drop rows of documents >= n_docs (left by an interrupted group)."""
+        with self.conn:
+            self.conn.execute("DELETE FROM docs WHERE idx >= ?", (n_docs,))
+
+    def iter_ids(self, start: int = 0) -> Iterator[str]:
+        """Stored ids in index order, streamed."""
+        cursor = self.conn.execute("SELECT doc_id FROM docs WHERE idx >= ? ORDER BY idx", (start,))
+        for (doc_id,) in cursor:
+            yield doc_id
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM docs").fetchone()[0])
+
+    def write_id_map(self, folder: Path, n_docs: int, bin_name: str, offsets_name: str) -> None:
+        """Stream ids into the memory-mappable id list (bounded memory)."""
+        offsets = np.lib.format.open_memmap(
+            folder / offsets_name, mode="w+", dtype=np.int64, shape=(n_docs + 1,)
+        )
+        position = 0
+        with open(folder / bin_name, "wb") as out:
+            for i, doc_id in enumerate(self.iter_ids()):
+                offsets[i] = position
+                data = doc_id.encode("utf-8")
+                out.write(data)
+                position += len(data)
+        offsets[n_docs] = position
+        offsets.flush()
+        del offsets
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class DocStore:
+    """Read-only access to `docs.sqlite`; one connection per thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
+            self._local.conn = conn
+        return conn
+
+    def max_idx(self) -> int:
+        """Largest stored index (-1 when empty): a cheap completeness check."""
+        value = self.conn.execute("SELECT max(idx) FROM docs").fetchone()[0]
+        return -1 if value is None else int(value)
+
+    def indices(self, doc_ids: Sequence[str]) -> dict[str, int]:
+        """Map the known ones of `doc_ids` to their internal indices."""
+        found: dict[str, int] = {}
+        for part in _batches(list(doc_ids)):
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT doc_id, idx FROM docs WHERE doc_id IN ({marks})"
+            found.update(self.conn.execute(sql, part))
+        return found
+
+    def documents(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """{doc_id, title, text} for each index, in the order asked."""
+        wanted = [int(i) for i in indices]
+        rows: dict[int, dict[str, Any]] = {}
+        for part in _batches(sorted(set(wanted))):
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT idx, doc_id, title, text FROM docs WHERE idx IN ({marks})"
+            for idx, doc_id, title, text in self.conn.execute(sql, part):
+                rows[idx] = {"doc_id": doc_id, "title": title, "text": text}
+        missing = [i for i in wanted if i not in rows]
+        if missing:
+            raise IndexError(f"{self.path}: no document with index {missing[0]}")
+        return [dict(rows[i]) for i in wanted]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+class DocIdList(Sequence[str]):
+    """The string ids in internal order, decoded on access from memory-mapped files.
+
+    Supports ``len``, iteration, ``ids[i]``, slices and integer arrays (-> list[str]).
+    """
+
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
+        self._blob, self._offsets = blob, offsets
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice | Sequence[int] | np.ndarray) -> list[str]: ...
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, int | np.integer):
+            i = int(index)
+            n = len(self)
+            if not -n <= i < n:
+                raise IndexError(f"document index {i} out of range (n_docs={n})")
+            i %= n
+            return bytes(self._blob[self._offsets[i] : self._offsets[i + 1]]).decode("utf-8")
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return [self[int(i)] for i in np.asarray(index).reshape(-1)]
+
+    def __iter__(self) -> Iterator[str]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"DocIdList(n={len(self)})"

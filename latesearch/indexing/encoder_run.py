@@ -1,0 +1,234 @@
+"""Encoding groups of documents on one device: tokenization in worker threads, optional
+length bucketing, batches padded to their own longest document (paper Section 3.4)."""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from latesearch.modeling import ColBERT, ColBERTTokenizer
+
+T = TypeVar("T")
+TOKENIZE_PIECE = 256  # documents per tokenizer call in a worker thread
+STORAGE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
+
+
+@dataclass
+class EncoderSettings:
+    """What an encoder needs besides the model (picklable, sent to device workers)."""
+
+    batch_size: int
+    tokenizer_workers: int
+    length_bucketing: bool
+    storage_dtype: str
+    compute_dtype: str | None = None
+    doc_maxlen: int | None = None
+
+
+@dataclass
+class Tokenized:
+    """A group's token ids (markers included) and what tokenization noticed."""
+
+    ids: list[list[int]]
+    truncated: np.ndarray  # (n_docs,) bool: longer than doc_maxlen
+    empty: np.ndarray  # (n_docs,) bool: no content tokens
+
+
+@dataclass
+class EncodedGroup:
+    """A group's embeddings, documents in input order, concatenated: (n_tokens, dim)."""
+
+    embeddings: torch.Tensor
+    doclens: torch.Tensor  # (n_docs,) int32
+    truncated: torch.Tensor  # (n_docs,) bool
+    empty: torch.Tensor  # (n_docs,) bool
+
+    @staticmethod
+    def concat(parts: Sequence[EncodedGroup]) -> EncodedGroup:
+        return EncodedGroup(
+            torch.cat([p.embeddings for p in parts]),
+            torch.cat([p.doclens for p in parts]),
+            torch.cat([p.truncated for p in parts]),
+            torch.cat([p.empty for p in parts]),
+        )
+
+
+class DocumentEncoder:
+    """Tokenizes and encodes groups of document texts on the model's device."""
+
+    def __init__(
+        self,
+        model: ColBERT,
+        settings: EncoderSettings,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.model = model
+        self.settings = settings
+        self.progress = progress
+        config = model.config
+        if settings.doc_maxlen is not None and settings.doc_maxlen != config.doc_maxlen:
+            config = config.replace(doc_maxlen=settings.doc_maxlen)
+            self.tokenizer = ColBERTTokenizer(model.tokenizer.hf, config)
+        else:
+            self.tokenizer = model.tokenizer
+        self.storage_dtype = STORAGE_DTYPES[settings.storage_dtype]
+        self.skip = np.array(sorted(self.tokenizer.skiplist), dtype=np.int64)
+        workers = settings.tokenizer_workers
+        self.pool = ThreadPoolExecutor(workers, "latesearch-tok") if workers else None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # ------------------------------------------------------------------ tokenization
+    def tokenize(self, texts: list[str]) -> Tokenized:
+        """Token ids of every text, truncated at doc_maxlen (counted)."""
+        tok = self.tokenizer
+        limit = tok.config.doc_maxlen - 3
+        if not texts:
+            return Tokenized([], np.zeros(0, bool), np.zeros(0, bool))
+        content = tok.hf(
+            texts,
+            add_special_tokens=False,
+            truncation=True,
+            max_length=limit + 1,  # one extra token tells truncated documents apart
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        truncated = np.fromiter((len(c) > limit for c in content), bool, len(content))
+        empty = np.fromiter((not c for c in content), bool, len(content))
+        ids = [[tok.cls_id, tok.doc_token_id, *c[:limit], tok.sep_id] for c in content]
+        return Tokenized(ids, truncated, empty)
+
+    def submit_tokenize(self, texts: list[str]) -> Callable[[], Tokenized]:
+        """Start tokenizing in the worker threads; call the result to wait for it."""
+        if self.pool is None:
+            return lambda: self.tokenize(texts)
+        futures: list[Future[Tokenized]] = [
+            self.pool.submit(self.tokenize, texts[i : i + TOKENIZE_PIECE])
+            for i in range(0, len(texts), TOKENIZE_PIECE)
+        ]
+
+        def wait() -> Tokenized:
+            parts = [f.result() for f in futures]
+            ids = list(itertools.chain.from_iterable(p.ids for p in parts))
+            return Tokenized(
+                ids,
+                np.concatenate([p.truncated for p in parts] or [np.zeros(0, bool)]),
+                np.concatenate([p.empty for p in parts] or [np.zeros(0, bool)]),
+            )
+
+        return wait
+
+    # ------------------------------------------------------------------ encoding
+    def doclens(self, ids: list[list[int]]) -> np.ndarray:
+        """Embeddings each document will keep: tokens minus punctuation (vectorised)."""
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        if not self.skip.size:
+            return lengths.astype(np.int32)
+        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64)
+        kept = np.concatenate([[0], np.cumsum(~np.isin(flat, self.skip))])
+        ends = np.cumsum(lengths)
+        return (kept[ends] - kept[ends - lengths]).astype(np.int32)
+
+    def encode_tokens(self, tokenized: Tokenized) -> EncodedGroup:
+        """Encode tokenized documents in batches; embeddings in input order."""
+        ids = tokenized.ids
+        doclens = self.doclens(ids)
+        offsets = np.concatenate([[0], np.cumsum(doclens, dtype=np.int64)])
+        out = torch.empty((int(offsets[-1]), self.model.config.dim), dtype=self.storage_dtype)
+        order = np.arange(len(ids))
+        if self.settings.length_bucketing:
+            lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+            order = np.argsort(-lengths, kind="stable")
+        size = self.settings.batch_size
+        batches = (order[i : i + size] for i in range(0, len(order), size))
+        padded = ((rows, self.tokenizer.pad_documents([ids[r] for r in rows])) for rows in batches)
+        if self.pool is not None:
+            padded = background(padded, maxsize=4)
+        device = self.model.device
+        autocast = (
+            torch.autocast(device.type, dtype=getattr(torch, self.settings.compute_dtype))
+            if self.settings.compute_dtype
+            else nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            for rows, batch in padded:
+                embedded, mask = self.model.forward_documents(batch)
+                kept = embedded[mask].to("cpu", self.storage_dtype)
+                n = doclens[rows].astype(np.int64)
+                if kept.shape[0] != int(n.sum()):
+                    raise RuntimeError("encoder kept a different number of tokens than counted")
+                within = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+                dest = torch.from_numpy(np.repeat(offsets[rows], n) + within)
+                out[dest] = kept
+                if self.progress is not None:
+                    self.progress(len(rows))
+        return EncodedGroup(
+            out,
+            torch.from_numpy(doclens),
+            torch.from_numpy(tokenized.truncated),
+            torch.from_numpy(tokenized.empty),
+        )
+
+    def encode(self, texts: list[str]) -> EncodedGroup:
+        return self.encode_tokens(self.submit_tokenize(texts)())
+
+    def encode_stream(
+        self, groups: Iterable[tuple[T, list[str]]]
+    ) -> Iterator[tuple[T, EncodedGroup]]:
+        """Encode groups in turn; with worker threads, group g+1 is tokenized while group g
+        is encoded."""
+        iterator = iter(groups)
+        item = next(iterator, None)
+        pending = None if item is None else (item[0], self.submit_tokenize(item[1]))
+        while pending is not None:
+            key, wait = pending
+            tokenized = wait()
+            item = next(iterator, None)
+            pending = None if item is None else (item[0], self.submit_tokenize(item[1]))
+            yield key, self.encode_tokens(tokenized)
+
+
+def background(items: Iterator[T], maxsize: int) -> Iterator[T]:
+    """Run an iterator in a thread, `maxsize` items ahead (a bounded queue)."""
+    channel: queue.Queue = queue.Queue(maxsize)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        channel.put((None, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            channel.put((None, done))
+        except BaseException as err:  # handed to the consumer
+            channel.put((err, None))
+
+    thread = threading.Thread(target=produce, name="latesearch-pad", daemon=True)
+    thread.start()
+    try:
+        while True:
+            err, item = channel.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()

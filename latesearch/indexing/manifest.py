@@ -1,0 +1,150 @@
+"""The index manifest (`manifest.json`) and the names of the files of an index folder.
+
+Layout of an index folder (format version 1)::
+
+    manifest.json                   this file: model, configs, counts, dims, dtype, chunks, stats
+    chunks/NNNNN.embeddings.npy     (n_tokens, dim) float16|float32, memory-mappable
+    chunks/NNNNN.doclens.npy        (n_docs_in_chunk,) int32 embeddings per document
+    doc_ids.bin                     UTF-8 document ids, concatenated (internal order)
+    doc_ids.offsets.npy             (n_docs + 1,) int64 byte offsets into doc_ids.bin
+    docs.sqlite                     table docs(idx, doc_id, title, text)
+    bm25/, ann/ ...                 components added by the search layer
+
+Documents never span chunks; a chunk's documents are contiguous in internal order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from latesearch.errors import IndexCorruptError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CHUNKS_DIR = "chunks"
+DOC_IDS = "doc_ids.bin"
+DOC_ID_OFFSETS = "doc_ids.offsets.npy"
+DOCSTORE = "docs.sqlite"
+DTYPES = ("float16", "float32")
+
+
+def chunk_files(index: int) -> tuple[str, str]:
+    """Relative paths of chunk `index`'s embeddings and doclens files."""
+    stem = f"{CHUNKS_DIR}/{index:05d}"
+    return f"{stem}.embeddings.npy", f"{stem}.doclens.npy"
+
+
+@dataclass
+class ChunkInfo:
+    """One chunk file pair: documents [first_doc, first_doc + n_docs) and their tokens."""
+
+    index: int
+    first_doc: int
+    n_docs: int
+    first_token: int
+    n_embeddings: int
+    embeddings: str
+    doclens: str
+    sha256: str = ""
+
+
+@dataclass
+class Manifest:
+    """What an index folder holds; written last, so a folder without it is incomplete."""
+
+    format_version: int
+    model_source: str
+    model_fingerprint: str
+    colbert_config: dict[str, Any]
+    index_config: dict[str, Any]
+    n_docs: int
+    n_embeddings: int
+    dim: int
+    dtype: str
+    chunks: list[ChunkInfo]
+    created: str
+    stats: dict[str, Any] = field(default_factory=dict)
+    collection: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, folder: str | os.PathLike) -> Path:
+        """Write `manifest.json` into `folder` atomically (temp file, fsync, rename)."""
+        return write_json(Path(folder) / MANIFEST, self.to_dict())
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> Manifest:
+        """Read and validate `manifest.json`; problems raise IndexCorruptError naming it."""
+        path = Path(folder) / MANIFEST
+        if not path.is_file():
+            raise IndexCorruptError(
+                f"{path}: missing (not an index folder, or an unfinished build)"
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise IndexCorruptError(f"{path}: unreadable ({err})") from None
+        return from_dict(data, source=str(path))
+
+
+def from_dict(data: Any, *, source: str) -> Manifest:
+    """Validate a manifest mapping: fields, types, format version and internal sums."""
+    if not isinstance(data, dict):
+        raise IndexCorruptError(f"{source}: expected a JSON object")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexCorruptError(
+            f"{source}: format_version {version!r} is not supported (expected {FORMAT_VERSION})"
+        )
+    names = {f.name for f in fields(Manifest)}
+    required = names - {"stats", "collection"}
+    missing = sorted(required - set(data))
+    if missing:
+        raise IndexCorruptError(f"{source}: missing field(s) {missing}")
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise IndexCorruptError(f"{source}: unknown field(s) {unknown}")
+    try:
+        chunks = [ChunkInfo(**c) for c in data["chunks"]]
+    except TypeError as err:
+        raise IndexCorruptError(f"{source}: malformed chunk entry ({err})") from None
+    manifest = Manifest(**{**data, "chunks": chunks})
+    _check(manifest, source)
+    return manifest
+
+
+def _check(m: Manifest, source: str) -> None:
+    for name in ("n_docs", "n_embeddings", "dim"):
+        value = getattr(m, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise IndexCorruptError(f"{source}: {name} must be a non-negative integer")
+    if m.dtype not in DTYPES:
+        raise IndexCorruptError(f"{source}: dtype {m.dtype!r} is not one of {DTYPES}")
+    doc = token = 0
+    for i, chunk in enumerate(m.chunks):
+        if (chunk.index, chunk.first_doc, chunk.first_token) != (i, doc, token):
+            raise IndexCorruptError(f"{source}: chunk {i} is out of sequence")
+        doc += chunk.n_docs
+        token += chunk.n_embeddings
+    if (doc, token) != (m.n_docs, m.n_embeddings):
+        raise IndexCorruptError(
+            f"{source}: chunks hold {doc} documents / {token} embeddings, "
+            f"manifest says {m.n_docs} / {m.n_embeddings}"
+        )
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write JSON durably: temp file, fsync, os.replace."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
