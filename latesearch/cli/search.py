@@ -1,0 +1,108 @@
+"""`latesearch search`: one query (a ranked table, or JSON), or a query file to a TREC run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from latesearch.errors import InputError
+
+MODES = ("e2e", "rerank", "exact")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "search",
+        help="search an index (end-to-end, BM25 re-ranking, or exhaustive)",
+        description="Search INDEX_DIR for QUERY, or for every query of --queries (TSV, BEIR "
+        "JSONL or TREC topics) writing a TREC run to --output.",
+    )
+    parser.add_argument("index_dir", help="index folder (from `latesearch index`)")
+    parser.add_argument("query", nargs="?", default=None, help="query text")
+    parser.add_argument("-k", type=int, default=10, help="results per query (10)")
+    parser.add_argument("--mode", choices=MODES, default="e2e", help="candidates (e2e)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--show-text", action="store_true", help="show titles and texts")
+    parser.add_argument("--queries", default=None, help="query file for batch search")
+    parser.add_argument("--output", default="-", help="TREC run file for --queries (stdout)")
+    parser.add_argument("--run-tag", default="latesearch", help="TREC run tag")
+    parser.add_argument("--skip-bad-rows", action="store_true", help="skip bad query rows")
+    parser.add_argument("--k-prime", type=int, default=None, help="e2e: neighbours per vector")
+    parser.add_argument("--nprobe", type=int, default=None, help="e2e: partitions probed")
+    parser.add_argument("--bm25-k", type=int, default=1000, help="rerank: BM25 candidates")
+    parser.add_argument("--batch-size", type=int, default=64, help="queries per batch (64)")
+    parser.add_argument("--model", default=None, help="query encoder (default: the index's)")
+    parser.add_argument("--no-check-model", action="store_true", help="skip fingerprint check")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from latesearch.index import Index
+
+    if (args.query is None) == (args.queries is None):
+        raise InputError("give either a QUERY or --queries FILE", field="query")
+    index = Index.load(
+        args.index_dir, args.model, device=args.device, check_model=not args.no_check_model
+    )
+    options = {"k": args.k, "mode": args.mode, "k_prime": args.k_prime,
+               "nprobe": args.nprobe, "bm25_k": args.bm25_k}  # fmt: skip
+    if args.queries is not None:
+        return _batch(index, args, options)
+    hits = index.search(args.query, return_text=args.show_text, **options)
+    if args.json:
+        timings = index.last_timings.to_dict() if index.last_timings else {}
+        out = {"query": args.query, "mode": args.mode, "hits": hits.to_dicts(),
+               "timings": timings}  # fmt: skip
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        _print_table(args.query, hits, args.show_text)
+    return 0
+
+
+def _batch(index: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
+    from tqdm.auto import tqdm
+
+    from latesearch.data import ReadStats, read_queries, write_trec_run
+
+    stats = ReadStats()
+    on_error = "skip" if args.skip_bad_rows else "raise"
+    queries = read_queries(args.queries, on_error=on_error, stats=stats)
+    if not queries:
+        raise InputError("no queries to search", path=args.queries)
+    qids = list(queries)
+    rows: list[tuple[str, str, int, float]] = []
+    bar = tqdm(total=len(qids), unit="query", disable=args.quiet, desc=f"search ({args.mode})")
+    for start in range(0, len(qids), args.batch_size):
+        part = qids[start : start + args.batch_size]
+        results = index.search([queries[q] for q in part], batch_size=args.batch_size, **options)
+        for qid, hits in zip(part, results, strict=True):
+            rows.extend((qid, h.doc_id, h.rank, h.score) for h in hits)
+        bar.update(len(part))
+    bar.close()
+    if args.output == "-":
+        for qid, doc_id, rank, score in rows:
+            print(f"{qid} Q0 {doc_id} {rank} {score!r} {args.run_tag}")
+    else:
+        write_trec_run(args.output, rows, tag=args.run_tag)
+        print(f"{len(rows)} lines for {len(qids)} queries written to {args.output}",
+              file=sys.stderr)  # fmt: skip
+    skipped = sum(getattr(stats, "skipped", {}).values()) if args.skip_bad_rows else 0
+    if skipped:
+        print(f"skipped {skipped} bad query rows: {dict(stats.skipped)}", file=sys.stderr)
+    return 0
+
+
+def _print_table(query: str, hits: Any, show_text: bool) -> None:
+    print(f"query: {query}")
+    if not hits:
+        print("(no results)")
+    for hit in hits:
+        line = f"{hit.rank:>4}  {hit.score:9.4f}  {hit.doc_id}"
+        if show_text:
+            snippet = " ".join(f"{hit.title or ''} {hit.text or ''}".split())
+            line += f"  {snippet[:100]}{'…' if len(snippet) > 100 else ''}"
+        print(line)

@@ -1,0 +1,243 @@
+"""`Index`: build, load and search a ColBERT index in one object.
+
+index = Index.build("corpus.jsonl", "indexes/corpus", bm25=True)
+index = Index.load("indexes/corpus")
+hits = index.search("query text", k=10)                      # end-to-end (ANN)
+hits = index.search(["q1", "q2"], k=1000)                     # list of lists
+hits = index.search("query text", k=10, mode="rerank")        # BM25 top-1000 + MaxSim
+hits = index.search("query text", k=10, mode="exact")         # every document
+hits = index.rerank("query text", ["doc-17", "doc-3"], k=10)  # given candidates
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+import torch
+
+from latesearch.errors import InputError
+from latesearch.indexing import IndexConfig, IndexStore, build_index
+from latesearch.modeling import ColBERT
+from latesearch.search.components import (
+    ANN_DIR,
+    BM25_DIR,
+    MissingComponentError,
+    build_ann,
+    build_bm25,
+    builders,
+)
+from latesearch.search.models import ModelMismatchError, load_index_model
+from latesearch.search.results import Hit, Hits
+from latesearch.search.searcher import Ranked, Searcher, check_queries
+from latesearch.search.timing import SearchTimings
+
+__all__ = ["Hit", "Hits", "Index", "MissingComponentError", "ModelMismatchError",
+           "component_builders"]  # fmt: skip
+
+ModelArg = ColBERT | str | os.PathLike | None
+
+
+def component_builders(
+    *, bm25: bool = False, ann: bool = True, bm25_config: Any = None, ann_config: Any = None
+) -> list[Any]:
+    """`extra_builders` for `build_index` (used by the `latesearch index` CLI)."""
+    return builders(bm25=bm25, ann=ann, bm25_config=bm25_config, ann_config=ann_config)
+
+
+class Index:
+    """A ColBERT index on disk (memory-mapped) plus the model that encodes its queries.
+
+    The model is loaded on the first query: the one given, or the manifest's
+    `model_source`; its fingerprint must match the index's unless `check_model=False`.
+    `last_timings` holds the per-stage `SearchTimings` of the latest search or rerank.
+    """
+
+    def __init__(
+        self,
+        store: IndexStore,
+        model: ModelArg = None,
+        *,
+        device: str | torch.device | None = None,
+        check_model: bool = True,
+    ) -> None:
+        self.store = store
+
+        def load() -> ColBERT:
+            return load_index_model(store, model, device=device, check=check_model)
+
+        self.searcher = Searcher(store, load, device=device)
+
+    # ------------------------------------------------------------------ building / loading
+    @classmethod
+    def build(
+        cls,
+        collection: Any,
+        folder: str | os.PathLike,
+        model: ModelArg = None,
+        *,
+        bm25: bool = False,
+        ann: bool = True,
+        ann_config: Any = None,
+        bm25_config: Any = None,
+        overwrite: bool = False,
+        resume: bool = False,
+        progress: bool = True,
+        device: str | torch.device | None = None,
+        config: IndexConfig | None = None,
+        **index_config_fields: Any,
+    ) -> Index:
+        """Encode `collection` into `folder`; with `bm25`/`ann` the BM25 and ANN components
+        are built inside the index before it is published. Extra keyword arguments are
+        `IndexConfig` fields (batch_size, precision, doc_maxlen, ...) overriding `config`."""
+        config = config or IndexConfig()
+        store = build_index(
+            collection,
+            folder,
+            model,
+            config.replace(**index_config_fields) if index_config_fields else config,
+            overwrite=overwrite,
+            resume=resume,
+            progress=progress,
+            extra_builders=builders(
+                bm25=bm25, ann=ann, bm25_config=bm25_config, ann_config=ann_config
+            ),
+        )
+        return cls(store, model, device=device)
+
+    @classmethod
+    def load(
+        cls,
+        folder: str | os.PathLike,
+        model: ModelArg = None,
+        *,
+        device: str | torch.device | None = None,
+        check_model: bool = True,
+    ) -> Index:
+        """Open (memory-map) an index; the model is loaded on the first query."""
+        return cls(IndexStore.open(folder), model, device=device, check_model=check_model)
+
+    def add_bm25(self, config: Any = None) -> Path:
+        """Build (or rebuild) the `bm25/` component from the stored texts, atomically."""
+        path = self.store.add_component(BM25_DIR, lambda tmp: build_bm25(tmp, self.store, config))
+        self.searcher.reset_components()
+        return path
+
+    def add_ann(self, config: Any = None) -> Path:
+        """Build (or rebuild) the `ann/` component (faiss IVFPQ, or flat when tiny)."""
+        path = self.store.add_component(ANN_DIR, lambda tmp: build_ann(tmp, self.store, config))
+        self.searcher.reset_components()
+        return path
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def folder(self) -> Path:
+        return self.store.folder
+
+    @property
+    def model(self) -> ColBERT:
+        return self.searcher.model
+
+    @property
+    def components(self) -> list[str]:
+        """The search components present: 'bm25', 'ann'."""
+        return [name for name in (BM25_DIR, ANN_DIR) if (self.folder / name).is_dir()]
+
+    @property
+    def last_timings(self) -> SearchTimings | None:
+        return self.searcher.last_timings
+
+    def __len__(self) -> int:
+        return self.store.n_docs
+
+    def __repr__(self) -> str:
+        return f"Index({str(self.folder)!r}, n_docs={len(self)}, components={self.components})"
+
+    # ------------------------------------------------------------------ searching
+    @overload
+    def search(self, queries: str, k: int = ..., mode: str = ..., **kw: Any) -> Hits: ...
+    @overload
+    def search(
+        self, queries: list[str], k: int = ..., mode: str = ..., **kw: Any
+    ) -> list[Hits]: ...  # noqa: E501
+
+    def search(
+        self,
+        queries: str | list[str],
+        k: int = 10,
+        mode: str = "e2e",
+        *,
+        k_prime: int | None = None,
+        nprobe: int | None = None,
+        bm25_k: int = 1000,
+        return_text: bool = False,
+        batch_size: int = 128,
+        device: str | torch.device | None = None,
+    ) -> Hits | list[Hits]:
+        """Top-`k` documents of one query (→ Hits) or of a list of queries (→ list of Hits).
+
+        mode "e2e": faiss candidates (k' neighbours per query vector, nprobe partitions)
+        re-ranked exactly; "rerank": BM25 top-`bm25_k` re-ranked exactly; "exact": every
+        document scored. Hits carry text and title when `return_text`.
+        """
+        texts, single = _as_list(queries)
+        ranked = self.searcher.search(
+            texts, k, mode, k_prime=k_prime, nprobe=nprobe, bm25_k=bm25_k,
+            batch_size=batch_size, device=device,
+        )  # fmt: skip
+        results = [self._hits(r, return_text) for r in ranked]
+        return results[0] if single else results
+
+    def rerank(
+        self,
+        query: str | list[str],
+        candidate_ids: list[str] | list[list[str]],
+        k: int | None = None,
+        *,
+        missing: str = "raise",
+        return_text: bool = False,
+        device: str | torch.device | None = None,
+    ) -> Hits | list[Hits]:
+        """Exact MaxSim of `query` against `candidate_ids` (duplicates counted once); the
+        top-`k` (all when None). An id the index lacks raises `UnknownDocumentError` with
+        missing="raise"; with "skip" it is left out and listed in the result's `skipped`.
+        A list of queries takes a list of candidate lists and returns a list of Hits."""
+        texts, single = _as_list(query)
+        lists = [candidate_ids] if single else list(candidate_ids)
+        if len(lists) != len(texts) or any(isinstance(c, str) for c in lists):
+            raise InputError(
+                "candidate_ids must be a list of ids (one query) or one list per query",
+                field="candidate_ids",
+            )
+        _ = self.searcher.model  # loaded before the clock starts
+        timings = SearchTimings(mode="rerank")
+        indices, skipped = [], []
+        with timings.stage("candidates"):
+            for ids in lists:
+                found, unknown = self.store.doc_indices(list(dict.fromkeys(ids)), missing=missing)
+                indices.append(found)
+                skipped.append(unknown)
+        timings.total = timings.candidates
+        ranked = self.searcher.rerank(texts, indices, k, device=device, timings=timings)
+        results = [self._hits(r, return_text, s) for r, s in zip(ranked, skipped, strict=True)]
+        return results[0] if single else results
+
+    def _hits(self, ranked: Ranked, return_text: bool, skipped: list[str] = ()) -> Hits:
+        scores, idx = ranked
+        ids = self.store.doc_ids[np.asarray(idx, dtype=np.int64)] if len(idx) else []
+        docs = self.store.documents(idx) if return_text and len(idx) else None
+        hits = []
+        for rank, (doc_id, score) in enumerate(zip(ids, scores.tolist(), strict=True)):
+            hit = Hit(doc_id=doc_id, score=float(score), rank=rank + 1)
+            if docs is not None:
+                hit.title, hit.text = docs[rank]["title"] or "", docs[rank]["text"]
+            hits.append(hit)
+        return Hits(hits, list(skipped))
+
+
+def _as_list(queries: str | list[str]) -> tuple[list[str], bool]:
+    if isinstance(queries, str):
+        return check_queries([queries]), True
+    return check_queries(queries), False

@@ -1,0 +1,88 @@
+"""Small storage helpers shared by the search-side indexes: atomic folders, JSON configs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from latesearch.errors import ConfigError, IndexCorruptError, InputError
+
+T = TypeVar("T")
+
+
+@contextmanager
+def atomic_folder(folder: str | os.PathLike, *, marker: str) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success it replaces `folder` (via `os.replace`).
+
+    An existing `folder` is only replaced when it is empty or holds `marker` (i.e. it is an
+    older copy of the same kind of index), never an unrelated folder.
+    """
+    target = Path(folder)
+    if target.exists() and not (target.is_dir() and _replaceable(target, marker)):
+        raise InputError(f"refusing to replace {target}: it exists and has no {marker}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _replaceable(folder: Path, marker: str) -> bool:
+    return (folder / marker).is_file() or not any(folder.iterdir())
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON to `path` via a temporary file and `os.replace`."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, *, error: type[Exception] = IndexCorruptError) -> Any:
+    """Read a JSON file; a missing or malformed file raises `error` naming the path."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{path}: missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise error(f"{path}: not valid JSON ({err})") from None
+
+
+def config_from_dict(cls: type[T], data: Any, *, source: str) -> T:
+    """Build dataclass `cls` from a mapping; unknown fields and bad values name the field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})  # type: ignore[arg-type]
+    if unknown:
+        raise ConfigError(f"{source}: unknown {cls.__name__} field(s) {unknown}")
+    try:
+        return cls(**data)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def check_number(owner: str, name: str, value: Any, *, minimum: float, integer: bool) -> None:
+    """Raise ConfigError unless `value` is a number (an int when `integer`) >= `minimum`."""
+    kinds = (int,) if integer else (int, float)
+    bad = isinstance(value, bool) or not isinstance(value, kinds)
+    if bad or not math.isfinite(value) or value < minimum:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{owner}.{name} must be {kind} >= {minimum}, got {value!r}")

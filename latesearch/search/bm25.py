@@ -1,0 +1,213 @@
+"""BM25 first stage over bm25s: build from `(doc_id, text)` pairs, save/load, search.
+
+Queries are tokenized by the same `bm25s.tokenization.Tokenizer` settings (lowercasing,
+stopwords, PyStemmer stemmer) as the corpus and mapped through the index's saved vocabulary;
+unknown words are dropped. Only documents sharing at least one term with a query are
+returned (their Lucene BM25 score is > 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bm25s
+import Stemmer
+from bm25s.tokenization import Tokenized, Tokenizer
+
+from latesearch.errors import ConfigError, IndexCorruptError, InputError
+from latesearch.search._store import (
+    atomic_folder,
+    check_number,
+    config_from_dict,
+    read_json,
+    write_json,
+)
+
+METHODS = ("lucene", "robertson", "atire")
+CONFIG_FILE = "config.json"
+DOC_IDS_FILE = "doc_ids.json"
+
+
+@dataclass(frozen=True)
+class BM25Config:
+    """BM25 settings; `k1`/`b` default to Anserini's (0.9, 0.4)."""
+
+    k1: float = 0.9
+    b: float = 0.4
+    method: str = "lucene"
+    stemmer: str | None = "english"
+    stopwords: str | None = "en"
+    lowercase: bool = True
+
+    def __post_init__(self) -> None:
+        check_number("BM25Config", "k1", self.k1, minimum=0.0, integer=False)
+        check_number("BM25Config", "b", self.b, minimum=0.0, integer=False)
+        if self.b > 1:
+            _bad("b", self.b, "a number in [0, 1]")
+        if self.method not in METHODS:
+            _bad("method", self.method, f"one of {METHODS}")
+        if self.stemmer is not None and self.stemmer not in Stemmer.algorithms():
+            _bad("stemmer", self.stemmer, "None or a PyStemmer algorithm such as 'english'")
+        if self.stopwords is not None:
+            try:
+                if not isinstance(self.stopwords, str):
+                    raise ValueError
+                Tokenizer(stopwords=self.stopwords)
+            except ValueError:
+                _bad("stopwords", self.stopwords, "None or a bm25s language code such as 'en'")
+        if not isinstance(self.lowercase, bool):
+            _bad("lowercase", self.lowercase, "true or false")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the config as JSON to `path` atomically."""
+        write_json(Path(path), self.to_dict())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BM25Config:
+        """Read and validate a config JSON file."""
+        return cls.from_dict(read_json(Path(path), error=ConfigError), source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "config") -> BM25Config:
+        return config_from_dict(cls, data, source=source)
+
+    def tokenizer(self) -> Tokenizer:
+        """A fresh bm25s tokenizer with these settings (empty vocabulary)."""
+        stemmer = Stemmer.Stemmer(self.stemmer) if self.stemmer else None
+        return Tokenizer(lower=self.lowercase, stopwords=self.stopwords, stemmer=stemmer)
+
+
+def _bad(name: str, value: Any, expected: str) -> None:
+    raise ConfigError(f"BM25Config.{name} must be {expected}, got {value!r}")
+
+
+class BM25Index:
+    """A bm25s index plus its string document ids (row i of the index is `doc_ids[i]`)."""
+
+    def __init__(self, retriever: bm25s.BM25, doc_ids: list[str], config: BM25Config) -> None:
+        self.retriever, self.doc_ids, self.config = retriever, doc_ids, config
+        # Query tokenizer: same settings, vocabulary = the index's; never grows the vocab.
+        self._tokenizer = config.tokenizer()
+        vocab = dict(retriever.vocab_dict)
+        if config.stemmer:
+            self._tokenizer.stem_to_sid = vocab
+        else:
+            self._tokenizer.word_to_id = vocab
+        self._lock = threading.Lock()  # PyStemmer objects are not thread-safe
+
+    def __len__(self) -> int:
+        return len(self.doc_ids)
+
+    @classmethod
+    def build(cls, docs: Iterable[tuple[str, str]], config: BM25Config | None = None) -> BM25Index:
+        """Index `(doc_id, text)` pairs, streamed: texts are tokenized one at a time and only
+        their token ids are kept (4 bytes a token), never the texts."""
+        config = config or BM25Config()
+        tokenizer = config.tokenizer()
+        doc_ids: list[str] = []
+        seen: set[str] = set()
+
+        def texts() -> Iterator[str]:
+            for n, item in enumerate(docs, 1):
+                doc_id, text = _check_doc(item, n)
+                if doc_id in seen:
+                    raise InputError(f"document {n}: duplicate id {doc_id!r}", field="doc_id")
+                seen.add(doc_id)
+                doc_ids.append(doc_id)
+                yield text
+
+        ids = [array("i", t) for t in tokenizer.streaming_tokenize(texts(), update_vocab=True)]
+        if not ids:
+            raise InputError("no documents to index")
+        retriever = bm25s.BM25(k1=config.k1, b=config.b, method=config.method)
+        retriever.index(Tokenized(ids=ids, vocab=tokenizer.get_vocab_dict()), show_progress=False)
+        return cls(retriever, doc_ids, config)
+
+    def tokenize(self, queries: list[str]) -> list[list[int]]:
+        """Token ids of `queries` in the index vocabulary (unknown words dropped)."""
+        with self._lock:
+            return self._tokenizer.tokenize(
+                list(queries),
+                update_vocab=False,
+                return_as="ids",
+                show_progress=False,
+                allow_empty=False,
+            )
+
+    def search(
+        self, queries: list[str], k: int, *, n_threads: int = 0
+    ) -> list[list[tuple[str, float]]]:
+        """Top-`k` `(doc_id, score)` per query, best first. Queries with no indexed term
+        get an empty list; fewer than `k` results come back when fewer documents match."""
+        if isinstance(queries, str):
+            raise InputError("queries must be a list of strings, not one string", field="queries")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"k must be an integer >= 1, got {k!r}", field="k")
+        tokens = self.tokenize(queries)
+        results: list[list[tuple[str, float]]] = [[] for _ in tokens]
+        asked = [i for i, ids in enumerate(tokens) if ids]
+        if not asked:
+            return results
+        docs, scores = self.retriever.retrieve(
+            [tokens[i] for i in asked],
+            k=min(k, len(self.doc_ids)),
+            show_progress=False,
+            n_threads=n_threads,
+        )
+        for i, row_docs, row_scores in zip(asked, docs.tolist(), scores.tolist(), strict=True):
+            results[i] = [
+                (self.doc_ids[d], s) for d, s in zip(row_docs, row_scores, strict=True) if s > 0
+            ]
+        return results
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the index into `folder`, atomically (temp sibling folder + `os.replace`)."""
+        with atomic_folder(folder, marker=CONFIG_FILE) as tmp:
+            self.retriever.save(tmp, show_progress=False)
+            write_json(tmp / DOC_IDS_FILE, self.doc_ids)
+            self.config.save(tmp / CONFIG_FILE)
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, *, mmap: bool = True) -> BM25Index:
+        """Open an index written by `save`; the score matrix is memory-mapped when `mmap`."""
+        folder = Path(folder)
+        config = BM25Config.load(folder / CONFIG_FILE)
+        doc_ids = read_json(folder / DOC_IDS_FILE)
+        if not isinstance(doc_ids, list) or not all(isinstance(d, str) for d in doc_ids):
+            raise IndexCorruptError(f"{folder / DOC_IDS_FILE}: expected a list of strings")
+        try:
+            retriever = bm25s.BM25.load(folder, mmap=mmap, show_progress=False)
+        except (OSError, ValueError, KeyError) as err:
+            raise IndexCorruptError(f"{folder}: cannot load the bm25s index ({err})") from None
+        if retriever.scores.get("num_docs") != len(doc_ids):
+            raise IndexCorruptError(
+                f"{folder}: {len(doc_ids)} doc ids but the bm25s index has "
+                f"{retriever.scores.get('num_docs')} documents"
+            )
+        return cls(retriever, doc_ids, config)
+
+
+def _check_doc(item: Any, n: int) -> tuple[str, str]:
+    try:
+        doc_id, text = item
+    except (TypeError, ValueError):
+        raise InputError(f"document {n}: expected a (doc_id, text) pair") from None
+    if not isinstance(doc_id, str) or not doc_id:
+        msg = f"document {n}: id must be a non-empty string, got {doc_id!r}"
+        raise InputError(msg, field="doc_id")
+    if not isinstance(text, str):
+        msg = f"document {n}: text must be a string, got {type(text).__name__}"
+        raise InputError(msg, field="text")
+    return doc_id, text

@@ -1,0 +1,36 @@
+"""First stages: BM25 top-k' (paper Section 3.5) and the token-level ANN search over all
+document embeddings (Section 3.6), both returning internal document indices."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from latesearch.indexing import IndexStore
+from latesearch.search.ann import TokenANNIndex
+from latesearch.search.bm25 import BM25Index
+
+
+def bm25_candidates(
+    store: IndexStore, bm25: BM25Index, queries: list[str], k: int
+) -> list[np.ndarray]:
+    """Doc indices of each query's BM25 top-`k`, in BM25 order (ids the embedding index
+    lacks cannot occur: the BM25 index is built from the same documents)."""
+    results = bm25.search(queries, k)
+    return [store.doc_indices([doc_id for doc_id, _ in hits])[0] for hits in results]
+
+
+def ann_candidates(
+    ann: TokenANNIndex,
+    Q: torch.Tensor,
+    q_mask: torch.Tensor,
+    *,
+    k_prime: int | None,
+    nprobe: int | None,
+) -> list[np.ndarray]:
+    """Unique doc indices owning any of the k' nearest document tokens of any query vector;
+    all vectors of all queries go to faiss in one call."""
+    vectors = Q.detach().to("cpu", torch.float32).numpy()
+    mask = q_mask.detach().cpu().numpy()
+    found = ann.candidates(vectors, k_prime=k_prime, nprobe=nprobe, q_mask=mask)
+    return [np.asarray(c, dtype=np.int64) for c in found]

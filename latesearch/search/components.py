@@ -1,0 +1,104 @@
+"""The search components stored inside an index folder: `bm25/` (BM25 first stage) and
+`ann/` (faiss IVFPQ over all document token embeddings), built from an `IndexStore`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latesearch.errors import LatesearchError
+from latesearch.indexing import IndexStore
+
+BM25_DIR, ANN_DIR = "bm25", "ann"
+TEXT_BATCH = 1024
+
+Builder = Callable[[Path, IndexStore], None]
+
+
+class MissingComponentError(LatesearchError):
+    """A search mode needs an index component (bm25/ or ann/) that the index lacks."""
+
+
+def require(store: IndexStore, name: str, mode: str) -> Path:
+    """The component folder, or a MissingComponentError saying how to add it."""
+    folder = store.folder / name
+    if not folder.is_dir():
+        how = {
+            BM25_DIR: "Index.load(...).add_bm25(), or build with --bm25 / Index.build(bm25=True)",
+            ANN_DIR: "Index.load(...).add_ann(), or build without --no-ann",
+        }[name]
+        raise MissingComponentError(
+            f"{store.folder}: mode={mode!r} needs the {name}/ component, which this index "
+            f"lacks; add it with {how}"
+        )
+    return folder
+
+
+def bm25_documents(store: IndexStore) -> Iterator[tuple[str, str]]:
+    """(doc_id, title + join + text) of every document, read from the index's doc store the
+    way the encoder saw them."""
+    join = str(store.manifest.index_config.get("title_join", " "))
+    for start in range(0, store.n_docs, TEXT_BATCH):
+        for doc in store.documents(np.arange(start, min(start + TEXT_BATCH, store.n_docs))):
+            title = doc.get("title") or ""
+            text = f"{title}{join}{doc['text']}" if title.strip() else doc["text"]
+            yield doc["doc_id"], text
+
+
+def build_bm25(folder: Path, store: IndexStore, config: Any = None) -> None:
+    """Write a BM25 index of the store's documents into `folder`."""
+    from latesearch.search.bm25 import BM25Index
+
+    BM25Index.build(bm25_documents(store), config).save(folder)
+
+
+def build_ann(folder: Path, store: IndexStore, config: Any = None) -> None:
+    """Write a token-level ANN index of the store's embeddings into `folder`; its metric
+    follows the model's similarity (cosine or l2)."""
+    from latesearch.search.ann import ANNConfig, TokenANNIndex
+
+    config = dataclasses.replace(config or ANNConfig(), metric=store.colbert_config.similarity)
+    TokenANNIndex.build(ChunkedEmbeddings(store), store.token_to_doc(), config).save(folder)
+
+
+def builders(
+    *, bm25: bool = False, ann: bool = True, bm25_config: Any = None, ann_config: Any = None
+) -> list[Builder]:
+    """`extra_builders` for `build_index`: each writes its component into the staging folder."""
+    out: list[Builder] = []
+    if bm25:
+        out.append(lambda staging, store: build_bm25(staging / BM25_DIR, store, bm25_config))
+    if ann:
+        out.append(lambda staging, store: build_ann(staging / ANN_DIR, store, ann_config))
+    return out
+
+
+class ChunkedEmbeddings:
+    """All token embeddings of a store as one read-only (N, dim) array-like over its
+    memory-mapped chunks: supports `.shape`, `.dtype`, `[a:b]` and `[int array]`."""
+
+    def __init__(self, store: IndexStore) -> None:
+        self.store = store
+        self.shape = (store.n_embeddings, store.dim)
+        self.dtype = np.dtype(store.dtype)
+        self.ndim = 2
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            block = self.store.token_range(start, stop)
+            return block if step == 1 else block[::step]
+        rows = np.asarray(key, dtype=np.int64).reshape(-1)
+        out = np.empty((rows.size, self.shape[1]), dtype=self.dtype)
+        for first, array in self.store.iter_embedding_chunks():
+            hit = (rows >= first) & (rows < first + array.shape[0])
+            if hit.any():
+                out[hit] = array[rows[hit] - first]
+        return out

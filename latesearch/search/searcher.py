@@ -1,0 +1,209 @@
+"""`Searcher`: query encoding, candidate generation and exact MaxSim scoring over one
+on-disk index, in three modes: "e2e" (ANN candidates, Section 3.6), "rerank" (BM25
+candidates, Section 3.5) and "exact" (every document)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from latesearch.errors import IndexCorruptError, InputError
+from latesearch.indexing import IndexStore
+from latesearch.modeling import ColBERT
+from latesearch.search.candidates import ann_candidates, bm25_candidates
+from latesearch.search.components import ANN_DIR, BM25_DIR, require
+from latesearch.search.exact import exhaustive_top_k
+from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents, top_k
+from latesearch.search.timing import SearchTimings
+
+MODES = ("e2e", "rerank", "exact")
+Ranked = tuple[np.ndarray, np.ndarray]  # (scores, doc indices), best first
+
+
+class Searcher:
+    """Searches `store` with the model `load_model()` returns (called on first use).
+
+    Scoring runs on `device` (default: the model's), in float16 on CUDA, float32 on CPU;
+    embeddings are gathered from the memory map on CPU and then moved there.
+    """
+
+    def __init__(
+        self,
+        store: IndexStore,
+        load_model: Callable[[], ColBERT],
+        *,
+        device: str | torch.device | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+    ) -> None:
+        self.store, self._load_model = store, load_model
+        self.device = torch.device(device) if device is not None else None
+        self.max_tokens = max_tokens
+        self._model: ColBERT | None = None
+        self._bm25: Any = None
+        self._ann: Any = None
+        self.last_timings: SearchTimings | None = None
+
+    # ------------------------------------------------------------------ components
+    @property
+    def model(self) -> ColBERT:
+        if self._model is None:
+            self._model = self._load_model()
+        return self._model
+
+    @property
+    def bm25(self) -> Any:
+        if self._bm25 is None:
+            from latesearch.search.bm25 import BM25Index
+
+            bm25 = BM25Index.load(require(self.store, BM25_DIR, "rerank"))
+            _check_size(self.store, BM25_DIR, len(bm25.doc_ids), self.store.n_docs)
+            self._bm25 = bm25
+        return self._bm25
+
+    @property
+    def ann(self) -> Any:
+        if self._ann is None:
+            from latesearch.search.ann import TokenANNIndex
+
+            ann = TokenANNIndex.load(require(self.store, ANN_DIR, "e2e"))
+            _check_size(self.store, ANN_DIR, len(ann), self.store.n_embeddings)
+            self._ann = ann
+        return self._ann
+
+    def reset_components(self) -> None:
+        """Forget loaded components (after one was added or replaced)."""
+        self._bm25 = self._ann = None
+
+    # ------------------------------------------------------------------ searching
+    def search(
+        self,
+        queries: Sequence[str],
+        k: int,
+        mode: str = "e2e",
+        *,
+        k_prime: int | None = None,
+        nprobe: int | None = None,
+        bm25_k: int = 1000,
+        batch_size: int = 128,
+        device: str | torch.device | None = None,
+    ) -> list[Ranked]:
+        """The top-`k` (scores, doc indices) of each query; timings in `last_timings`."""
+        if mode not in MODES:
+            raise InputError(f"mode must be one of {MODES}, got {mode!r}", field="mode")
+        texts = check_queries(queries)
+        for name, value in (("k", k), ("bm25_k", bm25_k), ("batch_size", batch_size)):
+            check_positive(name, value)
+        _ = self.model, self.bm25 if mode == "rerank" else self.ann if mode == "e2e" else None
+        timings = SearchTimings(n_queries=len(texts), mode=mode)
+        started = time.perf_counter()
+        out: list[Ranked] = []
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start : start + batch_size]
+            Q, mask = self._encode(batch, timings, device)
+            if mode == "exact":
+                out.extend(self._exact(Q, mask, k, timings))
+                continue
+            with timings.stage("candidates"):
+                if mode == "rerank":
+                    cands = bm25_candidates(self.store, self.bm25, batch, bm25_k)
+                else:
+                    cands = ann_candidates(self.ann, Q, mask, k_prime=k_prime, nprobe=nprobe)
+            out.extend(self._rerank(Q, mask, cands, k, timings))
+        timings.total = time.perf_counter() - started
+        self.last_timings = timings
+        return out
+
+    def rerank(
+        self,
+        queries: Sequence[str],
+        candidates: Sequence[np.ndarray],
+        k: int | None = None,
+        *,
+        device: str | torch.device | None = None,
+        timings: SearchTimings | None = None,
+    ) -> list[Ranked]:
+        """Exact MaxSim of each query against its own candidate doc indices; top-`k` (all
+        candidates when k is None)."""
+        texts = check_queries(queries)
+        if len(candidates) != len(texts):
+            raise InputError(
+                f"{len(texts)} queries but {len(candidates)} candidate lists", field="candidates"
+            )
+        if k is not None:
+            check_positive("k", k)
+        _ = self.model  # loaded outside the timings
+        timings = timings or SearchTimings(mode="rerank")
+        timings.n_queries = len(texts)
+        started = time.perf_counter()
+        Q, mask = self._encode(texts, timings, device)
+        out = self._rerank(Q, mask, candidates, k, timings)
+        timings.total += time.perf_counter() - started
+        self.last_timings = timings
+        return out
+
+    # ------------------------------------------------------------------ stages
+    def _encode(
+        self, texts: list[str], timings: SearchTimings, device: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        model = self.model
+        target = torch.device(device) if device is not None else self.device or model.device
+        timings.device = str(target)
+        with timings.stage("encode", target):
+            Q = model.encode_queries(texts, to_cpu=False)
+            mask = Q.detach().abs().sum(-1) > 0  # zero rows: positions that are not scored
+            dtype = torch.float16 if target.type == "cuda" else torch.float32
+            return Q.to(device=target, dtype=dtype), mask.to(target)
+
+    def _rerank(self, Q, mask, candidates, k: int | None, timings) -> list[Ranked]:
+        out = []
+        for i, cands in enumerate(candidates):
+            idx = np.asarray(cands, dtype=np.int64)
+            scores = score_documents(
+                self.store, Q[i : i + 1], mask[i : i + 1], idx, **self._scoring(Q, timings)
+            )[0].numpy()
+            with timings.stage("score"):
+                out.append(top_k(scores, idx, idx.size if k is None else k))
+        return out
+
+    def _exact(self, Q, mask, k: int, timings) -> list[Ranked]:
+        scores, idx = exhaustive_top_k(self.store, Q, mask, k, **self._scoring(Q, timings))
+        with timings.stage("score"):
+            return [top_k(s, i, k) for s, i in zip(scores, idx, strict=True)]
+
+    def _scoring(self, Q: torch.Tensor, timings: SearchTimings) -> dict[str, Any]:
+        return {
+            "similarity": self.store.colbert_config.similarity,
+            "dtype": Q.dtype,
+            "timings": timings,
+            "max_tokens": self.max_tokens,
+        }
+
+
+def check_queries(queries: Sequence[str]) -> list[str]:
+    """A list of non-blank query strings, or InputError naming the bad one."""
+    if isinstance(queries, str) or not isinstance(queries, Sequence):
+        raise InputError("queries must be a list of strings", field="queries")
+    texts = list(queries)
+    for n, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"query {n} is {type(text).__name__}, not a string", field="query")
+        if not text.strip():
+            raise InputError(f"query {n} is empty", field="query")
+    return texts
+
+
+def check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be an integer >= 1, got {value!r}", field=name)
+
+
+def _check_size(store: IndexStore, name: str, found: int, expected: int) -> None:
+    if found != expected:
+        raise IndexCorruptError(
+            f"{store.folder / name}: holds {found} entries but the index has {expected}; "
+            "it is stale: rebuild it (add_bm25() / add_ann())"
+        )

@@ -1,0 +1,83 @@
+"""Tiny indexes for the search tests (a few dozen documents, the tiny random ColBERT) and
+brute-force MaxSim straight from the encoder, the reference the tests compare to."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from latesearch.scoring import maxsim, pad_documents
+
+CONTENT = (
+    "late interaction query document passage search retrieval model bert colbert token "
+    "vector index score rank fast slow cat dog house tree river city music science data "
+    "protein cell gene drug study result effect patient disease energy physics particle "
+    "the a of to in is for on with"
+).split()
+
+
+def write_collection(path: Path, n: int = 40, seed: int = 0) -> Path:
+    """A BEIR-style JSONL collection of `n` random documents (ids d0..), titles on some."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(n):
+            text = " ".join(rng.choices(CONTENT, k=rng.randint(3, 18)))
+            title = " ".join(rng.choices(CONTENT, k=2)) if i % 3 == 0 else ""
+            out.write(json.dumps({"_id": f"d{i}", "title": title, "text": text}) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def collection_path(tmp_path_factory) -> Path:
+    return write_collection(tmp_path_factory.mktemp("collection") / "corpus.jsonl")
+
+
+@pytest.fixture(scope="session")
+def tiny_index(tmp_path_factory, collection_path, tiny_colbert):
+    """An index with bm25/ and a flat ann/, float32 embeddings."""
+    from latesearch import Index
+
+    folder = tmp_path_factory.mktemp("indexes") / "tiny"
+    return Index.build(
+        collection_path, folder, tiny_colbert, bm25=True, progress=False, precision=32
+    )
+
+
+def read_docs(path: Path) -> tuple[list[str], list[str]]:
+    """(ids, texts as the encoder sees them: title + ' ' + text)."""
+    ids, texts = [], []
+    for line in Path(path).read_text().splitlines():
+        row = json.loads(line)
+        ids.append(row["_id"])
+        texts.append(f"{row['title']} {row['text']}" if row["title"].strip() else row["text"])
+    return ids, texts
+
+
+def brute_scores(model, query: str, texts: list[str]) -> np.ndarray:
+    """MaxSim of `query` against each text, from `encode_queries` / `encode_documents`."""
+    Q = model.encode_queries([query])[0]
+    D, mask = pad_documents(model.encode_documents(texts))
+    q_mask = Q.abs().sum(-1) > 0
+    return maxsim(Q, D, mask, q_mask, model.config.similarity).numpy()
+
+
+def brute_top(model, query: str, ids: list[str], texts: list[str], k: int) -> list[str]:
+    scores = brute_scores(model, query, texts)
+    order = np.lexsort((np.arange(len(ids)), -scores))[:k]
+    return [ids[i] for i in order]
+
+
+@pytest.fixture(scope="session")
+def brute() -> SimpleNamespace:
+    """Brute-force helpers: read_docs, brute_scores, brute_top, write_collection."""
+    return SimpleNamespace(
+        read_docs=read_docs,
+        scores=brute_scores,
+        top=brute_top,
+        write_collection=write_collection,
+    )
