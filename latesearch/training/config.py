@@ -1,0 +1,225 @@
+"""`TrainConfig`: every setting of a training run, saved as JSON beside each checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from latesearch.errors import ConfigError
+
+CONFIG_FILE = "train_config.json"
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+ON_ERROR = ("raise", "skip")
+TRIPLES_FORMATS = ("auto", "text", "ids")
+DISTILL_SOURCES = ("triples",)
+# Fields a resumed run may change; any other difference from the saved config is an error.
+RESUMABLE_CHANGES = frozenset(
+    {"steps", "save_every", "keep_last", "eval_every", "log_every", "resume", "device", "on_error"}
+)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a ColBERT fine-tuning run (Khattab & Zaharia 2020, Section 3.3).
+
+    Data, one of: `triples` (text TSV ``query<TAB>positive<TAB>negative...``, or id triples
+    JSONL with `collection` + `queries`); or `qrels` + `queries` + `collection` with
+    negatives mined by `mine_negatives` ('bm25' or 'index:<path>', top `mine_depth` minus
+    the positives). `batch_size` is the number of queries per optimizer step, over all
+    ranks and accumulation micro-batches. Defaults follow the paper: lr 3e-6, batch 32,
+    one negative, softmax cross-entropy over [positive, negative].
+    """
+
+    # data
+    triples: str | None = None
+    triples_format: str = "auto"
+    collection: str | None = None
+    queries: str | None = None
+    qrels: str | None = None
+    mine_negatives: str | None = None
+    mine_depth: int = 100
+    negatives_per_query: int = 1
+    in_batch_negatives: bool = False
+    on_error: str = "raise"
+    # model
+    base_model: str | None = None
+    query_maxlen: int | None = None
+    doc_maxlen: int | None = None
+    dim: int | None = None
+    # optimization
+    steps: int = 1000
+    batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 3e-6
+    projection_lr: float | None = None
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 2.0
+    precision: str = "auto"
+    seed: int = 12345
+    device: str | None = None
+    anchor_weight: float = 0.0
+    distill_from: str | None = None
+    distill_temperature: float = 1.0
+    # output
+    output: str = "runs/train"
+    resume: bool = False
+    save_every: int = 0
+    keep_last: int = 0
+    log_every: int = 10
+    # dev evaluation
+    eval_every: int = 0
+    dev_queries: str | None = None
+    dev_qrels: str | None = None
+    dev_collection: str | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, _coerce(f.name, str(f.type), getattr(self, f.name)))
+        self._check_values()
+        self._check_data()
+
+    def _check_values(self) -> None:
+        for name, low in (
+            ("mine_depth", 1), ("negatives_per_query", 0), ("steps", 1), ("batch_size", 1),
+            ("grad_accum", 1), ("warmup_steps", 0), ("save_every", 0), ("keep_last", 0),
+            ("log_every", 0), ("eval_every", 0), ("query_maxlen", 4), ("doc_maxlen", 3),
+            ("dim", 1),
+        ):
+            value = getattr(self, name)
+            if value is not None and value < low:
+                _bad(name, value, f">= {low}")
+        for name in ("lr", "projection_lr", "max_grad_norm", "distill_temperature"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                _bad(name, value, "> 0")
+        for name in ("weight_decay", "anchor_weight"):
+            if getattr(self, name) < 0:
+                _bad(name, getattr(self, name), ">= 0")
+        for name, allowed in (
+            ("precision", PRECISIONS), ("on_error", ON_ERROR), ("triples_format", TRIPLES_FORMATS)
+        ):
+            if getattr(self, name) not in allowed:
+                _bad(name, getattr(self, name), f"one of {allowed}")
+        if self.distill_from is not None and self.distill_from not in DISTILL_SOURCES:
+            _bad("distill_from", self.distill_from, f"None or one of {DISTILL_SOURCES}")
+        if self.batch_size % self.grad_accum:
+            _bad("batch_size", self.batch_size, f"a multiple of grad_accum={self.grad_accum}")
+        if not self.output.strip():
+            _bad("output", self.output, "a folder path")
+
+    def _check_data(self) -> None:
+        if (self.triples is None) == (self.qrels is None):
+            raise ConfigError("TrainConfig: give exactly one of `triples` or `qrels`")
+        if self.negatives_per_query == 0 and not self.in_batch_negatives:
+            _bad("negatives_per_query", 0, ">= 1 unless in_batch_negatives is on")
+        if self.triples is not None:
+            if self.mine_negatives is not None:
+                _bad("mine_negatives", self.mine_negatives, "None with `triples`")
+            if self.triples_format_resolved() == "ids":
+                self._require("collection", "queries", why="id triples")
+        else:
+            self._require("queries", "collection", why="`qrels`")
+            mine = self.mine_negatives
+            if mine is None and self.negatives_per_query > 0:
+                _bad("mine_negatives", None, "'bm25' or 'index:<path>' with `qrels`")
+            if mine is not None and mine != "bm25" and not (
+                mine.startswith("index:") and len(mine) > 6
+            ):
+                _bad("mine_negatives", mine, "'bm25' or 'index:<path>'")
+        if self.distill_from == "triples" and self.triples_format_resolved() != "ids":
+            _bad("distill_from", self.distill_from, "used with id triples carrying scores")
+        if self.eval_every:
+            self._require("dev_queries", "dev_qrels", "dev_collection", why="eval_every > 0")
+
+    def _require(self, *names: str, why: str) -> None:
+        for name in names:
+            if getattr(self, name) is None:
+                raise ConfigError(f"TrainConfig.{name} is required with {why}")
+
+    def triples_format_resolved(self) -> str | None:
+        """'text' or 'ids' for a triples run ('auto': .json/.jsonl means ids), else None."""
+        if self.triples is None:
+            return None
+        if self.triples_format != "auto":
+            return self.triples_format
+        return "ids" if str(self.triples).lower().endswith((".jsonl", ".json")) else "text"
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A validated copy with some fields changed."""
+        return from_dict({**self.to_dict(), **changes}, source="overrides")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the config as JSON atomically (`path` may be a folder)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_FILE
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TrainConfig:
+        """Read and validate a config file (or `train_config.json` inside a folder)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no training config file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{path}: not valid JSON ({err})") from None
+        return from_dict(data, source=str(path))
+
+
+def from_dict(data: Any, *, source: str = "config") -> TrainConfig:
+    """Build a config from a mapping; unknown fields and bad values are errors naming them."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    unknown = sorted(set(data) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ConfigError(f"{source}: unknown TrainConfig field(s) {unknown}")
+    try:
+        return TrainConfig(**data)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:
+    """Fields that differ between a saved run and its resumption (and may not)."""
+    old, cur = saved.to_dict(), new.to_dict()
+    return sorted(k for k in cur if k not in RESUMABLE_CHANGES and old[k] != cur[k])
+
+
+def _bad(name: str, value: Any, expected: str) -> None:
+    raise ConfigError(f"TrainConfig.{name} must be {expected}, got {value!r}")
+
+
+def _coerce(name: str, annotation: str, value: Any) -> Any:
+    """Check `value` against a field annotation such as 'int', 'float | None'."""
+    kinds = [part.strip() for part in annotation.split("|")]
+    if value is None:
+        if "None" not in kinds:
+            _bad(name, value, kinds[0])
+        return None
+    kind = kinds[0]
+    if kind == "str" and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            _bad(name, value, "a finite number")
+        return float(value)
+    expected = {"int": int, "str": str, "bool": bool}[kind]
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        _bad(name, value, kind + (" or None" if "None" in kinds else ""))
+    return value

@@ -1,0 +1,57 @@
+"""Dev-set evaluation during training: exact MaxSim of every dev query against every dev
+document (fine for a dev collection of a few thousand documents), nDCG@10 and MRR@10."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from latesearch.data import read_qrels, read_queries
+from latesearch.scoring import maxsim, pad_documents
+from latesearch.training.data import load_texts
+from latesearch.training.runtime import evaluation_mode
+
+METRICS = ("nDCG@10", "RR@10")
+
+
+@dataclass
+class DevSet:
+    """Judged queries, their judgements, and the documents to rank."""
+
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    documents: dict[str, str]
+    primary: str = METRICS[0]
+
+    @classmethod
+    def load(cls, queries: str, qrels: str, collection: str) -> DevSet:
+        judged = read_qrels(qrels)
+        texts = read_queries(queries)
+        return cls({q: texts[q] for q in judged if q in texts}, judged, load_texts(collection,
+                                                                                   "raise"))
+
+    def run(self, model, *, k: int = 100, doc_chunk: int = 512) -> dict[str, dict[str, float]]:
+        """Top-`k` {qid: {doc_id: score}} by exact MaxSim; each document encoded once."""
+        qids, doc_ids = list(self.queries), list(self.documents)
+        with evaluation_mode(model), torch.inference_mode():
+            Q = model.encode_queries([self.queries[q] for q in qids])
+            embedded = model.encode_documents([self.documents[d] for d in doc_ids])
+            scores = torch.empty(len(qids), len(doc_ids))
+            for start in range(0, len(doc_ids), doc_chunk):
+                D, mask = pad_documents(embedded[start : start + doc_chunk])
+                scores[:, start : start + D.shape[0]] = maxsim(
+                    Q, D, mask, similarity=model.config.similarity
+                )
+        top = scores.topk(min(k, len(doc_ids)), dim=1)
+        return {
+            qid: {doc_ids[j]: float(s) for s, j in zip(vals.tolist(), idx.tolist(), strict=True)}
+            for qid, vals, idx in zip(qids, top.values, top.indices, strict=True)
+        }
+
+    def evaluate(self, model, qrels: Mapping[str, Mapping[str, int]] | None = None) -> dict:
+        """{metric: mean} over the judged queries (or those of `qrels`)."""
+        from latesearch.evaluation.metrics import evaluate_run
+
+        return dict(evaluate_run(self.run(model), qrels or self.qrels, list(METRICS)).aggregate)

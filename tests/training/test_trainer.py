@@ -1,0 +1,131 @@
+"""End-to-end mechanics on the tiny BERT: learning, exact resume, checkpoints, dev eval."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from latesearch import ColBERT, train
+from latesearch.errors import ConfigError
+from latesearch.training import checkpointing as ckpt
+from latesearch.training.loss import nway_scores, pairwise_softmax_ce
+
+
+@torch.no_grad()
+def toy_loss(model: ColBERT, rows) -> float:
+    """The paper's loss over the whole toy set, dropout off."""
+    model.eval()
+    Q = model.forward_queries(model.tokenizer.queries([r[0] for r in rows]))
+    D, mask = model.forward_documents(
+        model.tokenizer.documents([d for r in rows for d in r[1:]])
+    )
+    return float(pairwise_softmax_ce(nway_scores(Q, D, mask, 2, model.config.similarity)))
+
+
+def test_loss_goes_down(tmp_path, tiny_bert_dir, toy_triples, toy_rows, small_config):
+    config = small_config(
+        triples=toy_triples, base_model=tiny_bert_dir, output=tmp_path / "run", steps=25,
+        batch_size=8, lr=2e-3, in_batch_negatives=True, warmup_steps=2,
+    )
+    result = train(config)
+    start = ColBERT.from_pretrained(tiny_bert_dir, dim=16, query_maxlen=12, doc_maxlen=24)
+    before = toy_loss(start, toy_rows)
+    after = toy_loss(ColBERT.from_pretrained(result.final), toy_rows)
+    assert after < 0.5 * before, (before, after)
+    records = ckpt.JsonlLog(tmp_path / "run" / ckpt.LOSS_LOG).read()
+    assert [r["step"] for r in records] == list(range(1, 26))
+    assert records[-1]["lr"] == 0.0  # linear decay to zero
+
+
+def _weights(folder) -> dict[str, torch.Tensor]:
+    return ColBERT.from_pretrained(folder, device="cpu").state_dict()
+
+
+def _interrupt_at(step: int):
+    def progress(record):
+        if record.get("step") == step:
+            raise KeyboardInterrupt
+
+    return progress
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path, dropout_bert, toy_triples, small_config):
+    common = dict(triples=toy_triples, base_model=dropout_bert, negatives_per_query=1,
+                  grad_accum=2, warmup_steps=2, weight_decay=0.01, projection_lr=3e-3,
+                  anchor_weight=0.1)
+    straight = train(small_config(output=tmp_path / "a", **common))
+    interrupted = small_config(output=tmp_path / "b", save_every=3, log_every=1, **common)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted, progress=_interrupt_at(4))  # step 4 done, not saved
+    resumed = train(interrupted.replace(resume=True))
+    assert resumed.steps == 6
+    a, b = _weights(straight.final), _weights(resumed.final)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    start = _weights(tmp_path / "b" / "checkpoints" / "step-000003")
+    assert any(not torch.equal(a[k], start[k]) for k in a)  # it did train past step 3
+    losses = [r["loss"] for r in ckpt.JsonlLog(tmp_path / "a" / ckpt.LOSS_LOG).read()]
+    resumed_losses = [r["loss"] for r in ckpt.JsonlLog(tmp_path / "b" / ckpt.LOSS_LOG).read()]
+    assert losses == resumed_losses
+
+
+def test_resume_ignores_incomplete_checkpoint_and_truncates_log(tmp_path, tiny_bert_dir,
+                                                                 toy_triples, small_config):
+    config = small_config(triples=toy_triples, base_model=tiny_bert_dir, output=tmp_path,
+                          steps=4, save_every=2)
+    train(config)
+    # simulate a crash while writing step 4: marker missing, extra log line
+    partial = tmp_path / "checkpoints" / "step-000004"
+    (partial / ckpt.COMPLETE).unlink()
+    with open(tmp_path / ckpt.LOSS_LOG, "a") as handle:
+        handle.write('{"step": 5, "loss": 1.0}\n{"step": 6, "lo')
+    assert ckpt.latest_checkpoint(tmp_path).name == "step-000002"
+    result = train(config.replace(resume=True))
+    assert result.steps == 4
+    assert [r["step"] for r in ckpt.JsonlLog(tmp_path / ckpt.LOSS_LOG).read()] == [1, 2, 3, 4]
+    assert ckpt.is_complete(partial)
+
+
+def test_output_of_another_run_is_protected(tmp_path, tiny_bert_dir, toy_triples, small_config):
+    config = small_config(triples=toy_triples, base_model=tiny_bert_dir, output=tmp_path,
+                          steps=1)
+    train(config)
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        train(config)
+    with pytest.raises(ConfigError, match="lr"):
+        train(config.replace(resume=True, lr=1.0))
+
+
+def test_checkpoint_layout_loads(tmp_path, tiny_bert_dir, toy_triples, small_config):
+    config = small_config(triples=toy_triples, base_model=tiny_bert_dir, output=tmp_path,
+                          steps=2, save_every=1, keep_last=1)
+    result = train(config)
+    folders = [p.name for _, p in ckpt.list_checkpoints(tmp_path)]
+    assert folders == ["step-000002"]  # keep_last pruned step 1
+    step = tmp_path / "checkpoints" / "step-000002"
+    for name in ("model.safetensors", "artifact.metadata", "config.json", "trainer_state.pt",
+                 "train_config.json", "COMPLETE"):
+        assert (step / name).is_file(), name
+    model = ColBERT.from_pretrained(step)
+    assert model.config.dim == 16 and model.config.doc_maxlen == 24
+    assert json.loads((result.final / "train_config.json").read_text())["steps"] == 2
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+
+
+def test_qrels_with_bm25_negatives_and_dev_eval(tmp_path, tiny_bert_dir, toy_beir, small_config):
+    config = small_config(
+        qrels=toy_beir["qrels"], queries=toy_beir["queries"], collection=toy_beir["collection"],
+        mine_negatives="bm25", mine_depth=5, negatives_per_query=2, base_model=tiny_bert_dir,
+        output=tmp_path, steps=4, batch_size=3, eval_every=2, dev_queries=toy_beir["queries"],
+        dev_qrels=toy_beir["qrels"], dev_collection=toy_beir["collection"],
+    )
+    seen = []
+    result = train(config, progress=seen.append)
+    evals = ckpt.JsonlLog(tmp_path / ckpt.EVAL_LOG).read()
+    assert [e["step"] for e in evals] == [2, 4]
+    assert set(evals[0]) == {"step", "nDCG@10", "RR@10"}
+    assert result.best is not None and ckpt.is_complete(tmp_path / "best")
+    assert any("eval" in record for record in seen)
+    assert (tmp_path / "mined_negatives.jsonl").is_file()
