@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from latesearch.data._io import (
     ITERABLE,
@@ -39,6 +39,14 @@ _TITLE = re.compile(r"<TITLE>(.*?)</TITLE>", re.IGNORECASE | re.DOTALL)
 _DOC_OPEN = re.compile(rb"<DOC(?:\s[^<>]*)?>", re.IGNORECASE)
 
 
+class SeenIds(Protocol):
+    """Where `read_collection` remembers the ids it returned (a `set` by default)."""
+
+    def __contains__(self, doc_id: object, /) -> bool: ...
+
+    def add(self, doc_id: str, /) -> None: ...
+
+
 @dataclass(slots=True)
 class Document:
     """One document of a collection. Ids are strings."""
@@ -59,6 +67,7 @@ def read_collection(
     on_error: str = "raise",
     stats: ReadStats | None = None,
     format: str | None = None,
+    seen: SeenIds | None = None,
 ) -> Iterator[Document]:
     """Stream the documents of `source`, one `Document` at a time, never loading it whole.
 
@@ -69,8 +78,9 @@ def read_collection(
     Titles stay separate (see `Document.full_text`); `title_join` only joins several TREC
     `<TITLE>` elements of one record. Bad records raise `InputError` (file, line, field)
     or, with `on_error="skip"`, are counted into `stats`. Documents with blank text are
-    yielded and counted as `stats.empty`. Duplicate ids are caught with a set of the ids seen
-    (about 60-100 bytes per id: ~0.7 GB for MS MARCO's 8.8M passages).
+    yielded and counted as `stats.empty`. Duplicate ids are caught with `seen`, by default a
+    set of the ids returned (about 60-100 bytes per id: ~0.7 GB for MS MARCO's 8.8M
+    passages); the indexer passes one backed by its on-disk doc store instead.
     Missing files and unknown formats fail at call time; record errors while iterating.
     """
     if not isinstance(title_join, str):
@@ -85,7 +95,7 @@ def read_collection(
         policy = Policy(ITERABLE, on_error, stats)
         items = source.items() if isinstance(source, Mapping) else source
         rows = _read_items(items, policy)
-    return _checked(rows, policy)
+    return _checked(rows, policy, set() if seen is None else seen)
 
 
 def count_documents(source: PathLike | Iterable[Any], *, format: str | None = None) -> int | None:
@@ -119,8 +129,9 @@ def _is_header(line: str) -> bool:
     return line.split("\t", 1)[0].strip() in HEADER_IDS
 
 
-def _checked(rows: Iterator[tuple[int, Document]], policy: Policy) -> Iterator[Document]:
-    seen: set[str] = set()
+def _checked(
+    rows: Iterator[tuple[int, Document]], policy: Policy, seen: SeenIds
+) -> Iterator[Document]:
     stats = policy.stats
     for line, doc in rows:
         if doc.doc_id in seen:

@@ -40,7 +40,7 @@ from latesearch.indexing.manifest import (
     Manifest,
     chunk_files,
 )
-from latesearch.indexing.reading import documents_of, total_documents
+from latesearch.indexing.reading import StoredIds, documents_of, total_documents
 from latesearch.indexing.storage import IndexStore, building_folder
 from latesearch.indexing.summary import BuildSummary
 from latesearch.modeling import ColBERT, resolve_device
@@ -140,7 +140,8 @@ class _Build:
     def _encode_all(self, model, devices, state: BuildState, on_chunk) -> None:
         self.started, self.base_seconds = time.monotonic(), state.seconds
         self.docstore.truncate(state.n_docs)
-        self.read_stats, docs = documents_of(self.collection, self.config)
+        self.seen = StoredIds(self.docstore, stored=state.n_docs)
+        self.read_stats, docs = documents_of(self.collection, self.config, self.seen)
         _skip_finished(docs, state, self.docstore)
         bar = _progress_bar(self.collection, state.docs_consumed, self.show_progress)
         settings = EncoderSettings(
@@ -177,6 +178,7 @@ class _Build:
             b = min(a + per, n)
             info = self._write_chunk(state, encoded, offsets, a, b)
             self.docstore.add(info.first_doc, group.rows[a:b])
+            self.seen.mark_stored(row[0] for row in group.rows[a:b])
             state.chunks.append(info)
             state.docs_consumed += b - a
             state.truncated_docs += int(encoded.truncated[a:b].sum())

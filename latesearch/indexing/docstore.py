@@ -46,6 +46,11 @@ class DocStoreWriter:
             found.update(r[0] for r in rows)
         return found
 
+    def index_of(self, doc_id: str) -> int | None:
+        """Internal index of a stored id, or None (an indexed lookup, nothing kept in memory)."""
+        row = self.conn.execute("SELECT idx FROM docs WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else int(row[0])
+
     def add(self, first_idx: int, rows: Iterable[tuple[str, str, str]]) -> None:
         """Insert (doc_id, title, text) rows as idx first_idx, first_idx+1, ... and commit."""
         with self.conn:

@@ -66,11 +66,12 @@ def small_config() -> IndexConfig:
 
 @pytest.fixture
 def build(tiny_colbert, tmp_path: Path, small_config):
-    """build(collection, name="index", **config changes) -> IndexStore, quietly."""
+    """build(collection, name="index", config=..., **build_index options) -> IndexStore,
+    quietly unless progress=True."""
 
     def _build(collection, name: str = "index", *, config=None, **kwargs):
         config = config or small_config
-        return build_index(collection, tmp_path / name, tiny_colbert, config, progress=False,
-                           **kwargs)  # fmt: skip
+        kwargs.setdefault("progress", False)
+        return build_index(collection, tmp_path / name, tiny_colbert, config, **kwargs)
 
     return _build
