@@ -27,6 +27,7 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--query-maxlen", "query_maxlen", int, "query length in tokens"),
     ("--doc-maxlen", "doc_maxlen", int, "document length in tokens"),
     ("--dim", "dim", int, "embedding dimension (new projection)"),
+    ("--train-layers", "train_layers", int, "train only the top N layers + projection"),
     ("--steps", "steps", int, "optimizer steps"),
     ("--batch-size", "batch_size", int, "queries per step, all ranks together"),
     ("--grad-accum", "grad_accum", int, "micro-batches per step"),

@@ -95,12 +95,12 @@ class TriplesSource:
                     raise InputError(problem[1], path=self.path, line=line, field=problem[0])
                 own_skips += 1
                 continue
-            if count >= skip:
+            self.skipped.set(epoch, stats.total_skipped + own_skips)  # before yielding
+            count += 1
+            if count > skip:
                 k = self.negatives
                 scores = triple.scores[: k + 1] if triple.scores is not None else None
                 yield Example(triple.query, [triple.positive, *triple.negatives[:k]], scores)
-            count += 1
-            self.skipped.set(epoch, stats.total_skipped + own_skips)
         self.skipped.set(epoch, stats.total_skipped + own_skips)
         self.length = count
 

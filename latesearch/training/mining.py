@@ -36,13 +36,16 @@ def mine_index(
     positives: Mapping[str, set[str]],
     depth: int,
 ) -> dict[str, list[str]]:
-    """The top-`depth` of an existing latesearch index (a model's own hard negatives)."""
+    """The top-`depth` of an existing latesearch index (a model's own hard negatives):
+    end-to-end search when the index has an `ann/` component, else exact MaxSim."""
     from latesearch.index import Index
 
     index = Index.load(path)
+    mode = "e2e" if "ann" in index.components else "exact"
 
     def search(texts: list[str], k: int) -> list[list[tuple[str, float]]]:
-        return [[(str(h[0]), float(h[1])) for h in hits] for hits in index.search(texts, k=k)]
+        found = index.search(texts, k=k, mode=mode)
+        return [[(hit.doc_id, hit.score) for hit in hits] for hits in found]
 
     return _exclude(queries, positives, search, depth)
 

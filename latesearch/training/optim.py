@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from latesearch.errors import ConfigError
 from latesearch.training.config import TrainConfig
 
 _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
@@ -18,6 +19,29 @@ def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
         if ".pooler." in f".{name}":
             param.requires_grad_(False)
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def freeze_lower_layers(model: nn.Module, train_layers: int | None) -> None:
+    """Train only the top `train_layers` transformer layers and the projection (None: the
+    whole encoder, as in the paper). Embeddings and lower layers are frozen, so backward
+    stops early: cheaper steps, a smaller delta to ship, and less drift from the backbone."""
+    if train_layers is None:
+        return
+    layers = _encoder_layers(model)
+    if train_layers > len(layers):
+        raise ConfigError(f"train_layers={train_layers} but the backbone has {len(layers)} layers")
+    keep = {id(p) for layer in layers[len(layers) - train_layers :] for p in layer.parameters()}
+    for name, param in model.named_parameters():
+        if not name.startswith("linear.") and id(param) not in keep:
+            param.requires_grad_(False)
+
+
+def _encoder_layers(model: nn.Module) -> list[nn.Module]:
+    encoder = getattr(getattr(model, "backbone", None), "encoder", None)
+    layers = getattr(encoder, "layer", None)
+    if layers is None:
+        raise ConfigError("train_layers needs a BERT-style backbone (backbone.encoder.layer)")
+    return list(layers)
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:

@@ -28,7 +28,12 @@ from latesearch.training.loss import (
     nway_scores,
     pairwise_softmax_ce,
 )
-from latesearch.training.optim import Anchor, build_optimizer, linear_schedule
+from latesearch.training.optim import (
+    Anchor,
+    build_optimizer,
+    freeze_lower_layers,
+    linear_schedule,
+)
 from latesearch.training.runtime import (
     Runtime,
     rng_state,
@@ -134,6 +139,7 @@ class Trainer:
             source, device=self.rt.device, dtype="float32",
             **({} if resume_from is not None else overrides),
         )
+        freeze_lower_layers(model, cfg.train_layers)
         if cfg.anchor_weight > 0:
             reference = model
             if resume_from is not None:
