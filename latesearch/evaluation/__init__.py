@@ -8,6 +8,7 @@ from latesearch.evaluation.metrics import (
     parse_metrics,
     split_metrics,
 )
+from latesearch.evaluation.subsets import novel_queries, read_query_ids, relevant_docs, restrict
 
 __all__ = [
     "EvalResult",
@@ -15,5 +16,9 @@ __all__ = [
     "format_table",
     "parse_metric",
     "parse_metrics",
+    "novel_queries",
+    "read_query_ids",
+    "relevant_docs",
+    "restrict",
     "split_metrics",
 ]

@@ -1,0 +1,199 @@
+"""Shared pieces of the benchmark scripts: collections, indexes, baselines, result files.
+
+Run the scripts from the repository root (`python benchmarks/table2.py`); data default to
+../shared/data (`--data` to change), indexes are reused from .work/indexes/ when they were
+built with the same model (checked by fingerprint), else built under .work/eval/indexes/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import describe, machine_info  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+WORK = REPO / ".work" / "eval"
+PREBUILT = REPO / ".work" / "indexes"
+COLLECTIONS = ("scifact", "vaswani")
+
+
+@dataclass
+class Collection:
+    """A test collection: corpus, queries and judgements (and training judgements, whose
+    overlap defines the "novel" subset)."""
+
+    name: str
+    corpus: Path
+    queries: Path
+    qrels: Path | None
+    train_qrels: Path | None = None
+
+    def eval_sets(self) -> list[Any]:
+        """The full test set, plus its novel subset when training judgements exist."""
+        from latesearch.evaluation.datasets import load_eval_set, restrict_eval_set
+
+        full = load_eval_set(self.queries, self.qrels)
+        full.name = self.name
+        sets = [full]
+        if self.train_qrels is not None:
+            novel = restrict_eval_set(full, exclude_train_qrels=self.train_qrels)
+            novel.name = f"{self.name}-novel"
+            sets.append(novel)
+        return sets
+
+
+def collection(name: str, data: Path) -> Collection:
+    if name == "scifact":
+        root = data / "scifact"
+        return Collection(name, root / "corpus.jsonl", root, None, root / "qrels" / "train.tsv")
+    if name == "vaswani":
+        root = data / "vaswani"
+        return Collection(name, root / "doc-text.trec", root / "query-text.trec", root / "qrels")
+    raise SystemExit(f"unknown collection {name!r}; expected one of {COLLECTIONS}")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--model", default=None, help="ColBERT checkpoint (default: built-in)")
+    p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    p.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=COLLECTIONS)
+    p.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    p.add_argument("--latency-queries", type=int, default=100,
+                   help="queries timed one at a time per method (100)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    return p
+
+
+_THREADS: list[int] = []
+
+
+def setup(args: argparse.Namespace) -> None:
+    """Remember --threads: applied after the model is loaded (the default model's seeded
+    orthogonal projection differs in its last bits with the thread count, which would
+    change its fingerprint and so not match the prebuilt indexes)."""
+    import torch
+
+    torch.manual_seed(0)
+    if args.threads:
+        _THREADS.append(args.threads)
+
+
+def load_model(model: str | None):
+    import torch
+
+    from latesearch.modeling import ColBERT
+
+    loaded = ColBERT.from_pretrained(model, device="cpu")
+    if _THREADS:
+        torch.set_num_threads(_THREADS[-1])
+    return loaded
+
+
+def model_label(model: str | None, colbert: Any) -> str:
+    """'default (built-in, untrained projection)' or the checkpoint path, plus fingerprint."""
+    name = "built-in default" if model is None else str(model)
+    return f"{name} [{colbert.fingerprint()[:12]}]"
+
+
+def colbert_index(coll: Collection, colbert: Any, *, progress: bool = True):
+    """An index of `coll` built with `colbert` (bm25 + ann): a prebuilt one whose fingerprint
+    matches, else one built (once) under .work/eval/indexes/."""
+    from latesearch.index import Index
+
+    fingerprint = colbert.fingerprint()
+    candidates = [
+        PREBUILT / f"{coll.name}-default",
+        WORK / "indexes" / f"{coll.name}-{fingerprint[:12]}",
+    ]
+    for folder in candidates:
+        manifest = folder / "manifest.json"
+        if (
+            manifest.is_file()
+            and json.loads(manifest.read_text())["model_fingerprint"] == fingerprint
+        ):
+            return Index.load(folder, colbert)
+    if os.environ.get("LATESEARCH_BENCH_BUILD") != "1":
+        raise SystemExit(
+            f"no {coll.name} index built with model {fingerprint[:12]} in {candidates}; "
+            "set LATESEARCH_BENCH_BUILD=1 to build one (minutes to hours on CPU)"
+        )
+    print(f"building the {coll.name} index for model {fingerprint[:12]} (once)...", flush=True)
+    return Index.build(coll.corpus, candidates[-1], colbert, bm25=True, progress=progress)
+
+
+def dense_index(coll: Collection, encoder: Any, *, progress: bool = True):
+    """The dense baseline's document vectors for `coll`, encoded once and cached."""
+    from latesearch.data import read_collection
+    from latesearch.search.dense import DenseIndex
+
+    folder = WORK / "dense" / coll.name
+    if (folder / "dense.json").is_file():
+        return DenseIndex.load(folder)
+    started = time.perf_counter()
+    docs = ((d.doc_id, d.full_text()) for d in read_collection(coll.corpus))
+    index = DenseIndex.build(docs, encoder, progress=progress)
+    index.save(folder)
+    print(f"dense {coll.name}: {len(index)} docs in {time.perf_counter() - started:.0f} s")
+    return index
+
+
+def measure(search, sets: list[Any], sample: list[str], metrics: str, index=None) -> dict:
+    """Run every query of sets[0] (batched) and evaluate on each set; then time `sample`
+    one query per call (after 2 warm-up calls), with the index's per-stage means."""
+    from latesearch.evaluation import evaluate_run
+    from latesearch.evaluation.runner import latency_ms, run_queries
+
+    result = run_queries(search, sets[0].queries, batch_size=32)
+    effectiveness = {s.name: evaluate_run(result.run, s.qrels, metrics).aggregate for s in sets}
+    stages = dict.fromkeys(("encode", "candidates", "gather", "score"), 0.0)
+    candidates = []
+
+    def timed(texts: list[str]):
+        out = search(texts)
+        if index is not None and index.last_timings is not None:
+            for key in stages:
+                stages[key] += getattr(index.last_timings, key)
+            candidates.append(index.last_timings.n_candidates)
+        return out
+
+    latency = latency_ms(timed, sample, warmup=2)
+    row = {"effectiveness": effectiveness, "latency_ms": latency,
+           "throughput_ms_per_query": result.ms_per_query}  # fmt: skip
+    if index is not None and candidates:  # sums include the warm-up calls
+        row["latency_stages_ms"] = {k: 1000 * v / len(candidates) for k, v in stages.items()}
+        row["scored_docs_per_query"] = float(sum(candidates) / len(candidates))
+    return row
+
+
+def ranking(hits: Any) -> list[tuple[str, float]]:
+    return [(h.doc_id, h.score) for h in hits]
+
+
+def write_results(out: Path, stem: str, payload: dict[str, Any], markdown: str) -> None:
+    """benchmarks/results/<stem>.json and <stem>.md, each written atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    for suffix, text in ((".json", json.dumps(payload, indent=2) + "\n"), (".md", markdown)):
+        target = out / f"{stem}{suffix}"
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    print(f"wrote {out / stem}.json and .md")
+
+
+def header(title: str, machine: dict[str, Any], model: str, extra: str = "") -> str:
+    lines = [f"## {title}", "", f"Machine: {describe(machine)}.  ", f"Model: {model}.  "]
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["describe", "machine_info"]

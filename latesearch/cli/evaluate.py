@@ -1,0 +1,195 @@
+"""`latesearch evaluate`: search an index with judged queries and score the run, or score
+any TREC run file (metrics by ir-measures)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from latesearch.errors import InputError
+
+MODES = ("e2e", "rerank", "exact", "bm25")
+DEFAULT_METRICS = "MRR@10 R@50 R@200 R@1000 nDCG@10 AP"
+
+EPILOG = """\
+examples:
+  latesearch evaluate INDEX --queries queries.tsv --qrels qrels.txt --mode rerank
+  latesearch evaluate INDEX --queries ../shared/data/scifact --split test --json
+  latesearch evaluate INDEX --queries ../shared/data/scifact \\
+      --exclude-train-qrels ../shared/data/scifact/qrels/train.tsv      # SciFact-novel
+  latesearch evaluate --run run.trec --qrels qrels.txt
+
+--queries is a query file (qid<TAB>text TSV, BEIR queries.jsonl, TREC topics) or a BEIR
+folder (queries.jsonl + qrels/<split>.tsv; --qrels then optional). --qrels reads TREC
+(qid 0 docid rel), BEIR TSV (with header) and qid<TAB>docid lists; graded judgements are
+used as nDCG gains, binary metrics count rel >= 1. Queries without any judgement are not
+searched and are counted. --mode bm25 scores the index's BM25 component alone.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score an index (or a run file) against relevance judgements",
+        description="Search INDEX_DIR with every judged query and evaluate the run, or "
+        "evaluate an existing TREC run (--run without INDEX_DIR).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("index_dir", nargs="?", default=None, help="index folder")
+    parser.add_argument("--queries", default=None, help="query file or BEIR folder")
+    parser.add_argument("--qrels", default=None, help="judgements file")
+    parser.add_argument("--split", default="test", help="BEIR split (test)")
+    parser.add_argument("--topic-field", default="title", choices=("title", "desc", "narr"),
+                        help="TREC topics: the field used as query text (title)")  # fmt: skip
+    parser.add_argument("--mode", choices=MODES, default="e2e", help="search mode (e2e)")
+    parser.add_argument("--metrics", default=DEFAULT_METRICS, help=f'("{DEFAULT_METRICS}")')
+    parser.add_argument("-k", type=int, default=1000, help="results per query (1000)")
+    parser.add_argument(
+        "--run", default=None, help="with INDEX_DIR: write the run here; without: run to score"
+    )
+    parser.add_argument(
+        "--query-ids", default=None, help="evaluate only the query ids listed in this file"
+    )
+    parser.add_argument(
+        "--exclude-train-qrels",
+        default=None,
+        metavar="TRAIN_QRELS",
+        help="evaluate only queries none of whose relevant documents is relevant in "
+        "TRAIN_QRELS (e.g. SciFact-novel)",
+    )
+    parser.add_argument(
+        "--include-missing",
+        action="store_true",
+        help="judged queries absent from the run score 0 (trec_eval -c)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--per-query", action="store_true", help="JSON: per-query values too")
+    parser.add_argument("--k-prime", type=int, default=None, help="e2e: neighbours per vector")
+    parser.add_argument("--nprobe", type=int, default=None, help="e2e: partitions probed")
+    parser.add_argument("--bm25-k", type=int, default=1000, help="rerank: BM25 candidates")
+    parser.add_argument("--batch-size", type=int, default=64, help="queries per batch (64)")
+    parser.add_argument("--model", default=None, help="query encoder (default: the index's)")
+    parser.add_argument("--no-check-model", action="store_true", help="skip fingerprint check")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from latesearch.evaluation import evaluate_run, parse_metrics
+
+    parse_metrics(args.metrics)  # a bad metric name fails before any search
+    if args.index_dir is None:
+        return _score_run_file(args)
+    if args.queries is None:
+        raise InputError("--queries is needed to evaluate an index", field="queries")
+    data = _eval_set(args)
+    if not data.queries:
+        raise InputError("no judged query to evaluate", field="queries")
+    run_map, info = _search(args, data)
+    if args.run is not None:
+        from latesearch.data import write_trec_run
+
+        ranked = {q: sorted(d.items(), key=lambda x: -x[1]) for q, d in run_map.items()}
+        write_trec_run(args.run, ranked, tag=f"latesearch-{args.mode}")
+        info["run_file"] = args.run
+    result = evaluate_run(run_map, data.qrels, args.metrics, include_missing=args.include_missing)
+    _report(args, result, data.name, data.notes, data.n_unjudged, info)
+    return 0
+
+
+def _eval_set(args: argparse.Namespace) -> Any:
+    from latesearch.evaluation.datasets import load_eval_set, restrict_eval_set
+
+    data = load_eval_set(args.queries, args.qrels, split=args.split, topic_field=args.topic_field)
+    return restrict_eval_set(
+        data, query_ids=args.query_ids, exclude_train_qrels=args.exclude_train_qrels
+    )
+
+
+def _search(args: argparse.Namespace, data: Any) -> tuple[dict, dict[str, Any]]:
+    from latesearch.evaluation.runner import run_queries
+    from latesearch.index import Index
+
+    index = Index.load(
+        args.index_dir, args.model, device=args.device, check_model=not args.no_check_model
+    )
+    if args.mode == "bm25":
+        bm25 = index.searcher.bm25
+
+        def search(texts: list[str]) -> list[list[tuple[str, float]]]:
+            return bm25.search(texts, args.k)
+    else:
+        options = {"k": args.k, "mode": args.mode, "k_prime": args.k_prime,
+                   "nprobe": args.nprobe, "bm25_k": args.bm25_k}  # fmt: skip
+
+        def search(texts: list[str]) -> list[list[tuple[str, float]]]:
+            hits = index.search(texts, batch_size=args.batch_size, **options)
+            return [[(h.doc_id, h.score) for h in row] for row in hits]
+
+    result = run_queries(
+        search, data.queries, batch_size=args.batch_size, progress=not args.quiet,
+        desc=f"evaluate ({args.mode})",
+    )  # fmt: skip
+    info = {"index": str(index.folder), "mode": args.mode, "k": args.k,
+            "searched_queries": result.n_queries, "seconds": round(result.seconds, 3),
+            "ms_per_query": round(result.ms_per_query, 2)}  # fmt: skip
+    return result.run, info
+
+
+def _score_run_file(args: argparse.Namespace) -> int:
+    from latesearch.data import read_qrels, read_trec_run
+    from latesearch.evaluation import evaluate_run
+    from latesearch.evaluation.datasets import EvalSet, restrict_eval_set
+
+    if args.run is None or (args.qrels is None and args.queries is None):
+        raise InputError("give INDEX_DIR, or --run RUN with --qrels QRELS", field="run")
+    run_map = read_trec_run(args.run)
+    if args.queries is not None:  # a BEIR folder or query file: judged queries of the split
+        data = _eval_set(args)
+    else:
+        data = restrict_eval_set(
+            EvalSet({}, read_qrels(args.qrels), args.qrels),
+            query_ids=args.query_ids,
+            exclude_train_qrels=args.exclude_train_qrels,
+        )
+    if args.queries is not None or args.query_ids or args.exclude_train_qrels:
+        run_map = {q: docs for q, docs in run_map.items() if q in data.qrels}  # the subset
+    result = evaluate_run(run_map, data.qrels, args.metrics, include_missing=args.include_missing)
+    _report(args, result, f"{args.run} on {data.name}", data.notes, 0, {"run_file": args.run})
+    return 0
+
+
+def _report(args, result, name: str, notes: list[str], n_unjudged: int, info: dict) -> None:
+    from latesearch.evaluation import format_table
+
+    notes = [*notes, *result.notes]
+    if args.json:
+        out = {"data": name, **info, **result.to_dict(per_query=args.per_query),
+               "n_unjudged_queries": n_unjudged + result.n_skipped_unjudged,
+               "notes": notes}  # fmt: skip
+        print(json.dumps(_finite(out), indent=2))
+        return
+    print(f"data: {name}")
+    for key in ("index", "mode", "run_file"):
+        if key in info:
+            print(f"{key}: {info[key]}")
+    if "ms_per_query" in info:
+        print(f"searched {info['searched_queries']} queries in {info['seconds']:.1f} s "
+              f"({info['ms_per_query']:.1f} ms/query, batches of {args.batch_size})")  # fmt: skip
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(format_table([result.row()]))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
