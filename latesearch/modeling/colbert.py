@@ -15,7 +15,8 @@ from torch import nn
 from latesearch.errors import ConfigError
 from latesearch.modeling.checkpoints import read_checkpoint, resolve_folder, write_checkpoint
 from latesearch.modeling.config import ColBERTConfig
-from latesearch.modeling.default import backbone_path
+from latesearch.modeling.default import base_model_path, default_model_path
+from latesearch.modeling.delta import is_delta, read_delta, read_manifest
 from latesearch.modeling.tokenization import ColBERTTokenizer, TokenBatch
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -96,8 +97,13 @@ class ColBERT(nn.Module):
     ) -> ColBERT:
         """Load a checkpoint: ours, colbert-ai (colbertv2.0), PyLate, or a plain backbone
         (new seeded projection). No argument: the embedded default model, offline."""
-        folder = backbone_path() if name_or_path is None else resolve_folder(name_or_path)
-        parts = read_checkpoint(folder, **config_overrides)
+        folder = default_model_path() if name_or_path is None else resolve_folder(name_or_path)
+        if is_delta(folder):
+            base = read_manifest(folder)["base"].get("name", "")
+            base_folder = base_model_path(base) or resolve_folder(base)
+            parts = read_delta(folder, base_folder, **config_overrides)
+        else:
+            parts = read_checkpoint(folder, **config_overrides)
         model = cls(
             parts.backbone,
             parts.tokenizer,
