@@ -178,9 +178,10 @@ class Index:
     ) -> Hits | list[Hits]:
         """Top-`k` documents of one query (→ Hits) or of a list of queries (→ list of Hits).
 
-        mode "e2e": faiss candidates (k' neighbours per query vector, nprobe partitions)
-        re-ranked exactly; "rerank": BM25 top-`bm25_k` re-ranked exactly; "exact": every
-        document scored. Hits carry text and title when `return_text`.
+        mode "e2e": faiss candidates (k' neighbours per query vector, nprobe partitions;
+        None = the ANN config's defaults, see `ANNConfig.k_prime_for`) re-ranked exactly;
+        "rerank": BM25 top-`bm25_k` re-ranked exactly; "exact": every document scored.
+        Hits carry text and title when `return_text`.
         """
         texts, single = _as_list(queries)
         ranked = self.searcher.search(

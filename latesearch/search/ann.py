@@ -33,6 +33,8 @@ ADD_CHUNK = 262_144  # rows converted to float32 at a time
 FORMAT = "latesearch-ann/1"
 CONFIG_FILE, MANIFEST_FILE = "config.json", "manifest.json"
 INDEX_FILE, TOKEN_TO_DOC_FILE = "index.faiss", "token_to_doc.npy"
+K_PRIME_DIVISOR, K_PRIME_RANGE = 4096, (128, 1024)  # default k' = n / 4096 within this range
+GPU_MAX_K = 2048  # faiss-gpu's largest k per search
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,17 @@ class ANNConfig:
         return s
 
     def k_prime_for(self, n: int) -> int:
-        """k': the paper's 1024, but never more than the number of embeddings."""
-        return max(1, min(self.k_prime or 1024, n))
+        """k': about n/4096 of the `n` embeddings per query vector, as a power of two in
+        [128, 1024], never more than n. 1024 (the paper's, and colbert-ai's faiss_depth)
+        from 4M embeddings up; smaller collections need fewer neighbours per query vector
+        for the same top-k, and every extra neighbour can add a candidate document to
+        score. The floor keeps the e2e top-10 within 0.98 of exhaustive MaxSim on SciFact
+        and Vaswani (0.8M and 0.6M embeddings) even with the untrained default model; 64
+        gave 0.98 and 0.956 (see benchmarks/search.py, "e2e_overlap_vs_k_prime")."""
+        if self.k_prime is not None:
+            return max(1, min(self.k_prime, n))
+        scaled = 2 ** int(math.log2(max(n // K_PRIME_DIVISOR, 1)))
+        return max(1, min(max(K_PRIME_RANGE[0], min(scaled, K_PRIME_RANGE[1])), n))
 
     def train_size_for(self, n: int, partitions: int) -> int:
         """Training sample: 64 points per partition (faiss wants 39 to 256), at least 39*256
@@ -126,6 +137,18 @@ class TokenANNIndex:
     ) -> None:
         self.index, self.token_to_doc, self.config = index, token_to_doc, config
         self.manifest, self.read_only = manifest, read_only
+        self._searched: faiss.Index | None = None  # `index`, or its GPU copy
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether searches run on a faiss GPU copy of the index (faiss-gpu with a GPU,
+        `use_gpu` "auto" or true); the CPU index otherwise."""
+        return self._search_index() is not self.index
+
+    def _search_index(self) -> faiss.Index:
+        if self._searched is None:
+            self._searched = _to_gpu(self.index) if _use_gpu(self.config) else self.index
+        return self._searched
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -207,6 +230,7 @@ class TokenANNIndex:
                 ids = np.arange(self.index.ntotal, self.index.ntotal + len(x), dtype=np.int64)
                 add_preassigned(self.index, x, np.ascontiguousarray(assign[:, 0]), ids)
         self.token_to_doc = np.concatenate([np.asarray(self.token_to_doc), owners])
+        self._searched = None  # a GPU copy would be stale
         self.manifest["n_embeddings"] = int(self.index.ntotal)
 
     def candidates(
@@ -239,24 +263,35 @@ class TokenANNIndex:
                     f"q_mask shape {mask.shape} does not match Q {np.shape(Q)}", field="q_mask"
                 )
             x, owner = x[mask.reshape(-1)], owner[mask.reshape(-1)]
-        if k_prime is not None and (
-            isinstance(k_prime, bool) or not isinstance(k_prime, int) or k_prime < 1
-        ):
-            raise InputError(f"k_prime must be an integer >= 1, got {k_prime!r}", field="k_prime")
+        for name, value in (("k_prime", k_prime), ("nprobe", nprobe)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise InputError(f"{name} must be an integer >= 1, got {value!r}", field=name)
         k = min(self.config.k_prime_for(len(self)) if k_prime is None else k_prime, len(self))
         if len(x) == 0 or k < 1:
             return [np.empty(0, np.int32) for _ in range(nq)]
         x = _as_float32(x, self.config)
-        params = None
-        if isinstance(self.index, faiss.IndexIVF):
-            probe = min(nprobe or self.config.nprobe, self.index.nlist)
-            params = faiss.SearchParametersIVF(nprobe=probe)
-        _, ids = self.index.search(x, k, params=params)
+        ids = self._search(x, k, nprobe or self.config.nprobe)
         hit = ids >= 0
         docs = np.asarray(self.token_to_doc[ids[hit]], dtype=np.int64)
         keys = np.unique(np.broadcast_to(owner[:, None], ids.shape)[hit] << 32 | docs)
         splits = np.searchsorted(keys >> 32, np.arange(1, nq))
         return np.split((keys & 0xFFFFFFFF).astype(np.int32), splits)
+
+    def _search(self, x: np.ndarray, k: int, nprobe: int) -> np.ndarray:
+        """faiss ids (len(x), k) of the `k` nearest vectors, -1 where fewer exist."""
+        searched = self._search_index()
+        probe = min(nprobe, self.index.nlist) if isinstance(self.index, faiss.IndexIVF) else 0
+        if searched is self.index:
+            params = faiss.SearchParametersIVF(nprobe=probe) if probe else None
+            return self.index.search(x, k, params=params)[1]
+        if k > GPU_MAX_K:
+            msg = f"k_prime must be at most {GPU_MAX_K} on faiss-gpu, got {k}"
+            raise InputError(msg, field="k_prime")
+        if probe:  # GPU copies (also replicated over several GPUs) take nprobe this way
+            faiss.GpuParameterSpace().set_index_parameter(searched, "nprobe", probe)
+        return searched.search(x, k)[1]
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write config, manifest, faiss index and token_to_doc atomically into `folder`."""

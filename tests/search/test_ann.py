@@ -113,13 +113,41 @@ def test_gpu_code_path_matches_cpu(data, index, monkeypatch):
     assert np.array_equal(faiss.serialize_index(routed.index), faiss.serialize_index(index.index))
 
 
+def test_gpu_search_path_matches_cpu(data, index, monkeypatch):
+    """Searching a (stand-in) GPU copy: nprobe set through the GPU parameter space."""
+    q = planted_queries(data[0], [10, 11, 12])
+    expected = index.candidates(q, nprobe=3)
+    gpu = TokenANNIndex(faiss.clone_index(index.index), index.token_to_doc, CONFIG,
+                        dict(index.manifest))  # fmt: skip
+    monkeypatch.setattr(ann, "_use_gpu", lambda config: True)
+    monkeypatch.setattr(ann, "_to_gpu", faiss.clone_index)
+    monkeypatch.setattr(ann.faiss, "GpuParameterSpace", faiss.ParameterSpace, raising=False)
+    assert gpu.on_gpu and not index.on_gpu
+    for a, b in zip(gpu.candidates(q, nprobe=3), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert faiss.extract_index_ivf(gpu._search_index()).nprobe == 3
+    with pytest.raises(InputError, match="at most 2048"):
+        gpu.candidates(q, k_prime=3000)
+
+
+def test_bad_search_parameters(index, data):
+    q = planted_queries(data[0], [1])
+    for bad in ({"k_prime": 0}, {"nprobe": 0}, {"nprobe": 2.0}, {"k_prime": True}):
+        with pytest.raises(InputError, match=next(iter(bad))):
+            index.candidates(q, **bad)
+
+
 def test_auto_parameters():
     config = ANNConfig()
     assert config.partitions_for(1_000_000) == 4096
     assert config.partitions_for(10_000) == 256 and config.partitions_for(700) == 16
     assert config.partitions_for(10**12) == 65536
     assert config.subvectors_for(128) == 16 and config.subvectors_for(96) == 12
-    assert config.k_prime_for(10**9) == 1024 and config.k_prime_for(50) == 50
+    # k' ~ n / 4096 as a power of two in [128, 1024] (1024 = the paper's), at most n
+    assert config.k_prime_for(10**9) == 1024 and config.k_prime_for(4096 * 1024) == 1024
+    assert config.k_prime_for(815_632) == 128 and config.k_prime_for(4096 * 300) == 256
+    assert config.k_prime_for(10_000) == 128 and config.k_prime_for(50) == 50
+    assert ANNConfig(k_prime=7).k_prime_for(10**9) == 7
     assert config.train_size_for(10**9, 4096) == 64 * 4096
     assert config.train_size_for(5000, 16) == 5000
 

@@ -86,3 +86,14 @@ def test_e2e_ivfpq_finds_exact_top(tmp_path, tiny_colbert, brute):
         e2e = index.search(query, k=5, nprobe=8, k_prime=200)
         exact = index.search(query, k=5, mode="exact")
         assert [h.doc_id for h in e2e] == [h.doc_id for h in exact]
+
+
+def test_bad_search_arguments(tiny_index):
+    from latesearch.errors import InputError
+
+    for kwargs in ({"mode": "bm25"}, {"k": 0}, {"k_prime": 0}, {"nprobe": -1}, {"bm25_k": 0},
+                   {"mode": "rerank", "bm25_k": 1.5}):  # fmt: skip
+        with pytest.raises(InputError):
+            tiny_index.search("late search", **kwargs)
+    with pytest.raises(InputError):
+        tiny_index.search(["late search", ""])

@@ -54,3 +54,15 @@ def test_rerank_bad_input(tiny_index):
     with pytest.raises(InputError):
         tiny_index.rerank(["a", "b"], [["d1"]])
     assert tiny_index.rerank("late search", []) == []
+
+
+def test_rerank_in_small_mini_batches_matches(tiny_index):
+    ids = [f"d{i}" for i in range(0, 40, 2)]
+    whole = tiny_index.rerank("protein cell study", ids)
+    tiny_index.searcher.max_tokens = 30  # one or two documents per gathered mini-batch
+    try:
+        parts = tiny_index.rerank("protein cell study", ids)
+    finally:
+        tiny_index.searcher.max_tokens = 1 << 18
+    assert [h.doc_id for h in parts] == [h.doc_id for h in whole]
+    np.testing.assert_allclose([h.score for h in parts], [h.score for h in whole], atol=1e-5)

@@ -1,0 +1,85 @@
+"""`latesearch search`: one query (table or JSON) and a query file to a TREC run."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from latesearch.cli.main import main
+from latesearch.data import read_trec_run
+
+WORDS = ("late interaction query search protein cell study music city river data model the of "
+         "a in").split()
+QUERIES = {"q1": "late interaction search", "q2": "protein cell study", "q3": "music city"}
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, tiny_colbert):
+    """A 30-document index with bm25/ and ann/, built from the tiny model."""
+    from latesearch import Index
+
+    folder = tmp_path_factory.mktemp("cli-search")
+    rng = random.Random(3)
+    collection = folder / "corpus.jsonl"
+    with open(collection, "w", encoding="utf-8") as out:
+        for i in range(30):
+            text = " ".join(rng.choices(WORDS, k=rng.randint(3, 15)))
+            out.write(json.dumps({"_id": f"d{i}", "title": f"title {i}", "text": text}) + "\n")
+    return Index.build(collection, folder / "index", tiny_colbert, bm25=True, progress=False)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["search", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("mode", ["e2e", "rerank", "exact"])
+def test_single_query_table(index, capsys, mode):
+    code, out, _ = run(capsys, str(index.folder), QUERIES["q1"], "-k", "4", "--mode", mode)
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()[1:]]
+    expected = index.search(QUERIES["q1"], k=4, mode=mode)
+    assert [(int(r[0]), r[2]) for r in rows] == [(h.rank, h.doc_id) for h in expected]
+    assert [float(r[1]) for r in rows] == pytest.approx([h.score for h in expected], abs=1e-3)
+
+
+def test_single_query_json_with_text(index, capsys):
+    code, out, _ = run(capsys, str(index.folder), QUERIES["q2"], "-k", "3", "--json",
+                       "--show-text")  # fmt: skip
+    assert code == 0
+    data = json.loads(out)
+    assert data["query"] == QUERIES["q2"] and data["mode"] == "e2e"
+    expected = index.search(QUERIES["q2"], k=3, return_text=True)
+    assert data["hits"] == [h.to_dict() for h in expected]
+    assert {"doc_id", "score", "rank", "title", "text"} <= set(data["hits"][0])
+    assert data["timings"]["n_queries"] == 1 and data["timings"]["encode"] > 0
+
+
+def test_batch_writes_trec_run(index, capsys, tmp_path):
+    queries = tmp_path / "queries.tsv"
+    queries.write_text("".join(f"{qid}\t{text}\n" for qid, text in QUERIES.items()))
+    output = tmp_path / "run.trec"
+    code, _, err = run(capsys, str(index.folder), "--queries", str(queries), "--output",
+                       str(output), "-k", "5", "--mode", "rerank", "--batch-size", "2",
+                       "--quiet")  # fmt: skip
+    assert code == 0 and "3 queries" in err
+    got = read_trec_run(output)
+    assert list(got) == list(QUERIES)
+    for qid, hits in zip(QUERIES, index.search(list(QUERIES.values()), k=5, mode="rerank"),
+                         strict=True):  # fmt: skip
+        assert list(got[qid]) == [h.doc_id for h in hits]
+        assert list(got[qid].values()) == pytest.approx([h.score for h in hits], abs=1e-4)
+    lines = output.read_text().splitlines()
+    assert lines[0].split()[1] == "Q0" and lines[0].split()[3] == "1"
+
+
+def test_bad_invocations_exit_2(index, capsys, tmp_path):
+    code, _, err = run(capsys, str(index.folder))
+    assert code == 2 and "QUERY or --queries" in err
+    code, _, err = run(capsys, str(index.folder), "x", "--nprobe", "0")
+    assert code == 2 and "nprobe" in err
+    code, _, err = run(capsys, str(tmp_path / "missing"), "x")
+    assert code == 2
