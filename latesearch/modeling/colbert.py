@@ -45,10 +45,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def new_projection(hidden: int, dim: int, seed: int = PROJECTION_SEED) -> torch.Tensor:
-    """A seeded random (semi-)orthogonal [dim, hidden] projection."""
-    weight = torch.empty(dim, hidden)
-    nn.init.orthogonal_(weight, generator=torch.Generator().manual_seed(seed))
-    return weight
+    """A seeded random (semi-)orthogonal [dim, hidden] projection, identical whatever the
+    thread count: QR runs in float64 (multithreaded LAPACK may change the last bits) and
+    the result is rounded to float32."""
+    gaussian = torch.randn(max(dim, hidden), min(dim, hidden), dtype=torch.float64,
+                           generator=torch.Generator().manual_seed(seed))
+    q, r = torch.linalg.qr(gaussian)
+    q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+    weight = q if dim >= hidden else q.T
+    return weight.to(torch.float32).contiguous()
 
 
 class ColBERT(nn.Module):

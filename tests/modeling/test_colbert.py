@@ -97,3 +97,19 @@ def test_fingerprint_changes_with_weights(tiny_bert_dir):
     with torch.no_grad():
         b.linear.weight[0, 0] += 1
     assert a.fingerprint() != b.fingerprint()
+
+
+def test_new_projection_is_orthogonal_and_thread_independent():
+    from latesearch.modeling.colbert import new_projection
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = new_projection(384, 128)
+        torch.set_num_threads(max(2, threads))
+        many = new_projection(384, 128)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, many)
+    torch.testing.assert_close(one @ one.T, torch.eye(128), atol=1e-5, rtol=0)
+    assert not torch.equal(one, new_projection(384, 128, seed=1))
