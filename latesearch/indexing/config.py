@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from latesearch._configio import config_from_dict, read_json
 from latesearch.errors import ConfigError
 
 ON_ERROR = ("raise", "skip")
@@ -108,26 +109,12 @@ class IndexConfig:
     def load(cls, path: str | os.PathLike) -> IndexConfig:
         """Read and validate a config JSON file."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no index config file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{path}: not valid JSON ({err})") from None
-        return from_dict(data, source=str(path))
+        return from_dict(read_json(path, what="index config file"), source=str(path))
 
 
 def from_dict(data: Any, *, source: str = "config") -> IndexConfig:
     """Build a config from a mapping; unknown fields and bad values are errors naming them."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - {f.name for f in fields(IndexConfig)})
-    if unknown:
-        raise ConfigError(f"{source}: unknown IndexConfig field(s) {unknown}")
-    try:
-        return IndexConfig(**data)
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
+    return config_from_dict(IndexConfig, data, source=source)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from latesearch._configio import config_from_dict, read_json
 from latesearch.errors import ConfigError
 
 CONFIG_FILE = "latesearch_config.json"
@@ -72,24 +73,9 @@ class ColBERTConfig:
     def load(cls, folder: str | os.PathLike) -> ColBERTConfig:
         """Read and validate `latesearch_config.json` from `folder`."""
         path = Path(folder) / CONFIG_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no ColBERT config file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{path}: not valid JSON ({err})") from None
-        return from_dict(data, source=str(path))
+        return from_dict(read_json(path, what="ColBERT config file"), source=str(path))
 
 
 def from_dict(data: Any, *, source: str = "config") -> ColBERTConfig:
     """Build a config from a mapping; unknown fields and bad values are errors naming them."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
-    known = {f.name for f in fields(ColBERTConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{source}: unknown ColBERTConfig field(s) {unknown}")
-    try:
-        return ColBERTConfig(**data)
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
+    return config_from_dict(ColBERTConfig, data, source=source)

@@ -103,6 +103,7 @@ def write_delta(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_file(tensors, str(tmp / DELTA_WEIGHTS))
+    os.chmod(tmp / DELTA_WEIGHTS, 0o644)
     (tmp / DELTA_FILE).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)

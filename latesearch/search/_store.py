@@ -9,11 +9,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from latesearch._configio import config_from_dict
+from latesearch._configio import read_json as _read_json
 from latesearch.errors import ConfigError, IndexCorruptError, InputError
+
+__all__ = ["atomic_folder", "check_number", "config_from_dict", "read_json", "write_json"]
 
 T = TypeVar("T")
 
@@ -57,26 +60,8 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path, *, error: type[Exception] = IndexCorruptError) -> Any:
-    """Read a JSON file; a missing or malformed file raises `error` naming the path."""
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise error(f"{path}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise error(f"{path}: not valid JSON ({err})") from None
-
-
-def config_from_dict(cls: type[T], data: Any, *, source: str) -> T:
-    """Build dataclass `cls` from a mapping; unknown fields and bad values name the field."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - {f.name for f in fields(cls)})  # type: ignore[arg-type]
-    if unknown:
-        raise ConfigError(f"{source}: unknown {cls.__name__} field(s) {unknown}")
-    try:
-        return cls(**data)
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
+    """A component's JSON file; missing or malformed raises `error` (corrupt index)."""
+    return _read_json(path, error=error)
 
 
 def check_number(owner: str, name: str, value: Any, *, minimum: float, integer: bool) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from latesearch._configio import config_from_dict, read_json
 from latesearch.errors import ConfigError
 
 CONFIG_FILE = "train_config.json"
@@ -174,26 +175,12 @@ class TrainConfig:
         path = Path(path)
         if path.is_dir():
             path = path / CONFIG_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no training config file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{path}: not valid JSON ({err})") from None
-        return from_dict(data, source=str(path))
+        return from_dict(read_json(path, what="training config file"), source=str(path))
 
 
 def from_dict(data: Any, *, source: str = "config") -> TrainConfig:
     """Build a config from a mapping; unknown fields and bad values are errors naming them."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - {f.name for f in fields(TrainConfig)})
-    if unknown:
-        raise ConfigError(f"{source}: unknown TrainConfig field(s) {unknown}")
-    try:
-        return TrainConfig(**data)
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
+    return config_from_dict(TrainConfig, data, source=source)
 
 
 def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:
