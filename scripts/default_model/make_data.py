@@ -1,0 +1,140 @@
+"""Training data for the default model (issue 7): supervised SciFact train pairs plus weak
+supervision from collections' text, every example scored by the untrained backbone's raw
+384-d MaxSim (the teacher: no markers, no [MASK]) for distillation.
+
+Writes to OUT: collection.jsonl, queries.tsv, triples.jsonl (ColBERTv2 form
+`[qid, [pos, score], [neg, score], ...]`), and a SciFact dev split cut from the *training*
+judgements (dev_queries.tsv, dev_qrels.txt). SciFact's test judgements are read only to
+keep test-relevant documents out of the weak pairs; Vaswani's queries and judgements are
+never read.
+
+python scripts/default_model/make_data.py --scifact ../shared/data/scifact \
+    --vaswani ../shared/data/vaswani/doc-text.trec --out .work/dm/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from probe import PUNCT, doc_ids, encode_ids, load_backbone, query_ids
+
+from latesearch.data import read_collection, read_qrels, read_queries
+from latesearch.search.bm25 import BM25Index
+
+
+def sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 6]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scifact", required=True)
+    ap.add_argument("--vaswani", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--dev-queries", type=int, default=150)
+    ap.add_argument("--weak-per-domain", type=int, default=500)
+    ap.add_argument("--negatives", type=int, default=3)
+    ap.add_argument("--depth", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--margin", type=float, default=1.0)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    torch.set_num_threads(2)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sf = Path(args.scifact)
+
+    sf_docs = {d.doc_id: d for d in read_collection(sf / "corpus.jsonl")}
+    vw_docs = {d.doc_id: d for d in read_collection(args.vaswani)}
+    sf_queries = read_queries(sf / "queries.jsonl")
+    train = read_qrels(sf / "qrels" / "train.tsv")
+    test_docs = {d for docs in read_qrels(sf / "qrels" / "test.tsv").values() for d in docs}
+
+    qids = sorted(train)
+    rng.shuffle(qids)
+    dev, sup = sorted(qids[: args.dev_queries]), sorted(qids[args.dev_queries :])
+    dev_docs = {d for q in dev for d in train[q]}
+    with open(out / "dev_queries.tsv", "w") as f:
+        f.writelines(f"{q}\t{sf_queries[q]}\n" for q in dev)
+    with open(out / "dev_qrels.txt", "w") as f:
+        f.writelines(f"{q} 0 {d} {r}\n" for q in dev for d, r in train[q].items() if r > 0)
+
+    collection: dict[str, str] = {}
+    queries: dict[str, str] = {}
+    examples: list[tuple[str, str, str, str]] = []  # qid, positive pid, domain, source doc
+    for q in sup:
+        for d, r in train[q].items():
+            if r > 0:
+                queries[f"sf:{q}"] = sf_queries[q]
+                collection[f"sf:{d}"] = sf_docs[d].full_text()
+                examples.append((f"sf:{q}", f"sf:{d}", "sf", d))
+    # weak pairs, SciFact: title -> abstract (documents relevant to test or dev queries excluded)
+    pool = [d for d, doc in sf_docs.items() if doc.title and d not in test_docs | dev_docs]
+    for d in rng.sample(pool, min(args.weak_per_domain, len(pool))):
+        queries[f"sft:{d}"] = sf_docs[d].title
+        collection[f"sfa:{d}"] = sf_docs[d].text
+        examples.append((f"sft:{d}", f"sfa:{d}", "sf", d))
+    # weak pairs, Vaswani (no titles, no punctuation): a span of 6-12 words -> the rest
+    pool = [d for d, doc in vw_docs.items() if len(doc.text.split()) >= 30]
+    for d in rng.sample(pool, min(args.weak_per_domain, len(pool))):
+        words = vw_docs[d].text.split()
+        n = rng.randint(6, 12)
+        start = rng.randrange(0, len(words) - n)
+        queries[f"vws:{d}"] = " ".join(words[start : start + n])
+        collection[f"vwr:{d}"] = " ".join(words[:start] + words[start + n :])
+        examples.append((f"vws:{d}", f"vwr:{d}", "vw", d))
+
+    # BM25 hard negatives from the query's own collection, the source document excluded
+    bm25 = {
+        "sf": BM25Index.build((d, doc.full_text()) for d, doc in sf_docs.items()),
+        "vw": BM25Index.build((d, doc.full_text()) for d, doc in vw_docs.items()),
+    }
+    texts = {"sf": sf_docs, "vw": vw_docs}
+    rows = []
+    for domain in ("sf", "vw"):
+        chunk = [e for e in examples if e[2] == domain]
+        found = bm25[domain].search([queries[e[0]] for e in chunk], args.depth)
+        for (qid, pos, _, source), hits in zip(chunk, found, strict=True):
+            exclude = {source} | (set(train[qid[3:]]) if qid.startswith("sf:") else set())
+            cands = [d for d, _ in hits if d not in exclude]
+            if len(cands) < args.negatives:
+                continue
+            negs = rng.sample(cands[: max(args.negatives, 10)], args.negatives)
+            for d in negs:
+                collection[f"{domain}:{d}"] = texts[domain][d].full_text()
+            rows.append([qid, pos, *[f"{domain}:{d}" for d in negs]])
+    print(f"{len(rows)} examples, {len(queries)} queries, {len(collection)} documents")
+
+    # teacher: raw MaxSim over the backbone's 384-d token states
+    tok, model = load_backbone()
+    skip = torch.tensor(sorted(tok.convert_tokens_to_ids(list(PUNCT))))
+    pids = sorted(collection)
+    dvec = encode_ids(model, doc_ids(tok, [collection[p] for p in pids], None, 180), skip)
+    dvec = {p: F.normalize(v.float(), dim=-1) for p, v in zip(pids, dvec, strict=True)}
+    used_q = sorted({r[0] for r in rows})
+    qvec = encode_ids(model, query_ids(tok, [queries[q] for q in used_q], None, False),
+                      torch.tensor([-1]))
+    qvec = {q: F.normalize(v.float(), dim=-1) for q, v in zip(used_q, qvec, strict=True)}
+    rng.shuffle(rows)
+    with open(out / "triples.jsonl", "w") as f:
+        for qid, *docs in rows:
+            # mean over query tokens, times the student's 32 scored positions
+            sims = [float((qvec[qid] @ dvec[d].T).max(1).values.mean()) * 32 for d in docs]
+            # the known positive stays on top: the teacher only orders what is below it
+            sims[0] = max(sims[0], max(sims[1:]) + args.margin)
+            pairs = [[d, round(s, 4)] for d, s in zip(docs, sims, strict=True)]
+            f.write(json.dumps([qid, *pairs]) + "\n")
+    with open(out / "queries.tsv", "w") as f:
+        f.writelines(f"{q}\t{t}\n" for q, t in sorted(queries.items()))
+    with open(out / "collection.jsonl", "w") as f:
+        f.writelines(json.dumps({"_id": p, "text": collection[p]}) + "\n" for p in pids)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""The default model's starting point (issue 7): the backbone in ColBERT format with a
+128-d head initialized by PCA of its own document token states (uncentered), so that at
+step 0 the head keeps as much of the backbone's token geometry as 128 dimensions allow.
+
+python scripts/default_model/make_start.py --texts A.jsonl B.trec ... --out .work/dm/start
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import torch
+
+from latesearch import ColBERT
+from latesearch.data import read_collection
+from latesearch.modeling.projection import pca_projection, token_second_moment
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--texts", nargs="+", required=True, help="collections to sample")
+    ap.add_argument("--per-collection", type=int, default=200)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    rng = random.Random(args.seed)
+    texts = []
+    for path in args.texts:
+        docs = [d.full_text() for d in read_collection(path)]
+        texts += rng.sample(docs, min(args.per_collection, len(docs)))
+    model = ColBERT.from_pretrained(dim=args.dim, device="cpu")
+    projection, kept = pca_projection(token_second_moment(model, texts), args.dim)
+    with torch.no_grad():
+        model.linear.weight.copy_(projection)
+    model.save_pretrained(args.out)
+    info = {"texts": args.texts, "per_collection": args.per_collection, "kept": kept}
+    (Path(args.out) / "start_info.json").write_text(json.dumps(info, indent=1) + "\n")
+    print(f"PCA head keeps {kept:.3f} of the token second moment -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
