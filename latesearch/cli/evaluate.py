@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from latesearch.cli._options import add_search_options, search_kwargs
 from latesearch.errors import InputError
 
 MODES = ("e2e", "rerank", "exact", "bm25")
@@ -67,14 +68,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--per-query", action="store_true", help="JSON: per-query values too")
-    parser.add_argument("--k-prime", type=int, default=None, help="e2e: neighbours per vector")
-    parser.add_argument("--nprobe", type=int, default=None, help="e2e: partitions probed")
-    parser.add_argument("--bm25-k", type=int, default=1000, help="rerank: BM25 candidates")
-    parser.add_argument("--batch-size", type=int, default=64, help="queries per batch (64)")
-    parser.add_argument("--model", default=None, help="query encoder (default: the index's)")
-    parser.add_argument("--no-check-model", action="store_true", help="skip fingerprint check")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_search_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -123,8 +117,7 @@ def _search(args: argparse.Namespace, data: Any) -> tuple[dict, dict[str, Any]]:
         def search(texts: list[str]) -> list[list[tuple[str, float]]]:
             return bm25.search(texts, args.k)
     else:
-        options = {"k": args.k, "mode": args.mode, "k_prime": args.k_prime,
-                   "nprobe": args.nprobe, "bm25_k": args.bm25_k}  # fmt: skip
+        options = {"k": args.k, "mode": args.mode, **search_kwargs(args)}
 
         def search(texts: list[str]) -> list[list[tuple[str, float]]]:
             hits = index.search(texts, batch_size=args.batch_size, **options)

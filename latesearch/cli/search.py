@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from latesearch.cli._options import add_search_options, search_kwargs
 from latesearch.errors import InputError
 
 MODES = ("e2e", "rerank", "exact")
@@ -29,14 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--output", default="-", help="TREC run file for --queries (stdout)")
     parser.add_argument("--run-tag", default="latesearch", help="TREC run tag")
     parser.add_argument("--skip-bad-rows", action="store_true", help="skip bad query rows")
-    parser.add_argument("--k-prime", type=int, default=None, help="e2e: neighbours per vector")
-    parser.add_argument("--nprobe", type=int, default=None, help="e2e: partitions probed")
-    parser.add_argument("--bm25-k", type=int, default=1000, help="rerank: BM25 candidates")
-    parser.add_argument("--batch-size", type=int, default=64, help="queries per batch (64)")
-    parser.add_argument("--model", default=None, help="query encoder (default: the index's)")
-    parser.add_argument("--no-check-model", action="store_true", help="skip fingerprint check")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_search_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -48,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
     index = Index.load(
         args.index_dir, args.model, device=args.device, check_model=not args.no_check_model
     )
-    options = {"k": args.k, "mode": args.mode, "k_prime": args.k_prime,
-               "nprobe": args.nprobe, "bm25_k": args.bm25_k}  # fmt: skip
+    options = {"k": args.k, "mode": args.mode, **search_kwargs(args)}
     if args.queries is not None:
         return _batch(index, args, options)
     hits = index.search(args.query, return_text=args.show_text, **options)

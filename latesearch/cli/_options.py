@@ -1,0 +1,22 @@
+"""Command-line options shared by the commands that search an index."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_search_options(parser: argparse.ArgumentParser) -> None:
+    """Candidate generation (k', nprobe, BM25 depth), batching, query model and device."""
+    parser.add_argument("--k-prime", type=int, default=None, help="e2e: neighbours per vector")
+    parser.add_argument("--nprobe", type=int, default=None, help="e2e: partitions probed")
+    parser.add_argument("--bm25-k", type=int, default=1000, help="rerank: BM25 candidates")
+    parser.add_argument("--batch-size", type=int, default=64, help="queries per batch (64)")
+    parser.add_argument("--model", default=None, help="query encoder (default: the index's)")
+    parser.add_argument("--no-check-model", action="store_true", help="skip fingerprint check")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def search_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    """The `Index.search` keyword arguments those options set."""
+    return {"k_prime": args.k_prime, "nprobe": args.nprobe, "bm25_k": args.bm25_k}
