@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from latesearch._atomic import replace_folder
 from latesearch.data import Document
 from latesearch.errors import ConfigError, InputError, LatesearchError
 from latesearch.indexing.buildstate import PROGRESS, BuildState, describe_source
@@ -251,7 +252,7 @@ class _Build:
         summary.bytes_on_disk = _folder_bytes(self.tmp)
         manifest.stats = summary.to_dict()
         manifest.write(self.tmp)
-        _swap_into_place(self.tmp, self.folder)
+        replace_folder(self.tmp, self.folder)  # an old index survives until this point
         return IndexStore.open(self.folder)
 
     def _explain(self, err: BaseException, state: BuildState) -> None:
@@ -364,26 +365,6 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
-def _swap_into_place(tmp: Path, folder: Path) -> None:
-    """Rename the staged build onto `folder`; an old index survives until this point."""
-    if folder.exists():
-        old = folder.with_name(f"{folder.name}.old-{os.getpid()}")
-        os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old.is_dir():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
-    else:
-        os.replace(tmp, folder)
-    with contextlib.suppress(OSError):
-        fd = os.open(folder.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 @contextlib.contextmanager

@@ -10,8 +10,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from latesearch._atomic import write_json
 from latesearch.errors import ConfigError, IndexCorruptError
-from latesearch.indexing.manifest import FORMAT_VERSION, ChunkInfo, write_json
+from latesearch.indexing.manifest import FORMAT_VERSION, ChunkInfo
 
 PROGRESS = "progress.json"
 HEAD_BYTES = 1 << 20

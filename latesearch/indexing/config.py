@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from latesearch._atomic import write_json
 from latesearch._configio import config_from_dict, read_json
 from latesearch.errors import ConfigError
 
@@ -99,11 +99,7 @@ class IndexConfig:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the config as JSON to `path` atomically."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> IndexConfig:

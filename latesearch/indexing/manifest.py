@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from latesearch._atomic import write_json
 from latesearch.errors import IndexCorruptError
 
 FORMAT_VERSION = 1
@@ -136,15 +137,3 @@ def _check(m: Manifest, source: str) -> None:
             f"{source}: chunks hold {doc} documents / {token} embeddings, "
             f"manifest says {m.n_docs} / {m.n_embeddings}"
         )
-
-
-def write_json(path: Path, data: Any) -> Path:
-    """Write JSON durably: temp file, fsync, os.replace."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return path

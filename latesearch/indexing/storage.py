@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from latesearch._atomic import replace_folder
 from latesearch.errors import ConfigError, IndexCorruptError, InputError
 from latesearch.indexing.docstore import DocIdList, DocStore
 from latesearch.indexing.manifest import (
@@ -269,7 +270,6 @@ class IndexStore:
             raise ConfigError(f"component name must be a plain folder name, got {name!r}")
         final = self.folder / name
         tmp = self.folder / f".{name}.tmp-{os.getpid()}"
-        old = self.folder / f".{name}.old-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         try:
@@ -277,11 +277,7 @@ class IndexStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-        return final
+        return replace_folder(tmp, final)
 
 
 def _colbert_config(folder: Path, manifest: Manifest) -> ColBERTConfig:

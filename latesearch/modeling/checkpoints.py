@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from latesearch._atomic import replace_folder
 from latesearch.errors import CheckpointError, ConfigError
 from latesearch.modeling.config import CONFIG_FILE, ColBERTConfig, from_dict
 
@@ -274,18 +275,8 @@ def write_checkpoint(
         meta = json.dumps(colbert_metadata(config), indent=2) + "\n"
         (tmp / COLBERT_METADATA).write_text(meta, encoding="utf-8")
         config.save(tmp)
-        _swap_into_place(tmp, target)
+        replace_folder(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)

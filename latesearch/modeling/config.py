@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from latesearch._atomic import write_json
 from latesearch._configio import config_from_dict, read_json
 from latesearch.errors import ConfigError
 
@@ -63,11 +63,7 @@ class ColBERTConfig:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write `latesearch_config.json` into `folder` atomically."""
-        path = Path(folder) / CONFIG_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_json(Path(folder) / CONFIG_FILE, self.to_dict())
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> ColBERTConfig:

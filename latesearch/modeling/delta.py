@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from latesearch._atomic import replace_folder
 from latesearch.errors import CheckpointError
 from latesearch.modeling.checkpoints import CheckpointParts, read_checkpoint
 from latesearch.modeling.config import from_dict
@@ -105,9 +106,7 @@ def write_delta(
     save_file(tensors, str(tmp / DELTA_WEIGHTS))
     os.chmod(tmp / DELTA_WEIGHTS, 0o644)
     (tmp / DELTA_FILE).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    replace_folder(tmp, out)
     return manifest
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -12,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from latesearch._atomic import replace_folder, write_json
 from latesearch._configio import config_from_dict
 from latesearch._configio import read_json as _read_json
 from latesearch.errors import ConfigError, IndexCorruptError, InputError
@@ -35,14 +35,7 @@ def atomic_folder(folder: str | os.PathLike, *, marker: str) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_folder(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -50,13 +43,6 @@ def atomic_folder(folder: str | os.PathLike, *, marker: str) -> Iterator[Path]:
 
 def _replaceable(folder: Path, marker: str) -> bool:
     return (folder / marker).is_file() or not any(folder.iterdir())
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON to `path` via a temporary file and `os.replace`."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_json(path: Path, *, error: type[Exception] = IndexCorruptError) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from latesearch._atomic import replace_folder
 from latesearch.errors import CheckpointError
 from latesearch.training.config import CONFIG_FILE, TrainConfig
 
@@ -63,14 +64,7 @@ def save_checkpoint(
         config.save(tmp / CONFIG_FILE)
         marker = json.dumps(dict(info or {}), indent=2) + "\n"
         (tmp / COMPLETE).write_text(marker, encoding="utf-8")
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        replace_folder(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from latesearch._atomic import write_json
 from latesearch._configio import config_from_dict, read_json
 from latesearch.errors import ConfigError
 
@@ -164,10 +164,7 @@ class TrainConfig:
         path = Path(path)
         if path.is_dir():
             path = path / CONFIG_FILE
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainConfig:

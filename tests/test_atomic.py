@@ -1,0 +1,33 @@
+"""Durable writes: a failed write leaves the previous file or folder untouched."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from latesearch._atomic import replace_folder, write_json
+
+
+def test_write_json_replaces_whole_and_keeps_old_on_failure(tmp_path):
+    path = tmp_path / "config.json"
+    write_json(path, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json(path, {"a": object()})  # not serializable: fails mid-write
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temp left behind
+
+
+def test_replace_folder_swaps_and_cleans_up(tmp_path):
+    target, new = tmp_path / "index", tmp_path / ".index.tmp"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    new.mkdir()
+    (new / "new.txt").write_text("new")
+    replace_folder(new, target)
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["index"]
+    fresh = tmp_path / ".fresh.tmp"
+    fresh.mkdir()
+    replace_folder(fresh, tmp_path / "other")
+    assert (tmp_path / "other").is_dir() and not fresh.exists()
