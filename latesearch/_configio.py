@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from latesearch._atomic import write_json
 from latesearch.errors import ConfigError
 
 T = TypeVar("T")
@@ -37,3 +39,24 @@ def config_from_dict(cls: type[T], data: Any, *, source: str) -> T:
         return cls(**data)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
+
+
+class JsonConfig:
+    """Mixin for config dataclasses stored as one JSON file: `to_dict`, atomic `save`, and
+    validating `load` / `from_dict` (unknown fields and bad values name the source)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the config as JSON to `path` atomically."""
+        return write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls: type[T], path: str | os.PathLike) -> T:
+        """Read and validate a config JSON file."""
+        return cls.from_dict(read_json(path), source=str(path))  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_dict(cls: type[T], data: Any, *, source: str = "config") -> T:
+        return config_from_dict(cls, data, source=source)

@@ -7,7 +7,6 @@ neighbours of any of its vectors. Model-agnostic: only arrays go in and out.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -17,11 +16,11 @@ from typing import Any
 import faiss
 import numpy as np
 
+from latesearch._configio import JsonConfig
 from latesearch.errors import ConfigError, IndexCorruptError, InputError, LatesearchError
 from latesearch.search._store import (
     atomic_folder,
     check_number,
-    config_from_dict,
     read_json,
     write_json,
 )
@@ -38,7 +37,7 @@ GPU_MAX_K = 2048  # faiss-gpu's largest k per search
 
 
 @dataclass(frozen=True)
-class ANNConfig:
+class ANNConfig(JsonConfig):
     """IVFPQ settings; `None` means "auto from the data" (see the `*_for` methods).
 
     Collections with fewer than `flat_below` embeddings get an exact `IndexFlat` instead.
@@ -102,21 +101,6 @@ class ANNConfig:
         if self.train_sample is not None:
             return min(n, self.train_sample)
         return min(n, max(MIN_POINTS_PER_PARTITION * 256, min(64 * partitions, 2**21)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        write_json(Path(path), self.to_dict())
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> ANNConfig:
-        return cls.from_dict(read_json(Path(path), error=ConfigError), source=str(path))
-
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str = "config") -> ANNConfig:
-        return config_from_dict(cls, data, source=source)
 
 
 def _bad(name: str, value: Any, expected: str) -> None:

@@ -8,7 +8,6 @@ returned (their Lucene BM25 score is > 0).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from array import array
@@ -21,11 +20,11 @@ import bm25s
 import Stemmer
 from bm25s.tokenization import Tokenized, Tokenizer
 
+from latesearch._configio import JsonConfig
 from latesearch.errors import ConfigError, IndexCorruptError, InputError
 from latesearch.search._store import (
     atomic_folder,
     check_number,
-    config_from_dict,
     read_json,
     write_json,
 )
@@ -36,7 +35,7 @@ DOC_IDS_FILE = "doc_ids.json"
 
 
 @dataclass(frozen=True)
-class BM25Config:
+class BM25Config(JsonConfig):
     """BM25 settings; `k1`/`b` default to Anserini's (0.9, 0.4)."""
 
     k1: float = 0.9
@@ -64,23 +63,6 @@ class BM25Config:
                 _bad("stopwords", self.stopwords, "None or a bm25s language code such as 'en'")
         if not isinstance(self.lowercase, bool):
             _bad("lowercase", self.lowercase, "true or false")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the config as JSON to `path` atomically."""
-        write_json(Path(path), self.to_dict())
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> BM25Config:
-        """Read and validate a config JSON file."""
-        return cls.from_dict(read_json(Path(path), error=ConfigError), source=str(path))
-
-    @classmethod
-    def from_dict(cls, data: Any, *, source: str = "config") -> BM25Config:
-        return config_from_dict(cls, data, source=source)
 
     def tokenizer(self) -> Tokenizer:
         """A fresh bm25s tokenizer with these settings (empty vocabulary)."""
