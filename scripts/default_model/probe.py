@@ -21,7 +21,8 @@ from transformers import AutoModel, AutoTokenizer
 from latesearch.data import read_collection, read_qrels, read_queries
 from latesearch.evaluation import evaluate_run
 from latesearch.modeling.default import backbone_path
-from latesearch.scoring import pad_documents
+from latesearch.modeling.projection import pca_projection
+from latesearch.scoring import maxsim, pad_documents
 
 PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
@@ -82,29 +83,23 @@ def project(vectors, P):
 
 def search(qvecs, dvecs, P, k=100, chunk=256):
     docs = [project(d, P) for d in dvecs]
-    Q = [project(q, P) for q in qvecs]
-    qlen = max(len(q) for q in Q)
-    Qp = torch.zeros(len(Q), qlen, Q[0].shape[1])
-    for i, q in enumerate(Q):
-        Qp[i, : len(q)] = q
-    scores = torch.empty(len(Q), len(docs))
-    for s in range(0, len(docs), chunk):
-        D, mask = pad_documents(docs[s : s + chunk])
-        for r in range(0, len(Q), 16):
-            sim = torch.einsum("qid,njd->qnij", Qp[r : r + 16], D)
-            sim = sim.masked_fill(~mask[None, :, None, :], -1e4)
-            scores[r : r + 16, s : s + chunk] = sim.max(-1).values.sum(-1)
+    Q, q_mask = pad_documents([project(q, P) for q in qvecs])
+    scores = torch.cat(
+        [
+            maxsim(Q, *pad_documents(docs[s : s + chunk]), q_mask=q_mask)
+            for s in range(0, len(docs), chunk)
+        ],
+        dim=1,
+    )
     return scores.topk(min(k, len(docs)), dim=1)
 
 
 def pca(dvecs, dim, sample=200_000, seed=0):
+    """PCA head (latesearch.modeling.projection) from a sample of cached token states."""
     allv = torch.cat([d.float() for d in dvecs])
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(allv), generator=g)[:sample]
-    x = allv[idx]
-    second = x.T @ x / len(x)  # uncentered: keep dot products (the projection has no bias)
-    evals, evecs = torch.linalg.eigh(second)
-    return evecs[:, -dim:].flip(1).T.contiguous(), float(evals[-dim:].sum() / evals.sum())
+    idx = torch.randperm(len(allv), generator=torch.Generator().manual_seed(seed))[:sample]
+    x = allv[idx].double()
+    return pca_projection(x.T @ x / len(x), dim)
 
 
 def main():
