@@ -28,6 +28,22 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
     return path
 
 
+def check_replaceable(target: str | os.PathLike, *markers: str) -> None:
+    """Refuse to replace `target` unless it is absent, an empty folder, or a folder holding
+    one of `markers` (an older copy of the same kind of thing): never wipe unrelated data."""
+    from latesearch.errors import InputError
+
+    target = Path(target)
+    if not target.exists():
+        return
+    if target.is_dir() and (
+        not any(target.iterdir()) or any((target / m).is_file() for m in markers)
+    ):
+        return
+    what = " or ".join(markers)
+    raise InputError(f"refusing to replace {target}: it exists and has no {what}")
+
+
 def replace_folder(tmp: str | os.PathLike, target: str | os.PathLike) -> Path:
     """Rename the finished folder `tmp` onto `target`. An existing `target` is moved aside
     first and deleted only after the rename, so one complete copy exists at every moment."""

@@ -31,3 +31,22 @@ def test_replace_folder_swaps_and_cleans_up(tmp_path):
     fresh.mkdir()
     replace_folder(fresh, tmp_path / "other")
     assert (tmp_path / "other").is_dir() and not fresh.exists()
+
+
+def test_check_replaceable_refuses_unrelated_data(tmp_path):
+    from latesearch._atomic import check_replaceable
+    from latesearch.errors import InputError
+
+    check_replaceable(tmp_path / "absent", "manifest.json")
+    (tmp_path / "empty").mkdir()
+    check_replaceable(tmp_path / "empty", "manifest.json")
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "manifest.json").write_text("{}")
+    check_replaceable(tmp_path / "index", "manifest.json")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_bytes(b"\xff")
+    with pytest.raises(InputError, match="refusing to replace .*photos"):
+        check_replaceable(tmp_path / "photos", "manifest.json")
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="refusing"):
+        check_replaceable(tmp_path / "notes.txt", "manifest.json")

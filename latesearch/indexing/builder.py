@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from latesearch._atomic import replace_folder
+from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.data import Document
 from latesearch.errors import ConfigError, InputError, LatesearchError
 from latesearch.indexing.buildstate import PROGRESS, BuildState, describe_source
@@ -37,6 +37,7 @@ from latesearch.indexing.manifest import (
     DOC_IDS,
     DOCSTORE,
     FORMAT_VERSION,
+    MANIFEST,
     ChunkInfo,
     Manifest,
     chunk_files,
@@ -303,7 +304,9 @@ def _progress_bar(collection: Any, initial: int, enabled: bool) -> Any:
 
 
 def _check_target(folder: Path, *, overwrite: bool) -> None:
-    if folder.exists() and not overwrite:
+    if overwrite:  # replaces an older index, never an unrelated folder or file
+        check_replaceable(folder, MANIFEST)
+    elif folder.exists():
         if folder.is_dir() and not any(folder.iterdir()):
             return  # an empty folder is fine
         raise IndexExistsError(f"{folder}: already exists; pass --overwrite to replace it")

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from latesearch._atomic import replace_folder
+from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.errors import CheckpointError, ConfigError
 from latesearch.modeling.config import CONFIG_FILE, ColBERTConfig, from_dict
 
@@ -257,8 +257,10 @@ def write_checkpoint(
     tokenizer,
     projection: torch.Tensor,
 ) -> Path:
-    """Write the colbertv2.0 layout atomically (a sibling temp folder renamed into place)."""
+    """Write the colbertv2.0 layout atomically (a sibling temp folder renamed into place).
+    An existing `folder` is replaced only if it is empty or already a model checkpoint."""
     target = Path(folder)
+    check_replaceable(target, "config.json", COLBERT_METADATA, *WEIGHT_FILES)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from latesearch._atomic import replace_folder
+from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.errors import CheckpointError
 from latesearch.modeling.checkpoints import CheckpointParts, read_checkpoint
 from latesearch.modeling.config import from_dict
@@ -66,6 +66,7 @@ def write_delta(
     temporary sibling folder and renamed. Returns the manifest written to `delta.json`.
     """
     base_folder, out = Path(base_folder), Path(out)
+    check_replaceable(out, DELTA_FILE)
     base = read_checkpoint(base_folder).backbone.state_dict()
     tensors: dict[str, torch.Tensor] = {
         "linear.weight": model.linear.weight.detach().cpu().half().contiguous()

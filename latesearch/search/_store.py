@@ -11,10 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from latesearch._atomic import replace_folder, write_json
+from latesearch._atomic import check_replaceable, replace_folder, write_json
 from latesearch._configio import config_from_dict
 from latesearch._configio import read_json as _read_json
-from latesearch.errors import ConfigError, IndexCorruptError, InputError
+from latesearch.errors import ConfigError, IndexCorruptError
 
 __all__ = ["atomic_folder", "check_number", "config_from_dict", "read_json", "write_json"]
 
@@ -29,8 +29,7 @@ def atomic_folder(folder: str | os.PathLike, *, marker: str) -> Iterator[Path]:
     older copy of the same kind of index), never an unrelated folder.
     """
     target = Path(folder)
-    if target.exists() and not (target.is_dir() and _replaceable(target, marker)):
-        raise InputError(f"refusing to replace {target}: it exists and has no {marker}")
+    check_replaceable(target, marker)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
@@ -39,10 +38,6 @@ def atomic_folder(folder: str | os.PathLike, *, marker: str) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _replaceable(folder: Path, marker: str) -> bool:
-    return (folder / marker).is_file() or not any(folder.iterdir())
 
 
 def read_json(path: Path, *, error: type[Exception] = IndexCorruptError) -> Any:

@@ -160,3 +160,14 @@ def test_add_component_replaces_atomically(build, corpus):
     assert (store.folder / "ann" / "v.txt").read_text() == "2"
     assert sorted(p.name for p in store.folder.iterdir() if p.name.startswith(".")) == []
     IndexStore.open(store.folder)  # still valid
+
+
+def test_overwrite_never_replaces_an_unrelated_folder(build, corpus, tmp_path):
+    from latesearch.errors import InputError
+
+    folder = tmp_path / "not-an-index"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    with pytest.raises(InputError, match="refusing to replace"):
+        build(corpus, name="not-an-index", overwrite=True)
+    assert (folder / "thesis.tex").read_text() == "years of work"

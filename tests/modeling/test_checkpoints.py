@@ -164,3 +164,12 @@ def test_bad_config_in_checkpoint(trained_like, tmp_path):
     (folder / "latesearch_config.json").write_text(json.dumps(cfg | {"doc_token": "[nope]"}))
     with pytest.raises(CheckpointError, match="doc_token"):
         ColBERT.from_pretrained(folder)
+
+
+def test_save_pretrained_never_replaces_an_unrelated_folder(tiny_colbert, tmp_path):
+    from latesearch.errors import InputError
+
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="refusing to replace"):
+        tiny_colbert.save_pretrained(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
