@@ -42,8 +42,9 @@ def passages():
     for name in MODULES:
         module = importlib.import_module(name)
         for attr, obj in sorted(vars(module).items()):
-            if attr.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)
-                                            or inspect.isbuiltin(obj)):
+            if attr.startswith("_") or not (
+                inspect.isfunction(obj) or inspect.isclass(obj) or inspect.isbuiltin(obj)
+            ):
                 continue
             if (getattr(obj, "__module__", None) or "").lstrip("_").split(".")[0] not in name:
                 continue

@@ -93,7 +93,7 @@ class DocumentEncoder:
     def tokenize(self, texts: list[str]) -> Tokenized:
         """Token ids of every text, truncated at doc_maxlen (counted)."""
         tok = self.tokenizer
-        limit = tok.config.doc_maxlen - 3
+        limit = tok.config.doc_maxlen - tok.frame
         if not texts:
             return Tokenized([], np.zeros(0, bool), np.zeros(0, bool))
         content = tok.hf(
@@ -106,7 +106,7 @@ class DocumentEncoder:
         )["input_ids"]
         truncated = np.fromiter((len(c) > limit for c in content), bool, len(content))
         empty = np.fromiter((not c for c in content), bool, len(content))
-        ids = [[tok.cls_id, tok.doc_token_id, *c[:limit], tok.sep_id] for c in content]
+        ids = [[*tok.doc_prefix, *c[:limit], tok.sep_id] for c in content]
         return Tokenized(ids, truncated, empty)
 
     def submit_tokenize(self, texts: list[str]) -> Callable[[], Tokenized]:

@@ -21,6 +21,9 @@ class ColBERTConfig:
     """Settings of a ColBERT encoder (Khattab & Zaharia 2020, Sections 3.1-3.3).
 
     Lengths count every token, markers and [CLS]/[SEP] included, as in colbert-ai.
+    `markers=False` leaves out [Q]/[D] (the plain backbone's ``[CLS] tokens [SEP]``); with
+    `query_augmentation=False` and an orthogonal head of the backbone's width it scores
+    exactly the raw MaxSim of the backbone's own token states, a zero-shot baseline.
     """
 
     query_maxlen: int = 32
@@ -29,6 +32,7 @@ class ColBERTConfig:
     similarity: str = "cosine"
     mask_punctuation: bool = True
     query_augmentation: bool = True
+    markers: bool = True
     attend_to_mask_tokens: bool = False
     query_token: str = "[unused0]"
     doc_token: str = "[unused1]"

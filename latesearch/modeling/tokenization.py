@@ -49,7 +49,8 @@ def check_texts(texts: Sequence[str], kind: str, *, allow_empty: bool) -> list[s
 
 
 class ColBERTTokenizer:
-    """Wraps a Hugging Face tokenizer; inserts [Q]/[D] markers by token id.
+    """Wraps a Hugging Face tokenizer; inserts [Q]/[D] markers by token id (unless
+    ``config.markers`` is False).
 
     Query: ``[CLS] [Q] tokens [SEP]`` padded with [MASK] to ``query_maxlen`` (query
     augmentation), truncated beyond. Document: ``[CLS] [D] tokens [SEP]`` truncated at
@@ -73,6 +74,9 @@ class ColBERTTokenizer:
         self.cls_id, self.sep_id = specials["cls"], specials["sep"]
         self.mask_id, self.pad_id = specials["mask"], specials["pad"]
         self.skiplist = self._punctuation_ids() if config.mask_punctuation else frozenset()
+        self.query_prefix = [self.cls_id, self.query_token_id] if config.markers else [self.cls_id]
+        self.doc_prefix = [self.cls_id, self.doc_token_id] if config.markers else [self.cls_id]
+        self.frame = len(self.query_prefix) + 1  # prefix + [SEP]
 
     def _token_id(self, token: str, field: str) -> int:
         token_id = self.hf.convert_tokens_to_ids(token)
@@ -97,7 +101,7 @@ class ColBERTTokenizer:
             texts,
             add_special_tokens=False,
             truncation=True,
-            max_length=maxlen - 3,
+            max_length=maxlen - self.frame,
             return_attention_mask=False,
             return_token_type_ids=False,
         )
@@ -105,19 +109,20 @@ class ColBERTTokenizer:
 
     def query_lengths(self, texts: list[str]) -> list[int]:
         """Token counts (markers included) each query would have before padding."""
-        return [len(ids) + 3 for ids in self._content_ids(texts, self.config.query_maxlen)]
+        return [len(ids) + self.frame for ids in self._content_ids(texts, self.config.query_maxlen)]
 
     def queries(self, texts: Sequence[str]) -> TokenBatch:
         """Tokenize queries. With augmentation all ``query_maxlen`` positions are scored."""
         texts = check_texts(texts, "query", allow_empty=False)
         cfg = self.config
         content = self._content_ids(texts, cfg.query_maxlen)
-        width = cfg.query_maxlen if cfg.query_augmentation else max(len(c) + 3 for c in content)
+        longest = max(len(c) for c in content) + self.frame
+        width = cfg.query_maxlen if cfg.query_augmentation else longest
         fill = self.mask_id if cfg.query_augmentation else self.pad_id
         ids = torch.full((len(texts), width), fill, dtype=torch.long)
         attention = torch.zeros((len(texts), width), dtype=torch.long)
         for row, tokens in enumerate(content):
-            seq = [self.cls_id, self.query_token_id, *tokens, self.sep_id]
+            seq = [*self.query_prefix, *tokens, self.sep_id]
             ids[row, : len(seq)] = torch.tensor(seq)
             attention[row, : len(seq)] = 1
         if cfg.query_augmentation:
@@ -132,7 +137,7 @@ class ColBERTTokenizer:
         """Full token ids (``[CLS] [D] ... [SEP]``) for each document, unpadded."""
         texts = check_texts(texts, "document", allow_empty=True)
         content = self._content_ids(texts, self.config.doc_maxlen)
-        return [[self.cls_id, self.doc_token_id, *c, self.sep_id] for c in content]
+        return [[*self.doc_prefix, *c, self.sep_id] for c in content]
 
     def pad_documents(self, id_lists: Sequence[Sequence[int]]) -> TokenBatch:
         """Pad documents' ids to the batch's longest; the output mask drops punctuation."""

@@ -118,8 +118,9 @@ def main() -> None:
     dvec = encode_ids(model, doc_ids(tok, [collection[p] for p in pids], None, 180), skip)
     dvec = {p: F.normalize(v.float(), dim=-1) for p, v in zip(pids, dvec, strict=True)}
     used_q = sorted({r[0] for r in rows})
-    qvec = encode_ids(model, query_ids(tok, [queries[q] for q in used_q], None, False),
-                      torch.tensor([-1]))
+    qvec = encode_ids(
+        model, query_ids(tok, [queries[q] for q in used_q], None, False), torch.tensor([-1])
+    )
     qvec = {q: F.normalize(v.float(), dim=-1) for q, v in zip(used_q, qvec, strict=True)}
     rng.shuffle(rows)
     with open(out / "triples.jsonl", "w") as f:

@@ -16,6 +16,7 @@ import torch
 
 from latesearch import ColBERT
 from latesearch.data import read_collection
+from latesearch.modeling.default import backbone_path
 from latesearch.modeling.projection import pca_projection, token_second_moment
 
 
@@ -33,7 +34,8 @@ def main() -> None:
     for path in args.texts:
         docs = [d.full_text() for d in read_collection(path)]
         texts += rng.sample(docs, min(args.per_collection, len(docs)))
-    model = ColBERT.from_pretrained(dim=args.dim, device="cpu")
+    # the bare backbone (not the shipped default, which from_pretrained() would load)
+    model = ColBERT.from_pretrained(backbone_path(), dim=args.dim, device="cpu")
     projection, kept = pca_projection(token_second_moment(model, texts), args.dim)
     with torch.no_grad():
         model.linear.weight.copy_(projection)

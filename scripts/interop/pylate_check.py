@@ -38,13 +38,23 @@ def main() -> None:
     report = {"checkpoint": args.checkpoint, "queries": [], "documents": []}
     for a, b in zip(q_ours, q_theirs, strict=True):
         b = torch.as_tensor(b)
-        report["queries"].append({"shape_ours": list(a.shape), "shape_pylate": list(b.shape),
-                                  "max_abs_diff": float((a[: len(b)] - b).abs().max())})
+        report["queries"].append(
+            {
+                "shape_ours": list(a.shape),
+                "shape_pylate": list(b.shape),
+                "max_abs_diff": float((a[: len(b)] - b).abs().max()),
+            }
+        )
     for a, b in zip(d_ours, d_theirs, strict=True):
         b = torch.as_tensor(b)
         same = a.shape == b.shape
-        report["documents"].append({"shape_ours": list(a.shape), "shape_pylate": list(b.shape),
-                                    "max_abs_diff": float((a - b).abs().max()) if same else None})
+        report["documents"].append(
+            {
+                "shape_ours": list(a.shape),
+                "shape_pylate": list(b.shape),
+                "max_abs_diff": float((a - b).abs().max()) if same else None,
+            }
+        )
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 

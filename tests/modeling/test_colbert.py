@@ -113,3 +113,28 @@ def test_new_projection_is_orthogonal_and_thread_independent():
     assert torch.equal(one, many)
     torch.testing.assert_close(one @ one.T, torch.eye(128), atol=1e-5, rtol=0)
     assert not torch.equal(one, new_projection(384, 128, seed=1))
+
+
+def test_raw_token_maxsim_baseline(tiny_bert_dir):
+    """markers=False, no augmentation, identity head: exactly the backbone's raw MaxSim."""
+    import torch.nn.functional as F
+    from transformers import AutoModel, AutoTokenizer
+
+    from latesearch import ColBERT, ColBERTConfig
+
+    hidden = AutoModel.from_pretrained(tiny_bert_dir).config.hidden_size
+    config = ColBERTConfig(
+        dim=hidden, markers=False, query_augmentation=False, mask_punctuation=False
+    )
+    model = ColBERT.from_pretrained(tiny_bert_dir, device="cpu", **config.to_dict())
+    model.linear.weight.data = torch.eye(hidden)
+    query, doc = "late interaction search", "a passage about late interaction models"
+    Q = model.encode_queries([query])[0]
+    D = model.encode_documents([doc])[0]
+    hf, backbone = AutoTokenizer.from_pretrained(tiny_bert_dir), AutoModel.from_pretrained(
+        tiny_bert_dir
+    ).eval()
+    with torch.no_grad():
+        q = F.normalize(backbone(**hf(query, return_tensors="pt")).last_hidden_state[0], dim=-1)
+        d = F.normalize(backbone(**hf(doc, return_tensors="pt")).last_hidden_state[0], dim=-1)
+    assert torch.allclose(Q, q, atol=1e-5) and torch.allclose(D, d, atol=1e-5)

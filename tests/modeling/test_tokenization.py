@@ -111,3 +111,19 @@ def test_bad_queries_are_rejected(tiny_colbert, bad):
 def test_bad_documents_are_rejected(tiny_colbert):
     with pytest.raises(InputError, match="document 1"):
         tiny_colbert.tokenizer.document_ids(["fine", None])
+
+
+def test_without_markers_ids_are_the_plain_tokenizers(tiny_bert_dir):
+    from latesearch import ColBERT
+
+    model = ColBERT.from_pretrained(
+        tiny_bert_dir, device="cpu", markers=False, query_augmentation=False, doc_maxlen=12
+    )
+    tok = model.tokenizer
+    plain = [tok.hf(t, truncation=True, max_length=12)["input_ids"] for t in TEXTS]
+    assert tok.document_ids(TEXTS) == plain
+    batch = tok.queries(TEXTS)
+    for row, text in enumerate(TEXTS):
+        expected = tok.hf(text, truncation=True, max_length=32)["input_ids"]
+        assert batch.input_ids[row][batch.attention_mask[row].bool()].tolist() == expected
+    assert tok.query_lengths(["x"]) == [3]

@@ -55,8 +55,10 @@ def main():
                 qv.append(model(input_ids=ids, attention_mask=att).last_hidden_state[0].half())
         for pname, P in (("384", None), ("pca128", P128)):
             top = search(qv, dvecs, P)
-            run = {q: {dids[j]: float(s) for s, j in zip(sv.tolist(), ji.tolist(), strict=True)}
-                   for q, sv, ji in zip(qids, top.values, top.indices, strict=True)}
+            run = {
+                q: {dids[j]: float(s) for s, j in zip(sv.tolist(), ji.tolist(), strict=True)}
+                for q, sv, ji in zip(qids, top.values, top.indices, strict=True)
+            }
             r = evaluate_run(run, qrels, ["nDCG@10", "R@100"]).aggregate
             results[f"fill:{fill} proj:{pname}"] = r
             print(fill, pname, {m: round(v, 4) for m, v in r.items()}, flush=True)

@@ -118,7 +118,7 @@ def main():
     skip = torch.tensor(sorted(tok.convert_tokens_to_ids(list(PUNCT))))
     docs = list(read_collection(args.corpus))
     dids = [d.doc_id for d in docs]
-    texts = [d.text for d in docs]
+    texts = [d.full_text() for d in docs]
     qrels = read_qrels(args.qrels)
     queries = {q: t for q, t in read_queries(args.queries).items() if q in qrels}
     qids = sorted(queries)
@@ -145,11 +145,17 @@ def main():
         torch.nn.init.orthogonal_(Prand, generator=torch.Generator().manual_seed(12345))
         print(f"PCA-128 keeps {kept:.3f} of the second moment", flush=True)
         for qname, qmark, aug in (
-            ("raw", None, False), ("qmarker", q_marker, False),
-            ("mask", None, True), ("qmarker+mask", q_marker, True),
+            ("raw", None, False),
+            ("qmarker", q_marker, False),
+            ("mask", None, True),
+            ("qmarker+mask", q_marker, True),
         ):
-            qv = encode_ids(model, query_ids(tok, qtexts, qmark, aug), skip=torch.tensor([-1]),
-                            attend_mask_ids=tok.mask_token_id if aug else None)
+            qv = encode_ids(
+                model,
+                query_ids(tok, qtexts, qmark, aug),
+                skip=torch.tensor([-1]),
+                attend_mask_ids=tok.mask_token_id if aug else None,
+            )
             for pname, P in (("384", None), ("pca128", P128), ("rand128", Prand)):
                 top = search(qv, dvecs, P)
                 run = {
