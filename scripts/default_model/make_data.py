@@ -43,6 +43,13 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--margin", type=float, default=1.0)
+    ap.add_argument(
+        "--teacher-scale",
+        choices=["32", "tokens"],
+        default="32",
+        help="teacher scores as a sum over 32 positions (students with [MASK] augmentation, "
+        "v1) or over the query's own tokens (students without it, v3)",
+    )
     args = ap.parse_args()
     rng = random.Random(args.seed)
     torch.set_num_threads(2)
@@ -125,8 +132,9 @@ def main() -> None:
     rng.shuffle(rows)
     with open(out / "triples.jsonl", "w") as f:
         for qid, *docs in rows:
-            # mean over query tokens, times the student's 32 scored positions
-            sims = [float((qvec[qid] @ dvec[d].T).max(1).values.mean()) * 32 for d in docs]
+            # mean over query tokens, times the number of positions the student scores
+            scale = 32 if args.teacher_scale == "32" else len(qvec[qid])
+            sims = [float((qvec[qid] @ dvec[d].T).max(1).values.mean()) * scale for d in docs]
             # the known positive stays on top: the teacher only orders what is below it
             sims[0] = max(sims[0], max(sims[1:]) + args.margin)
             pairs = [[d, round(s, 4)] for d, s in zip(docs, sims, strict=True)]

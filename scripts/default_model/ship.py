@@ -1,7 +1,8 @@
 """Ship a trained model as the default: write it as a delta over the pip-installed backbone
 into latesearch/resources/default_model/ (see latesearch.modeling.delta).
 
-python scripts/default_model/ship.py runs/default-v1/final --doc-maxlen 180 --note "..."
+python scripts/default_model/ship.py runs/default-v3/best --doc-maxlen 180 \
+    --note run=models/default-v3/
 """
 
 from __future__ import annotations
