@@ -3,7 +3,7 @@ document (fine for a dev collection of a few thousand documents), nDCG@10 and MR
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -34,16 +34,33 @@ class DevSet:
 
     def run(self, model, *, k: int = 100, doc_chunk: int = 512) -> dict[str, dict[str, float]]:
         """Top-`k` {qid: {doc_id: score}} by exact MaxSim; each document encoded once."""
-        qids, doc_ids = list(self.queries), list(self.documents)
         with evaluation_mode(model), torch.inference_mode():
-            Q = model.encode_queries([self.queries[q] for q in qids])
-            embedded = model.encode_documents([self.documents[d] for d in doc_ids])
-            scores = torch.empty(len(qids), len(doc_ids))
-            for start in range(0, len(doc_ids), doc_chunk):
-                D, mask = pad_documents(embedded[start : start + doc_chunk])
-                scores[:, start : start + D.shape[0]] = maxsim(
-                    Q, D, mask, similarity=model.config.similarity
-                )
+            Q = model.encode_queries(list(self.queries.values()))
+            embedded = model.encode_documents(list(self.documents.values()))
+        return self.rank(Q, embedded, similarity=model.config.similarity, k=k, doc_chunk=doc_chunk)
+
+    @torch.inference_mode()
+    def rank(
+        self,
+        Q: torch.Tensor,
+        embedded: Sequence[torch.Tensor],
+        *,
+        similarity: str = "cosine",
+        k: int = 100,
+        doc_chunk: int = 512,
+    ) -> dict[str, dict[str, float]]:
+        """Top-`k` run from embeddings already computed: `Q` in the order of `queries`,
+        `embedded` (one tensor per document) in the order of `documents`."""
+        qids, doc_ids = list(self.queries), list(self.documents)
+        if len(Q) != len(qids) or len(embedded) != len(doc_ids):
+            raise ValueError(
+                f"expected {len(qids)} queries and {len(doc_ids)} documents, "
+                f"got {len(Q)} and {len(embedded)}"
+            )
+        scores = torch.empty(len(qids), len(doc_ids))
+        for start in range(0, len(doc_ids), doc_chunk):
+            D, mask = pad_documents(embedded[start : start + doc_chunk])
+            scores[:, start : start + D.shape[0]] = maxsim(Q, D, mask, similarity=similarity)
         top = scores.topk(min(k, len(doc_ids)), dim=1)
         return {
             qid: {doc_ids[j]: float(s) for s, j in zip(vals.tolist(), idx.tolist(), strict=True)}

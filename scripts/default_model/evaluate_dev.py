@@ -9,16 +9,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from latesearch import ColBERT
+from latesearch._atomic import write_json
 from latesearch.evaluation.metrics import evaluate_run
 from latesearch.training.devset import DevSet
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from _machine import machine_info  # noqa: E402
+
 OUT = Path("benchmarks/results/default-model/dev-multi.json")
+DOMAINS = ("sf", "vw", "demo")
+
+
+def domain_scores(run: Mapping, qrels: Mapping) -> dict[str, float]:
+    """nDCG@10 of `run` per domain (query-id prefix) and pooled over all queries."""
+    scores = {}
+    for domain in DOMAINS:
+        judged = {q: r for q, r in qrels.items() if q.startswith(f"{domain}:")}
+        found = evaluate_run({q: run[q] for q in judged}, judged, ["nDCG@10"])
+        scores[domain] = found.aggregate["nDCG@10"]
+    scores["all"] = evaluate_run(run, qrels, ["nDCG@10"]).aggregate["nDCG@10"]
+    return scores
 
 
 def main() -> None:
@@ -32,25 +49,14 @@ def main() -> None:
         str(dev_dir / "queries.tsv"), str(dev_dir / "qrels.txt"), str(dev_dir / "collection.jsonl")
     )
     results = json.loads(OUT.read_text()) if OUT.exists() else {"models": {}}
-    results["machine"] = {
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "gpu": None,
-    }
+    results["machine"] = machine_info()
     for spec in args.models:
         name, _, path = spec.partition("=")
         model = ColBERT.from_pretrained(path, device="cpu", doc_maxlen=128)
-        run = dev.run(model)
-        scores = {}
-        for domain in ("sf", "vw", "demo"):
-            judged = {q: r for q, r in dev.qrels.items() if q.startswith(f"{domain}:")}
-            found = evaluate_run({q: run[q] for q in judged}, judged, ["nDCG@10"])
-            scores[domain] = found.aggregate["nDCG@10"]
-        scores["all"] = evaluate_run(run, dev.qrels, ["nDCG@10"]).aggregate["nDCG@10"]
+        scores = domain_scores(dev.run(model), dev.qrels)
         results["models"][name] = {**scores, "path": path}
-        print(name, {k: round(v, 4) for k, v in scores.items() if k != "path"}, flush=True)
-        OUT.write_text(json.dumps(results, indent=1) + "\n")
+        print(name, {k: round(v, 4) for k, v in scores.items()}, flush=True)
+        write_json(OUT, results)
 
 
 if __name__ == "__main__":

@@ -11,19 +11,21 @@ python scripts/default_model/probes/head_variants.py --dev .work/dm/dev --texts 
 from __future__ import annotations
 
 import argparse
-import json
 import random
+import sys
 
 import torch
 import torch.nn.functional as F
 
 from latesearch import ColBERT
+from latesearch._atomic import write_json
 from latesearch.data import read_collection
-from latesearch.evaluation.metrics import evaluate_run
 from latesearch.modeling.default import backbone_path
-from latesearch.modeling.projection import pca_projection, token_second_moment
-from latesearch.scoring import maxsim, pad_documents
+from latesearch.modeling.projection import pca_projection, token_moments
 from latesearch.training.devset import DevSet
+
+sys.path.insert(0, "scripts/default_model")
+from evaluate_dev import domain_scores, machine_info  # noqa: E402
 
 
 def identity_model(markers: bool, augmentation: bool) -> ColBERT:
@@ -36,42 +38,11 @@ def identity_model(markers: bool, augmentation: bool) -> ColBERT:
     return model.eval()
 
 
-@torch.inference_mode()
-def token_mean(model: ColBERT, texts: list[str]) -> torch.Tensor:
-    total, count = torch.zeros(384, dtype=torch.float64), 0
-    for start in range(0, len(texts), 32):
-        batch = model.tokenizer.documents(texts[start : start + 32])
-        states = model.backbone(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask
-        ).last_hidden_state
-        kept = states[batch.output_mask].to(torch.float64)
-        total += kept.sum(0)
-        count += len(kept)
-    return total / count
-
-
 def score(dev: DevSet, Q: torch.Tensor, docs: list[torch.Tensor], W: torch.Tensor | None) -> dict:
-    qids, dids = list(dev.queries), list(dev.documents)
     if W is not None:
         Q = F.normalize(Q @ W.T, dim=-1)
         docs = [F.normalize(d @ W.T, dim=-1) for d in docs]
-    scores = torch.empty(len(qids), len(dids))
-    for s in range(0, len(dids), 512):
-        D, mask = pad_documents(docs[s : s + 512])
-        scores[:, s : s + D.shape[0]] = maxsim(Q, D, mask)
-    top = scores.topk(100, dim=1)
-    run = {
-        q: {dids[j]: float(v) for v, j in zip(vals.tolist(), idx.tolist(), strict=True)}
-        for q, vals, idx in zip(qids, top.values, top.indices, strict=True)
-    }
-    out = {}
-    for domain in ("sf", "vw", "demo"):
-        judged = {q: r for q, r in dev.qrels.items() if q.startswith(f"{domain}:")}
-        out[domain] = evaluate_run({q: run[q] for q in judged}, judged, ["nDCG@10"]).aggregate[
-            "nDCG@10"
-        ]
-    out["all"] = evaluate_run(run, dev.qrels, ["nDCG@10"]).aggregate["nDCG@10"]
-    return {k: round(v, 4) for k, v in out.items()}
+    return {k: round(v, 4) for k, v in domain_scores(dev.rank(Q, docs), dev.qrels).items()}
 
 
 def main() -> None:
@@ -91,14 +62,11 @@ def main() -> None:
     results = {}
     for markers in (True, False):
         base = identity_model(markers, True)
-        M = token_second_moment(base, sample)
-        mu = token_mean(base, sample)
-        u = (mu / mu.norm()).unsqueeze(1)
-        proj = torch.eye(384, dtype=torch.float64) - u @ u.T
+        mean, moment = token_moments(base, sample)
         heads = {
             "id384": None,
-            "pca128": pca_projection(M, 128)[0],
-            "pca128-nomean": (pca_projection(proj @ M @ proj, 128)[0].double() @ proj).float(),
+            "pca128": pca_projection(moment, 128)[0],
+            "pca128-nomean": pca_projection(moment, 128, remove=mean)[0],
         }
         docs = base.encode_documents(list(dev.documents.values()))
         for aug in (True, False):
@@ -108,8 +76,12 @@ def main() -> None:
                 results[key] = score(dev, Q, docs, W)
                 print(key, results[key], flush=True)
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=1)
+        write_json(args.out, {
+            "what": "step-0 query formats x bias-free heads on the multi-domain dev set "
+            "(nDCG@10, doc_maxlen 128); scripts/default_model/probes/head_variants.py",
+            "machine": machine_info(),
+            "results": results,
+        })
 
 
 if __name__ == "__main__":

@@ -1,0 +1,38 @@
+"""Dev-set ranking: from a model, or from embeddings already computed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from latesearch.training.devset import DevSet
+
+
+def _dev() -> DevSet:
+    return DevSet(
+        queries={"q1": "cat on a mat", "q2": "protein folding"},
+        qrels={"q1": {"d1": 1}, "q2": {"d2": 1}},
+        documents={"d1": "a cat sat on the mat", "d2": "proteins fold", "d3": "stock prices"},
+    )
+
+
+def test_rank_orders_documents_by_maxsim():
+    dev = _dev()
+    e = torch.eye(4)
+    Q = torch.stack([e[:2], e[2:]])  # q1 = tokens {0, 1}, q2 = tokens {2, 3}
+    docs = [e[[0, 1]], e[[2, 3]], e[[3, 0]]]
+    run = dev.rank(Q, docs, k=2)
+    assert run["q1"] == pytest.approx({"d1": 2.0, "d3": 1.0})
+    assert list(run["q1"]) == ["d1", "d3"]
+    assert list(run["q2"]) == ["d2", "d3"]
+    with pytest.raises(ValueError, match="expected 2 queries and 3 documents"):
+        dev.rank(Q, docs[:2])
+
+
+def test_run_is_rank_over_the_models_embeddings(tiny_colbert):
+    dev = _dev()
+    run = dev.run(tiny_colbert)
+    Q = tiny_colbert.encode_queries(list(dev.queries.values()))
+    docs = tiny_colbert.encode_documents(list(dev.documents.values()))
+    assert run == dev.rank(Q, docs)
+    assert set(dev.evaluate(tiny_colbert)) == {"nDCG@10", "RR@10"}
