@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
+import statistics
 from pathlib import Path
 
 import torch
@@ -30,6 +32,31 @@ from latesearch.search.bm25 import BM25Index
 
 def sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 6]
+
+
+def bm25_standardized(rows, queries, sources, bm25, chunk: int = 64) -> list[list[float]]:
+    """Per row, z-scores of BM25 for its documents, standardized over every document of
+    the query's collection (unmatched documents score 0). A positive that is not a corpus
+    document (an abstract without its title, a text without its span) cannot be scored: it
+    takes its best negative's z-score (the margin then keeps it on top)."""
+    found: list[list[float]] = [[] for _ in rows]
+    for domain in ("sf", "vw"):
+        index = bm25[domain]
+        mine = [i for i, r in enumerate(rows) if r[2].startswith(f"{domain}:")]
+        for start in range(0, len(mine), chunk):
+            part = mine[start : start + chunk]
+            hits = index.search([queries[rows[i][0]] for i in part], len(index))
+            for i, row_hits in zip(part, hits, strict=True):
+                qid, pos_id, *negs = rows[i]
+                score = dict(row_hits)
+                values = list(score.values())
+                mean = sum(values) / len(index)
+                var = sum(v * v for v in values) / len(index) - mean * mean
+                std = math.sqrt(var) if var > 0 else 1.0
+                z = [(score.get(n.split(":", 1)[1], 0.0) - mean) / std for n in negs]
+                pos = (score.get(sources[i], 0.0) - mean) / std
+                found[i] = [pos if pos_id.startswith(f"{domain}:") else max(z), *z]
+    return found
 
 
 def main() -> None:
@@ -49,6 +76,20 @@ def main() -> None:
         default="32",
         help="teacher scores as a sum over 32 positions (students with [MASK] augmentation, "
         "v1) or over the query's own tokens (students without it, v3)",
+    )
+    ap.add_argument(
+        "--teacher-bm25",
+        type=float,
+        default=0.0,
+        help="fuse BM25 into the teacher: raw + W * std(raw) * z(BM25), both standardized per "
+        "query over the query's collection (v4: 0.2, chosen on the dev set's fusion probe)",
+    )
+    ap.add_argument(
+        "--stat-docs",
+        type=int,
+        default=256,
+        help="random documents per domain "
+        "that estimate the raw teacher's per-query mean and spread",
     )
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -104,6 +145,7 @@ def main() -> None:
     }
     texts = {"sf": sf_docs, "vw": vw_docs}
     rows = []
+    sources: list[str] = []  # per row: the corpus document its positive comes from
     for domain in ("sf", "vw"):
         chunk = [e for e in examples if e[2] == domain]
         found = bm25[domain].search([queries[e[0]] for e in chunk], args.depth)
@@ -116,25 +158,50 @@ def main() -> None:
             for d in negs:
                 collection[f"{domain}:{d}"] = texts[domain][d].full_text()
             rows.append([qid, pos, *[f"{domain}:{d}" for d in negs]])
+            sources.append(source)
     print(f"{len(rows)} examples, {len(queries)} queries, {len(collection)} documents")
 
     # teacher: raw MaxSim over the backbone's 384-d token states
     tok, model = load_backbone()
     skip = torch.tensor(sorted(tok.convert_tokens_to_ids(list(PUNCT))))
     pids = sorted(collection)
-    dvec = encode_ids(model, doc_ids(tok, [collection[p] for p in pids], None, 180), skip)
-    dvec = {p: F.normalize(v.float(), dim=-1) for p, v in zip(pids, dvec, strict=True)}
+    stat_pids = (
+        {
+            domain: [f"{domain}:{d}" for d in rng.sample(sorted(texts[domain]), args.stat_docs)]
+            for domain in ("sf", "vw")
+        }
+        if args.teacher_bm25
+        else {}
+    )
+    extra = sorted({p for ps in stat_pids.values() for p in ps} - set(pids))
+    extra_text = {p: texts[p[:2]][p[3:]].full_text() for p in extra}
+    all_pids = pids + extra
+    all_text = [collection[p] if p in collection else extra_text[p] for p in all_pids]
+    dvec = encode_ids(model, doc_ids(tok, all_text, None, 180), skip)
+    dvec = {p: F.normalize(v.float(), dim=-1) for p, v in zip(all_pids, dvec, strict=True)}
     used_q = sorted({r[0] for r in rows})
     qvec = encode_ids(
         model, query_ids(tok, [queries[q] for q in used_q], None, False), torch.tensor([-1])
     )
     qvec = {q: F.normalize(v.float(), dim=-1) for q, v in zip(used_q, qvec, strict=True)}
-    rng.shuffle(rows)
+    bm25_z = bm25_standardized(rows, queries, sources, bm25) if args.teacher_bm25 else []
+    order = list(range(len(rows)))
+    rng.shuffle(order)
     with open(out / "triples.jsonl", "w") as f:
-        for qid, *docs in rows:
+        for i in order:
+            qid, *docs = rows[i]
             # mean over query tokens, times the number of positions the student scores
             scale = 32 if args.teacher_scale == "32" else len(qvec[qid])
-            sims = [float((qvec[qid] @ dvec[d].T).max(1).values.mean()) * scale for d in docs]
+
+            def raw(d: str, qid: str = qid, scale: int = scale) -> float:
+                return float((qvec[qid] @ dvec[d].T).max(1).values.mean()) * scale
+
+            sims = [raw(d) for d in docs]
+            if args.teacher_bm25:
+                spread = statistics.pstdev(raw(d) for d in stat_pids[docs[1][:2]])
+                sims = [
+                    s + args.teacher_bm25 * spread * z for s, z in zip(sims, bm25_z[i], strict=True)
+                ]
             # the known positive stays on top: the teacher only orders what is below it
             sims[0] = max(sims[0], max(sims[1:]) + args.margin)
             pairs = [[d, round(s, 4)] for d, s in zip(docs, sims, strict=True)]

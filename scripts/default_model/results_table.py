@@ -1,6 +1,7 @@
 """Markdown table of the default-model results (issue 7) from benchmarks/results JSON:
 BM25 and dense from table2.json, the untrained random-head default (table2, exhaustive),
-the PCA starts, the shipped default (v3), the previous default (v1) and the raw-token
+the PCA starts, the shipped default (v3), the previous default (v1), the candidates not
+shipped (evaluated after the dev-set choice, for the record) and the raw-token
 MaxSim (default-model/*.json, `latesearch evaluate`), and the multi-domain
 dev figures (default-model/dev-multi.json)."""
 
@@ -48,6 +49,12 @@ def main() -> None:
         "(v3's starting point)": from_evaluate("start3"),
         "(4) shipped default v3": from_evaluate("v3"),
         "(4') previous default v1": from_evaluate("shipped-v1"),
+        "(4b) v4 candidate, teacher fused with BM25, not shipped (dev 0.556 < v3's 0.561)": (
+            from_evaluate("v4cand")
+        ),
+        "(4c) v5a candidate, v3 recipe + L2-SP anchor 1.0, not shipped (dev 0.553)": (
+            from_evaluate("v5acand")
+        ),
         "(5) raw MaxSim, backbone 384-d tokens, no markers/[MASK] (make_raw.py)": from_evaluate(
             "raw"
         ),

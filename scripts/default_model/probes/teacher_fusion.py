@@ -1,0 +1,106 @@
+"""Could a fused teacher beat the raw 384-d MaxSim teacher? Scores the multi-domain dev set
+(make_dev.py) with raw MaxSim (no markers, no [MASK], doc_maxlen 128), stemmed BM25 and the
+mean-pooled dense model, then fuses per-query standardized scores:
+z(raw) + a * z(BM25) + b * z(dense), standardized over every dev document.
+Writes benchmarks/results/default-model/probe-teacher-fusion.json.
+
+python scripts/default_model/probes/teacher_fusion.py --dev .work/dm/dev --raw .work/dm/raw
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from latesearch import ColBERT
+from latesearch._atomic import write_json
+from latesearch.modeling.dense import DenseEncoder
+from latesearch.search.bm25 import BM25Index
+from latesearch.training.devset import DevSet
+
+sys.path.insert(0, "scripts/default_model")
+from evaluate_dev import domain_scores, machine_info  # noqa: E402
+
+OUT = Path("benchmarks/results/default-model/probe-teacher-fusion.json")
+GRID = [(a, b) for a in (0.0, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0) for b in (0.0, 0.1, 0.2, 0.3)]
+
+
+@torch.inference_mode()
+def score_matrices(dev: DevSet, raw_model: str) -> dict[str, torch.Tensor]:
+    """(queries x documents) scores of the three first-stage signals."""
+    queries, docs = list(dev.queries.values()), list(dev.documents.items())
+    model = ColBERT.from_pretrained(raw_model, device="cpu", doc_maxlen=128)
+    run = dev.rank(
+        model.encode_queries(queries),
+        model.encode_documents([t for _, t in docs]),
+        k=len(docs),
+    )
+    column = {d: j for j, (d, _) in enumerate(docs)}
+    raw = torch.empty(len(queries), len(docs))
+    for i, ranked in enumerate(run.values()):
+        for d, s in ranked.items():
+            raw[i, column[d]] = s
+    dense = DenseEncoder.from_pretrained(max_length=256)
+    dq = F.normalize(dense.encode(queries), dim=-1)
+    dd = F.normalize(dense.encode([t for _, t in docs]), dim=-1)
+    bm25 = torch.zeros(len(queries), len(docs))
+    for i, hits in enumerate(BM25Index.build(docs).search(queries, len(docs))):
+        for d, s in hits:
+            bm25[i, column[d]] = s
+    return {"raw": raw, "dense": dq @ dd.T, "bm25": bm25}
+
+
+def standardized(scores: torch.Tensor) -> torch.Tensor:
+    return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dev", required=True)
+    ap.add_argument("--raw", required=True, help="make_raw.py's model folder")
+    ap.add_argument("--cache", default=".work/fusion/dev_scores.pt")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    d = Path(args.dev)
+    dev = DevSet.load(str(d / "queries.tsv"), str(d / "qrels.txt"), str(d / "collection.jsonl"))
+    cache = Path(args.cache)
+    if cache.is_file():
+        S = torch.load(cache)
+    else:
+        S = score_matrices(dev, args.raw)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(S, cache)
+    qids, dids = list(dev.queries), list(dev.documents)
+
+    def scored(matrix: torch.Tensor) -> dict[str, float]:
+        top = matrix.topk(100, dim=1)
+        run = {
+            q: {dids[j]: float(s) for s, j in zip(v.tolist(), ix.tolist(), strict=True)}
+            for q, v, ix in zip(qids, top.values, top.indices, strict=True)
+        }
+        return {k: round(v, 4) for k, v in domain_scores(run, dev.qrels).items()}
+
+    results = {name: scored(S[name]) for name in ("raw", "bm25", "dense")}
+    Z = {name: standardized(m) for name, m in S.items()}
+    for a, b in GRID:
+        results[f"raw+{a}*bm25+{b}*dense"] = scored(Z["raw"] + a * Z["bm25"] + b * Z["dense"])
+    for name, r in results.items():
+        print(f"{name:26s}", r)
+    write_json(
+        OUT,
+        {
+            "what": "teacher candidates on the multi-domain dev set (nDCG@10 per domain and "
+            "pooled); fused = z(raw) + a z(BM25) + b z(dense), per-query z over all dev documents; "
+            "scripts/default_model/probes/teacher_fusion.py",
+            "machine": machine_info(),
+            "results": results,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
