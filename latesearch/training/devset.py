@@ -29,8 +29,9 @@ class DevSet:
     def load(cls, queries: str, qrels: str, collection: str) -> DevSet:
         judged = read_qrels(qrels)
         texts = read_queries(queries)
-        return cls({q: texts[q] for q in judged if q in texts}, judged, load_texts(collection,
-                                                                                   "raise"))
+        return cls(
+            {q: texts[q] for q in judged if q in texts}, judged, load_texts(collection, "raise")
+        )
 
     def run(self, model, *, k: int = 100, doc_chunk: int = 512) -> dict[str, dict[str, float]]:
         """Top-`k` {qid: {doc_id: score}} by exact MaxSim; each document encoded once."""
@@ -51,16 +52,39 @@ class DevSet:
     ) -> dict[str, dict[str, float]]:
         """Top-`k` run from embeddings already computed: `Q` in the order of `queries`,
         `embedded` (one tensor per document) in the order of `documents`."""
-        qids, doc_ids = list(self.queries), list(self.documents)
-        if len(Q) != len(qids) or len(embedded) != len(doc_ids):
+        scores = self.score_matrix(Q, embedded, similarity=similarity, doc_chunk=doc_chunk)
+        return self.top_k(scores, k)
+
+    @torch.inference_mode()
+    def score_matrix(
+        self,
+        Q: torch.Tensor,
+        embedded: Sequence[torch.Tensor],
+        *,
+        similarity: str = "cosine",
+        doc_chunk: int = 512,
+    ) -> torch.Tensor:
+        """(queries x documents) exact MaxSim, rows and columns in the order of `queries`
+        and `documents`."""
+        if len(Q) != len(self.queries) or len(embedded) != len(self.documents):
             raise ValueError(
-                f"expected {len(qids)} queries and {len(doc_ids)} documents, "
+                f"expected {len(self.queries)} queries and {len(self.documents)} documents, "
                 f"got {len(Q)} and {len(embedded)}"
             )
-        scores = torch.empty(len(qids), len(doc_ids))
-        for start in range(0, len(doc_ids), doc_chunk):
+        scores = torch.empty(len(self.queries), len(self.documents))
+        for start in range(0, len(self.documents), doc_chunk):
             D, mask = pad_documents(embedded[start : start + doc_chunk])
             scores[:, start : start + D.shape[0]] = maxsim(Q, D, mask, similarity=similarity)
+        return scores
+
+    def top_k(self, scores: torch.Tensor, k: int = 100) -> dict[str, dict[str, float]]:
+        """{qid: {doc_id: score}} of the `k` best columns of a (queries x documents) matrix
+        (MaxSim or any other score), best first."""
+        qids, doc_ids = list(self.queries), list(self.documents)
+        if tuple(scores.shape) != (len(qids), len(doc_ids)):
+            raise ValueError(
+                f"expected a {len(qids)} x {len(doc_ids)} score matrix, got {tuple(scores.shape)}"
+            )
         top = scores.topk(min(k, len(doc_ids)), dim=1)
         return {
             qid: {doc_ids[j]: float(s) for s, j in zip(vals.tolist(), idx.tolist(), strict=True)}

@@ -92,6 +92,10 @@ def main() -> None:
         "that estimate the raw teacher's per-query mean and spread",
     )
     args = ap.parse_args()
+    if args.teacher_bm25 < 0:
+        ap.error(f"--teacher-bm25 must be >= 0, got {args.teacher_bm25}")
+    if args.stat_docs < 2:
+        ap.error(f"--stat-docs must be >= 2 (a spread needs two scores), got {args.stat_docs}")
     rng = random.Random(args.seed)
     torch.set_num_threads(2)
     out = Path(args.out)
@@ -173,11 +177,12 @@ def main() -> None:
         if args.teacher_bm25
         else {}
     )
-    extra = sorted({p for ps in stat_pids.values() for p in ps} - set(pids))
-    extra_text = {p: texts[p[:2]][p[3:]].full_text() for p in extra}
-    all_pids = pids + extra
-    all_text = [collection[p] if p in collection else extra_text[p] for p in all_pids]
-    dvec = encode_ids(model, doc_ids(tok, all_text, None, 180), skip)
+    # the statistics' documents not already in the collection are encoded too, not written
+    doc_text = dict(collection)
+    for domain, ps in stat_pids.items():
+        doc_text.update({p: texts[domain][p.split(":", 1)[1]].full_text() for p in ps})
+    all_pids = pids + sorted(set(doc_text) - set(pids))
+    dvec = encode_ids(model, doc_ids(tok, [doc_text[p] for p in all_pids], None, 180), skip)
     dvec = {p: F.normalize(v.float(), dim=-1) for p, v in zip(all_pids, dvec, strict=True)}
     used_q = sorted({r[0] for r in rows})
     qvec = encode_ids(

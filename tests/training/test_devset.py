@@ -29,6 +29,16 @@ def test_rank_orders_documents_by_maxsim():
         dev.rank(Q, docs[:2])
 
 
+def test_top_k_ranks_any_score_matrix():
+    dev = _dev()
+    scores = torch.tensor([[0.1, 0.9, 0.5], [3.0, -1.0, 2.0]])
+    run = dev.top_k(scores, k=2)
+    assert list(run["q1"]) == ["d2", "d3"]
+    assert run["q2"] == pytest.approx({"d1": 3.0, "d3": 2.0})
+    with pytest.raises(ValueError, match="expected a 2 x 3 score matrix"):
+        dev.top_k(scores[:, :2])
+
+
 def test_run_is_rank_over_the_models_embeddings(tiny_colbert):
     dev = _dev()
     run = dev.run(tiny_colbert)

@@ -34,16 +34,10 @@ def score_matrices(dev: DevSet, raw_model: str) -> dict[str, torch.Tensor]:
     """(queries x documents) scores of the three first-stage signals."""
     queries, docs = list(dev.queries.values()), list(dev.documents.items())
     model = ColBERT.from_pretrained(raw_model, device="cpu", doc_maxlen=128)
-    run = dev.rank(
-        model.encode_queries(queries),
-        model.encode_documents([t for _, t in docs]),
-        k=len(docs),
+    raw = dev.score_matrix(
+        model.encode_queries(queries), model.encode_documents([t for _, t in docs])
     )
     column = {d: j for j, (d, _) in enumerate(docs)}
-    raw = torch.empty(len(queries), len(docs))
-    for i, ranked in enumerate(run.values()):
-        for d, s in ranked.items():
-            raw[i, column[d]] = s
     dense = DenseEncoder.from_pretrained(max_length=256)
     dq = F.normalize(dense.encode(queries), dim=-1)
     dd = F.normalize(dense.encode([t for _, t in docs]), dim=-1)
@@ -68,20 +62,18 @@ def main() -> None:
     d = Path(args.dev)
     dev = DevSet.load(str(d / "queries.tsv"), str(d / "qrels.txt"), str(d / "collection.jsonl"))
     cache = Path(args.cache)
+    ids = {"queries": list(dev.queries), "documents": list(dev.documents)}
     if cache.is_file():
         S = torch.load(cache)
+        if S.pop("ids", None) != ids:
+            sys.exit(f"{cache}: cached scores are for another dev set; delete it or pass --cache")
     else:
         S = score_matrices(dev, args.raw)
         cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(S, cache)
-    qids, dids = list(dev.queries), list(dev.documents)
+        torch.save({**S, "ids": ids}, cache)
 
     def scored(matrix: torch.Tensor) -> dict[str, float]:
-        top = matrix.topk(100, dim=1)
-        run = {
-            q: {dids[j]: float(s) for s, j in zip(v.tolist(), ix.tolist(), strict=True)}
-            for q, v, ix in zip(qids, top.values, top.indices, strict=True)
-        }
+        run = dev.top_k(matrix, 100)
         return {k: round(v, 4) for k, v in domain_scores(run, dev.qrels).items()}
 
     results = {name: scored(S[name]) for name in ("raw", "bm25", "dense")}
