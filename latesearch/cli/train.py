@@ -50,6 +50,13 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--dev-queries", "dev_queries", str, "dev queries"),
     ("--dev-qrels", "dev_qrels", str, "dev qrels"),
     ("--dev-collection", "dev_collection", str, "dev collection"),
+    (
+        "--dev-average",
+        "dev_average",
+        str,
+        "pooled: mean over dev queries | groups: mean of per-group means, grouped by the "
+        "query id's prefix before ':' (picks best/)",
+    ),
 )
 _FLAGS = (("--in-batch-negatives", "in_batch_negatives", "add in-batch negatives"),)
 

@@ -18,6 +18,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ON_ERROR = ("raise", "skip")
 TRIPLES_FORMATS = ("auto", "text", "ids")
 DISTILL_SOURCES = ("triples",)
+DEV_AVERAGES = ("pooled", "groups")
 # Fields a resumed run may change; any other difference from the saved config is an error.
 RESUMABLE_CHANGES = frozenset(
     {"steps", "save_every", "keep_last", "eval_every", "log_every", "resume", "device", "on_error"}
@@ -79,6 +80,7 @@ class TrainConfig:
     dev_queries: str | None = None
     dev_qrels: str | None = None
     dev_collection: str | None = None
+    dev_average: str = "pooled"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -104,7 +106,8 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 _bad(name, getattr(self, name), ">= 0")
         for name, allowed in (
-            ("precision", PRECISIONS), ("on_error", ON_ERROR), ("triples_format", TRIPLES_FORMATS)
+            ("precision", PRECISIONS), ("on_error", ON_ERROR), ("triples_format", TRIPLES_FORMATS),
+            ("dev_average", DEV_AVERAGES),
         ):
             if getattr(self, name) not in allowed:
                 _bad(name, getattr(self, name), f"one of {allowed}")

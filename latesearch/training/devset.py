@@ -10,10 +10,16 @@ import torch
 
 from latesearch.data import read_qrels, read_queries
 from latesearch.scoring import maxsim, pad_documents
+from latesearch.training.config import DEV_AVERAGES
 from latesearch.training.data import load_texts
 from latesearch.training.runtime import evaluation_mode
 
 METRICS = ("nDCG@10", "RR@10")
+
+
+def query_group(qid: str) -> str:
+    """A query's group: the part of its id before the first ':' ('' without one)."""
+    return qid.partition(":")[0] if ":" in qid else ""
 
 
 @dataclass
@@ -91,8 +97,42 @@ class DevSet:
             for qid, vals, idx in zip(qids, top.values, top.indices, strict=True)
         }
 
-    def evaluate(self, model, qrels: Mapping[str, Mapping[str, int]] | None = None) -> dict:
-        """{metric: mean} over the judged queries (or those of `qrels`)."""
+    def evaluate(
+        self,
+        model,
+        qrels: Mapping[str, Mapping[str, int]] | None = None,
+        *,
+        average: str = "pooled",
+    ) -> dict[str, float]:
+        """{metric: mean} over the judged queries (or those of `qrels`); see `measure`."""
+        return self.measure(self.run(model), qrels or self.qrels, average=average)
+
+    @staticmethod
+    def measure(
+        run: Mapping[str, Mapping[str, float]],
+        qrels: Mapping[str, Mapping[str, int]],
+        *,
+        average: str = "pooled",
+    ) -> dict[str, float]:
+        """{metric: mean} of `run`. 'pooled': over all judged queries. 'groups': the mean
+        of each group's mean (groups by id prefix, `query_group`), so a domain with many
+        queries does not outweigh the others; each group's figure is added as
+        'metric/group'."""
         from latesearch.evaluation.metrics import evaluate_run
 
-        return dict(evaluate_run(self.run(model), qrels or self.qrels, list(METRICS)).aggregate)
+        if average not in DEV_AVERAGES:
+            raise ValueError(f"average must be one of {DEV_AVERAGES}, got {average!r}")
+        if average == "pooled":
+            return dict(evaluate_run(run, qrels, list(METRICS)).aggregate)
+        groups: dict[str, dict[str, Mapping[str, int]]] = {}
+        for qid, judged in qrels.items():
+            groups.setdefault(query_group(qid), {})[qid] = judged
+        per_group = {
+            group: evaluate_run({q: run.get(q, {}) for q in judged}, judged, list(METRICS))
+            .aggregate
+            for group, judged in sorted(groups.items())
+        }
+        found = {m: sum(g[m] for g in per_group.values()) / len(per_group) for m in METRICS}
+        for group, scores in per_group.items():
+            found.update({f"{m}/{group}": scores[m] for m in METRICS})
+        return found

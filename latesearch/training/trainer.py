@@ -305,7 +305,7 @@ class Trainer:
         return DevSet.load(cfg.dev_queries, cfg.dev_qrels, cfg.dev_collection)
 
     def _evaluate(self, dev, model, step, best, eval_log) -> dict[str, Any] | None:
-        metrics = dev.evaluate(model)
+        metrics = dev.evaluate(model, average=self.config.dev_average)
         record = {"step": step, **metrics}
         eval_log.append(record)
         if self.progress:

@@ -59,6 +59,19 @@ def bm25_standardized(rows, queries, sources, bm25, chunk: int = 64) -> list[lis
     return found
 
 
+def dev_vaswani_docs(dev: Path) -> set[str]:
+    """The Vaswani documents judged in a make_dev.py folder (its span queries' sources)."""
+    found = set()
+    with open(dev / "qrels.txt", encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split()
+            if len(fields) != 4:
+                raise ValueError(f"{dev / 'qrels.txt'}:{number}: expected 4 fields, got {line!r}")
+            if fields[2].startswith("vw:"):
+                found.add(fields[2][3:])
+    return found
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scifact", required=True)
@@ -90,6 +103,11 @@ def main() -> None:
         default=256,
         help="random documents per domain "
         "that estimate the raw teacher's per-query mean and spread",
+    )
+    ap.add_argument(
+        "--exclude-dev",
+        help="a make_dev.py folder whose Vaswani documents are kept out of the weak pairs and "
+        "the negatives (needed when --weak-per-domain goes beyond the dev set's data)",
     )
     args = ap.parse_args()
     if args.teacher_bm25 < 0:
@@ -133,7 +151,8 @@ def main() -> None:
         collection[f"sfa:{d}"] = sf_docs[d].text
         examples.append((f"sft:{d}", f"sfa:{d}", "sf", d))
     # weak pairs, Vaswani (no titles, no punctuation): a span of 6-12 words -> the rest
-    pool = [d for d, doc in vw_docs.items() if len(doc.text.split()) >= 30]
+    held_out = dev_vaswani_docs(Path(args.exclude_dev)) if args.exclude_dev else set()
+    pool = [d for d, doc in vw_docs.items() if len(doc.text.split()) >= 30 and d not in held_out]
     for d in rng.sample(pool, min(args.weak_per_domain, len(pool))):
         words = vw_docs[d].text.split()
         n = rng.randint(6, 12)
@@ -154,7 +173,9 @@ def main() -> None:
         chunk = [e for e in examples if e[2] == domain]
         found = bm25[domain].search([queries[e[0]] for e in chunk], args.depth)
         for (qid, pos, _, source), hits in zip(chunk, found, strict=True):
-            exclude = {source} | (set(train[qid[3:]]) if qid.startswith("sf:") else set())
+            exclude = {source} | (held_out if domain == "vw" else set())
+            if qid.startswith("sf:"):
+                exclude |= set(train[qid[3:]])
             cands = [d for d, _ in hits if d not in exclude]
             if len(cands) < args.negatives:
                 continue

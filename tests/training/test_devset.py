@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from latesearch.training.devset import DevSet
+from latesearch.training.devset import DevSet, query_group
 
 
 def _dev() -> DevSet:
@@ -46,3 +48,23 @@ def test_run_is_rank_over_the_models_embeddings(tiny_colbert):
     docs = tiny_colbert.encode_documents(list(dev.documents.values()))
     assert run == dev.rank(Q, docs)
     assert set(dev.evaluate(tiny_colbert)) == {"nDCG@10", "RR@10"}
+
+
+def test_measure_groups_averages_each_prefix_once():
+    qrels = {"a:1": {"d1": 1}, "a:2": {"d2": 1}, "a:3": {"d3": 1}, "b:1": {"d4": 1}}
+    run = {  # group a: all three found first; group b: its document at rank 2
+        "a:1": {"d1": 2.0}, "a:2": {"d2": 2.0}, "a:3": {"d3": 2.0}, "b:1": {"d9": 3.0, "d4": 1.0},
+    }
+    pooled = DevSet.measure(run, qrels)
+    grouped = DevSet.measure(run, qrels, average="groups")
+    assert pooled["RR@10"] == pytest.approx((3 + 0.5) / 4)
+    assert grouped["RR@10"] == pytest.approx((1 + 0.5) / 2)
+    assert grouped["RR@10/a"] == pytest.approx(1.0) and grouped["RR@10/b"] == pytest.approx(0.5)
+    assert grouped["nDCG@10/b"] == pytest.approx(1 / math.log2(3))
+    with pytest.raises(ValueError, match="average must be one of"):
+        DevSet.measure(run, qrels, average="macro")
+
+
+def test_query_group_is_the_id_prefix():
+    assert query_group("sf:12:3") == "sf"
+    assert query_group("12") == ""

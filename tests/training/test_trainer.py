@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -129,3 +130,35 @@ def test_qrels_with_bm25_negatives_and_dev_eval(tmp_path, tiny_bert_dir, toy_bei
     assert result.best is not None and ckpt.is_complete(tmp_path / "best")
     assert any("eval" in record for record in seen)
     assert (tmp_path / "mined_negatives.jsonl").is_file()
+
+
+def test_dev_average_groups_picks_best_by_the_mean_over_prefixes(
+    tmp_path, tiny_bert_dir, toy_beir, small_config
+):
+    # the toy queries split into two groups of unequal size by an id prefix
+    queries = [json.loads(line) for line in Path(toy_beir["queries"]).read_text().splitlines()]
+    renamed = {q["_id"]: ("a:" if i < 2 else "b:") + q["_id"] for i, q in enumerate(queries)}
+    (tmp_path / "dev_queries.jsonl").write_text("".join(
+        json.dumps({"_id": renamed[q["_id"]], "text": q["text"]}) + "\n" for q in queries
+    ))
+    lines = Path(toy_beir["qrels"]).read_text().splitlines()
+    (tmp_path / "dev_qrels.tsv").write_text("\n".join(
+        [lines[0]] + [renamed[line.split("\t")[0]] + line[line.index("\t"):] for line in lines[1:]]
+    ) + "\n")
+    config = small_config(
+        qrels=toy_beir["qrels"], queries=toy_beir["queries"], collection=toy_beir["collection"],
+        mine_negatives="bm25", mine_depth=5, negatives_per_query=2, base_model=tiny_bert_dir,
+        output=tmp_path / "run", steps=3, batch_size=3, eval_every=1,
+        dev_queries=tmp_path / "dev_queries.jsonl", dev_qrels=tmp_path / "dev_qrels.tsv",
+        dev_collection=toy_beir["collection"], dev_average="groups",
+    )
+    result = train(config)
+    evals = ckpt.JsonlLog(tmp_path / "run" / ckpt.EVAL_LOG).read()
+    for e in evals:
+        assert e["nDCG@10"] == pytest.approx((e["nDCG@10/a"] + e["nDCG@10/b"]) / 2)
+    assert result.best["nDCG@10"] == max(e["nDCG@10"] for e in evals)
+
+
+def test_dev_average_is_validated(small_config):
+    with pytest.raises(ConfigError, match="dev_average"):
+        small_config(dev_average="macro")
