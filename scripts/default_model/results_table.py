@@ -74,11 +74,13 @@ def main() -> None:
         "Held-out multi-domain dev set (scripts/default_model/make_dev.py; nDCG@10, "
         "doc_maxlen 128; never test judgements):",
         "",
-        "| model | SciFact dev slice | Vaswani span->rest | demo | all 320 |",
-        "|---|---|---|---|---|",
+        "| model | SciFact dev slice | Vaswani span->rest | demo | mean of 3 | all 320 |",
+        "|---|---|---|---|---|---|",
     ]
     for name, res in dev["models"].items():
-        cells = [f"{res[k]:.3f}" for k in ("sf", "vw", "demo", "all")]
+        macro = (res["sf"] + res["vw"] + res["demo"]) / 3
+        cells = [f"{res[k]:.3f}" for k in ("sf", "vw", "demo")] + [f"{macro:.3f}"]
+        cells.append(f"{res['all']:.3f}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     (RESULTS / "default-model" / "README.md").write_text(
