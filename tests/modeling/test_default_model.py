@@ -27,7 +27,7 @@ def test_default_loads_the_shipped_delta_offline():
     assert (model.config.dim, model.config.query_maxlen, model.config.doc_maxlen) == (128, 32, 180)
     Q = model.encode_queries(["how do I remove a directory tree?"])
     D = model.encode_documents(["Recursively delete a directory tree.", "Parse a JSON string."])
-    # v3 scores only the real query tokens: [CLS] [Q] how do i remove a directory tree ? [SEP]
+    # only the real query tokens are scored: [CLS] [Q] how do i remove a directory tree ? [SEP]
     assert model.config.markers and not model.config.query_augmentation
     assert Q.shape == (1, 11, 128)
     scores = [float((Q[0] @ d.T).max(1).values.sum()) for d in D]
