@@ -61,15 +61,8 @@ def bm25_standardized(rows, queries, sources, bm25, chunk: int = 64) -> list[lis
 
 def dev_vaswani_docs(dev: Path) -> set[str]:
     """The Vaswani documents judged in a make_dev.py folder (its span queries' sources)."""
-    found = set()
-    with open(dev / "qrels.txt", encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if len(fields) != 4:
-                raise ValueError(f"{dev / 'qrels.txt'}:{number}: expected 4 fields, got {line!r}")
-            if fields[2].startswith("vw:"):
-                found.add(fields[2][3:])
-    return found
+    judged = read_qrels(dev / "qrels.txt").values()
+    return {doc[3:] for docs in judged for doc in docs if doc.startswith("vw:")}
 
 
 def main() -> None:
