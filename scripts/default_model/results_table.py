@@ -56,6 +56,8 @@ def main() -> None:
         "(4c) v5a candidate, v3 recipe + L2-SP anchor 1.0, not shipped (dev 0.553)": (
             from_evaluate("v5acand")
         ),
+        "(4d) v7 candidate W(v6b, 0.75), WiSE-FT toward v3's start, not shipped (dev mean "
+        "0.651 < v6b's 0.657)": from_evaluate("v7cand-wise-v6b-075"),
         "(5) raw MaxSim, backbone 384-d tokens, no markers/[MASK] (make_raw.py)": from_evaluate(
             "raw"
         ),
