@@ -26,11 +26,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from latesearch._atomic import write_json
     from latesearch.modeling import ColBERT
-    from latesearch.modeling.mixing import mix_models
+    from latesearch.modeling.mixing import mix_models, mixing_weights
 
+    weights = mixing_weights(len(args.models), args.weights)
     models = [ColBERT.from_pretrained(name, device="cpu") for name in args.models]
-    mixed = mix_models(models, args.weights)
-    weights = args.weights or [1.0 / len(models)] * len(models)
+    mixed = mix_models(models, weights)
     folder = mixed.save_pretrained(args.output)
     write_json(folder / MIX_FILE, {"models": args.models, "weights": weights})
     print(f"mixed {len(models)} models -> {folder}")

@@ -149,11 +149,16 @@ class ColBERT(nn.Module):
         return digest.hexdigest()
 
     # ------------------------------------------------------------------ forward passes
-    def _embed(self, batch: TokenBatch) -> torch.Tensor:
+    def token_states(self, batch: TokenBatch) -> torch.Tensor:
+        """(n, L, hidden) output states of the backbone for a token batch, before the head."""
         batch = batch.to(self.device)
-        hidden = self.backbone(
+        return self.backbone(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask
         ).last_hidden_state
+
+    def _embed(self, batch: TokenBatch) -> torch.Tensor:
+        batch = batch.to(self.device)
+        hidden = self.token_states(batch)
         embeddings = F.normalize(self.linear(hidden), p=2, dim=-1)
         return embeddings * batch.output_mask.unsqueeze(-1).to(embeddings.dtype)
 

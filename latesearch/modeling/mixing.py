@@ -25,17 +25,9 @@ def mix_models(models: Sequence[ColBERT], weights: Sequence[float] | None = None
     the same encoder settings (markers, dim, similarity, augmentation...); integer buffers
     must be equal. The mixture is a new model on the first ingredient's device and dtype,
     with its config; the ingredients are not modified."""
-    if not models:
-        raise ConfigError("mix_models needs at least one model")
-    weights = [1.0 / len(models)] * len(models) if weights is None else [float(w) for w in weights]
-    if len(weights) != len(models):
-        raise ConfigError(f"{len(models)} models but {len(weights)} weights")
-    finite = all(math.isfinite(w) for w in weights)
-    if not finite or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
-        raise ConfigError(f"mixing weights must be finite and sum to 1, got {weights}")
-    first = models[0]
-    _check_compatible(first, models[1:])
+    weights = mixing_weights(len(models), weights)
     states = [model.state_dict() for model in models]
+    _check_compatible(models, states)
     mixed = {}
     for name, tensor in states[0].items():
         if tensor.is_floating_point():
@@ -48,9 +40,23 @@ def mix_models(models: Sequence[ColBERT], weights: Sequence[float] | None = None
                 if not torch.equal(state[name].to(tensor.device), tensor):
                     raise ConfigError(f"models[0] and models[{index}] differ in buffer {name}")
             mixed[name] = tensor.clone()
-    result = copy.deepcopy(first)
+    result = copy.deepcopy(models[0])
     result.load_state_dict(mixed)
     return result
+
+
+def mixing_weights(count: int, weights: Sequence[float] | None = None) -> list[float]:
+    """The validated weights of `count` models: `weights` (finite, one per model, summing to
+    1) or, when None, the uniform average."""
+    if count < 1:
+        raise ConfigError("mix_models needs at least one model")
+    weights = [1.0 / count] * count if weights is None else [float(w) for w in weights]
+    if len(weights) != count:
+        raise ConfigError(f"{count} models but {len(weights)} weights")
+    finite = all(math.isfinite(w) for w in weights)
+    if not finite or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
+        raise ConfigError(f"mixing weights must be finite and sum to 1, got {weights}")
+    return weights
 
 
 def interpolate(start: ColBERT, tuned: ColBERT, alpha: float) -> ColBERT:
@@ -59,18 +65,20 @@ def interpolate(start: ColBERT, tuned: ColBERT, alpha: float) -> ColBERT:
     return mix_models([start, tuned], [1.0 - alpha, alpha])
 
 
-def _check_compatible(first: ColBERT, others: Sequence[ColBERT]) -> None:
-    settings = {k: v for k, v in first.config.to_dict().items() if k not in USAGE_FIELDS}
-    shapes = {name: tuple(t.shape) for name, t in first.state_dict().items()}
-    for index, model in enumerate(others, start=1):
-        theirs = {k: v for k, v in model.config.to_dict().items() if k not in USAGE_FIELDS}
+def _check_compatible(models: Sequence[ColBERT], states: Sequence[dict]) -> None:
+    """Every model has models[0]'s encoder settings (usage fields aside) and weight shapes."""
+    settings = {k: v for k, v in models[0].config.to_dict().items() if k not in USAGE_FIELDS}
+    shapes = {name: tuple(t.shape) for name, t in states[0].items()}
+    for index in range(1, len(models)):
+        config = models[index].config.to_dict()
+        theirs = {k: v for k, v in config.items() if k not in USAGE_FIELDS}
         differing = sorted(k for k in settings if settings[k] != theirs.get(k))
         if differing:
             raise ConfigError(
                 f"models[0] and models[{index}] have different settings: "
                 + ", ".join(f"{k} ({settings[k]!r} vs {theirs.get(k)!r})" for k in differing)
             )
-        other_shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+        other_shapes = {name: tuple(t.shape) for name, t in states[index].items()}
         if other_shapes != shapes:
             mismatch = sorted(set(shapes) ^ set(other_shapes)) or sorted(
                 n for n in shapes if shapes[n] != other_shapes[n]

@@ -21,10 +21,7 @@ def token_moments(
     count = 0
     for start in range(0, len(texts), batch_size):
         batch = model.tokenizer.documents(list(texts[start : start + batch_size])).to(model.device)
-        states = model.backbone(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask
-        ).last_hidden_state
-        kept = states[batch.output_mask].to(torch.float64).cpu()
+        kept = model.token_states(batch)[batch.output_mask].to(torch.float64).cpu()
         first += kept.sum(0)
         second += kept.T @ kept
         count += len(kept)

@@ -24,15 +24,13 @@ import torch.nn.functional as F
 
 from latesearch import ColBERT
 from latesearch.data import read_collection, read_queries
-from latesearch.scoring import pad_documents
+from latesearch.scoring import maxsim, pad_documents
 
 
 @torch.inference_mode()
 def states(model: ColBERT, batch) -> list[torch.Tensor]:
     """The backbone's output vectors of the scored positions, one (n_i, hidden) per text."""
-    hidden = model.backbone(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask
-    ).last_hidden_state
+    hidden = model.token_states(batch)
     return [h[m].clone() for h, m in zip(hidden, batch.output_mask, strict=True)]
 
 
@@ -44,12 +42,6 @@ def encode(model: ColBERT, texts: list[str], *, queries: bool, size: int = 64) -
                  model.tokenizer.pad_documents(model.tokenizer.document_ids(chunk)))
         out.extend(states(model, batch))
     return out
-
-
-def maxsim_matrix(Q, qmask, D, dmask) -> torch.Tensor:
-    """(n_q, n_d) sum over query tokens of the max over document tokens of cosines."""
-    sim = torch.einsum("qih,djh->qdij", Q, D).masked_fill(~dmask[None, :, None, :], -2.0)
-    return (sim.max(-1).values * qmask[:, None, :]).sum(-1)
 
 
 def main() -> None:
@@ -91,9 +83,8 @@ def main() -> None:
         D, dmask = pad_documents([dstates[d] for d in docs])
         Q, qmask = pad_documents([qstates[i] for i in pick])
         with torch.no_grad():
-            teacher = maxsim_matrix(F.normalize(Q, dim=-1), qmask, F.normalize(D, dim=-1), dmask)
-        student = maxsim_matrix(F.normalize(Q @ W.T, dim=-1), qmask,
-                                F.normalize(D @ W.T, dim=-1), dmask)
+            teacher = maxsim(F.normalize(Q, dim=-1), F.normalize(D, dim=-1), dmask, qmask)
+        student = maxsim(F.normalize(Q @ W.T, dim=-1), F.normalize(D @ W.T, dim=-1), dmask, qmask)
         loss = F.kl_div(
             F.log_softmax(student / args.tau, -1),
             F.log_softmax(teacher / args.tau, -1),
