@@ -3,6 +3,11 @@ and pooled over all queries; exact MaxSim, doc_maxlen 128 as in training) and me
 into benchmarks/results/default-model/dev-multi.json under the given names.
 
 python scripts/default_model/evaluate_dev.py --dev .work/dm/dev NAME=MODEL_DIR ...
+
+With `--novel-positives TRIPLES` it also scores the SciFact-novel-like slice ('sfn': dev
+SciFact queries none of whose relevant documents is a positive in the training triples,
+as SciFact-novel is to the test split) and 'novel_macro', the mean of sfn, vw and demo
+(the selection rule fixed before the v8 candidates).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import torch
@@ -26,19 +31,41 @@ OUT = Path("benchmarks/results/default-model/dev-multi.json")
 DOMAINS = ("sf", "vw", "demo")
 
 
-def domain_scores(run: Mapping, qrels: Mapping) -> dict[str, float]:
+def domain_scores(
+    run: Mapping, qrels: Mapping, novel: Collection[str] | None = None
+) -> dict[str, float]:
     """nDCG@10 of `run` per domain (query-id prefix), their mean ('macro', the selection
-    rule fixed before the v6 candidate) and pooled over all queries ('all')."""
+    rule fixed before the v6 candidate) and pooled over all queries ('all'); with `novel`
+    (query ids) also 'sfn' over those queries and 'novel_macro' (see the module doc)."""
     grouped = DevSet.measure(run, qrels, average="groups")
     scores = {domain: grouped[f"nDCG@10/{domain}"] for domain in DOMAINS}
     scores["macro"] = grouped["nDCG@10"]
     scores["all"] = DevSet.measure(run, qrels)["nDCG@10"]
+    if novel is not None:
+        subset = {q: qrels[q] for q in novel}
+        scores["sfn"] = DevSet.measure(run, subset)["nDCG@10"]
+        scores["novel_macro"] = (scores["sfn"] + scores["vw"] + scores["demo"]) / 3
     return scores
+
+
+def novel_queries(qrels: Mapping, triples: str | Path) -> list[str]:
+    """Dev SciFact queries none of whose relevant documents is a positive in `triples`
+    (JSONL of [query_id, [positive_id, score], ...] as make_data.py writes)."""
+    positives = set()
+    with open(triples, encoding="utf-8") as f:
+        for line in f:
+            positives.add(json.loads(line)[1][0])
+    return [
+        q
+        for q, judged in qrels.items()
+        if q.startswith("sf:") and not {d for d, rel in judged.items() if rel > 0} & positives
+    ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dev", required=True)
+    ap.add_argument("--novel-positives", help="training triples (JSONL): adds sfn/novel_macro")
     ap.add_argument("models", nargs="+", help="NAME=MODEL_DIR")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -46,13 +73,14 @@ def main() -> None:
     dev = DevSet.load(
         str(dev_dir / "queries.tsv"), str(dev_dir / "qrels.txt"), str(dev_dir / "collection.jsonl")
     )
+    novel = novel_queries(dev.qrels, args.novel_positives) if args.novel_positives else None
     results = json.loads(OUT.read_text()) if OUT.exists() else {"models": {}}
     results["machine"] = machine_info()
     for spec in args.models:
         name, _, path = spec.partition("=")
         model = ColBERT.from_pretrained(path, device="cpu", doc_maxlen=128)
-        scores = domain_scores(dev.run(model), dev.qrels)
-        results["models"][name] = {**scores, "path": path}
+        scores = domain_scores(dev.run(model), dev.qrels, novel)
+        results["models"][name] = {**results["models"].get(name, {}), **scores, "path": path}
         print(name, {k: round(v, 4) for k, v in scores.items()}, flush=True)
         write_json(OUT, results)
 

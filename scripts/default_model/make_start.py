@@ -2,7 +2,8 @@
 128-d head initialized by PCA of its own document token states (uncentered), so that at
 step 0 the head keeps as much of the backbone's token geometry as 128 dimensions allow.
 `--remove-mean` projects the mean token direction out first (v3's start);
-`--no-query-augmentation` starts a model that scores only the real query tokens.
+`--no-query-augmentation` starts a model that scores only the real query tokens;
+`--no-markers` one without the [Q]/[D] marker tokens (v8's start).
 
 python scripts/default_model/make_start.py --texts A.jsonl B.trec ... --out .work/dm/start
 """
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--remove-mean", action="store_true", help="project out the mean token")
     ap.add_argument("--query-augmentation", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--markers", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args()
     torch.set_num_threads(2)
     rng = random.Random(args.seed)
@@ -40,7 +42,11 @@ def main() -> None:
         texts += rng.sample(docs, min(args.per_collection, len(docs)))
     # the bare backbone (not the shipped default, which from_pretrained() would load)
     model = ColBERT.from_pretrained(
-        backbone_path(), dim=args.dim, device="cpu", query_augmentation=args.query_augmentation
+        backbone_path(),
+        dim=args.dim,
+        device="cpu",
+        query_augmentation=args.query_augmentation,
+        markers=args.markers,
     )
     mean, moment = token_moments(model, texts)
     projection, kept = pca_projection(
@@ -55,6 +61,7 @@ def main() -> None:
         "seed": args.seed,
         "remove_mean": args.remove_mean,
         "query_augmentation": args.query_augmentation,
+        "markers": args.markers,
         "kept": kept,
     }
     (Path(args.out) / "start_info.json").write_text(json.dumps(info, indent=1) + "\n")
