@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 
-def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write `data` as indented JSON to `path` via a fsynced temporary file."""
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` via a fsynced temporary file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -26,6 +25,11 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write `data` as indented JSON to `path` via a fsynced temporary file."""
+    return write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def check_replaceable(target: str | os.PathLike, *markers: str) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from latesearch._atomic import replace_folder, write_json
+from latesearch._atomic import replace_folder, write_json, write_text
 
 
 def test_write_json_replaces_whole_and_keeps_old_on_failure(tmp_path):
@@ -16,6 +16,15 @@ def test_write_json_replaces_whole_and_keeps_old_on_failure(tmp_path):
         write_json(path, {"a": object()})  # not serializable: fails mid-write
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temp left behind
+
+
+def test_write_text_keeps_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "qrels.txt"
+    write_text(path, "q 0 d 1\n")
+    with pytest.raises(UnicodeEncodeError):
+        write_text(path, "q 0 d 1\n" * 1000 + "\ud800")  # fails while writing the temp file
+    assert path.read_text() == "q 0 d 1\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["qrels.txt"]
 
 
 def test_replace_folder_swaps_and_cleans_up(tmp_path):

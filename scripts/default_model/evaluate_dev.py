@@ -22,6 +22,8 @@ import torch
 
 from latesearch import ColBERT
 from latesearch._atomic import write_json
+from latesearch.data import read_id_triples, read_queries
+from latesearch.training.data import load_texts
 from latesearch.training.devset import DevSet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -49,12 +51,16 @@ def domain_scores(
 
 
 def novel_queries(qrels: Mapping, triples: str | Path) -> list[str]:
-    """Dev SciFact queries none of whose relevant documents is a positive in `triples`
-    (JSONL of [query_id, [positive_id, score], ...] as make_data.py writes)."""
-    positives = set()
-    with open(triples, encoding="utf-8") as f:
-        for line in f:
-            positives.add(json.loads(line)[1][0])
+    """Dev SciFact queries none of whose relevant documents is a positive in `triples`, a
+    make_data.py folder's triples.jsonl (read beside its queries.tsv and collection.jsonl,
+    so a bad line or unknown id is an InputError naming the file and line)."""
+    folder = Path(triples).parent
+    stream = read_id_triples(
+        triples,
+        read_queries(folder / "queries.tsv"),
+        load_texts(str(folder / "collection.jsonl"), "raise"),
+    )
+    positives = {triple.doc_ids[0] for triple in stream}
     return [
         q
         for q, judged in qrels.items()
@@ -80,7 +86,7 @@ def main() -> None:
         name, _, path = spec.partition("=")
         model = ColBERT.from_pretrained(path, device="cpu", doc_maxlen=128)
         scores = domain_scores(dev.run(model), dev.qrels, novel)
-        results["models"][name] = {**results["models"].get(name, {}), **scores, "path": path}
+        results["models"][name] = {**scores, "path": path}
         print(name, {k: round(v, 4) for k, v in scores.items()}, flush=True)
         write_json(OUT, results)
 

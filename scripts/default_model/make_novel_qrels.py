@@ -11,10 +11,10 @@ python scripts/default_model/make_novel_qrels.py --dev .work/dm/dev \
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from latesearch._atomic import write_text
 from latesearch.data import read_qrels
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -31,9 +31,7 @@ def main() -> None:
     novel = set(novel_queries(qrels, args.triples))
     kept = {q: j for q, j in qrels.items() if not q.startswith("sf:") or q in novel}
     lines = [f"{q} 0 {d} {rel}" for q, judged in kept.items() for d, rel in judged.items()]
-    tmp = Path(f"{args.out}.tmp-{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, args.out)
+    write_text(args.out, "\n".join(lines) + "\n")
     print(f"{len(kept)} queries ({len(novel)} SciFact-novel-like) -> {args.out}")
 
 

@@ -14,7 +14,6 @@ python scripts/default_model/evaluate_dev.py --dev .work/dm/dev \
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from pathlib import Path
@@ -23,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from latesearch import ColBERT
-from latesearch.data import read_collection, read_queries
+from latesearch.data import read_id_triples, read_queries
 from latesearch.scoring import maxsim, pad_documents
+from latesearch.training.data import load_texts
 
 
 @torch.inference_mode()
@@ -59,27 +59,21 @@ def main() -> None:
     torch.set_num_threads(2)
     model = ColBERT.from_pretrained(args.start, device="cpu", doc_maxlen=128)
     data = Path(args.data)
-    lines = (data / "triples.jsonl").read_text(encoding="utf-8").splitlines()
-    rows = random.Random(0).sample([json.loads(line) for line in lines], args.examples)
-    qtext = read_queries(data / "queries.tsv")
-    wanted = {d for r in rows for d, _ in r[1:]}
-    dtext = {
-        doc.doc_id: doc.full_text()
-        for doc in read_collection(data / "collection.jsonl")
-        if doc.doc_id in wanted
-    }
-    doc_ids = sorted(dtext)
+    dtext = load_texts(str(data / "collection.jsonl"), "raise")
+    triples = read_id_triples(data / "triples.jsonl", read_queries(data / "queries.tsv"), dtext)
+    rows = random.Random(0).sample(list(triples), args.examples)
+    doc_ids = sorted({d for r in rows for d in r.doc_ids})
     t0 = time.time()
     dstates = dict(zip(doc_ids, encode(model, [dtext[d] for d in doc_ids], queries=False),
                        strict=True))
-    qstates = encode(model, [qtext[r[0]] for r in rows], queries=True)
+    qstates = encode(model, [r.query for r in rows], queries=True)
     print(f"encoded {len(doc_ids)} documents, {len(rows)} queries in {time.time() - t0:.0f} s")
     W = model.linear.weight.detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([W], lr=args.lr)
     order = list(range(len(rows)))
     for step in range(1, args.steps + 1):
         pick = random.Random(step).sample(order, args.batch)
-        docs = sorted({d for i in pick for d, _ in rows[i][1:]})
+        docs = sorted({d for i in pick for d in rows[i].doc_ids})
         D, dmask = pad_documents([dstates[d] for d in docs])
         Q, qmask = pad_documents([qstates[i] for i in pick])
         with torch.no_grad():

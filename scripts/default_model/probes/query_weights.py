@@ -28,7 +28,7 @@ POWERS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 
 def document_frequencies(model: ColBERT, texts: list[str]) -> tuple[torch.Tensor, int]:
     """(vocab,) number of documents containing each token id, and the document count."""
-    df = torch.zeros(model.tokenizer.hf.vocab_size + 1000, dtype=torch.float64)
+    df = torch.zeros(len(model.tokenizer.hf), dtype=torch.float64)  # added tokens too
     for ids in model.tokenizer.document_ids(texts):
         df[torch.tensor(sorted(set(ids)))] += 1
     return df, len(texts)
