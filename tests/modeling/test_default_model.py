@@ -27,9 +27,11 @@ def test_default_loads_the_shipped_delta_offline():
     assert (model.config.dim, model.config.query_maxlen, model.config.doc_maxlen) == (128, 32, 180)
     Q = model.encode_queries(["how do I remove a directory tree?"])
     D = model.encode_documents(["Recursively delete a directory tree.", "Parse a JSON string."])
-    # only the real query tokens are scored: [CLS] [Q] how do i remove a directory tree ? [SEP]
-    assert model.config.markers and not model.config.query_augmentation
-    assert Q.shape == (1, 11, 128)
+    # only the real query tokens are scored: [CLS] how do i remove a directory tree ? [SEP]
+    # (v9 has no [Q]/[D] markers; with them, [Q] after [CLS])
+    assert not model.config.query_augmentation
+    n_tokens = 10 + int(model.config.markers)
+    assert Q.shape == (1, n_tokens, 128)
     scores = [float((Q[0] @ d.T).max(1).values.sum()) for d in D]
     assert scores[0] > scores[1]  # a trained model ranks the relevant passage first
-    torch.testing.assert_close(Q.norm(dim=-1), torch.ones(1, 11), atol=1e-3, rtol=0)
+    torch.testing.assert_close(Q.norm(dim=-1), torch.ones(1, n_tokens), atol=1e-3, rtol=0)
