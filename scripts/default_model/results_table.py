@@ -47,6 +47,9 @@ def main() -> None:
         "(3b) ColBERT format, PCA head, untrained (v1's starting point)": from_evaluate("start"),
         "(3c) ColBERT format without [MASK] augmentation, mean-free PCA head, untrained "
         "(v3's starting point)": from_evaluate("start3"),
+        "(3d) as (3c) without [Q]/[D] markers, untrained (v8's and v9's starting point)": (
+            from_evaluate("start8")
+        ),
         "(4) shipped default v9: v8 + L2-SP anchor, step 25 (dev novel mean 0.644)": (
             from_evaluate("v9")
         ),
