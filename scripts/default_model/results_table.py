@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from latesearch._atomic import write_text
+
 RESULTS = Path("benchmarks/results")
 SETS = (
     ("scifact", "scifact", "test"),
@@ -102,16 +104,17 @@ def main() -> None:
         cells += [f"{res[k]:.3f}" if k in res else "-" for k in ("sfn", "novel_macro")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    (RESULTS / "default-model" / "README.md").write_text(
+    write_text(
+        RESULTS / "default-model" / "README.md",
         "# Default model results (exhaustive MaxSim, `latesearch evaluate --mode exact`)\n\n"
         "Machine: AMD EPYC, 2 cores, CPU only. v10 (the shipped default) and v9 before it "
         "were chosen on the multi-domain dev set below by rules fixed before their runs (the "
         "novel mean of 3: v10 step 75 0.64446 > v9 step 25 0.64427 > v6b 0.6427), never on a "
         "test split; by the same rule the v8 candidates stayed below v6b. v6b was chosen by "
-        "the mean of the three domains (v3 "
-        "0.650, v6 0.655, v6b 0.657); v3 was chosen on the pooled dev score (v1 0.518, v3 "
-        "0.561). v1 was picked on the SciFact dev slice (start 0.658 -> 0.706) and the demo "
-        "collection (0.770 -> 0.836, doc_maxlen 180).\n\n" + text
+        "the mean of the three domains (v3 0.650, v6 0.655, v6b 0.657); v3 was chosen on the "
+        "pooled dev score (v1 0.518, v3 0.561). v1 was picked on the SciFact dev slice "
+        "(start 0.658 -> 0.706) and the demo collection (0.770 -> 0.836, doc_maxlen 180)."
+        "\n\n" + text,
     )
     print(text)
 

@@ -28,7 +28,7 @@ def test_default_loads_the_shipped_delta_offline():
     Q = model.encode_queries(["how do I remove a directory tree?"])
     D = model.encode_documents(["Recursively delete a directory tree.", "Parse a JSON string."])
     # only the real query tokens are scored: [CLS] how do i remove a directory tree ? [SEP]
-    # (v9 has no [Q]/[D] markers; with them, [Q] after [CLS])
+    # (no [Q]/[D] markers since v9; with them, [Q] follows [CLS])
     assert not model.config.query_augmentation
     n_tokens = 10 + int(model.config.markers)
     assert Q.shape == (1, n_tokens, 128)
