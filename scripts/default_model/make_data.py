@@ -77,6 +77,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--margin", type=float, default=1.0)
     ap.add_argument(
+        "--weak-positive",
+        choices=["rest", "source"],
+        default="rest",
+        help="a weak pair's positive: the document without its title/span (rest, v1-v11) or "
+        "the whole source document (source: a corpus document the teacher scores as it is)",
+    )
+    ap.add_argument(
+        "--force",
+        choices=["all", "judged"],
+        default="all",
+        help="lift the positive above the best negative + margin in every example (all, "
+        "v1-v11) or only in SciFact's judged pairs (judged: weak examples keep the teacher's "
+        "own scores, pure distillation)",
+    )
+    ap.add_argument(
         "--teacher-scale",
         choices=["32", "tokens"],
         default="32",
@@ -141,8 +156,12 @@ def main() -> None:
     pool = [d for d, doc in sf_docs.items() if doc.title and d not in test_docs | dev_docs]
     for d in rng.sample(pool, min(args.weak_per_domain, len(pool))):
         queries[f"sft:{d}"] = sf_docs[d].title
-        collection[f"sfa:{d}"] = sf_docs[d].text
-        examples.append((f"sft:{d}", f"sfa:{d}", "sf", d))
+        if args.weak_positive == "source":
+            collection[f"sf:{d}"] = sf_docs[d].full_text()
+            examples.append((f"sft:{d}", f"sf:{d}", "sf", d))
+        else:
+            collection[f"sfa:{d}"] = sf_docs[d].text
+            examples.append((f"sft:{d}", f"sfa:{d}", "sf", d))
     # weak pairs, Vaswani (no titles, no punctuation): a span of 6-12 words -> the rest
     held_out = dev_vaswani_docs(Path(args.exclude_dev)) if args.exclude_dev else set()
     pool = [d for d, doc in vw_docs.items() if len(doc.text.split()) >= 30 and d not in held_out]
@@ -151,8 +170,12 @@ def main() -> None:
         n = rng.randint(6, 12)
         start = rng.randrange(0, len(words) - n)
         queries[f"vws:{d}"] = " ".join(words[start : start + n])
-        collection[f"vwr:{d}"] = " ".join(words[:start] + words[start + n :])
-        examples.append((f"vws:{d}", f"vwr:{d}", "vw", d))
+        if args.weak_positive == "source":
+            collection[f"vw:{d}"] = vw_docs[d].full_text()
+            examples.append((f"vws:{d}", f"vw:{d}", "vw", d))
+        else:
+            collection[f"vwr:{d}"] = " ".join(words[:start] + words[start + n :])
+            examples.append((f"vws:{d}", f"vwr:{d}", "vw", d))
 
     # BM25 hard negatives from the query's own collection, the source document excluded
     bm25 = {
@@ -222,7 +245,8 @@ def main() -> None:
                     s + args.teacher_bm25 * spread * z for s, z in zip(sims, bm25_z[i], strict=True)
                 ]
             # the known positive stays on top: the teacher only orders what is below it
-            sims[0] = max(sims[0], max(sims[1:]) + args.margin)
+            if args.force == "all" or qid.startswith("sf:"):
+                sims[0] = max(sims[0], max(sims[1:]) + args.margin)
             pairs = [[d, round(s, 4)] for d, s in zip(docs, sims, strict=True)]
             f.write(json.dumps([qid, *pairs]) + "\n")
     with open(out / "queries.tsv", "w") as f:
