@@ -72,6 +72,10 @@ def main() -> None:
         "0.651 < v6b's 0.657)": from_evaluate("v7cand-wise-v6b-075"),
         "(4e) v8 candidate, v6b recipe from a start without markers (step 50), not shipped "
         "(dev novel mean 0.641 < v6b's 0.643)": from_evaluate("v8cand-step50"),
+        "(4f) v11 candidate `weak` (H100, data11, step 700), not shipped (dev novel mean "
+        "0.6424 < v10's 0.64446 + 0.005)": from_evaluate("v11cand-weak"),
+        "(4g) v12 candidate `weak` (H100, data12: weak pairs as the teacher sees them, step "
+        "100), not shipped (dev novel mean 0.6374)": from_evaluate("v12cand-weak"),
         "(5) raw MaxSim, backbone 384-d tokens, no markers/[MASK] (make_raw.py)": from_evaluate(
             "raw"
         ),
@@ -110,7 +114,8 @@ def main() -> None:
         "Machine: AMD EPYC, 2 cores, CPU only. v10 (the shipped default) and v9 before it "
         "were chosen on the multi-domain dev set below by rules fixed before their runs (the "
         "novel mean of 3: v10 step 75 0.64446 > v9 step 25 0.64427 > v6b 0.6427), never on a "
-        "test split; by the same rule the v8 candidates stayed below v6b. v6b was chosen by "
+        "test split; by the same rule the v8 candidates stayed below v6b, and the GPU-trained "
+        "v11 and v12 candidates below v10 + 0.005. v6b was chosen by "
         "the mean of the three domains (v3 0.650, v6 0.655, v6b 0.657); v3 was chosen on the "
         "pooled dev score (v1 0.518, v3 0.561). v1 was picked on the SciFact dev slice "
         "(start 0.658 -> 0.706) and the demo collection (0.770 -> 0.836, doc_maxlen 180)."

@@ -5,9 +5,10 @@
 #
 #   scripts/default_model/gpu/run.sh BUNDLE OUT VARIANT...
 #
-# Variants (the recipes fixed in models/README.md, "v11 candidates"):
-#   all   data11 (judged + weak pairs), top 3 layers, lr 3e-5 / 1e-4
-#   weak  data11 weak pairs only (no judged SciFact pairs), otherwise as all
+# Variants (the recipes fixed in models/README.md, "v11 candidates"; v12 ran all and weak
+# on a bundle of data12):
+#   all   the bundle's data (judged + weak pairs), top 3 layers, lr 3e-5 / 1e-4
+#   weak  its weak pairs only (no judged SciFact pairs), otherwise as all
 #   low   as all with lr 1e-5 / 3e-5
 #   deep  as low with all 6 layers trained
 # Environment: STEPS (800), EVAL_EVERY (100), BATCH (32), DEVICE (cuda), LIMIT_S (540: a
