@@ -244,7 +244,8 @@ def main() -> None:
                 sims = [
                     s + args.teacher_bm25 * spread * z for s, z in zip(sims, bm25_z[i], strict=True)
                 ]
-            # the known positive stays on top: the teacher only orders what is below it
+            # the known positive stays on top, the teacher only ordering what is below it
+            # (every example, or with --force judged only SciFact's judged pairs)
             if args.force == "all" or qid.startswith("sf:"):
                 sims[0] = max(sims[0], max(sims[1:]) + args.margin)
             pairs = [[d, round(s, 4)] for d, s in zip(docs, sims, strict=True)]
