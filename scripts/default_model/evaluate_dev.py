@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from _machine import machine_info  # noqa: E402
 
 OUT = Path("benchmarks/results/default-model/dev-multi.json")
-DOMAINS = ("sf", "vw", "demo")
 
 
 def domain_scores(
@@ -40,7 +39,11 @@ def domain_scores(
     rule fixed before the v6 candidate) and pooled over all queries ('all'); with `novel`
     (query ids) also 'sfn' over those queries and 'novel_macro' (see the module doc)."""
     grouped = DevSet.measure(run, qrels, average="groups")
-    scores = {domain: grouped[f"nDCG@10/{domain}"] for domain in DOMAINS}
+    scores = {
+        key.split("/", 1)[1]: value
+        for key, value in grouped.items()
+        if key.startswith("nDCG@10/")
+    }
     scores["macro"] = grouped["nDCG@10"]
     scores["all"] = DevSet.measure(run, qrels)["nDCG@10"]
     if novel is not None:
@@ -72,6 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dev", required=True)
     ap.add_argument("--novel-positives", help="training triples (JSONL): adds sfn/novel_macro")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"results JSON (default {OUT})")
     ap.add_argument("models", nargs="+", help="NAME=MODEL_DIR")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -80,7 +84,7 @@ def main() -> None:
         str(dev_dir / "queries.tsv"), str(dev_dir / "qrels.txt"), str(dev_dir / "collection.jsonl")
     )
     novel = novel_queries(dev.qrels, args.novel_positives) if args.novel_positives else None
-    results = json.loads(OUT.read_text()) if OUT.exists() else {"models": {}}
+    results = json.loads(args.out.read_text()) if args.out.exists() else {"models": {}}
     results["machine"] = machine_info()
     for spec in args.models:
         name, _, path = spec.partition("=")
@@ -88,7 +92,7 @@ def main() -> None:
         scores = domain_scores(dev.run(model), dev.qrels, novel)
         results["models"][name] = {**scores, "path": path}
         print(name, {k: round(v, 4) for k, v in scores.items()}, flush=True)
-        write_json(OUT, results)
+        write_json(args.out, results)
 
 
 if __name__ == "__main__":
