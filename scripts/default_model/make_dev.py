@@ -20,9 +20,34 @@ import json
 import random
 from pathlib import Path
 
+from latesearch._atomic import write_text
 from latesearch.data import read_collection, read_qrels, read_queries
 
 DEMO = Path(__file__).resolve().parents[2] / "latesearch" / "resources" / "demo"
+
+
+def add_demo(docs: dict[str, str], queries: dict[str, str], qrels: list[tuple[str, str]]) -> None:
+    """Add the demo collection and its 20 judged queries, ids prefixed 'demo:'."""
+    for d in read_collection(DEMO / "collection.jsonl"):
+        docs[f"demo:{d.doc_id}"] = d.full_text()
+    demo_q = read_queries(DEMO / "queries.tsv")
+    for q, rel in read_qrels(DEMO / "qrels.txt").items():
+        queries[f"demo:{q}"] = demo_q[q]
+        qrels += [(f"demo:{q}", f"demo:{d}") for d, r in rel.items() if r > 0]
+
+
+def write_dev(
+    out: Path, docs: dict[str, str], queries: dict[str, str], qrels: list[tuple[str, str]]
+) -> None:
+    """Write a dev set's collection.jsonl, queries.tsv and qrels.txt (each atomically)."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(
+        out / "collection.jsonl",
+        "".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in docs.items()),
+    )
+    write_text(out / "queries.tsv", "".join(f"{q}\t{t}\n" for q, t in queries.items()))
+    write_text(out / "qrels.txt", "".join(f"{q} 0 {d} 1\n" for q, d in qrels))
+    print(f"{len(queries)} queries, {len(docs)} documents -> {out}")
 
 
 def main() -> None:
@@ -69,20 +94,8 @@ def main() -> None:
     for d in rng.sample(others, 1000):
         docs[f"vw:{d}"] = vw[d]
 
-    for d in read_collection(DEMO / "collection.jsonl"):
-        docs[f"demo:{d.doc_id}"] = d.full_text()
-    demo_q = read_queries(DEMO / "queries.tsv")
-    for q, rel in read_qrels(DEMO / "qrels.txt").items():
-        queries[f"demo:{q}"] = demo_q[q]
-        qrels += [(f"demo:{q}", f"demo:{d}") for d, r in rel.items() if r > 0]
-
-    with open(out / "collection.jsonl", "w", encoding="utf-8") as f:
-        f.writelines(json.dumps({"_id": d, "text": t}) + "\n" for d, t in docs.items())
-    with open(out / "queries.tsv", "w", encoding="utf-8") as f:
-        f.writelines(f"{q}\t{t}\n" for q, t in queries.items())
-    with open(out / "qrels.txt", "w", encoding="utf-8") as f:
-        f.writelines(f"{q} 0 {d} 1\n" for q, d in qrels)
-    print(f"{len(queries)} queries, {len(docs)} documents -> {out}")
+    add_demo(docs, queries, qrels)
+    write_dev(out, docs, queries, qrels)
 
 
 if __name__ == "__main__":

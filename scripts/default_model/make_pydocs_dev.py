@@ -12,15 +12,11 @@ python scripts/default_model/evaluate_dev.py --dev .work/dm/devpy \
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from latesearch._atomic import write_text
-from latesearch.data import read_collection, read_qrels, read_queries
+from make_dev import add_demo, write_dev
 
-HERE = Path(__file__).resolve().parent
-DEMO = HERE.parents[1] / "latesearch" / "resources" / "demo"
-EXTRA = HERE / "data" / "pydocs-dev.tsv"
+EXTRA = Path(__file__).resolve().parent / "data" / "pydocs-dev.tsv"
 
 
 def read_extra(path: Path, known: set[str]) -> list[tuple[str, str, list[str]]]:
@@ -46,24 +42,14 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args()
-    docs = {f"demo:{d.doc_id}": d.full_text() for d in read_collection(DEMO / "collection.jsonl")}
+    docs: dict[str, str] = {}
     queries: dict[str, str] = {}
     qrels: list[tuple[str, str]] = []
-    demo_q = read_queries(DEMO / "queries.tsv")
-    for q, rel in read_qrels(DEMO / "qrels.txt").items():
-        queries[f"demo:{q}"] = demo_q[q]
-        qrels += [(f"demo:{q}", f"demo:{d}") for d, r in rel.items() if r > 0]
-    for qid, text, ids in read_extra(EXTRA, {d[5:] for d in docs}):
+    add_demo(docs, queries, qrels)
+    for qid, text, ids in read_extra(EXTRA, {d.removeprefix("demo:") for d in docs}):
         queries[f"py:{qid}"] = text
         qrels += [(f"py:{qid}", f"demo:{d}") for d in ids]
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_text(
-        args.out / "collection.jsonl",
-        "".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in docs.items()),
-    )
-    write_text(args.out / "queries.tsv", "".join(f"{q}\t{t}\n" for q, t in queries.items()))
-    write_text(args.out / "qrels.txt", "".join(f"{q} 0 {d} 1\n" for q, d in qrels))
-    print(f"{len(queries)} queries, {len(docs)} documents -> {args.out}")
+    write_dev(args.out, docs, queries, qrels)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,6 @@ DEV_FILES = ("queries.tsv", "qrels-novel.txt", "collection.jsonl")
 
 
 def xz_to(src: Path, dst: Path) -> None:
-    if not src.is_file():
-        raise SystemExit(f"{src}: missing")
     with open(src, "rb") as fin, lzma.open(dst, "wb", preset=9 | lzma.PRESET_EXTREME) as fout:
         shutil.copyfileobj(fin, fout)
 
@@ -36,6 +34,11 @@ def main() -> None:
     ap.add_argument("--dev", required=True, type=Path)
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args()
+    sources = [args.start / "model.safetensors"]
+    sources += [args.data / name for name in DATA_FILES] + [args.dev / name for name in DEV_FILES]
+    missing = [str(f) for f in sources if not f.is_file()]
+    if missing:  # checked before the old bundle is cleared
+        raise SystemExit(f"missing input: {', '.join(missing)}")
     start = args.out / "start"
     for sub in ("start", "data", "dev"):
         shutil.rmtree(args.out / sub, ignore_errors=True)
