@@ -59,6 +59,31 @@ def bm25_standardized(rows, queries, sources, bm25, chunk: int = 64) -> list[lis
     return found
 
 
+def weak_positives(value: str) -> dict[str, str]:
+    """`rest`, `source`, or per domain `sf=rest,vw=source` -> {"sf": ..., "vw": ...}."""
+    if value in ("rest", "source"):
+        return {"sf": value, "vw": value}
+    found = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
+    if set(found) != {"sf", "vw"} or not set(found.values()) <= {"rest", "source"}:
+        raise argparse.ArgumentTypeError(
+            f"expected rest, source or sf=rest|source,vw=rest|source, got {value!r}"
+        )
+    return found
+
+
+def forced_kinds(value: str) -> set[str]:
+    """`all`, `judged`, or a comma list of query-id prefixes among sf, sft, vws."""
+    named = {"all": {"sf", "sft", "vws"}, "judged": {"sf"}}
+    if value in named:
+        return named[value]
+    kinds = set(value.split(","))
+    if not kinds or not kinds <= named["all"]:
+        raise argparse.ArgumentTypeError(
+            f"expected all, judged or a comma list of sf, sft, vws, got {value!r}"
+        )
+    return kinds
+
+
 def dev_vaswani_docs(dev: Path) -> set[str]:
     """The Vaswani documents judged in a make_dev.py folder (its span queries' sources)."""
     judged = read_qrels(dev / "qrels.txt").values()
@@ -78,18 +103,20 @@ def main() -> None:
     ap.add_argument("--margin", type=float, default=1.0)
     ap.add_argument(
         "--weak-positive",
-        choices=["rest", "source"],
+        type=weak_positives,
         default="rest",
         help="a weak pair's positive: the document without its title/span (rest, v1-v11) or "
-        "the whole source document (source: a corpus document the teacher scores as it is)",
+        "the whole source document (source: a corpus document the teacher scores as it is); "
+        "per domain as sf=rest,vw=source",
     )
     ap.add_argument(
         "--force",
-        choices=["all", "judged"],
+        type=forced_kinds,
         default="all",
         help="lift the positive above the best negative + margin in every example (all, "
-        "v1-v11) or only in SciFact's judged pairs (judged: weak examples keep the teacher's "
-        "own scores, pure distillation)",
+        "v1-v11), only in SciFact's judged pairs (judged: weak examples keep the teacher's "
+        "own scores, pure distillation), or in the kinds listed by query-id prefix: sf "
+        "(judged), sft (SciFact titles), vws (Vaswani spans), e.g. sf,sft",
     )
     ap.add_argument(
         "--teacher-scale",
@@ -156,7 +183,7 @@ def main() -> None:
     pool = [d for d, doc in sf_docs.items() if doc.title and d not in test_docs | dev_docs]
     for d in rng.sample(pool, min(args.weak_per_domain, len(pool))):
         queries[f"sft:{d}"] = sf_docs[d].title
-        if args.weak_positive == "source":
+        if args.weak_positive["sf"] == "source":
             collection[f"sf:{d}"] = sf_docs[d].full_text()
             examples.append((f"sft:{d}", f"sf:{d}", "sf", d))
         else:
@@ -170,7 +197,7 @@ def main() -> None:
         n = rng.randint(6, 12)
         start = rng.randrange(0, len(words) - n)
         queries[f"vws:{d}"] = " ".join(words[start : start + n])
-        if args.weak_positive == "source":
+        if args.weak_positive["vw"] == "source":
             collection[f"vw:{d}"] = vw_docs[d].full_text()
             examples.append((f"vws:{d}", f"vw:{d}", "vw", d))
         else:
@@ -245,8 +272,8 @@ def main() -> None:
                     s + args.teacher_bm25 * spread * z for s, z in zip(sims, bm25_z[i], strict=True)
                 ]
             # the known positive stays on top, the teacher only ordering what is below it
-            # (every example, or with --force judged only SciFact's judged pairs)
-            if args.force == "all" or qid.startswith("sf:"):
+            # (in the example kinds --force names: all by default)
+            if qid.split(":", 1)[0] in args.force:
                 sims[0] = max(sims[0], max(sims[1:]) + args.margin)
             pairs = [[d, round(s, 4)] for d, s in zip(docs, sims, strict=True)]
             f.write(json.dumps([qid, *pairs]) + "\n")
