@@ -59,7 +59,7 @@ class Searcher:
         if self._bm25 is None:
             from latesearch.search.bm25 import BM25Index
 
-            bm25 = BM25Index.load(require(self.store, BM25_DIR, "rerank"))
+            bm25 = BM25Index.load(require(self.store, BM25_DIR, "rerank/bm25"))
             _check_size(self.store, BM25_DIR, len(bm25.doc_ids), self.store.n_docs)
             self._bm25 = bm25
         return self._bm25
