@@ -20,3 +20,29 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
 def search_kwargs(args: argparse.Namespace) -> dict[str, object]:
     """The `Index.search` keyword arguments those options set."""
     return {"k_prime": args.k_prime, "nprobe": args.nprobe, "bm25_k": args.bm25_k}
+
+
+def add_subset_options(parser: argparse.ArgumentParser, verb: str) -> None:
+    """--query-ids and --exclude-train-qrels: the judged queries a command `verb`s."""
+    parser.add_argument(
+        "--query-ids", default=None, help=f"{verb} only the query ids listed in this file"
+    )
+    parser.add_argument(
+        "--exclude-train-qrels",
+        default=None,
+        metavar="TRAIN_QRELS",
+        help=f"{verb} only queries none of whose relevant documents is relevant in "
+        "TRAIN_QRELS (e.g. SciFact-novel)",
+    )
+
+
+def judged_subset(args: argparse.Namespace) -> object:
+    """The EvalSet of --qrels restricted by the subset options (no query texts)."""
+    from latesearch.data import read_qrels
+    from latesearch.evaluation.datasets import EvalSet, restrict_eval_set
+
+    return restrict_eval_set(
+        EvalSet({}, read_qrels(args.qrels), args.qrels),
+        query_ids=args.query_ids,
+        exclude_train_qrels=args.exclude_train_qrels,
+    )

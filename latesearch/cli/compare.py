@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+from latesearch.cli._options import add_subset_options, judged_subset
 from latesearch.errors import ConfigError
 
 EPILOG = """\
@@ -36,16 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--qrels", required=True, help="judgements file")
     parser.add_argument("--metrics", default="nDCG@10", help='("nDCG@10")')
     parser.add_argument("--baseline", default=None, help="the run compared against (first)")
-    parser.add_argument(
-        "--query-ids", default=None, help="compare only the query ids listed in this file"
-    )
-    parser.add_argument(
-        "--exclude-train-qrels",
-        default=None,
-        metavar="TRAIN_QRELS",
-        help="compare only queries none of whose relevant documents is relevant in "
-        "TRAIN_QRELS (e.g. SciFact-novel)",
-    )
+    add_subset_options(parser, "compare")
     parser.add_argument("--resamples", type=int, default=10_000, help="(10000)")
     parser.add_argument("--confidence", type=float, default=0.95, help="(0.95)")
     parser.add_argument("--seed", type=int, default=0, help="(0)")
@@ -54,9 +46,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latesearch.data import read_qrels, read_trec_run
+    from latesearch.data import read_trec_run
     from latesearch.evaluation import parse_metrics
-    from latesearch.evaluation.datasets import EvalSet, restrict_eval_set
     from latesearch.evaluation.significance import compare_runs
 
     parse_metrics(args.metrics)  # a bad metric name fails before any file is read
@@ -65,11 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
         raise ConfigError(f"two runs are named {duplicate!r}; name them with NAME=PATH")
-    data = restrict_eval_set(
-        EvalSet({}, read_qrels(args.qrels), args.qrels),
-        query_ids=args.query_ids,
-        exclude_train_qrels=args.exclude_train_qrels,
-    )
+    data = judged_subset(args)
     runs = {
         name: {q: docs for q, docs in read_trec_run(path).items() if q in data.qrels}
         for name, path in specs

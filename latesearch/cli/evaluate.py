@@ -8,7 +8,12 @@ import json
 import sys
 from typing import Any
 
-from latesearch.cli._options import add_search_options, search_kwargs
+from latesearch.cli._options import (
+    add_search_options,
+    add_subset_options,
+    judged_subset,
+    search_kwargs,
+)
 from latesearch.errors import InputError
 
 MODES = ("e2e", "rerank", "exact", "bm25")
@@ -51,16 +56,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--run", default=None, help="with INDEX_DIR: write the run here; without: run to score"
     )
-    parser.add_argument(
-        "--query-ids", default=None, help="evaluate only the query ids listed in this file"
-    )
-    parser.add_argument(
-        "--exclude-train-qrels",
-        default=None,
-        metavar="TRAIN_QRELS",
-        help="evaluate only queries none of whose relevant documents is relevant in "
-        "TRAIN_QRELS (e.g. SciFact-novel)",
-    )
+    add_subset_options(parser, "evaluate")
     parser.add_argument(
         "--include-missing",
         action="store_true",
@@ -134,21 +130,14 @@ def _search(args: argparse.Namespace, data: Any) -> tuple[dict, dict[str, Any]]:
 
 
 def _score_run_file(args: argparse.Namespace) -> int:
-    from latesearch.data import read_qrels, read_trec_run
+    from latesearch.data import read_trec_run
     from latesearch.evaluation import evaluate_run
-    from latesearch.evaluation.datasets import EvalSet, restrict_eval_set
 
     if args.run is None or (args.qrels is None and args.queries is None):
         raise InputError("give INDEX_DIR, or --run RUN with --qrels QRELS", field="run")
     run_map = read_trec_run(args.run)
-    if args.queries is not None:  # a BEIR folder or query file: judged queries of the split
-        data = _eval_set(args)
-    else:
-        data = restrict_eval_set(
-            EvalSet({}, read_qrels(args.qrels), args.qrels),
-            query_ids=args.query_ids,
-            exclude_train_qrels=args.exclude_train_qrels,
-        )
+    # a BEIR folder or query file: the judged queries of its split; else the qrels alone
+    data = _eval_set(args) if args.queries is not None else judged_subset(args)
     if args.queries is not None or args.query_ids or args.exclude_train_qrels:
         run_map = {q: docs for q, docs in run_map.items() if q in data.qrels}  # the subset
     result = evaluate_run(run_map, data.qrels, args.metrics, include_missing=args.include_missing)
