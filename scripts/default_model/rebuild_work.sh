@@ -5,7 +5,7 @@
 # split for evaluate.sh), the multi-domain dev set (dev) with its SciFact-novel-like
 # judgements (qrels-novel.txt, from data6), the pydocs dev set (devpy) and data6 (v6b-v10's
 # training data). Each step is skipped when it has completed before (a marker DM/.done-STEP
-# written after it succeeds), so an interrupted rebuild resumes. About 20 minutes on 2 CPU
+# written after it succeeds), so an interrupted rebuild resumes. About 10 minutes on 2 CPU
 # cores.
 # usage: scripts/default_model/rebuild_work.sh [DATA=../shared/data]   (DM=.work/dm by default)
 set -euo pipefail
