@@ -79,6 +79,8 @@ def main() -> None:
         "(4h) v13 candidate (CPU, data13: SciFact titles -> abstracts with the margin, Vaswani "
         "spans in their own documents without it; step 100), not shipped (dev novel mean "
         "0.6397)": from_evaluate("v13cand"),
+        "(4i) v10's recipe with training seed 2, a replicate, never a candidate (step 50, dev "
+        "novel mean 0.6416)": from_evaluate("v10seed2"),
         "(5) raw MaxSim, backbone 384-d tokens, no markers/[MASK] (make_raw.py)": from_evaluate(
             "raw"
         ),
