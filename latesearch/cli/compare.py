@@ -57,12 +57,8 @@ def run(args: argparse.Namespace) -> int:
         duplicate = next(n for n in names if names.count(n) > 1)
         raise ConfigError(f"two runs are named {duplicate!r}; name them with NAME=PATH")
     data = judged_subset(args)
-    runs = {
-        name: {q: docs for q, docs in read_trec_run(path).items() if q in data.qrels}
-        for name, path in specs
-    }
     result = compare_runs(
-        runs,
+        {name: read_trec_run(path) for name, path in specs},  # scoped to data.qrels there
         data.qrels,
         args.metrics,
         baseline=args.baseline,
@@ -70,11 +66,11 @@ def run(args: argparse.Namespace) -> int:
         confidence=args.confidence,
         seed=args.seed,
     )
+    notes = [*data.notes, *result.notes]
     if args.json:
-        print(json.dumps({"data": data.name, **result.to_dict(), "notes": [*data.notes,
-                          *result.notes]}, indent=2))  # fmt: skip
-        return 0
-    _print_table(result, data.name, [*data.notes, *result.notes])
+        print(json.dumps({"data": data.name, **result.to_dict(), "notes": notes}, indent=2))
+    else:
+        _print_table(result, data.name, notes)
     return 0
 
 

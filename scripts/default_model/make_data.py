@@ -63,8 +63,13 @@ def weak_positives(value: str) -> dict[str, str]:
     """`rest`, `source`, or per domain `sf=rest,vw=source` -> {"sf": ..., "vw": ...}."""
     if value in ("rest", "source"):
         return {"sf": value, "vw": value}
-    found = dict(part.split("=", 1) for part in value.split(",") if "=" in part)
-    if set(found) != {"sf", "vw"} or not set(found.values()) <= {"rest", "source"}:
+    parts = [part.split("=", 1) for part in value.split(",")]
+    found = dict(part for part in parts if len(part) == 2)
+    if (
+        len(found) != len(parts)
+        or set(found) != {"sf", "vw"}
+        or not set(found.values()) <= {"rest", "source"}
+    ):
         raise argparse.ArgumentTypeError(
             f"expected rest, source or sf=rest|source,vw=rest|source, got {value!r}"
         )
@@ -77,7 +82,7 @@ def forced_kinds(value: str) -> set[str]:
     if value in named:
         return named[value]
     kinds = set(value.split(","))
-    if not kinds or not kinds <= named["all"]:
+    if not kinds <= named["all"]:
         raise argparse.ArgumentTypeError(
             f"expected all, judged or a comma list of sf, sft, vws, got {value!r}"
         )
