@@ -11,6 +11,8 @@
 #   weak  its weak pairs only (no judged SciFact pairs), otherwise as all
 #   low   as all with lr 1e-5 / 3e-5
 #   deep  as low with all 6 layers trained
+# A variant may name its training seed, VARIANT:SEED (v14: weak:2); the default is 12345.
+# Its run and its tar are then named VARIANT-sSEED.
 # Environment: STEPS (800), EVAL_EVERY (100), BATCH (32), DEVICE (cuda), LIMIT_S (540: a
 # variant is skipped when the time left is under 1.2x the first variant's duration, 1.8x
 # for deep), HEAD (use only the first HEAD training examples; for smoke tests).
@@ -31,7 +33,10 @@ python3 -c "import torch, transformers; print('torch', torch.__version__, 'trans
 
 mkdir -p runs
 first=""
-for variant in "$@"; do
+for spec in "$@"; do
+  variant=${spec%%:*}; seed=12345; tag=$variant
+  if [ "$spec" != "$variant" ]; then seed=${spec#*:}; tag=$variant-s$seed; fi
+  case $seed in ''|*[!0-9]*) echo "bad seed in $spec" >&2; exit 2 ;; esac
   lr=3e-5; plr=1e-4; layers=3; triples="$work/triples.jsonl"
   case $variant in
     all) ;;
@@ -43,9 +48,9 @@ for variant in "$@"; do
   now=$(date +%s); left=$((LIMIT_S - (now - t0)))
   if [ -n "$first" ]; then
     need=$((first * 12 / 10)); [ "$variant" = deep ] && need=$((first * 18 / 10))
-    if [ "$left" -lt "$need" ]; then echo "skip $variant: ${left}s left, needs ~${need}s"; continue; fi
+    if [ "$left" -lt "$need" ]; then echo "skip $tag: ${left}s left, needs ~${need}s"; continue; fi
   fi
-  run="runs/gpu-$variant"
+  run="runs/gpu-$tag"
   rm -rf "$run"
   s=$(date +%s)
   python3 -m latesearch train --triples "$triples" --collection "$work/collection.jsonl" \
@@ -55,11 +60,11 @@ for variant in "$@"; do
     --train-layers "$layers" --anchor-weight 1.0 --save-every "$EVAL_EVERY" --keep-last 1 \
     --eval-every "$EVAL_EVERY" --dev-queries "$work/dev_queries.tsv" \
     --dev-qrels "$work/dev_qrels-novel.txt" --dev-collection "$work/dev_collection.jsonl" \
-    --dev-average groups --log-every 20 --seed 12345 --device "$DEVICE" 2>&1 | tee "$run.log"
+    --dev-average groups --log-every 20 --seed "$seed" --device "$DEVICE" 2>&1 | tee "$run.log"
   cp "$run.log" "$run/train.log"
   took=$(( $(date +%s) - s ))
   [ -z "$first" ] && first=$took
-  echo "variant $variant: ${took}s for $STEPS steps"
-  python3 scripts/default_model/gpu/pack.py "$run" "$bundle/start" "$out/$variant.tar"
+  echo "variant $tag: ${took}s for $STEPS steps"
+  python3 scripts/default_model/gpu/pack.py "$run" "$bundle/start" "$out/$tag.tar"
 done
 echo "total $(( $(date +%s) - t0 ))s"
