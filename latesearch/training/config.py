@@ -54,6 +54,7 @@ class TrainConfig:
     doc_maxlen: int | None = None
     dim: int | None = None
     train_layers: int | None = None
+    doc_chunk: int | None = None
     # optimization
     steps: int = 1000
     batch_size: int = 32
@@ -93,7 +94,7 @@ class TrainConfig:
             ("mine_depth", 1), ("negatives_per_query", 0), ("steps", 1), ("batch_size", 1),
             ("grad_accum", 1), ("warmup_steps", 0), ("save_every", 0), ("keep_last", 0),
             ("log_every", 0), ("eval_every", 0), ("query_maxlen", 4), ("doc_maxlen", 3),
-            ("dim", 1), ("train_layers", 0),
+            ("dim", 1), ("train_layers", 0), ("doc_chunk", 1),
         ):
             value = getattr(self, name)
             if value is not None and value < low:

@@ -62,15 +62,18 @@ class TrainResult:
 class _Scorer(nn.Module):
     """Wraps the encoder so that DistributedDataParallel sees one forward per micro-batch."""
 
-    def __init__(self, model: ColBERT, nway: int, in_batch: bool) -> None:
+    def __init__(
+        self, model: ColBERT, nway: int, in_batch: bool, doc_chunk: int | None = None
+    ) -> None:
         super().__init__()
         self.model, self.nway, self.in_batch = model, nway, in_batch
+        self.doc_chunk = doc_chunk
 
     def forward(
         self, queries: TokenBatch, documents: TokenBatch
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         Q = self.model.forward_queries(queries)
-        D, mask = self.model.forward_documents(documents)
+        D, mask = self.model.forward_documents(documents, chunk_size=self.doc_chunk)
         sim = self.model.config.similarity
         if not self.in_batch:
             return nway_scores(Q, D, mask, self.nway, sim), None
@@ -176,7 +179,7 @@ class Trainer:
             eval_log.truncate(step)
         stream = build_stream(cfg, self.out, rank=rt.rank, world_size=rt.world_size, runtime=rt)
         dev = self._dev_set() if cfg.eval_every and rt.is_main else None
-        scorer: nn.Module = _Scorer(model, self.nway, cfg.in_batch_negatives)
+        scorer: nn.Module = _Scorer(model, self.nway, cfg.in_batch_negatives, cfg.doc_chunk)
         if rt.distributed:
             from torch.nn.parallel import DistributedDataParallel
 

@@ -138,3 +138,27 @@ def test_raw_token_maxsim_baseline(tiny_bert_dir):
         q = F.normalize(backbone(**hf(query, return_tensors="pt")).last_hidden_state[0], dim=-1)
         d = F.normalize(backbone(**hf(doc, return_tensors="pt")).last_hidden_state[0], dim=-1)
     assert torch.allclose(Q, q, atol=1e-5) and torch.allclose(D, d, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 100])
+def test_chunked_documents_match_one_batch(tiny_colbert, chunk_size):
+    """Length-sorted chunks give the same embeddings, in the input order, and the same
+    gradients as one padded batch."""
+    texts = [DOCS[1], "a", DOCS[0] + " " + DOCS[2], DOCS[2], "b c"]
+    batch = tiny_colbert.tokenizer.documents(texts)
+    tiny_colbert.zero_grad()
+    whole, mask = tiny_colbert.forward_documents(batch)
+    (whole * torch.arange(whole.numel()).view_as(whole).sin()).sum().backward()
+    expected = {n: p.grad.clone() for n, p in tiny_colbert.named_parameters() if p.grad is not None}
+    tiny_colbert.zero_grad()
+    chunked, chunked_mask = tiny_colbert.forward_documents(batch, chunk_size=chunk_size)
+    (chunked * torch.arange(chunked.numel()).view_as(chunked).sin()).sum().backward()
+    assert chunked.shape == whole.shape and torch.equal(mask, chunked_mask)
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    assert expected
+    for name, param in tiny_colbert.named_parameters():
+        if name in expected:
+            assert torch.allclose(param.grad, expected[name], atol=1e-4), name
+    tiny_colbert.zero_grad()
+    with pytest.raises(ValueError, match="chunk_size"):
+        tiny_colbert.forward_documents(batch, chunk_size=0)

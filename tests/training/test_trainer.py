@@ -162,3 +162,34 @@ def test_dev_average_groups_picks_best_by_the_mean_over_prefixes(
 def test_dev_average_is_validated(small_config):
     with pytest.raises(ConfigError, match="dev_average"):
         small_config(dev_average="macro")
+
+
+def test_doc_chunk_trains_the_same_model(
+    tmp_path, tiny_bert_dir, toy_triples, small_config, monkeypatch
+):
+    """Encoding a step's documents in length-sorted chunks changes nothing but speed (the
+    tiny BERT has no dropout, so the runs must agree)."""
+    seen = []
+    original = ColBERT.forward_documents
+
+    def spy(self, batch, *, chunk_size=None):
+        seen.append(chunk_size)
+        return original(self, batch, chunk_size=chunk_size)
+
+    monkeypatch.setattr(ColBERT, "forward_documents", spy)
+    finals = []
+    for chunk in (None, 3):
+        config = small_config(
+            triples=toy_triples, base_model=tiny_bert_dir, output=tmp_path / f"run-{chunk}",
+            steps=3, batch_size=4, negatives_per_query=1, in_batch_negatives=True,
+            doc_chunk=chunk,
+        )
+        finals.append(_weights(train(config).final))
+    assert seen == [None] * 3 + [3] * 3
+    assert finals[0].keys() == finals[1].keys()
+    for name, tensor in finals[0].items():
+        assert torch.allclose(tensor, finals[1][name], atol=1e-5), name
+    saved = json.loads((tmp_path / "run-3" / "train_config.json").read_text())
+    assert saved["doc_chunk"] == 3
+    with pytest.raises(ConfigError, match="doc_chunk"):
+        small_config(triples=toy_triples, doc_chunk=0)
