@@ -83,6 +83,9 @@ def main() -> None:
         "novel mean 0.6416)": from_evaluate("v10seed2"),
         "(4j) uniform soup of v10 and its seed replicate (4i), a probe, never a candidate (dev "
         "novel mean 0.6443; SciFact-novel 0.6995)": from_evaluate("soupv10"),
+        "(4k) v14c candidate (CPU, data14's weak pairs with 12 documents, 400 steps, 4x v10's "
+        "examples; step 100), not shipped (dev novel mean 0.6403; SciFact-novel 0.6975, Vaswani "
+        "0.4985)": from_evaluate("v14cand"),
         "(5) raw MaxSim, backbone 384-d tokens, no markers/[MASK] (make_raw.py)": from_evaluate(
             "raw"
         ),
