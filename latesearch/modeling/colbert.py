@@ -176,22 +176,29 @@ class ColBERT(nn.Module):
         rounding (dropout draws differ); the padding and the attention matrices shrink,
         which makes a CPU training step about twice as fast."""
         mask = batch.output_mask.to(self.device)
-        if chunk_size is not None and chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
-        if chunk_size is None or chunk_size >= len(batch):
+        if chunk_size is None:
             return self._embed(batch), mask
+        return self._embed_sorted(batch, chunk_size, cut=True), mask
+
+    def _embed_sorted(self, batch: TokenBatch, chunk_size: int, *, cut: bool) -> torch.Tensor:
+        """`_embed(batch)` computed over length-sorted chunks of at most `chunk_size` rows,
+        each cut to its own longest row when `cut`; rows in the batch's order, at its width."""
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
+        if len(batch) <= chunk_size:
+            return self._embed(batch)
         lengths = batch.attention_mask.sum(1)
         order = torch.argsort(lengths, descending=True, stable=True)
         width = batch.input_ids.shape[1]
         parts = []
         for start in range(0, len(batch), chunk_size):
             rows = order[start : start + chunk_size]
-            cut = int(lengths[rows].max())
-            part = self._embed(TokenBatch(*(t[rows, :cut] for t in batch.astuple())))
-            parts.append(F.pad(part, (0, 0, 0, width - cut)))
+            end = int(lengths[rows].max()) if cut else width
+            part = self._embed(TokenBatch(*(t[rows, :end] for t in batch.astuple())))
+            parts.append(F.pad(part, (0, 0, 0, width - end)))
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(len(order), device=order.device)
-        return torch.cat(parts)[inverse.to(self.device)], mask
+        return torch.cat(parts)[inverse.to(self.device)]
 
     # ------------------------------------------------------------------ batched encoding
     @torch.inference_mode()
@@ -201,19 +208,8 @@ class ColBERT(nn.Module):
         """Encode queries to a (n, query_maxlen, dim) tensor (narrower without augmentation,
         padded with zero rows)."""
         batch = self.tokenizer.queries(queries)
-        order = torch.argsort(batch.attention_mask.sum(1), descending=True)
-        out: torch.Tensor | None = None
-        for start in range(0, len(batch), batch_size):
-            rows = order[start : start + batch_size]
-            width = None
-            if not self.config.query_augmentation:
-                width = int(batch.attention_mask[rows].sum(1).max())
-            sub = TokenBatch(*(t[rows, :width] for t in batch.astuple()))
-            embedded = self.forward_queries(sub)
-            if out is None:
-                out = embedded.new_zeros((len(batch), batch.input_ids.shape[1], self.config.dim))
-            out[rows.to(out.device), : embedded.shape[1]] = embedded
-        assert out is not None
+        # with augmentation every position is scored, so chunks keep the full width
+        out = self._embed_sorted(batch, batch_size, cut=not self.config.query_augmentation)
         return out.cpu() if to_cpu else out
 
     @torch.inference_mode()
