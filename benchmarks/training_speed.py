@@ -16,7 +16,6 @@ Writes benchmarks/results/training-speed-<device>.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(1, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
 
 
@@ -102,8 +102,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows": rows,
     }
     device = "gpu" if args.device.startswith("cuda") else "cpu"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"training-speed-{device}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         f"# Training step time, doc_chunk on and off ({describe(info)})", "",
         f"{args.batch_size} queries x {1 + args.negatives} documents per step, doc_maxlen "
@@ -117,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         lines.append(f"| {r['doc_chunk'] or 'off (one batch)'} | {r['median_s_per_step']} | "
                      f"{r['min_s_per_step']} | {r['documents_per_s']} | "
                      f"{r['speedup_vs_first']}x |")
-    (args.out / f"training-speed-{device}.md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, f"training-speed-{device}", result, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return result
 
