@@ -38,14 +38,21 @@ def mine_index(
 ) -> dict[str, list[str]]:
     """The top-`depth` of an existing latesearch index (a model's own hard negatives):
     end-to-end search when the index has an `ann/` component, else exact MaxSim."""
-    from latesearch.index import Index
+    from latesearch.indexing import IndexStore
+    from latesearch.search.components import ANN_DIR
+    from latesearch.search.models import load_index_model
+    from latesearch.search.searcher import Searcher
 
-    index = Index.load(path)
-    mode = "e2e" if "ann" in index.components else "exact"
+    store = IndexStore.open(path)
+    searcher = Searcher(store, lambda: load_index_model(store))
+    mode = "e2e" if (store.folder / ANN_DIR).is_dir() else "exact"
 
     def search(texts: list[str], k: int) -> list[list[tuple[str, float]]]:
-        found = index.search(texts, k=k, mode=mode)
-        return [[(hit.doc_id, hit.score) for hit in hits] for hits in found]
+        found = searcher.search(texts, k, mode)
+        return [
+            list(zip(store.doc_ids[idx] if len(idx) else [], scores.tolist(), strict=True))
+            for scores, idx in found
+        ]
 
     return _exclude(queries, positives, search, depth)
 

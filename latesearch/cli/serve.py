@@ -1,0 +1,68 @@
+"""`latesearch serve`: answer search and rerank requests over HTTP (JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from latesearch.errors import InputError
+from latesearch.serving.config import MODES
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve an index over HTTP (JSON search and rerank API)",
+        description="Answer GET /search?q=..., POST /search, POST /rerank and GET /health "
+        "with JSON, for INDEX_DIR. The query encoder is loaded before the first request.",
+    )
+    parser.add_argument("index_dir", help="index folder (from `latesearch index`)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8893, help="port (8893; 0 = any free)")
+    parser.add_argument("--mode", choices=MODES, default="e2e", help="default mode (e2e)")
+    parser.add_argument("-k", type=int, default=10, help="default results per query (10)")
+    parser.add_argument("--max-k", type=int, default=1000, help="largest k a request may ask")
+    parser.add_argument("--max-queries", type=int, default=256, help="queries per request")
+    parser.add_argument("--batch-size", type=int, default=64, help="queries encoded at once")
+    parser.add_argument("--model", default=None, help="query encoder (default: the index's)")
+    parser.add_argument("--no-check-model", action="store_true", help="skip fingerprint check")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from latesearch.index import Index
+    from latesearch.serving import SearchService, ServeConfig, make_server
+
+    config = ServeConfig(default_k=args.k, default_mode=args.mode, max_k=args.max_k,
+                         max_queries=args.max_queries, batch_size=args.batch_size)  # fmt: skip
+    index = Index.load(
+        args.index_dir, args.model, device=args.device, check_model=not args.no_check_model
+    )
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"port must be 0-65535, got {args.port}", field="port")
+    service = SearchService(index, config)
+    service.warm_up()
+    try:
+        server = make_server(service, args.host, args.port, quiet=args.quiet)
+    except OSError as err:
+        raise InputError(
+            f"cannot listen on {args.host}:{args.port}: {err.strerror or err}", field="port"
+        ) from None
+    print(f"latesearch serve: {index!r} at {server.url} (Ctrl-C stops)", flush=True)
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("latesearch serve: stopped", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.server_close()
+    return 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM (a service manager's stop) ends the server like Ctrl-C."""
+    raise KeyboardInterrupt

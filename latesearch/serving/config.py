@@ -1,0 +1,46 @@
+"""`ServeConfig`: the defaults and limits of a search server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from latesearch._configio import JsonConfig
+from latesearch.errors import ConfigError
+
+MODES = ("e2e", "rerank", "exact")
+
+
+@dataclass(frozen=True)
+class ServeConfig(JsonConfig):
+    """What a request may ask for, and what it gets when it does not say.
+
+    default_k / default_mode: used when a request gives no `k` / `mode`;
+    max_k: the largest `k` (and `bm25_k`, `k_prime`) a request may ask for;
+    max_queries: queries per batch request; max_query_chars: characters per query;
+    max_candidates: candidate ids per query of a rerank request;
+    max_body_bytes: the largest request body read; batch_size: queries encoded at once.
+    """
+
+    default_k: int = 10
+    default_mode: str = "e2e"
+    max_k: int = 1000
+    max_queries: int = 256
+    max_query_chars: int = 4096
+    max_candidates: int = 10_000
+    max_body_bytes: int = 8 * 1024 * 1024
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("default_k", "max_k", "max_queries", "max_query_chars", "max_candidates",
+                     "max_body_bytes", "batch_size"):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"ServeConfig.{name} must be an integer >= 1, got {value!r}")
+        if self.default_k > self.max_k:
+            raise ConfigError(
+                f"ServeConfig.default_k ({self.default_k}) exceeds max_k ({self.max_k})"
+            )
+        if self.default_mode not in MODES:
+            raise ConfigError(
+                f"ServeConfig.default_mode must be one of {MODES}, got {self.default_mode!r}"
+            )

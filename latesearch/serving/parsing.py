@@ -1,0 +1,239 @@
+"""Search and rerank requests, parsed from URL parameters or a JSON body and validated.
+
+Every error is an `InputError` that names the offending field, so a client learns what to
+fix from the response alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from latesearch.errors import InputError
+from latesearch.serving.config import MODES, ServeConfig
+
+SEARCH_FIELDS = ("query", "queries", "k", "mode", "return_text", "k_prime", "nprobe", "bm25_k")
+RERANK_FIELDS = ("query", "queries", "candidates", "k", "missing", "return_text")
+# URL parameter -> request field (GET /search)
+URL_PARAMS = {"q": "query", "k": "k", "mode": "mode", "text": "return_text",
+              "k_prime": "k_prime", "nprobe": "nprobe", "bm25_k": "bm25_k"}  # fmt: skip
+_INT_FIELDS = ("k", "k_prime", "nprobe", "bm25_k")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Top-k search of one query (`single`) or of a batch."""
+
+    queries: list[str]
+    single: bool
+    k: int
+    mode: str
+    return_text: bool = False
+    k_prime: int | None = None
+    nprobe: int | None = None
+    bm25_k: int = 1000
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments of `Index.search` besides the queries."""
+        return {"k": self.k, "mode": self.mode, "return_text": self.return_text,
+                "k_prime": self.k_prime, "nprobe": self.nprobe, "bm25_k": self.bm25_k}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RerankRequest:
+    """Exact MaxSim of each query against its own candidate ids."""
+
+    queries: list[str]
+    single: bool
+    candidates: list[list[str]]
+    k: int | None = None
+    missing: str = "raise"
+    return_text: bool = False
+
+
+def parse_json_body(body: bytes) -> dict[str, Any]:
+    """The JSON object of a request body."""
+    if not body.strip():
+        raise InputError("the request needs a JSON object body", field="body")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError("the request body is not UTF-8", field="body") from None
+    except json.JSONDecodeError as err:
+        raise InputError(
+            f"the request body is not valid JSON: {err.msg} (line {err.lineno}, "
+            f"column {err.colno})",
+            field="body",
+        ) from None
+    if not isinstance(data, dict):
+        raise InputError(
+            f"the request body must be a JSON object, got {type(data).__name__}", field="body"
+        )
+    return data
+
+
+def search_from_url(query_string: str, config: ServeConfig) -> SearchRequest:
+    """A `SearchRequest` from `GET /search?q=...&k=...&mode=...&text=1` parameters."""
+    try:
+        params = parse_qs(query_string, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        raise InputError(f"malformed URL parameters {query_string!r}", field="url") from None
+    data: dict[str, Any] = {}
+    for name, values in params.items():
+        if name not in URL_PARAMS:
+            raise InputError(
+                f"unknown parameter {name!r}; expected some of {sorted(URL_PARAMS)}", field=name
+            )
+        if len(values) != 1:
+            raise InputError(f"parameter {name!r} is given {len(values)} times", field=name)
+        key, value = URL_PARAMS[name], values[0]
+        if key in _INT_FIELDS:
+            data[key] = _url_int(name, value)
+        elif key == "return_text":
+            data[key] = _url_bool(name, value)
+        else:
+            data[key] = value
+    if "query" not in data:
+        raise InputError("GET /search needs the query in parameter 'q'", field="q")
+    return search_from_json(data, config)
+
+
+def search_from_json(data: dict[str, Any], config: ServeConfig) -> SearchRequest:
+    """A `SearchRequest` from a `POST /search` JSON object."""
+    _check_fields(data, SEARCH_FIELDS)
+    queries, single = _queries(data, config)
+    return SearchRequest(
+        queries=queries,
+        single=single,
+        k=_int(data, "k", config.default_k, config.max_k),
+        mode=_choice(data, "mode", config.default_mode, MODES),
+        return_text=_bool(data, "return_text"),
+        k_prime=_int(data, "k_prime", None, config.max_candidates),
+        nprobe=_int(data, "nprobe", None, None),
+        bm25_k=_int(data, "bm25_k", min(1000, config.max_candidates), config.max_candidates),
+    )
+
+
+def rerank_from_json(data: dict[str, Any], config: ServeConfig) -> RerankRequest:
+    """A `RerankRequest` from a `POST /rerank` JSON object: "query" with "candidates" (a
+    list of ids), or "queries" with "candidates" (one list of ids per query)."""
+    _check_fields(data, RERANK_FIELDS)
+    queries, single = _queries(data, config)
+    if "candidates" not in data:
+        raise InputError("missing 'candidates' (the document ids to score)", field="candidates")
+    raw = data["candidates"]
+    if single:
+        lists = [_id_list(raw, "candidates", config)]
+    else:
+        if not isinstance(raw, list) or len(raw) != len(queries):
+            raise InputError(
+                f"'candidates' must hold one list of ids per query ({len(queries)} lists)",
+                field="candidates",
+            )
+        lists = [_id_list(ids, f"candidates[{n}]", config) for n, ids in enumerate(raw)]
+    return RerankRequest(
+        queries=queries,
+        single=single,
+        candidates=lists,
+        k=_int(data, "k", None, config.max_k),
+        missing=_choice(data, "missing", "raise", ("raise", "skip")),
+        return_text=_bool(data, "return_text"),
+    )
+
+
+# ---------------------------------------------------------------------- field checks
+def _check_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise InputError(
+            f"unknown field(s) {unknown}; expected some of {sorted(allowed)}", field=unknown[0]
+        )
+
+
+def _queries(data: dict[str, Any], config: ServeConfig) -> tuple[list[str], bool]:
+    if ("query" in data) == ("queries" in data):
+        raise InputError("give either 'query' (a string) or 'queries' (a list)", field="query")
+    if "query" in data:
+        return [_query_text(data["query"], "query", config)], True
+    raw = data["queries"]
+    if not isinstance(raw, list) or not raw:
+        raise InputError("'queries' must be a non-empty list of strings", field="queries")
+    if len(raw) > config.max_queries:
+        raise InputError(
+            f"{len(raw)} queries in one request; the limit is {config.max_queries}",
+            field="queries",
+        )
+    return [_query_text(q, f"queries[{n}]", config) for n, q in enumerate(raw)], False
+
+
+def _query_text(value: Any, field: str, config: ServeConfig) -> str:
+    if not isinstance(value, str):
+        raise InputError(f"'{field}' must be a string, got {type(value).__name__}", field=field)
+    if not value.strip():
+        raise InputError(f"'{field}' is empty", field=field)
+    if len(value) > config.max_query_chars:
+        raise InputError(
+            f"'{field}' has {len(value)} characters; the limit is {config.max_query_chars}",
+            field=field,
+        )
+    return value
+
+
+def _id_list(value: Any, field: str, config: ServeConfig) -> list[str]:
+    if not isinstance(value, list):
+        raise InputError(f"'{field}' must be a list of document ids", field=field)
+    if len(value) > config.max_candidates:
+        raise InputError(
+            f"'{field}' has {len(value)} ids; the limit is {config.max_candidates}", field=field
+        )
+    for n, doc_id in enumerate(value):
+        if not isinstance(doc_id, str):
+            raise InputError(
+                f"'{field}[{n}]' must be a string id, got {type(doc_id).__name__}", field=field
+            )
+    return list(value)
+
+
+def _int(data: dict[str, Any], field: str, default: int | None, upper: int | None) -> int | None:
+    value = data.get(field, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"'{field}' must be an integer >= 1, got {value!r}", field=field)
+    if upper is not None and value > upper:
+        raise InputError(f"'{field}' is {value}; the limit is {upper}", field=field)
+    return value
+
+
+def _bool(data: dict[str, Any], field: str) -> bool:
+    value = data.get(field, False)
+    if not isinstance(value, bool):
+        raise InputError(f"'{field}' must be true or false, got {value!r}", field=field)
+    return value
+
+
+def _choice(data: dict[str, Any], field: str, default: str, choices: tuple[str, ...]) -> str:
+    value = data.get(field, default)
+    if value not in choices:
+        raise InputError(f"'{field}' must be one of {list(choices)}, got {value!r}", field=field)
+    return value
+
+
+def _url_int(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        message = f"parameter {name!r} must be an integer, got {value!r}"
+        raise InputError(message, field=name) from None
+
+
+def _url_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise InputError(f"parameter {name!r} must be 1/0 or true/false, got {value!r}", field=name)

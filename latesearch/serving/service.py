@@ -1,0 +1,168 @@
+"""`SearchService`: routes requests to an `Index` and answers with JSON-ready dicts.
+
+It knows nothing of sockets: `handle(method, target, body)` takes what an HTTP server
+read and returns a `Response`, so the whole protocol is testable without a network.
+
+    GET  /health                      the index, its size and the modes it can serve
+    GET  /search?q=...&k=10&mode=e2e  one query (optional: text=1, k_prime, nprobe, bm25_k)
+    POST /search  {"query": ...} or {"queries": [...]}, plus the same options
+    POST /rerank  {"query": ..., "candidates": [ids]} or {"queries": [...],
+                  "candidates": [[ids], ...]}, optional "k", "missing": "raise" | "skip"
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from latesearch import __version__
+from latesearch.errors import InputError, LatesearchError
+from latesearch.search.components import MissingComponentError
+from latesearch.serving.config import ServeConfig
+from latesearch.serving.parsing import (
+    parse_json_body,
+    rerank_from_json,
+    search_from_json,
+    search_from_url,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Response:
+    """An HTTP status, a JSON-ready body and extra headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class SearchService:
+    """Answers search, rerank and health requests on one `Index`.
+
+    Index calls are serialized by a lock (the model and the searcher's lazily loaded
+    components are shared), so the service is safe behind a threading server.
+    """
+
+    def __init__(self, index: Any, config: ServeConfig | None = None) -> None:
+        self.index = index
+        self.config = config or ServeConfig()
+        self._lock = threading.Lock()
+        self._routes: dict[str, dict[str, Callable[[str, bytes], Response]]] = {
+            "/health": {"GET": self._health},
+            "/search": {"GET": self._search_get, "POST": self._search_post},
+            "/rerank": {"POST": self._rerank},
+        }
+
+    # ------------------------------------------------------------------ entry points
+    def warm_up(self) -> None:
+        """Load the query encoder (and the default mode's component) before the first
+        request, so that a wrong model or a missing component fails at start-up."""
+        with self._lock:
+            _ = self.index.model
+            mode = self.config.default_mode
+            if mode != "exact":
+                self.index.search("warm up", k=1, mode=mode)
+
+    def handle(self, method: str, target: str, body: bytes = b"") -> Response:
+        """Answer one request: `target` is the request line's path with its query string."""
+        url = urlsplit(target)
+        path = url.path.rstrip("/") or "/"
+        methods = self._routes.get(path)
+        if methods is None:
+            return _error(404, f"no endpoint {path!r}; endpoints: {sorted(self._routes)}")
+        handler = methods.get(method.upper())
+        if handler is None:
+            allowed = ", ".join(sorted(methods))
+            return Response(
+                405, {"error": f"{method} is not allowed on {path}; use {allowed}"},
+                {"Allow": allowed},
+            )  # fmt: skip
+        try:
+            return handler(url.query, body)
+        except (InputError, MissingComponentError) as err:
+            return _error(400, str(err), getattr(err, "field", None))
+        except LatesearchError as err:
+            log.error("%s %s failed: %s", method, target, err)
+            return _error(500, str(err))
+        except Exception as err:  # keep serving; the traceback goes to the log
+            log.exception("%s %s failed", method, target)
+            return _error(500, f"internal error ({type(err).__name__}); see the server log")
+
+    # ------------------------------------------------------------------ handlers
+    def _health(self, query: str, body: bytes) -> Response:
+        components = self.index.components
+        modes = ["exact"] + [m for m, c in (("rerank", "bm25"), ("e2e", "ann")) if c in components]
+        store = self.index.store
+        return Response(200, {
+            "status": "ok",
+            "version": __version__,
+            "index": str(self.index.folder),
+            "documents": len(self.index),
+            "embeddings": store.n_embeddings,
+            "model": store.manifest.model_source,
+            "components": components,
+            "modes": modes,
+            "default_mode": self.config.default_mode,
+            "default_k": self.config.default_k,
+            "max_k": self.config.max_k,
+        })  # fmt: skip
+
+    def _search_get(self, query: str, body: bytes) -> Response:
+        return self._search(search_from_url(query, self.config))
+
+    def _search_post(self, query: str, body: bytes) -> Response:
+        _no_url_params(query, "POST /search")
+        return self._search(search_from_json(parse_json_body(body), self.config))
+
+    def _search(self, request: Any) -> Response:
+        with self._lock:
+            results = self.index.search(
+                request.queries, batch_size=self.config.batch_size, **request.options()
+            )
+            timings = _timings(self.index)
+        head = {"mode": request.mode, "k": request.k}
+        if request.single:
+            hits = results[0]
+            return Response(200, {"query": request.queries[0], **head,
+                                  "hits": hits.to_dicts(), "timings": timings})  # fmt: skip
+        rows = [{"query": q, "hits": h.to_dicts()} for q, h in zip(request.queries, results,
+                                                                  strict=True)]  # fmt: skip
+        return Response(200, {**head, "results": rows, "timings": timings})
+
+    def _rerank(self, query: str, body: bytes) -> Response:
+        _no_url_params(query, "POST /rerank")
+        request = rerank_from_json(parse_json_body(body), self.config)
+        with self._lock:
+            results = self.index.rerank(
+                request.queries, request.candidates, request.k,
+                missing=request.missing, return_text=request.return_text,
+            )  # fmt: skip
+            timings = _timings(self.index)
+        rows = [{"query": q, "hits": h.to_dicts(), "skipped": h.skipped}
+                for q, h in zip(request.queries, results, strict=True)]  # fmt: skip
+        if request.single:
+            return Response(200, {**rows[0], "timings": timings})
+        return Response(200, {"results": rows, "timings": timings})
+
+
+def _timings(index: Any) -> dict[str, Any]:
+    timings = index.last_timings
+    return timings.to_dict() if timings is not None else {}
+
+
+def _no_url_params(query: str, what: str) -> None:
+    if query:
+        raise InputError(f"{what} takes its options in the JSON body, not the URL", field="url")
+
+
+def _error(status: int, message: str, field_name: str | None = None) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if field_name is not None:
+        body["field"] = field_name
+    return Response(status, body)
