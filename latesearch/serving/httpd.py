@@ -38,6 +38,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: SearchServer
     server_version = f"latesearch/{__version__}"
     protocol_version = "HTTP/1.1"
+    # headers and body leave in two writes: without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK hold the body back (tens of ms per keep-alive request)
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._answer(self.server.service.handle("GET", self.path))
