@@ -86,6 +86,9 @@ def main() -> None:
         "(4k) v14c candidate (CPU, data14's weak pairs with 12 documents, 400 steps, 4x v10's "
         "examples; step 100), not shipped (dev novel mean 0.6403; SciFact-novel 0.6975, Vaswani "
         "0.4985)": from_evaluate("v14cand"),
+        "(4l) v15c candidate: uniform soup of v14c's recipe with seeds 12345, 2 and 3, each at "
+        "step 100 (CPU), not shipped (dev novel mean 0.6397; SciFact-novel 0.6936, Vaswani "
+        "0.4960)": from_evaluate("v15csoup"),
         "(5) raw MaxSim, backbone 384-d tokens, no markers/[MASK] (make_raw.py)": from_evaluate(
             "raw"
         ),
