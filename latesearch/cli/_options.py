@@ -11,10 +11,15 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nprobe", type=int, default=None, help="e2e: partitions probed")
     parser.add_argument("--bm25-k", type=int, default=1000, help="rerank: BM25 candidates")
     parser.add_argument("--batch-size", type=int, default=64, help="queries per batch (64)")
+    add_model_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The query encoder of an index (default: the one it was built with) and its device."""
     parser.add_argument("--model", default=None, help="query encoder (default: the index's)")
     parser.add_argument("--no-check-model", action="store_true", help="skip fingerprint check")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def search_kwargs(args: argparse.Namespace) -> dict[str, object]:

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 
+from latesearch.cli._options import add_model_options
 from latesearch.errors import InputError
 from latesearch.serving.config import MODES
 
@@ -25,9 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("--max-k", type=int, default=1000, help="largest k a request may ask")
     parser.add_argument("--max-queries", type=int, default=256, help="queries per request")
     parser.add_argument("--batch-size", type=int, default=64, help="queries encoded at once")
-    parser.add_argument("--model", default=None, help="query encoder (default: the index's)")
-    parser.add_argument("--no-check-model", action="store_true", help="skip fingerprint check")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    add_model_options(parser)
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     parser.set_defaults(func=run)
 
