@@ -28,6 +28,7 @@ from latesearch.search.components import (
     build_ann,
     build_bm25,
     builders,
+    present_components,
 )
 from latesearch.search.models import ModelMismatchError, load_index_model
 from latesearch.search.results import Hit, Hits
@@ -143,7 +144,7 @@ class Index:
     @property
     def components(self) -> list[str]:
         """The search components present: 'bm25', 'ann'."""
-        return [name for name in (BM25_DIR, ANN_DIR) if (self.folder / name).is_dir()]
+        return present_components(self.store)
 
     @property
     def last_timings(self) -> SearchTimings | None:

@@ -35,13 +35,13 @@ def run(args: argparse.Namespace) -> int:
     from latesearch.index import Index
     from latesearch.serving import SearchService, ServeConfig, make_server
 
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"port must be 0-65535, got {args.port}", field="port")
     config = ServeConfig(default_k=args.k, default_mode=args.mode, max_k=args.max_k,
                          max_queries=args.max_queries, batch_size=args.batch_size)  # fmt: skip
     index = Index.load(
         args.index_dir, args.model, device=args.device, check_model=not args.no_check_model
     )
-    if not 0 <= args.port <= 65535:
-        raise InputError(f"port must be 0-65535, got {args.port}", field="port")
     service = SearchService(index, config)
     service.warm_up()
     try:

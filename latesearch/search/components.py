@@ -14,6 +14,19 @@ from latesearch.errors import LatesearchError
 from latesearch.indexing import IndexStore
 
 BM25_DIR, ANN_DIR = "bm25", "ann"
+MODE_COMPONENTS = {"rerank": BM25_DIR, "e2e": ANN_DIR}  # "exact" needs none
+
+
+def present_components(store: IndexStore) -> list[str]:
+    """The search components the index holds: some of 'bm25', 'ann'."""
+    return [name for name in (BM25_DIR, ANN_DIR) if (store.folder / name).is_dir()]
+
+
+def servable_modes(store: IndexStore) -> list[str]:
+    """The search modes the index can answer: "exact" always, "rerank" with bm25/, "e2e"
+    with ann/."""
+    present = present_components(store)
+    return ["exact"] + [mode for mode, name in MODE_COMPONENTS.items() if name in present]
 TEXT_BATCH = 1024
 
 Builder = Callable[[Path, IndexStore], None]

@@ -21,9 +21,14 @@ from urllib.parse import urlsplit
 
 from latesearch import __version__
 from latesearch.errors import InputError, LatesearchError
-from latesearch.search.components import MissingComponentError
+from latesearch.search.components import (
+    MissingComponentError,
+    present_components,
+    servable_modes,
+)
 from latesearch.serving.config import ServeConfig
 from latesearch.serving.parsing import (
+    SearchRequest,
     parse_json_body,
     rerank_from_json,
     search_from_json,
@@ -96,8 +101,6 @@ class SearchService:
 
     # ------------------------------------------------------------------ handlers
     def _health(self, query: str, body: bytes) -> Response:
-        components = self.index.components
-        modes = ["exact"] + [m for m, c in (("rerank", "bm25"), ("e2e", "ann")) if c in components]
         store = self.index.store
         return Response(200, {
             "status": "ok",
@@ -106,8 +109,8 @@ class SearchService:
             "documents": len(self.index),
             "embeddings": store.n_embeddings,
             "model": store.manifest.model_source,
-            "components": components,
-            "modes": modes,
+            "components": present_components(store),
+            "modes": servable_modes(store),
             "default_mode": self.config.default_mode,
             "default_k": self.config.default_k,
             "max_k": self.config.max_k,
@@ -120,7 +123,7 @@ class SearchService:
         _no_url_params(query, "POST /search")
         return self._search(search_from_json(parse_json_body(body), self.config))
 
-    def _search(self, request: Any) -> Response:
+    def _search(self, request: SearchRequest) -> Response:
         with self._lock:
             results = self.index.search(
                 request.queries, batch_size=self.config.batch_size, **request.options()

@@ -39,20 +39,17 @@ def mine_index(
     """The top-`depth` of an existing latesearch index (a model's own hard negatives):
     end-to-end search when the index has an `ann/` component, else exact MaxSim."""
     from latesearch.indexing import IndexStore
-    from latesearch.search.components import ANN_DIR
+    from latesearch.search.components import servable_modes
     from latesearch.search.models import load_index_model
     from latesearch.search.searcher import Searcher
 
     store = IndexStore.open(path)
     searcher = Searcher(store, lambda: load_index_model(store))
-    mode = "e2e" if (store.folder / ANN_DIR).is_dir() else "exact"
+    mode = "e2e" if "e2e" in servable_modes(store) else "exact"
 
     def search(texts: list[str], k: int) -> list[list[tuple[str, float]]]:
         found = searcher.search(texts, k, mode)
-        return [
-            list(zip(store.doc_ids[idx] if len(idx) else [], scores.tolist(), strict=True))
-            for scores, idx in found
-        ]
+        return [list(zip(store.doc_ids[i], s.tolist(), strict=True)) for s, i in found]
 
     return _exclude(queries, positives, search, depth)
 
