@@ -7,6 +7,8 @@ hits = index.search(["q1", "q2"], k=1000)                     # list of lists
 hits = index.search("query text", k=10, mode="rerank")        # BM25 top-1000 + MaxSim
 hits = index.search("query text", k=10, mode="exact")         # every document
 hits = index.rerank("query text", ["doc-17", "doc-3"], k=10)  # given candidates
+index.add("more.jsonl")                                       # new documents
+index.delete(["doc-3"])                                       # documents removed
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from latesearch.errors import InputError
-from latesearch.indexing import IndexConfig, IndexStore, build_index
+from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary, build_index, update_index
 from latesearch.modeling import ColBERT
 from latesearch.search.components import (
     ANN_DIR,
@@ -29,6 +31,7 @@ from latesearch.search.components import (
     build_bm25,
     builders,
     present_components,
+    updaters,
 )
 from latesearch.search.models import ModelMismatchError, load_index_model
 from latesearch.search.results import Hit, Hits
@@ -131,6 +134,46 @@ class Index:
         path = self.store.add_component(ANN_DIR, lambda tmp: build_ann(tmp, self.store, config))
         self.searcher.reset_components()
         return path
+
+    # ------------------------------------------------------------------ updating
+    def add(
+        self, collection: Any, *, replace: bool = False, progress: bool = True
+    ) -> UpdateSummary:
+        """Encode the documents of `collection` (a path or an iterable, as `build`
+        takes) with the index's model and add them, updating bm25/ and ann/ too (ANN
+        appended to without retraining). An id the index already holds is an error unless
+        `replace`. Atomic: after a crash or Ctrl-C the index is as it was."""
+        return self.update(add=collection, replace=replace, progress=progress)
+
+    def delete(self, doc_ids: str | list[str], *, missing: str = "raise") -> UpdateSummary:
+        """Remove documents by id (an unknown id raises `UnknownDocumentError` unless
+        missing="skip"; the summary's `unknown` lists them). Atomic, like `add`."""
+        return self.update(delete=doc_ids, missing=missing)
+
+    def update(
+        self,
+        *,
+        add: Any = None,
+        delete: str | list[str] = (),
+        replace: bool = False,
+        missing: str = "raise",
+        progress: bool = True,
+    ) -> UpdateSummary:
+        """Delete `delete` and add `add` in one atomic step (see `add` and `delete`)."""
+        store, summary = update_index(
+            self.folder,
+            add=add,
+            delete=delete,
+            model=self.model if add is not None else None,
+            replace=replace,
+            missing=missing,
+            progress=progress,
+            updaters=updaters(),
+        )
+        self.store.close()
+        self.store = self.searcher.store = store
+        self.searcher.reset_components()
+        return summary
 
     # ------------------------------------------------------------------ properties
     @property

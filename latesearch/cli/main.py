@@ -10,7 +10,9 @@ from importlib import import_module
 from latesearch.errors import LatesearchError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
-COMMANDS = ("demo", "encode", "index", "search", "serve", "train", "evaluate", "compare", "mix")
+COMMANDS = (
+    "demo", "encode", "index", "update", "search", "serve", "train", "evaluate", "compare", "mix",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,21 +1,35 @@
 """Offline indexing (paper Section 3.4): every document encoded once into a durable,
 memory-mappable on-disk index."""
 
-from latesearch.indexing.builder import IndexExistsError, build_index
+from latesearch.indexing.builder import build_index
 from latesearch.indexing.config import IndexConfig
+from latesearch.indexing.files import IndexBusyError, IndexExistsError
 from latesearch.indexing.manifest import FORMAT_VERSION, ChunkInfo, Manifest
 from latesearch.indexing.storage import IndexStore, UnknownDocumentError, building_folder
 from latesearch.indexing.summary import BuildSummary
+from latesearch.indexing.updating import (
+    ComponentUpdater,
+    IndexChange,
+    UpdateSummary,
+    update_index,
+    updating_folder,
+)
 
 __all__ = [
     "FORMAT_VERSION",
     "BuildSummary",
     "ChunkInfo",
+    "ComponentUpdater",
+    "IndexBusyError",
+    "IndexChange",
     "IndexConfig",
     "IndexExistsError",
     "IndexStore",
     "Manifest",
     "UnknownDocumentError",
+    "UpdateSummary",
     "build_index",
     "building_folder",
+    "update_index",
+    "updating_folder",
 ]

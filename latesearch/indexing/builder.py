@@ -6,7 +6,6 @@ chunk is recorded in `progress.json` there, so an interrupted build can be resum
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import itertools
@@ -25,12 +24,13 @@ import torch
 
 from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.data import Document
-from latesearch.errors import ConfigError, InputError, LatesearchError
+from latesearch.errors import ConfigError, InputError
 from latesearch.indexing.buildstate import PROGRESS, BuildState, describe_source
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.device_pool import DevicePool
 from latesearch.indexing.docstore import DocStoreWriter
 from latesearch.indexing.encoder_run import DocumentEncoder, EncodedGroup, EncoderSettings
+from latesearch.indexing.files import IndexExistsError, folder_bytes, save_npy, writer_lock
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
     DOC_ID_OFFSETS,
@@ -48,11 +48,6 @@ from latesearch.indexing.summary import BuildSummary
 from latesearch.modeling import ColBERT, resolve_device
 
 ExtraBuilder = Callable[[Path, IndexStore], None]
-LOCK_SUFFIX = ".lock"
-
-
-class IndexExistsError(LatesearchError, FileExistsError):
-    """The target folder already holds something and overwriting was not asked for."""
 
 
 @dataclass
@@ -100,7 +95,7 @@ class _Build:
         devices = _resolve_devices(self.config, model)
         model = _load_model(model, self.config, devices[0])
         self.folder.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(self.folder.with_name(self.folder.name + LOCK_SUFFIX)):
+        with writer_lock(self.folder):
             state = self._start_state(model, resume=resume, overwrite=overwrite)
             (self.tmp / CHUNKS_DIR).mkdir(parents=True, exist_ok=True)
             self.docstore = DocStoreWriter(self.tmp / DOCSTORE)
@@ -195,8 +190,8 @@ class _Build:
         emb_name, lens_name = chunk_files(index)
         embeddings = encoded.embeddings[int(offsets[a]) : int(offsets[b])].numpy()
         doclens = encoded.doclens[a:b].numpy().astype(np.int32)
-        _save_npy(self.tmp / emb_name, embeddings)
-        _save_npy(self.tmp / lens_name, doclens)
+        save_npy(self.tmp / emb_name, embeddings)
+        save_npy(self.tmp / lens_name, doclens)
         return ChunkInfo(
             index=index,
             first_doc=state.n_docs,
@@ -250,7 +245,7 @@ class _Build:
                 for build_extra in extra:
                     build_extra(self.tmp, store)
         (self.tmp / PROGRESS).unlink()
-        summary.bytes_on_disk = _folder_bytes(self.tmp)
+        summary.bytes_on_disk = folder_bytes(self.tmp)
         manifest.stats = summary.to_dict()
         manifest.write(self.tmp)
         replace_folder(self.tmp, self.folder)  # an old index survives until this point
@@ -355,35 +350,3 @@ def _effective_config(model: ColBERT, config: IndexConfig) -> dict[str, Any]:
     if config.doc_maxlen:
         return model.config.replace(doc_maxlen=config.doc_maxlen).to_dict()
     return model.config.to_dict()
-
-
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Refuse a second build of the same folder at the same time (POSIX advisory lock)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    with open(path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise IndexExistsError(f"{path}: another build of this index is running") from None
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)

@@ -64,6 +64,38 @@ class DocStoreWriter:
         with self.conn:
             self.conn.execute("DELETE FROM docs WHERE idx >= ?", (n_docs,))
 
+    def remove(self, indices: np.ndarray) -> None:
+        """Delete the documents at `indices` and renumber the rest to stay contiguous, in
+        their order (one transaction)."""
+        removed = sorted({int(i) for i in indices})
+        if not removed:
+            return
+        with self.conn:
+            self.conn.execute("CREATE TEMP TABLE removed (idx INTEGER PRIMARY KEY)")
+            self.conn.executemany("INSERT INTO removed VALUES (?)", ((i,) for i in removed))
+            self.conn.execute("DELETE FROM docs WHERE idx IN (SELECT idx FROM removed)")
+            # two passes through negative numbers: idx stays unique at every row update
+            self.conn.execute(
+                "UPDATE docs SET idx = -1 - (idx - "
+                "(SELECT count(*) FROM removed r WHERE r.idx < docs.idx)) WHERE idx > ?",
+                (removed[0],),
+            )
+            self.conn.execute("UPDATE docs SET idx = -1 - idx WHERE idx < 0")
+            self.conn.execute("DROP TABLE removed")
+
+    def append_from(self, path: Path, first_idx: int) -> None:
+        """Copy every document of another doc store, its idx shifted by `first_idx`."""
+        self.conn.execute("ATTACH DATABASE ? AS other", (str(path),))
+        try:
+            with self.conn:
+                self.conn.execute(
+                    "INSERT INTO docs (idx, doc_id, title, text) "
+                    "SELECT idx + ?, doc_id, title, text FROM other.docs ORDER BY idx",
+                    (first_idx,),
+                )
+        finally:
+            self.conn.execute("DETACH DATABASE other")
+
     def iter_ids(self, start: int = 0) -> Iterator[str]:
         """Stored ids in index order, streamed."""
         cursor = self.conn.execute("SELECT doc_id FROM docs WHERE idx >= ? ORDER BY idx", (start,))

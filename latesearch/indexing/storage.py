@@ -21,6 +21,7 @@ from latesearch.indexing.manifest import (
     DOC_ID_OFFSETS,
     DOC_IDS,
     DOCSTORE,
+    MANIFEST,
     ChunkInfo,
     Manifest,
 )
@@ -100,6 +101,12 @@ class IndexStore:
             hint = ""
             if building_folder(folder).is_dir():
                 hint = f" (an unfinished build is in {building_folder(folder)}: use --resume)"
+            for old in sorted(folder.parent.glob(f".{folder.name}.old-*")):
+                if (old / MANIFEST).is_file():  # a crash inside replace_folder's two renames
+                    hint = (
+                        f" (a crash during an update left the previous complete version in "
+                        f"{old}: rename it to {folder.name})"
+                    )
             raise IndexCorruptError(f"{folder}: no index folder{hint}")
         return cls(folder, Manifest.read(folder))
 

@@ -188,6 +188,7 @@ class TokenANNIndex:
             sample = _sample(embeddings, size, config)
             _train(index, sample, metric, _use_gpu(config))
             manifest.update(kind="ivfpq", n_partitions=p, pq_subvectors=s, trained_on=len(sample))
+        manifest["built_for"] = n  # embeddings when trained (updates compare against it)
         built = cls(index, np.empty(0, np.int32), config, manifest)
         built.add(embeddings, token_to_doc, chunk_rows=chunk_rows)
         return built
@@ -216,6 +217,14 @@ class TokenANNIndex:
         self.token_to_doc = np.concatenate([np.asarray(self.token_to_doc), owners])
         self._searched = None  # a GPU copy would be stale
         self.manifest["n_embeddings"] = int(self.index.ntotal)
+
+    def emptied(self) -> TokenANNIndex:
+        """A copy with the same training (coarse centroids, PQ codebooks) and no vectors, to
+        re-add embeddings to without training again."""
+        index = faiss.clone_index(self.index)
+        index.reset()
+        manifest = {**self.manifest, "n_embeddings": 0}
+        return TokenANNIndex(index, np.empty(0, np.int32), self.config, manifest)
 
     def candidates(
         self,

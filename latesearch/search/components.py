@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from latesearch.errors import LatesearchError
-from latesearch.indexing import IndexStore
+from latesearch.indexing import ComponentUpdater, IndexChange, IndexStore
 
 BM25_DIR, ANN_DIR = "bm25", "ann"
 MODE_COMPONENTS = {"rerank": BM25_DIR, "e2e": ANN_DIR}  # "exact" needs none
@@ -27,7 +27,10 @@ def servable_modes(store: IndexStore) -> list[str]:
     with ann/."""
     present = present_components(store)
     return ["exact"] + [mode for mode, name in MODE_COMPONENTS.items() if name in present]
+
+
 TEXT_BATCH = 1024
+RETRAIN_GROWTH = 4.0  # update_ann trains again past this growth over its training size
 
 Builder = Callable[[Path, IndexStore], None]
 
@@ -78,6 +81,48 @@ def build_ann(folder: Path, store: IndexStore, config: Any = None) -> None:
     TokenANNIndex.build(ChunkedEmbeddings(store), store.token_to_doc(), config).save(folder)
 
 
+def update_bm25(folder: Path, old: IndexStore, new: IndexStore, change: IndexChange) -> None:
+    """BM25 after an update: rebuilt from the new index's texts with the old settings (its
+    statistics, document frequencies and lengths, depend on every document)."""
+    from latesearch.search.bm25 import CONFIG_FILE, BM25Config
+
+    build_bm25(folder, new, BM25Config.load(old.folder / BM25_DIR / CONFIG_FILE))
+
+
+def update_ann(folder: Path, old: IndexStore, new: IndexStore, change: IndexChange) -> None:
+    """The ANN index after an update, trained again only when it must be.
+
+    Additions only: the new documents' embeddings are appended to the old index (same
+    centroids and codebooks). With deletions, every kept embedding moves, so all of them
+    are encoded again into an emptied copy of the old index (no training). It is rebuilt
+    from scratch, training included, when its kind changes with the new size (flat below
+    `flat_below` embeddings, IVFPQ above) or the index grew past `RETRAIN_GROWTH` times the
+    size it was trained for (its partitions would be too few); `Index.add_ann()` retrains
+    on demand.
+    """
+    from latesearch.search.ann import TokenANNIndex
+
+    ann = TokenANNIndex.load(old.folder / ANN_DIR, mmap=False)
+    n = new.n_embeddings
+    kind = "flat" if n < ann.config.flat_below else "ivfpq"
+    trained_for = int(ann.manifest.get("built_for") or len(ann))
+    if kind != ann.kind or (kind == "ivfpq" and n > RETRAIN_GROWTH * trained_for):
+        build_ann(folder, new, ann.config)
+        return
+    if change.tokens_moved:
+        ann = ann.emptied()
+        ann.add(ChunkedEmbeddings(new), new.token_to_doc())
+    else:
+        start = change.first_added_token
+        ann.add(ChunkedEmbeddings(new, start), new.token_to_doc()[start:])
+    ann.save(folder)
+
+
+def updaters() -> dict[str, ComponentUpdater]:
+    """`updaters` for `update_index`: one per component this layer builds."""
+    return {BM25_DIR: update_bm25, ANN_DIR: update_ann}
+
+
 def builders(
     *, bm25: bool = False, ann: bool = True, bm25_config: Any = None, ann_config: Any = None
 ) -> list[Builder]:
@@ -91,12 +136,13 @@ def builders(
 
 
 class ChunkedEmbeddings:
-    """All token embeddings of a store as one read-only (N, dim) array-like over its
-    memory-mapped chunks: supports `.shape`, `.dtype`, `[a:b]` and `[int array]`."""
+    """The token embeddings of a store from global token `start` on, as one read-only
+    (N, dim) array-like over its memory-mapped chunks: supports `.shape`, `.dtype`,
+    `[a:b]` and `[int array]`."""
 
-    def __init__(self, store: IndexStore) -> None:
-        self.store = store
-        self.shape = (store.n_embeddings, store.dim)
+    def __init__(self, store: IndexStore, start: int = 0) -> None:
+        self.store, self.start = store, start
+        self.shape = (store.n_embeddings - start, store.dim)
         self.dtype = np.dtype(store.dtype)
         self.ndim = 2
 
@@ -106,9 +152,9 @@ class ChunkedEmbeddings:
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, slice):
             start, stop, step = key.indices(self.shape[0])
-            block = self.store.token_range(start, stop)
+            block = self.store.token_range(self.start + start, self.start + stop)
             return block if step == 1 else block[::step]
-        rows = np.asarray(key, dtype=np.int64).reshape(-1)
+        rows = np.asarray(key, dtype=np.int64).reshape(-1) + self.start
         out = np.empty((rows.size, self.shape[1]), dtype=self.dtype)
         for first, array in self.store.iter_embedding_chunks():
             hit = (rows >= first) & (rows < first + array.shape[0])

@@ -1,0 +1,70 @@
+"""`latesearch update`: add documents to an index and delete documents from it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from latesearch.errors import InputError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "update",
+        help="add documents to an index, delete documents from it",
+        description="Delete the given ids from INDEX_DIR and add the documents of --add, in "
+        "one atomic step: the index is staged in INDEX_DIR.updating and renamed into place "
+        "when complete, so an interruption leaves it as it was. New documents are encoded "
+        "with the index's model; bm25/ and ann/ are updated (the ANN index is appended to, "
+        "not retrained).",
+    )
+    parser.add_argument("index_dir", help="index folder (from `latesearch index`)")
+    parser.add_argument("--add", default=None, metavar="COLLECTION",
+                        help="documents to add (MS MARCO TSV, BEIR JSONL, TREC SGML)")  # fmt: skip
+    parser.add_argument("--replace", action="store_true",
+                        help="an added id the index holds replaces that document")  # fmt: skip
+    parser.add_argument("--delete", nargs="+", default=[], metavar="ID", help="ids to delete")
+    parser.add_argument("--delete-file", default=None, metavar="FILE",
+                        help="ids to delete, one per line ('-': standard input)")  # fmt: skip
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="skip ids to delete the index lacks (default: error)")  # fmt: skip
+    parser.add_argument("--model", default=None, help="encoder (default: the index's)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def read_ids(path: str) -> list[str]:
+    """Ids one per line (surrounding whitespace stripped, blank lines skipped)."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read ids ({err})", path=path) from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from latesearch.index import Index
+
+    delete = list(args.delete) + (read_ids(args.delete_file) if args.delete_file else [])
+    if args.add is None and not delete:
+        raise InputError("give --add COLLECTION and/or ids to --delete", field="--add")
+    index = Index.load(args.index_dir, args.model, device=args.device)
+    summary = index.update(
+        add=args.add,
+        delete=delete,
+        replace=args.replace,
+        missing="skip" if args.skip_missing else "raise",
+        progress=not args.quiet,
+    )
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print(f"{args.index_dir}: {summary}")
+        if summary.unknown:
+            print(f"not in the index (skipped): {len(summary.unknown)} id(s), e.g. "
+                  f"{summary.unknown[0]!r}", file=sys.stderr)  # fmt: skip
+    return 0

@@ -1,0 +1,74 @@
+"""File helpers shared by index builds and updates: durable .npy writes, hard links that
+fall back to copies, folder sizes, and the advisory lock that serializes writers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from latesearch.errors import LatesearchError
+
+LOCK_SUFFIX = ".lock"
+
+
+class IndexExistsError(LatesearchError, FileExistsError):
+    """The target folder already holds something and overwriting was not asked for."""
+
+
+class IndexBusyError(IndexExistsError):
+    """Another process is building or updating the same index."""
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    """Write `array` to `path` via a fsynced temporary file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link `source` as `target` (files of an index are never modified in place), or
+    copy it where the file system has no hard links."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def lock_path(folder: Path) -> Path:
+    return folder.with_name(folder.name + LOCK_SUFFIX)
+
+
+@contextlib.contextmanager
+def writer_lock(folder: Path) -> Iterator[None]:
+    """Refuse a second build or update of the same index at the same time (POSIX advisory
+    lock on `<folder>.lock`)."""
+    path = lock_path(folder)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise IndexBusyError(
+                f"{path}: another build or update of this index is running"
+            ) from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)

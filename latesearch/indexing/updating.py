@@ -1,0 +1,330 @@
+"""`update_index`: add documents to a finished index and delete documents from it.
+
+An update never touches the live folder until it is complete: the new version is staged in
+`<folder>.updating/` (unchanged chunk files hard-linked, changed chunks rewritten, the doc
+store copied and edited, new documents encoded into a side index `<folder>.adding/` by the
+normal build), its manifest is written, the search components are updated by the callers'
+updaters, and the staged folder is then renamed onto the old one. A crash or Ctrl-C at any
+point before that rename leaves the old index exactly as it was.
+
+Internal indices stay contiguous: deleted documents are removed from the chunks, doc store
+and id list (later documents move down), added ones are appended in collection order; a
+replaced document is deleted and appended again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latesearch._atomic import replace_folder
+from latesearch.errors import ConfigError, InputError
+from latesearch.indexing.builder import build_index
+from latesearch.indexing.config import IndexConfig
+from latesearch.indexing.config import from_dict as index_config_from_dict
+from latesearch.indexing.docstore import DocStoreWriter
+from latesearch.indexing.files import folder_bytes, link_or_copy, save_npy, writer_lock
+from latesearch.indexing.manifest import (
+    CHUNKS_DIR,
+    DOC_ID_OFFSETS,
+    DOC_IDS,
+    DOCSTORE,
+    ChunkInfo,
+    Manifest,
+    chunk_files,
+)
+from latesearch.indexing.reading import documents_of
+from latesearch.indexing.storage import IndexStore
+
+CORE_DIRS = (CHUNKS_DIR,)
+
+
+@dataclass
+class IndexChange:
+    """How an update changed document and token positions (for component updaters)."""
+
+    old_n_docs: int
+    removed: np.ndarray  # old internal indices of the deleted documents, sorted
+    doc_map: np.ndarray  # (old_n_docs,) new index of every old document, -1 if deleted
+    first_added_doc: int  # new index of the first added document (== kept documents)
+    first_added_token: int  # global token offset of the first added document's embeddings
+    added: int
+
+    @property
+    def tokens_moved(self) -> bool:
+        """Whether any kept embedding changed its global position (only deletions do that)."""
+        return bool(self.removed.size)
+
+
+# (component folder to write, the index before, the index after, the change)
+ComponentUpdater = Callable[[Path, IndexStore, IndexStore, IndexChange], None]
+
+
+@dataclass
+class UpdateSummary:
+    """What an update did."""
+
+    added: int = 0
+    deleted: int = 0
+    replaced: int = 0
+    docs: int = 0
+    embeddings: int = 0
+    components: tuple[str, ...] = ()
+    unknown: list[str] = field(default_factory=list)  # ids to delete the index lacked
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "components": list(self.components)}
+
+    def __str__(self) -> str:
+        comps = ", ".join(self.components) or "none"
+        return (
+            f"added {self.added:,} (replacing {self.replaced:,}), deleted {self.deleted:,}; "
+            f"the index now holds {self.docs:,} documents, {self.embeddings:,} embeddings; "
+            f"components updated: {comps}; {self.seconds:.1f} s"
+        )
+
+
+def updating_folder(folder: str | os.PathLike) -> Path:
+    """Where an update of `folder` is staged: `<folder>.updating` next to it."""
+    folder = Path(folder)
+    return folder.with_name(folder.name + ".updating")
+
+
+def update_index(
+    folder: str | os.PathLike,
+    *,
+    add: Any = None,
+    delete: Iterable[str] = (),
+    model: Any = None,
+    replace: bool = False,
+    missing: str = "raise",
+    progress: bool = True,
+    updaters: Mapping[str, ComponentUpdater] | None = None,
+) -> tuple[IndexStore, UpdateSummary]:
+    """Delete the documents `delete` and add the collection `add` in one atomic update.
+
+    `add`: a path or an iterable of documents (as `build_index` takes), encoded with
+    `model` (a ColBERT whose fingerprint must match the index's; required with `add`) and
+    the index's own IndexConfig. An added id that the index already holds is an error
+    unless `replace`, which replaces that document. `missing` ("raise" or "skip") is what
+    an unknown id in `delete` does. `updaters` maps every component folder of the index
+    (e.g. "bm25", "ann") to the function that writes its new version.
+    Returns the reopened index and a summary.
+    """
+    folder, updaters = Path(folder), dict(updaters or {})
+    started = time.monotonic()
+    delete = [delete] if isinstance(delete, str) else list(delete)
+    if add is None and not delete:
+        raise InputError("nothing to update: give documents to add or ids to delete")
+    with writer_lock(folder):
+        old = IndexStore.open(folder)
+        try:
+            components = _components(old, updaters)
+            config = _index_config(old)
+            removed, unknown = old.doc_indices(list(dict.fromkeys(delete)), missing=missing)
+            if add is not None:
+                if model is None:
+                    raise ConfigError("adding documents needs the index's model (model=...)")
+                add = add if isinstance(add, str | os.PathLike) else list(add)
+                replaced = _check_new_ids(old, add, config, replace=replace, removed=removed)
+            else:
+                replaced = np.zeros(0, dtype=np.int64)
+            removed = np.union1d(removed, replaced).astype(np.int64)
+            update = _Update(old, folder, config, {n: updaters[n] for n in components})
+            summary = update.run(add, model, removed, progress=progress)
+        finally:
+            old.close()
+    summary.deleted, summary.replaced = len(removed) - len(replaced), len(replaced)
+    summary.unknown = unknown
+    summary.seconds = round(time.monotonic() - started, 3)
+    return IndexStore.open(folder), summary
+
+
+def _components(store: IndexStore, updaters: Mapping[str, ComponentUpdater]) -> list[str]:
+    """The component folders of the index; each must have an updater (never left stale)."""
+    names = sorted(
+        p.name
+        for p in store.folder.iterdir()
+        if p.is_dir() and p.name not in CORE_DIRS and not p.name.startswith(".")
+    )
+    stale = [n for n in names if n not in updaters]
+    if stale:
+        raise ConfigError(
+            f"{store.folder}: no updater for the component(s) {stale}; they would be left "
+            "out of date (update through latesearch.Index, or remove them first)"
+        )
+    return names
+
+
+def _index_config(store: IndexStore) -> IndexConfig:
+    source = f"{store.folder / 'manifest.json'}: index_config"
+    config = index_config_from_dict(store.manifest.index_config, source=source)
+    return config.replace(devices=None)  # the build's devices may not exist here
+
+
+def _check_new_ids(
+    old: IndexStore, add: Any, config: IndexConfig, *, replace: bool, removed: np.ndarray
+) -> np.ndarray:
+    """Read the new documents' ids (before encoding anything): the old indices of those the
+    index already holds and this update does not delete, which `replace` allows and
+    otherwise is an error naming them."""
+    _, docs = documents_of(add, config)
+    ids = [doc.doc_id for doc in docs]
+    if not ids:
+        name = str(add) if isinstance(add, str | os.PathLike) else "<documents>"
+        raise InputError(f"{name}: no documents to add")
+    found, _ = old.doc_indices(ids, missing="skip")
+    found = np.setdiff1d(found, removed)
+    if found.size and not replace:
+        first = old.doc_ids[int(found[0])]
+        more = f" (and {found.size - 1} more)" if found.size > 1 else ""
+        raise InputError(
+            f"document id {first!r}{more} is already in the index {old.folder}; "
+            "pass replace=True (--replace) to replace such documents",
+            field="doc_id",
+        )
+    return found
+
+
+class _Update:
+    def __init__(self, old: IndexStore, folder: Path, config: IndexConfig,
+                 updaters: Mapping[str, ComponentUpdater]) -> None:  # fmt: skip
+        self.old, self.folder, self.config, self.updaters = old, folder, config, updaters
+        self.stage = updating_folder(folder)
+        self.side = folder.with_name(folder.name + ".adding")
+
+    def run(self, add: Any, model: Any, removed: np.ndarray, *, progress: bool) -> UpdateSummary:
+        old = self.old
+        kept = old.n_docs - removed.size
+        for path in (self.stage, self.side):  # left by an update that was interrupted
+            shutil.rmtree(path, ignore_errors=True)
+        try:
+            added = self._encode(add, model, progress) if add is not None else None
+            n_added = added.n_docs if added is not None else 0
+            if kept + n_added == 0:
+                raise InputError("the update would leave the index empty; delete it instead")
+            (self.stage / CHUNKS_DIR).mkdir(parents=True)
+            chunks = self._stage_chunks(removed, added)
+            self._stage_docstore(removed, added, kept + n_added)
+            keep = np.ones(old.n_docs, dtype=bool)
+            keep[removed] = False
+            doc_map = np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int64)
+            change = IndexChange(
+                old_n_docs=old.n_docs,
+                removed=removed,
+                doc_map=doc_map,
+                first_added_doc=kept,
+                first_added_token=int(old.doclens[keep].sum(dtype=np.int64)),
+                added=n_added,
+            )
+            manifest = self._manifest(chunks, added, change)
+            manifest.write(self.stage)
+            with IndexStore.open(self.stage) as new:
+                for name, update in self.updaters.items():
+                    update(self.stage / name, old, new, change)
+            manifest.stats["bytes_on_disk"] = folder_bytes(self.stage)
+            manifest.write(self.stage)
+            if added is not None:
+                added.close()
+            shutil.rmtree(self.side, ignore_errors=True)
+            replace_folder(self.stage, self.folder)  # the old index survives until here
+        except BaseException:
+            shutil.rmtree(self.stage, ignore_errors=True)
+            shutil.rmtree(self.side, ignore_errors=True)
+            raise
+        return UpdateSummary(
+            added=n_added,
+            docs=manifest.n_docs,
+            embeddings=manifest.n_embeddings,
+            components=tuple(self.updaters),
+        )
+
+    # ------------------------------------------------------------------ steps
+    def _encode(self, add: Any, model: Any, progress: bool) -> IndexStore:
+        """The new documents as an index of their own, built the normal way."""
+        added = build_index(add, self.side, model, self.config, progress=progress)
+        ours, theirs = self.old.manifest, added.manifest
+        if theirs.model_fingerprint != ours.model_fingerprint:
+            added.close()
+            raise ConfigError(
+                f"the model's fingerprint {theirs.model_fingerprint[:12]} differs from the "
+                f"index's {ours.model_fingerprint[:12]}: add with the model that built it"
+            )
+        if theirs.colbert_config != ours.colbert_config or theirs.dtype != ours.dtype:
+            added.close()
+            raise ConfigError("the new documents were encoded with another ColBERT config")
+        return added
+
+    def _stage_chunks(self, removed: np.ndarray, added: IndexStore | None) -> list[ChunkInfo]:
+        """Kept chunks hard-linked, chunks that lose documents rewritten, new ones appended."""
+        old, out = self.old, []
+        drop = np.zeros(old.n_docs, dtype=bool)
+        drop[removed] = True
+        sources = [(old, info, array) for info, array in zip(old.chunks, old.embeddings_flat(),
+                                                              strict=True)]  # fmt: skip
+        if added is not None:
+            sources += [(added, i, a) for i, a in zip(added.chunks, added.embeddings_flat(),
+                                                      strict=True)]  # fmt: skip
+        doc = token = 0
+        for store, info, array in sources:
+            span = slice(info.first_doc, info.first_doc + info.n_docs)
+            lens = store.doclens[span]
+            keep = ~drop[span] if store is old else np.ones(info.n_docs, dtype=bool)
+            if not keep.any():
+                continue
+            emb_name, lens_name = chunk_files(len(out))
+            if keep.all():
+                link_or_copy(store.folder / info.embeddings, self.stage / emb_name)
+                link_or_copy(store.folder / info.doclens, self.stage / lens_name)
+                n_docs, n_emb, digest = info.n_docs, info.n_embeddings, info.sha256
+            else:
+                embeddings = np.asarray(array)[np.repeat(keep, lens.astype(np.int64))]
+                save_npy(self.stage / emb_name, embeddings)
+                save_npy(self.stage / lens_name, lens[keep].astype(np.int32))
+                n_docs, n_emb = int(keep.sum()), int(embeddings.shape[0])
+                digest = hashlib.sha256(np.ascontiguousarray(embeddings).data).hexdigest()
+            out.append(ChunkInfo(len(out), doc, n_docs, token, n_emb, emb_name, lens_name, digest))
+            doc, token = doc + n_docs, token + n_emb
+        return out
+
+    def _stage_docstore(self, removed: np.ndarray, added: IndexStore | None, n_docs: int):
+        shutil.copyfile(self.old.folder / DOCSTORE, self.stage / DOCSTORE)
+        writer = DocStoreWriter(self.stage / DOCSTORE)
+        try:
+            writer.remove(removed)
+            if added is not None:
+                writer.append_from(added.folder / DOCSTORE, self.old.n_docs - removed.size)
+            writer.write_id_map(self.stage, n_docs, DOC_IDS, DOC_ID_OFFSETS)
+        finally:
+            writer.close()
+
+    def _manifest(self, chunks, added: IndexStore | None, change: IndexChange) -> Manifest:
+        old = self.old.manifest
+        n_docs = sum(c.n_docs for c in chunks)
+        n_embeddings = sum(c.n_embeddings for c in chunks)
+        stats = dict(old.stats)
+        history = list(stats.get("updates", []))
+        history.append({
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "added": change.added,
+            "removed": int(change.removed.size),
+            "docs": n_docs,
+        })  # fmt: skip
+        stats.update(docs=n_docs, embeddings=n_embeddings, updates=history)
+        if added is not None:
+            for name in ("truncated_docs", "empty_docs"):
+                stats[name] = int(stats.get(name, 0)) + int(added.manifest.stats.get(name, 0))
+        return Manifest(
+            **{**old.to_dict(), "chunks": chunks, "n_docs": n_docs,
+               "n_embeddings": n_embeddings, "stats": stats},
+        )  # fmt: skip
