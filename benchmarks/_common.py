@@ -24,6 +24,19 @@ RESULTS = REPO / "benchmarks" / "results"
 WORK = REPO / ".work" / "eval"
 PREBUILT = REPO / ".work" / "indexes"
 COLLECTIONS = ("scifact", "vaswani")
+DEMO = REPO / "latesearch" / "resources" / "demo"
+PYDOCS = REPO / "scripts" / "default_model" / "data" / "pydocs-dev.tsv"
+
+
+def demo_queries() -> list[str]:
+    """The demo's 20 queries and the 108 pydocs questions over the same collection (TSV
+    with `#` comments; the question is the second column)."""
+    texts = []
+    for path in (DEMO / "queries.tsv", PYDOCS):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                texts.append(line.split("\t")[1])
+    return texts
 
 
 @dataclass

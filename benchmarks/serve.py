@@ -30,11 +30,8 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(1, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_results  # noqa: E402
+from _common import DEMO, demo_queries, write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
-
-DEMO = ROOT / "latesearch" / "resources" / "demo"
-PYDOCS = ROOT / "scripts" / "default_model" / "data" / "pydocs-dev.tsv"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,15 +43,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     return p.parse_args(argv)
-
-
-def read_queries() -> list[str]:
-    texts = []
-    for path in (DEMO / "queries.tsv", PYDOCS):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip() and not line.startswith("#"):
-                texts.append(line.split("\t", 1)[1])
-    return texts
 
 
 def summarize(values: list[float]) -> dict[str, float]:
@@ -90,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from latesearch.serving import SearchService, ServeConfig, make_server
 
     args = parse_args(argv)
-    queries = read_queries()
+    queries = demo_queries()
     with tempfile.TemporaryDirectory() as tmp:
         if args.index is None:
             index = Index.build(DEMO / "collection.jsonl", Path(tmp) / "demo", bm25=True,

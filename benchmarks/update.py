@@ -29,18 +29,16 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(1, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_results  # noqa: E402
+from _common import DEMO, demo_queries, write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
 
-DEMO = ROOT / "latesearch" / "resources" / "demo"
-PYDOCS = ROOT / "scripts" / "default_model" / "data" / "pydocs-dev.tsv"
 MODES = ("exact", "rerank", "e2e")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--collection", type=Path, default=DEMO / "collection.jsonl")
-    p.add_argument("--queries", type=Path, nargs="+", default=[DEMO / "queries.tsv", PYDOCS])
+    p.add_argument("--queries", type=Path, default=None, help="default: the demo's and pydocs'")
     p.add_argument("--limit", type=int, default=None, help="first N documents only")
     p.add_argument("--max-queries", type=int, default=200)
     p.add_argument("--n-add", type=int, default=50, help="documents added, then deleted")
@@ -48,14 +46,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     return p.parse_args(argv)
-
-
-def query_texts(path: Path, read_queries: Any) -> list[str]:
-    """Texts of a query file; a TSV may carry `#` comments and extra columns (pydocs-dev)."""
-    if path.suffix != ".tsv":
-        return list(read_queries(path).values())
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [line.split("\t")[1] for line in lines if line.strip() and not line.startswith("#")]
 
 
 def timed(fn: Any) -> tuple[Any, float]:
@@ -84,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     args = parse_args(argv)
     docs = list(read_collection(args.collection))[: args.limit]
-    queries = [q for path in args.queries for q in query_texts(path, read_queries)]
+    queries = demo_queries() if args.queries is None else list(read_queries(args.queries).values())
     queries = queries[: args.max_queries]
     base, new = docs[: -args.n_add], docs[-args.n_add :]
     gone = {d.doc_id for d in docs[: args.n_add]}
