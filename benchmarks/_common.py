@@ -20,6 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import describe, machine_info  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # scripts run from a checkout import latesearch from it
+    sys.path.insert(1, str(REPO))
 RESULTS = REPO / "benchmarks" / "results"
 WORK = REPO / ".work" / "eval"
 PREBUILT = REPO / ".work" / "indexes"

@@ -25,12 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from a checkout
-    sys.path.insert(1, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DEMO, demo_queries, write_results  # noqa: E402
+from _common import DEMO, RESULTS, demo_queries, write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
 
 
@@ -41,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3, help="passes over the queries per mode")
     p.add_argument("--device", default=None)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
 
 

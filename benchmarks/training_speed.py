@@ -22,18 +22,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from a checkout
-    sys.path.insert(1, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import write_results  # noqa: E402
+from _common import REPO, RESULTS, write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=ROOT / ".work" / "dm" / "data13",
+    p.add_argument("--data", type=Path, default=REPO / ".work" / "dm" / "data13",
                    help="folder with collection.jsonl, queries.tsv and the triples")
     p.add_argument("--triples", default="weak.jsonl", help="triples file inside --data")
     p.add_argument("--base-model", default=None, help="starting checkpoint (default backbone)")
@@ -45,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--negatives", type=int, default=11)
     p.add_argument("--doc-maxlen", type=int, default=128)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     if args.steps < 2 or args.repeats < 1 or min(args.chunks) < 0:
         p.error("--steps >= 2, --repeats >= 1 and --chunks >= 0")

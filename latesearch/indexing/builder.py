@@ -7,7 +7,6 @@ chunk is recorded in `progress.json` there, so an interrupted build can be resum
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import os
 import shutil
@@ -30,7 +29,13 @@ from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.device_pool import DevicePool
 from latesearch.indexing.docstore import DocStoreWriter
 from latesearch.indexing.encoder_run import DocumentEncoder, EncodedGroup, EncoderSettings
-from latesearch.indexing.files import IndexExistsError, folder_bytes, save_npy, writer_lock
+from latesearch.indexing.files import (
+    IndexExistsError,
+    chunk_digest,
+    folder_bytes,
+    save_npy,
+    writer_lock,
+)
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
     DOC_ID_OFFSETS,
@@ -200,7 +205,7 @@ class _Build:
             n_embeddings=int(embeddings.shape[0]),
             embeddings=emb_name,
             doclens=lens_name,
-            sha256=hashlib.sha256(np.ascontiguousarray(embeddings).data).hexdigest(),
+            sha256=chunk_digest(embeddings),
         )
 
     # ------------------------------------------------------------------ finishing

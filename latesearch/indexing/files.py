@@ -1,9 +1,11 @@
-"""File helpers shared by index builds and updates: durable .npy writes, hard links that
-fall back to copies, folder sizes, and the advisory lock that serializes writers."""
+"""File helpers shared by index builds, updates and reads: durable .npy writes, chunk
+checksums, hard links that fall back to copies, folder sizes, and the advisory lock that
+serializes writers."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -34,6 +36,11 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def chunk_digest(embeddings: np.ndarray) -> str:
+    """SHA-256 of a chunk's embeddings (its manifest `sha256`; `IndexStore.verify`)."""
+    return hashlib.sha256(np.ascontiguousarray(embeddings).data).hexdigest()
+
+
 def link_or_copy(source: Path, target: Path) -> None:
     """Hard-link `source` as `target` (files of an index are never modified in place), or
     copy it where the file system has no hard links."""
@@ -47,15 +54,11 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def lock_path(folder: Path) -> Path:
-    return folder.with_name(folder.name + LOCK_SUFFIX)
-
-
 @contextlib.contextmanager
 def writer_lock(folder: Path) -> Iterator[None]:
     """Refuse a second build or update of the same index at the same time (POSIX advisory
     lock on `<folder>.lock`)."""
-    path = lock_path(folder)
+    path = folder.with_name(folder.name + LOCK_SUFFIX)
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock

@@ -3,7 +3,6 @@ the layout). Opening reads the manifest, the per-chunk doclens and file headers 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sqlite3
@@ -17,6 +16,7 @@ import torch
 from latesearch._atomic import replace_folder
 from latesearch.errors import ConfigError, IndexCorruptError, InputError
 from latesearch.indexing.docstore import DocIdList, DocStore
+from latesearch.indexing.files import chunk_digest, folder_bytes
 from latesearch.indexing.manifest import (
     DOC_ID_OFFSETS,
     DOC_IDS,
@@ -155,13 +155,12 @@ class IndexStore:
 
     def nbytes(self) -> int:
         """Bytes on disk of everything in the index folder."""
-        return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+        return folder_bytes(self.folder)
 
     def verify(self) -> None:
         """Re-hash every chunk's embeddings against the manifest (reads the whole index)."""
         for info, array in zip(self.manifest.chunks, self._chunks, strict=True):
-            digest = hashlib.sha256(np.ascontiguousarray(array).data).hexdigest()
-            if info.sha256 and digest != info.sha256:
+            if info.sha256 and chunk_digest(array) != info.sha256:
                 raise IndexCorruptError(f"{self.folder / info.embeddings}: checksum mismatch")
 
     # ------------------------------------------------------------------ ids and texts

@@ -14,7 +14,6 @@ replaced document is deleted and appended again.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -32,7 +31,13 @@ from latesearch.indexing.builder import build_index
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.config import from_dict as index_config_from_dict
 from latesearch.indexing.docstore import DocStoreWriter
-from latesearch.indexing.files import folder_bytes, link_or_copy, save_npy, writer_lock
+from latesearch.indexing.files import (
+    chunk_digest,
+    folder_bytes,
+    link_or_copy,
+    save_npy,
+    writer_lock,
+)
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
     DOC_ID_OFFSETS,
@@ -52,10 +57,8 @@ CORE_DIRS = (CHUNKS_DIR,)
 class IndexChange:
     """How an update changed document and token positions (for component updaters)."""
 
-    old_n_docs: int
     removed: np.ndarray  # old internal indices of the deleted documents, sorted
-    doc_map: np.ndarray  # (old_n_docs,) new index of every old document, -1 if deleted
-    first_added_doc: int  # new index of the first added document (== kept documents)
+    doc_map: np.ndarray  # (old n_docs,) new index of every old document, -1 if deleted
     first_added_token: int  # global token offset of the first added document's embeddings
     added: int
 
@@ -205,6 +208,8 @@ class _Update:
 
     def run(self, add: Any, model: Any, removed: np.ndarray, *, progress: bool) -> UpdateSummary:
         old = self.old
+        keep = np.ones(old.n_docs, dtype=bool)
+        keep[removed] = False
         kept = old.n_docs - removed.size
         for path in (self.stage, self.side):  # left by an update that was interrupted
             shutil.rmtree(path, ignore_errors=True)
@@ -214,16 +219,11 @@ class _Update:
             if kept + n_added == 0:
                 raise InputError("the update would leave the index empty; delete it instead")
             (self.stage / CHUNKS_DIR).mkdir(parents=True)
-            chunks = self._stage_chunks(removed, added)
-            self._stage_docstore(removed, added, kept + n_added)
-            keep = np.ones(old.n_docs, dtype=bool)
-            keep[removed] = False
-            doc_map = np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int64)
+            chunks = self._stage_chunks(keep, added)
+            self._stage_docstore(removed, added, kept)
             change = IndexChange(
-                old_n_docs=old.n_docs,
                 removed=removed,
-                doc_map=doc_map,
-                first_added_doc=kept,
+                doc_map=np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int64),
                 first_added_token=int(old.doclens[keep].sum(dtype=np.int64)),
                 added=n_added,
             )
@@ -265,45 +265,46 @@ class _Update:
             raise ConfigError("the new documents were encoded with another ColBERT config")
         return added
 
-    def _stage_chunks(self, removed: np.ndarray, added: IndexStore | None) -> list[ChunkInfo]:
-        """Kept chunks hard-linked, chunks that lose documents rewritten, new ones appended."""
-        old, out = self.old, []
-        drop = np.zeros(old.n_docs, dtype=bool)
-        drop[removed] = True
-        sources = [(old, info, array) for info, array in zip(old.chunks, old.embeddings_flat(),
-                                                              strict=True)]  # fmt: skip
+    def _stage_chunks(self, keep: np.ndarray, added: IndexStore | None) -> list[ChunkInfo]:
+        """Kept chunks hard-linked, chunks that lose documents rewritten, new ones appended
+        (`keep`: which old documents stay; every added one does)."""
+        sources = [(self.old, keep)]
         if added is not None:
-            sources += [(added, i, a) for i, a in zip(added.chunks, added.embeddings_flat(),
-                                                      strict=True)]  # fmt: skip
+            sources.append((added, np.ones(added.n_docs, dtype=bool)))
+        out: list[ChunkInfo] = []
         doc = token = 0
-        for store, info, array in sources:
-            span = slice(info.first_doc, info.first_doc + info.n_docs)
-            lens = store.doclens[span]
-            keep = ~drop[span] if store is old else np.ones(info.n_docs, dtype=bool)
-            if not keep.any():
-                continue
-            emb_name, lens_name = chunk_files(len(out))
-            if keep.all():
-                link_or_copy(store.folder / info.embeddings, self.stage / emb_name)
-                link_or_copy(store.folder / info.doclens, self.stage / lens_name)
-                n_docs, n_emb, digest = info.n_docs, info.n_embeddings, info.sha256
-            else:
-                embeddings = np.asarray(array)[np.repeat(keep, lens.astype(np.int64))]
-                save_npy(self.stage / emb_name, embeddings)
-                save_npy(self.stage / lens_name, lens[keep].astype(np.int32))
-                n_docs, n_emb = int(keep.sum()), int(embeddings.shape[0])
-                digest = hashlib.sha256(np.ascontiguousarray(embeddings).data).hexdigest()
-            out.append(ChunkInfo(len(out), doc, n_docs, token, n_emb, emb_name, lens_name, digest))
-            doc, token = doc + n_docs, token + n_emb
+        for store, kept in sources:
+            for info, array in zip(store.chunks, store.embeddings_flat(), strict=True):
+                span = slice(info.first_doc, info.first_doc + info.n_docs)
+                lens, mask = store.doclens[span], kept[span]
+                if not mask.any():
+                    continue
+                emb_name, lens_name = chunk_files(len(out))
+                if mask.all():
+                    link_or_copy(store.folder / info.embeddings, self.stage / emb_name)
+                    link_or_copy(store.folder / info.doclens, self.stage / lens_name)
+                    n_docs, n_emb, digest = info.n_docs, info.n_embeddings, info.sha256
+                else:
+                    embeddings = np.asarray(array)[np.repeat(mask, lens.astype(np.int64))]
+                    save_npy(self.stage / emb_name, embeddings)
+                    save_npy(self.stage / lens_name, lens[mask].astype(np.int32))
+                    n_docs, n_emb = int(mask.sum()), int(embeddings.shape[0])
+                    digest = chunk_digest(embeddings)
+                out.append(ChunkInfo(len(out), doc, n_docs, token, n_emb, emb_name, lens_name,
+                                     digest))  # fmt: skip
+                doc, token = doc + n_docs, token + n_emb
         return out
 
-    def _stage_docstore(self, removed: np.ndarray, added: IndexStore | None, n_docs: int):
+    def _stage_docstore(self, removed: np.ndarray, added: IndexStore | None, kept: int):
+        """The old doc store copied, the removed documents deleted, the added appended."""
         shutil.copyfile(self.old.folder / DOCSTORE, self.stage / DOCSTORE)
         writer = DocStoreWriter(self.stage / DOCSTORE)
         try:
             writer.remove(removed)
+            n_docs = kept
             if added is not None:
-                writer.append_from(added.folder / DOCSTORE, self.old.n_docs - removed.size)
+                writer.append_from(added.folder / DOCSTORE, kept)
+                n_docs += added.n_docs
             writer.write_id_map(self.stage, n_docs, DOC_IDS, DOC_ID_OFFSETS)
         finally:
             writer.close()

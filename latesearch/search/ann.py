@@ -65,6 +65,10 @@ class ANNConfig(JsonConfig):
         if not (self.use_gpu is True or self.use_gpu is False or self.use_gpu == "auto"):
             _bad("use_gpu", self.use_gpu, "true, false or 'auto'")
 
+    def kind_for(self, n: int) -> str:
+        """'flat' (exact) below `flat_below` embeddings, 'ivfpq' from there on."""
+        return "flat" if n < self.flat_below else "ivfpq"
+
     def partitions_for(self, n: int) -> int:
         """P: the power of two nearest 4*sqrt(n), clamped to [16, 65536] and to n/39."""
         if self.n_partitions is not None:
@@ -169,7 +173,7 @@ class TokenANNIndex:
             "metric": config.metric,
             "faiss_version": faiss.__version__,
         }
-        if n < config.flat_below:
+        if config.kind_for(n) == "flat":
             index = faiss.IndexFlat(dim, metric)
             manifest.update(kind="flat", n_partitions=None, pq_subvectors=None, trained_on=0)
         else:

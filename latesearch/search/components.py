@@ -103,8 +103,7 @@ def update_ann(folder: Path, old: IndexStore, new: IndexStore, change: IndexChan
     from latesearch.search.ann import TokenANNIndex
 
     ann = TokenANNIndex.load(old.folder / ANN_DIR, mmap=False)
-    n = new.n_embeddings
-    kind = "flat" if n < ann.config.flat_below else "ivfpq"
+    n, kind = new.n_embeddings, ann.config.kind_for(new.n_embeddings)
     trained_for = int(ann.manifest.get("built_for") or len(ann))
     if kind != ann.kind or (kind == "ivfpq" and n > RETRAIN_GROWTH * trained_for):
         build_ann(folder, new, ann.config)
