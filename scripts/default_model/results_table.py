@@ -89,6 +89,9 @@ def main() -> None:
         "(4l) v15c candidate: uniform soup of v14c's recipe with seeds 12345, 2 and 3, each at "
         "step 100 (CPU), not shipped (dev novel mean 0.6397; SciFact-novel 0.6936, Vaswani "
         "0.4960)": from_evaluate("v15csoup"),
+        "(4m) v16c candidate (CPU, data16: weak queries distilled over their BM25 neighbours "
+        "only, no source-derived positive; step 200), not shipped (dev novel mean 0.6401; "
+        "SciFact-novel 0.6999, Vaswani 0.5012)": from_evaluate("v16cand"),
         "(5) raw MaxSim, backbone 384-d tokens, no markers/[MASK] (make_raw.py)": from_evaluate(
             "raw"
         ),
