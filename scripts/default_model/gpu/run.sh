@@ -15,16 +15,19 @@
 # Its run and its tar are then named VARIANT-sSEED.
 # Environment: STEPS (800), EVAL_EVERY (100), BATCH (32), DEVICE (cuda), LIMIT_S (540: a
 # variant is skipped when the time left is under 1.2x the first variant's duration, 1.8x
-# for deep), HEAD (use only the first HEAD training examples; for smoke tests).
+# for deep), HEAD (use only the first HEAD training examples; for smoke tests), NEGATIVES
+# (31: documents per example minus one; v16g's rows have 31 documents, NEGATIVES=30),
+# DATA (BUNDLE/data: another bundle's data folder over this bundle's start).
 set -euo pipefail
 bundle=$1; out=$2; shift 2
 STEPS=${STEPS:-800}; EVAL_EVERY=${EVAL_EVERY:-100}; BATCH=${BATCH:-32}
-DEVICE=${DEVICE:-cuda}; LIMIT_S=${LIMIT_S:-540}
+DEVICE=${DEVICE:-cuda}; LIMIT_S=${LIMIT_S:-540}; NEGATIVES=${NEGATIVES:-31}
+DATA=${DATA:-$bundle/data}
 t0=$(date +%s)
 work=$(mktemp -d)
 mkdir -p "$out"
 unxz() { python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"; }
-for f in "$bundle"/data/*.xz; do unxz "$f" "$work/$(basename "${f%.xz}")"; done
+for f in "$DATA"/*.xz; do unxz "$f" "$work/$(basename "${f%.xz}")"; done
 for f in "$bundle"/dev/*.xz; do unxz "$f" "$work/dev_$(basename "${f%.xz}")"; done
 if [ -n "${HEAD:-}" ]; then head -n "$HEAD" "$work/triples.jsonl" > "$work/t" && mv "$work/t" "$work/triples.jsonl"; fi
 grep -v '^\["sf:' "$work/triples.jsonl" > "$work/triples-weak.jsonl"
@@ -54,7 +57,7 @@ for spec in "$@"; do
   rm -rf "$run"
   s=$(date +%s)
   python3 -m latesearch train --triples "$triples" --collection "$work/collection.jsonl" \
-    --queries "$work/queries.tsv" --negatives 31 --distill-from triples \
+    --queries "$work/queries.tsv" --negatives "$NEGATIVES" --distill-from triples \
     --base-model "$bundle/start" --output "$run" --steps "$STEPS" --batch-size "$BATCH" \
     --lr "$lr" --projection-lr "$plr" --warmup-steps $((STEPS / 10)) --doc-maxlen 128 \
     --train-layers "$layers" --anchor-weight 1.0 --save-every "$EVAL_EVERY" --keep-last 1 \
