@@ -92,6 +92,9 @@ def main() -> None:
         "(4m) v16c candidate (CPU, data16: weak queries distilled over their BM25 neighbours "
         "only, no source-derived positive; step 200), not shipped (dev novel mean 0.6401; "
         "SciFact-novel 0.6999, Vaswani 0.5012)": from_evaluate("v16cand"),
+        "(4n) v17c candidate: uniform soup of v16c's recipe with seeds 12345, 2 and 3, each at "
+        "step 200 (CPU), not shipped (dev novel mean 0.6422; SciFact-novel 0.6999, Vaswani "
+        "0.4999)": from_evaluate("v17csoup"),
         "(5) raw MaxSim, backbone 384-d tokens, no markers/[MASK] (make_raw.py)": from_evaluate(
             "raw"
         ),
