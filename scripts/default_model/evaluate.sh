@@ -2,14 +2,14 @@
 # Evaluate a model on SciFact test (all and novel), Vaswani and the SciFact dev slice cut
 # from the training judgements, exhaustively (mode exact), with `latesearch evaluate`.
 # The SciFact test and Vaswani runs are kept in .work/dm/runs/ for `latesearch compare`.
-# usage: scripts/default_model/evaluate.sh MODEL_DIR NAME [DATA=../shared/data]
+# usage: [DOC_MAXLEN=180] scripts/default_model/evaluate.sh MODEL_DIR NAME [DATA=../shared/data]
 set -euo pipefail
-model=$1; name=$2; data=${3:-../shared/data}
+model=$1; name=$2; data=${3:-../shared/data}; maxlen=${DOC_MAXLEN:-180}
 out=benchmarks/results/default-model; idx=.work/dm/indexes/$name; runs=.work/dm/runs
 mkdir -p "$out" "$idx" "$runs"
 metrics="nDCG@10 R@100 MRR@10"
 [ -f "$idx/scifact/manifest.json" ] || latesearch index "$data/scifact/corpus.jsonl" "$idx/scifact" \
-    --model "$model" --no-ann --overwrite --quiet --doc-maxlen 180
+    --model "$model" --no-ann --overwrite --quiet --doc-maxlen "$maxlen"
 ev() { latesearch evaluate "$@" --mode exact -k 100 --metrics "$metrics" --json --quiet; }
 ev "$idx/scifact" --queries "$data/scifact/queries.jsonl" --qrels "$data/scifact/qrels/test.tsv" \
     --run "$runs/$name-scifact-test.trec" > "$out/$name-scifact-test.json"
@@ -18,7 +18,7 @@ ev "$idx/scifact" --queries "$data/scifact/queries.jsonl" --qrels "$data/scifact
 ev "$idx/scifact" --queries .work/dm/data/dev_queries.tsv --qrels .work/dm/data/dev_qrels.txt \
     > "$out/$name-scifact-dev.json"
 [ -f "$idx/vaswani/manifest.json" ] || latesearch index "$data/vaswani/doc-text.trec" "$idx/vaswani" \
-    --model "$model" --no-ann --overwrite --quiet --doc-maxlen 180
+    --model "$model" --no-ann --overwrite --quiet --doc-maxlen "$maxlen"
 ev "$idx/vaswani" --queries "$data/vaswani/query-text.trec" --qrels "$data/vaswani/qrels" \
     --run "$runs/$name-vaswani.trec" > "$out/$name-vaswani.json"
 for f in "$out/$name"-*.json; do

@@ -1,5 +1,6 @@
 """Score models on the multi-domain dev set of make_dev.py (nDCG@10 per domain, their mean
-and pooled over all queries; exact MaxSim, doc_maxlen 128 as in training) and merge them
+and pooled over all queries; exact MaxSim, doc_maxlen 128 as in training unless
+--doc-maxlen says otherwise) and merge them
 into benchmarks/results/default-model/dev-multi.json under the given names.
 
 python scripts/default_model/evaluate_dev.py --dev .work/dm/dev NAME=MODEL_DIR ...
@@ -76,6 +77,7 @@ def main() -> None:
     ap.add_argument("--dev", required=True)
     ap.add_argument("--novel-positives", help="training triples (JSONL): adds sfn/novel_macro")
     ap.add_argument("--out", type=Path, default=OUT, help=f"results JSON (default {OUT})")
+    ap.add_argument("--doc-maxlen", type=int, default=128, help="document length (default 128)")
     ap.add_argument("models", nargs="+", help="NAME=MODEL_DIR")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -88,9 +90,9 @@ def main() -> None:
     results["machine"] = machine_info()
     for spec in args.models:
         name, _, path = spec.partition("=")
-        model = ColBERT.from_pretrained(path, device="cpu", doc_maxlen=128)
+        model = ColBERT.from_pretrained(path, device="cpu", doc_maxlen=args.doc_maxlen)
         scores = domain_scores(dev.run(model), dev.qrels, novel)
-        results["models"][name] = {**scores, "path": path}
+        results["models"][name] = {**scores, "path": path, "doc_maxlen": args.doc_maxlen}
         print(name, {k: round(v, 4) for k, v in scores.items()}, flush=True)
         write_json(args.out, results)
 
