@@ -86,12 +86,13 @@ def main() -> None:
         str(dev_dir / "queries.tsv"), str(dev_dir / "qrels.txt"), str(dev_dir / "collection.jsonl")
     )
     novel = novel_queries(dev.qrels, args.novel_positives) if args.novel_positives else None
-    results = json.loads(args.out.read_text()) if args.out.exists() else {"models": {}}
-    results["machine"] = machine_info()
     for spec in args.models:
         name, _, path = spec.partition("=")
         model = ColBERT.from_pretrained(path, device="cpu", doc_maxlen=args.doc_maxlen)
         scores = domain_scores(dev.run(model), dev.qrels, novel)
+        # re-read just before writing, so that another run's entries written meanwhile stay
+        results = json.loads(args.out.read_text()) if args.out.exists() else {"models": {}}
+        results["machine"] = machine_info()
         results["models"][name] = {**scores, "path": path, "doc_maxlen": args.doc_maxlen}
         print(name, {k: round(v, 4) for k, v in scores.items()}, flush=True)
         write_json(args.out, results)
