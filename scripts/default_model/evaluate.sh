@@ -8,7 +8,12 @@ model=$1; name=$2; data=${3:-../shared/data}; maxlen=${DOC_MAXLEN:-180}
 out=benchmarks/results/default-model; idx=.work/dm/indexes/$name; runs=.work/dm/runs
 mkdir -p "$out" "$idx" "$runs"
 metrics="nDCG@10 R@100 MRR@10"
-[ -f "$idx/scifact/manifest.json" ] || latesearch index "$data/scifact/corpus.jsonl" "$idx/scifact" \
+# an index kept from an earlier run is reused only if it was built at this length (else rebuilt)
+same_length() {
+  python3 -c 'import json, sys; m = json.load(open(sys.argv[1])); n = m["index_config"]["doc_maxlen"]
+sys.exit(0) if n == int(sys.argv[2]) else sys.exit(f"{sys.argv[1]}: built at doc_maxlen {n}, not {sys.argv[2]}")' "$1" "$maxlen"
+}
+[ -f "$idx/scifact/manifest.json" ] && same_length "$idx/scifact/manifest.json" || latesearch index "$data/scifact/corpus.jsonl" "$idx/scifact" \
     --model "$model" --no-ann --overwrite --quiet --doc-maxlen "$maxlen"
 ev() { latesearch evaluate "$@" --mode exact -k 100 --metrics "$metrics" --json --quiet; }
 ev "$idx/scifact" --queries "$data/scifact/queries.jsonl" --qrels "$data/scifact/qrels/test.tsv" \
@@ -17,7 +22,7 @@ ev "$idx/scifact" --queries "$data/scifact/queries.jsonl" --qrels "$data/scifact
     --exclude-train-qrels "$data/scifact/qrels/train.tsv" > "$out/$name-scifact-novel.json"
 ev "$idx/scifact" --queries .work/dm/data/dev_queries.tsv --qrels .work/dm/data/dev_qrels.txt \
     > "$out/$name-scifact-dev.json"
-[ -f "$idx/vaswani/manifest.json" ] || latesearch index "$data/vaswani/doc-text.trec" "$idx/vaswani" \
+[ -f "$idx/vaswani/manifest.json" ] && same_length "$idx/vaswani/manifest.json" || latesearch index "$data/vaswani/doc-text.trec" "$idx/vaswani" \
     --model "$model" --no-ann --overwrite --quiet --doc-maxlen "$maxlen"
 ev "$idx/vaswani" --queries "$data/vaswani/query-text.trec" --qrels "$data/vaswani/qrels" \
     --run "$runs/$name-vaswani.trec" > "$out/$name-vaswani.json"
