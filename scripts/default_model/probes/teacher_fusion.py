@@ -1,8 +1,9 @@
 """Could a fused teacher beat the raw 384-d MaxSim teacher? Scores the multi-domain dev set
-(make_dev.py) with raw MaxSim (no markers, no [MASK], doc_maxlen 128), stemmed BM25 and the
-mean-pooled dense model, then fuses per-query standardized scores:
-z(raw) + a * z(BM25) + b * z(dense), standardized over every dev document.
-Writes benchmarks/results/default-model/probe-teacher-fusion.json.
+(make_dev.py) with raw MaxSim (no markers, no [MASK], doc_maxlen 128 unless --doc-maxlen
+says otherwise), stemmed BM25 and the mean-pooled dense model, then fuses per-query
+standardized scores: z(raw) + a * z(BM25) + b * z(dense), standardized over every dev
+document. With --novel-positives it also reports 'sfn' and 'novel_macro' (evaluate_dev.py).
+Writes benchmarks/results/default-model/probe-teacher-fusion.json unless --out is given.
 
 python scripts/default_model/probes/teacher_fusion.py --dev .work/dm/dev --raw .work/dm/raw
 """
@@ -23,17 +24,17 @@ from latesearch.search.bm25 import BM25Index
 from latesearch.training.devset import DevSet
 
 sys.path.insert(0, "scripts/default_model")
-from evaluate_dev import domain_scores, machine_info  # noqa: E402
+from evaluate_dev import domain_scores, machine_info, novel_queries  # noqa: E402
 
 OUT = Path("benchmarks/results/default-model/probe-teacher-fusion.json")
 GRID = [(a, b) for a in (0.0, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0) for b in (0.0, 0.1, 0.2, 0.3)]
 
 
 @torch.inference_mode()
-def score_matrices(dev: DevSet, raw_model: str) -> dict[str, torch.Tensor]:
+def score_matrices(dev: DevSet, raw_model: str, doc_maxlen: int) -> dict[str, torch.Tensor]:
     """(queries x documents) scores of the three first-stage signals."""
     queries, docs = list(dev.queries.values()), list(dev.documents.items())
-    model = ColBERT.from_pretrained(raw_model, device="cpu", doc_maxlen=128)
+    model = ColBERT.from_pretrained(raw_model, device="cpu", doc_maxlen=doc_maxlen)
     raw = dev.score_matrix(
         model.encode_queries(queries), model.encode_documents([t for _, t in docs])
     )
@@ -56,8 +57,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dev", required=True)
     ap.add_argument("--raw", required=True, help="make_raw.py's model folder")
-    ap.add_argument("--cache", default=".work/fusion/dev_scores.pt")
+    ap.add_argument("--doc-maxlen", type=int, default=128)
+    ap.add_argument("--novel-positives", help="training triples (JSONL): adds sfn/novel_macro")
+    ap.add_argument("--cache", help="default: .work/fusion/dev_scores[-LEN].pt")
+    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    suffix = "" if args.doc_maxlen == 128 else f"-{args.doc_maxlen}"
+    args.cache = args.cache or f".work/fusion/dev_scores{suffix}.pt"
     torch.set_num_threads(2)
     d = Path(args.dev)
     dev = DevSet.load(str(d / "queries.tsv"), str(d / "qrels.txt"), str(d / "collection.jsonl"))
@@ -68,13 +74,15 @@ def main() -> None:
         if S.pop("ids", None) != ids:
             sys.exit(f"{cache}: cached scores are for another dev set; delete it or pass --cache")
     else:
-        S = score_matrices(dev, args.raw)
+        S = score_matrices(dev, args.raw, args.doc_maxlen)
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save({**S, "ids": ids}, cache)
 
+    novel = novel_queries(dev.qrels, args.novel_positives) if args.novel_positives else None
+
     def scored(matrix: torch.Tensor) -> dict[str, float]:
         run = dev.top_k(matrix, 100)
-        return {k: round(v, 4) for k, v in domain_scores(run, dev.qrels).items()}
+        return {k: round(v, 4) for k, v in domain_scores(run, dev.qrels, novel).items()}
 
     results = {name: scored(S[name]) for name in ("raw", "bm25", "dense")}
     Z = {name: standardized(m) for name, m in S.items()}
@@ -83,11 +91,12 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:26s}", r)
     write_json(
-        OUT,
+        args.out,
         {
             "what": "teacher candidates on the multi-domain dev set (nDCG@10 per domain and "
             "pooled); fused = z(raw) + a z(BM25) + b z(dense), per-query z over all dev documents; "
             "scripts/default_model/probes/teacher_fusion.py",
+            "doc_maxlen": args.doc_maxlen,
             "machine": machine_info(),
             "results": results,
         },
