@@ -3,6 +3,8 @@
 says otherwise), stemmed BM25 and the mean-pooled dense model, then fuses per-query
 standardized scores: z(raw) + a * z(BM25) + b * z(dense), standardized over every dev
 document. With --novel-positives it also reports 'sfn' and 'novel_macro' (evaluate_dev.py).
+`--dense NAME=FOLDER` adds another mean-pooled bi-encoder (e.g. a stronger one) as a
+signal, fused as z(raw) + a z(BM25) + c z(NAME).
 Writes benchmarks/results/default-model/probe-teacher-fusion.json unless --out is given.
 
 python scripts/default_model/probes/teacher_fusion.py --dev .work/dm/dev --raw .work/dm/raw
@@ -28,6 +30,7 @@ from evaluate_dev import domain_scores, machine_info, novel_queries  # noqa: E40
 
 OUT = Path("benchmarks/results/default-model/probe-teacher-fusion.json")
 GRID = [(a, b) for a in (0.0, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0) for b in (0.0, 0.1, 0.2, 0.3)]
+EXTRA_GRID = [(a, c) for a in (0.0, 0.1, 0.2) for c in (0.1, 0.2, 0.3, 0.5, 1.0)]
 
 
 @torch.inference_mode()
@@ -49,6 +52,15 @@ def score_matrices(dev: DevSet, raw_model: str, doc_maxlen: int) -> dict[str, to
     return {"raw": raw, "dense": dq @ dd.T, "bm25": bm25}
 
 
+@torch.inference_mode()
+def dense_scores(dev: DevSet, folder: str) -> torch.Tensor:
+    """(queries x documents) cosine scores of a mean-pooled bi-encoder at its own length."""
+    dense = DenseEncoder.from_pretrained(folder)
+    dq = F.normalize(dense.encode(list(dev.queries.values())), dim=-1)
+    dd = F.normalize(dense.encode(list(dev.documents.values())), dim=-1)
+    return dq @ dd.T
+
+
 def standardized(scores: torch.Tensor) -> torch.Tensor:
     return (scores - scores.mean(1, keepdim=True)) / scores.std(1, keepdim=True)
 
@@ -61,7 +73,9 @@ def main() -> None:
     ap.add_argument("--novel-positives", help="training triples (JSONL): adds sfn/novel_macro")
     ap.add_argument("--cache", help="default: .work/fusion/dev_scores[-LEN].pt")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--dense", action="append", default=[], metavar="NAME=FOLDER")
     args = ap.parse_args()
+    extras = dict(item.split("=", 1) for item in args.dense)
     suffix = "" if args.doc_maxlen == 128 else f"-{args.doc_maxlen}"
     args.cache = args.cache or f".work/fusion/dev_scores{suffix}.pt"
     torch.set_num_threads(2)
@@ -77,6 +91,11 @@ def main() -> None:
         S = score_matrices(dev, args.raw, args.doc_maxlen)
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save({**S, "ids": ids}, cache)
+    missing = [name for name in extras if name not in S]
+    for name in missing:
+        S[name] = dense_scores(dev, extras[name])
+    if missing:
+        torch.save({**S, "ids": ids}, cache)
 
     novel = novel_queries(dev.qrels, args.novel_positives) if args.novel_positives else None
 
@@ -84,10 +103,13 @@ def main() -> None:
         run = dev.top_k(matrix, 100)
         return {k: round(v, 4) for k, v in domain_scores(run, dev.qrels, novel).items()}
 
-    results = {name: scored(S[name]) for name in ("raw", "bm25", "dense")}
+    results = {name: scored(S[name]) for name in ("raw", "bm25", "dense", *extras)}
     Z = {name: standardized(m) for name, m in S.items()}
     for a, b in GRID:
         results[f"raw+{a}*bm25+{b}*dense"] = scored(Z["raw"] + a * Z["bm25"] + b * Z["dense"])
+    for name in extras:
+        for a, c in EXTRA_GRID:
+            results[f"raw+{a}*bm25+{c}*{name}"] = scored(Z["raw"] + a * Z["bm25"] + c * Z[name])
     for name, r in results.items():
         print(f"{name:26s}", r)
     write_json(
@@ -96,6 +118,7 @@ def main() -> None:
             "what": "teacher candidates on the multi-domain dev set (nDCG@10 per domain and "
             "pooled); fused = z(raw) + a z(BM25) + b z(dense), per-query z over all dev documents; "
             "scripts/default_model/probes/teacher_fusion.py",
+            "extra_dense": extras,
             "doc_maxlen": args.doc_maxlen,
             "machine": machine_info(),
             "results": results,
