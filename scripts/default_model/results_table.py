@@ -101,6 +101,10 @@ def main() -> None:
         "read at 300, not shipped (dev novel mean at 300 0.6643 < v18's 0.6640 + 0.005)": (
             from_evaluate("v19c300")
         ),
+        "(4p) v20c candidate: v16c's construction distilled from z(raw) + z(all-mpnet-base-v2), "
+        "100 steps (CPU), read at 300, not shipped (dev novel mean at 300 0.6635 < 0.6690)": (
+            from_evaluate("v20c300")
+        ),
         "(5) raw MaxSim, backbone 384-d tokens, no markers/[MASK] (make_raw.py)": from_evaluate(
             "raw"
         ),
