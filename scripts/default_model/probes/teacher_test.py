@@ -1,0 +1,91 @@
+"""The v20 teacher on the test splits, for the record (issue 7; chosen on the dev set by
+teacher_fusion.py, never used to choose a model). Re-ranks the top DEPTH of the raw
+scorer's runs (evaluate.sh's NAME-scifact-test.trec and NAME-vaswani.trec) by
+z(raw) + z(mpnet), both standardized over those DEPTH candidates, and writes the runs as
+OUT_NAME-*.trec beside them for compare.sh (ranks below DEPTH keep the raw order).
+
+python scripts/default_model/probes/teacher_test.py --raw-run raw300 --out-name teach300 \
+    --dense .work/teachers/all-mpnet-base-v2
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from latesearch.data import read_collection, read_queries
+from latesearch.modeling.dense import DenseEncoder
+
+SPLITS = {
+    "scifact-test": ("scifact/corpus.jsonl", "scifact/queries.jsonl"),
+    "vaswani": ("vaswani/doc-text.trec", "vaswani/query-text.trec"),
+}
+
+
+def read_run(path: Path) -> dict[str, list[tuple[str, float]]]:
+    run: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            parts = line.split()
+            if len(parts) != 6:
+                raise SystemExit(f"{path}:{number}: expected 6 TREC run fields")
+            run[parts[0]].append((parts[2], float(parts[4])))
+    return {q: sorted(hits, key=lambda h: -h[1]) for q, hits in run.items()}
+
+
+def z(x: torch.Tensor) -> torch.Tensor:
+    return (x - x.mean()) / x.std().clamp_min(1e-6)
+
+
+@torch.inference_mode()
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw-run", required=True, help="evaluate.sh NAME of the raw scorer")
+    ap.add_argument("--out-name", required=True)
+    ap.add_argument("--dense", required=True, help="a mean-pooled bi-encoder folder")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--runs", type=Path, default=Path(".work/dm/runs"))
+    ap.add_argument("--depth", type=int, default=50)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    dense = DenseEncoder.from_pretrained(args.dense, dtype=torch.bfloat16)
+    for split, (corpus, queries_file) in SPLITS.items():
+        run = read_run(args.runs / f"{args.raw_run}-{split}.trec")
+        needed = {d for hits in run.values() for d, _ in hits[: args.depth]}
+        texts = {
+            doc.doc_id: doc.full_text()
+            for doc in read_collection(args.data / corpus)
+            if doc.doc_id in needed
+        }
+        queries = dict(read_queries(args.data / queries_file))
+        missing = [q for q in run if q not in queries] + [d for d in needed if d not in texts]
+        if missing:
+            raise SystemExit(f"{split}: {len(missing)} run ids unknown, e.g. {missing[0]}")
+        doc_ids, qids = sorted(texts), sorted(run)
+        print(f"{split}: {len(qids)} queries, {len(doc_ids)} documents", flush=True)
+        D = F.normalize(dense.encode([texts[d] for d in doc_ids]).float(), dim=-1)
+        Q = F.normalize(dense.encode([queries[q] for q in qids]).float(), dim=-1)
+        row = {d: i for i, d in enumerate(doc_ids)}
+        out = args.runs / f"{args.out_name}-{split}.trec"
+        tmp = out.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for i, qid in enumerate(qids):
+                head, tail = run[qid][: args.depth], run[qid][args.depth :]
+                raw = torch.tensor([s for _, s in head])
+                cos = D[[row[d] for d, _ in head]] @ Q[i]
+                fused = (z(raw) + z(cos)).tolist()
+                ranked = sorted(zip([d for d, _ in head], fused, strict=True), key=lambda h: -h[1])
+                floor = min(fused) - 1.0
+                ranked += [(d, floor - k) for k, (d, _) in enumerate(tail)]
+                for rank, (doc, score) in enumerate(ranked, 1):
+                    f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {args.out_name}\n")
+        tmp.replace(out)
+        print(f"-> {out}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
