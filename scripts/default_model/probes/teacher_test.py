@@ -11,6 +11,7 @@ python scripts/default_model/probes/teacher_test.py --raw-run raw300 --out-name 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,6 +20,9 @@ import torch.nn.functional as F
 
 from latesearch.data import read_collection, read_queries
 from latesearch.modeling.dense import DenseEncoder
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from make_teacher_dense import standardized  # noqa: E402
 
 SPLITS = {
     "scifact-test": ("scifact/corpus.jsonl", "scifact/queries.jsonl"),
@@ -35,10 +39,6 @@ def read_run(path: Path) -> dict[str, list[tuple[str, float]]]:
                 raise SystemExit(f"{path}:{number}: expected 6 TREC run fields")
             run[parts[0]].append((parts[2], float(parts[4])))
     return {q: sorted(hits, key=lambda h: -h[1]) for q, hits in run.items()}
-
-
-def z(x: torch.Tensor) -> torch.Tensor:
-    return (x - x.mean()) / x.std().clamp_min(1e-6)
 
 
 @torch.inference_mode()
@@ -77,7 +77,7 @@ def main() -> None:
                 head, tail = run[qid][: args.depth], run[qid][args.depth :]
                 raw = torch.tensor([s for _, s in head])
                 cos = D[[row[d] for d, _ in head]] @ Q[i]
-                fused = (z(raw) + z(cos)).tolist()
+                fused = (standardized(raw) + standardized(cos)).tolist()
                 ranked = sorted(zip([d for d, _ in head], fused, strict=True), key=lambda h: -h[1])
                 floor = min(fused) - 1.0
                 ranked += [(d, floor - k) for k, (d, _) in enumerate(tail)]
