@@ -42,20 +42,18 @@ def score_matrices(dev: DevSet, raw_model: str, doc_maxlen: int) -> dict[str, to
         model.encode_queries(queries), model.encode_documents([t for _, t in docs])
     )
     column = {d: j for j, (d, _) in enumerate(docs)}
-    dense = DenseEncoder.from_pretrained(max_length=256)
-    dq = F.normalize(dense.encode(queries), dim=-1)
-    dd = F.normalize(dense.encode([t for _, t in docs]), dim=-1)
     bm25 = torch.zeros(len(queries), len(docs))
     for i, hits in enumerate(BM25Index.build(docs).search(queries, len(docs))):
         for d, s in hits:
             bm25[i, column[d]] = s
-    return {"raw": raw, "dense": dq @ dd.T, "bm25": bm25}
+    return {"raw": raw, "dense": dense_scores(dev, None, max_length=256), "bm25": bm25}
 
 
 @torch.inference_mode()
-def dense_scores(dev: DevSet, folder: str) -> torch.Tensor:
-    """(queries x documents) cosine scores of a mean-pooled bi-encoder at its own length."""
-    dense = DenseEncoder.from_pretrained(folder)
+def dense_scores(dev: DevSet, folder: str | None, max_length: int | None = None) -> torch.Tensor:
+    """(queries x documents) cosine scores of a mean-pooled bi-encoder (None: the backbone),
+    at `max_length` or its own length."""
+    dense = DenseEncoder.from_pretrained(folder, max_length=max_length)
     dq = F.normalize(dense.encode(list(dev.queries.values())), dim=-1)
     dd = F.normalize(dense.encode(list(dev.documents.values())), dim=-1)
     return dq @ dd.T

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from latesearch.data import read_collection, read_queries
+from latesearch.data.runs import read_trec_run, write_trec_run
 from latesearch.modeling.dense import DenseEncoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,17 +28,6 @@ SPLITS = {
     "scifact-test": ("scifact/corpus.jsonl", "scifact/queries.jsonl"),
     "vaswani": ("vaswani/doc-text.trec", "vaswani/query-text.trec"),
 }
-
-
-def read_run(path: Path) -> dict[str, list[tuple[str, float]]]:
-    run: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            parts = line.split()
-            if len(parts) != 6:
-                raise SystemExit(f"{path}:{number}: expected 6 TREC run fields")
-            run[parts[0]].append((parts[2], float(parts[4])))
-    return {q: sorted(hits, key=lambda h: -h[1]) for q, hits in run.items()}
 
 
 @torch.inference_mode()
@@ -54,7 +43,11 @@ def main() -> None:
     torch.set_num_threads(2)
     dense = DenseEncoder.from_pretrained(args.dense, dtype=torch.bfloat16)
     for split, (corpus, queries_file) in SPLITS.items():
-        run = read_run(args.runs / f"{args.raw_run}-{split}.trec")
+        # best first; a malformed row raises an InputError naming the file, line and field
+        run = {
+            qid: sorted(ranking.items(), key=lambda h: -h[1])
+            for qid, ranking in read_trec_run(args.runs / f"{args.raw_run}-{split}.trec").items()
+        }
         needed = {d for hits in run.values() for d, _ in hits[: args.depth]}
         texts = {
             doc.doc_id: doc.full_text()
@@ -70,20 +63,18 @@ def main() -> None:
         D = F.normalize(dense.encode([texts[d] for d in doc_ids]).float(), dim=-1)
         Q = F.normalize(dense.encode([queries[q] for q in qids]).float(), dim=-1)
         row = {d: i for i, d in enumerate(doc_ids)}
+        fused_run = {}
+        for i, qid in enumerate(qids):
+            head, tail = run[qid][: args.depth], run[qid][args.depth :]
+            raw = torch.tensor([s for _, s in head])
+            cos = D[[row[d] for d, _ in head]] @ Q[i]
+            fused = (standardized(raw) + standardized(cos)).tolist()
+            floor = min(fused) - 1.0
+            fused_run[qid] = list(zip([d for d, _ in head], fused, strict=True)) + [
+                (d, floor - k) for k, (d, _) in enumerate(tail)
+            ]
         out = args.runs / f"{args.out_name}-{split}.trec"
-        tmp = out.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for i, qid in enumerate(qids):
-                head, tail = run[qid][: args.depth], run[qid][args.depth :]
-                raw = torch.tensor([s for _, s in head])
-                cos = D[[row[d] for d, _ in head]] @ Q[i]
-                fused = (standardized(raw) + standardized(cos)).tolist()
-                ranked = sorted(zip([d for d, _ in head], fused, strict=True), key=lambda h: -h[1])
-                floor = min(fused) - 1.0
-                ranked += [(d, floor - k) for k, (d, _) in enumerate(tail)]
-                for rank, (doc, score) in enumerate(ranked, 1):
-                    f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {args.out_name}\n")
-        tmp.replace(out)
+        write_trec_run(out, fused_run, tag=args.out_name)
         print(f"-> {out}", flush=True)
 
 
