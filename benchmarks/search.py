@@ -221,7 +221,7 @@ def _k_prime_sweep(index: Any, texts: list[str], exact_top: list[list[str]], k: 
 def _rerank_check(index: Any, texts: list[str], exact_scores: list[dict[str, float]],
                   depth: int) -> dict[str, Any]:  # fmt: skip
     """rerank over BM25 top-`depth` against the exhaustive scores of the same documents."""
-    from latesearch.search.bm25 import BM25Index
+    from latesearch.indexing.bm25 import BM25Index
 
     candidates = BM25Index.load(index.folder / "bm25").search(texts, depth)
     ranked = index.search(texts, k=depth, mode="rerank", bm25_k=depth)

@@ -132,7 +132,7 @@ def markdown_rows(name: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 def doc_wordpieces(index, colbert) -> dict[str, int]:
     """WordPiece count of every document's text (untruncated), by doc id."""
-    from latesearch.search.components import bm25_documents
+    from latesearch.indexing.components import bm25_documents
 
     tok, out, batch = colbert.tokenizer.hf, {}, []
     for item in [*bm25_documents(index.store), None]:

@@ -23,7 +23,7 @@ import torch
 from latesearch.errors import InputError
 from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary, build_index, update_index
 from latesearch.modeling import ColBERT
-from latesearch.search.components import (
+from latesearch.indexing.components import (
     ANN_DIR,
     BM25_DIR,
     MissingComponentError,

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from latesearch.indexing import IndexStore
-from latesearch.search.ann import TokenANNIndex
-from latesearch.search.bm25 import BM25Index
+from latesearch.indexing.ann import TokenANNIndex
+from latesearch.indexing.bm25 import BM25Index
 
 
 def bm25_candidates(

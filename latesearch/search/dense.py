@@ -13,7 +13,7 @@ import torch
 
 from latesearch.errors import IndexCorruptError, InputError
 from latesearch.modeling.dense import DenseEncoder
-from latesearch.search._store import atomic_folder, read_json, write_json
+from latesearch.indexing._store import atomic_folder, read_json, write_json
 
 EMBEDDINGS_FILE, DOC_IDS_FILE, META_FILE = "embeddings.npy", "doc_ids.json", "dense.json"
 

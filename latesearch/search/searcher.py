@@ -15,7 +15,7 @@ from latesearch.errors import IndexCorruptError, InputError
 from latesearch.indexing import IndexStore
 from latesearch.modeling import ColBERT
 from latesearch.search.candidates import ann_candidates, bm25_candidates
-from latesearch.search.components import ANN_DIR, BM25_DIR, require
+from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
 from latesearch.search.exact import exhaustive_top_k
 from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents, top_k
 from latesearch.search.timing import SearchTimings
@@ -57,7 +57,7 @@ class Searcher:
     @property
     def bm25(self) -> Any:
         if self._bm25 is None:
-            from latesearch.search.bm25 import BM25Index
+            from latesearch.indexing.bm25 import BM25Index
 
             bm25 = BM25Index.load(require(self.store, BM25_DIR, "rerank/bm25"))
             _check_size(self.store, BM25_DIR, len(bm25.doc_ids), self.store.n_docs)
@@ -67,7 +67,7 @@ class Searcher:
     @property
     def ann(self) -> Any:
         if self._ann is None:
-            from latesearch.search.ann import TokenANNIndex
+            from latesearch.indexing.ann import TokenANNIndex
 
             ann = TokenANNIndex.load(require(self.store, ANN_DIR, "e2e"))
             _check_size(self.store, ANN_DIR, len(ann), self.store.n_embeddings)

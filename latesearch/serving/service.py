@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from latesearch import __version__
 from latesearch.errors import InputError, LatesearchError
-from latesearch.search.components import (
+from latesearch.indexing.components import (
     MissingComponentError,
     present_components,
     servable_modes,

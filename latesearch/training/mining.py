@@ -24,7 +24,7 @@ def mine_bm25(
     depth: int,
 ) -> dict[str, list[str]]:
     """BM25 top-`depth` (plus room for the positives) per query, positives removed."""
-    from latesearch.search.bm25 import BM25Config, BM25Index
+    from latesearch.indexing.bm25 import BM25Config, BM25Index
 
     index = BM25Index.build(collection, BM25Config())
     return _exclude(queries, positives, index.search, depth)
@@ -39,7 +39,7 @@ def mine_index(
     """The top-`depth` of an existing latesearch index (a model's own hard negatives):
     end-to-end search when the index has an `ann/` component, else exact MaxSim."""
     from latesearch.indexing import IndexStore
-    from latesearch.search.components import servable_modes
+    from latesearch.indexing.components import servable_modes
     from latesearch.search.models import load_index_model
     from latesearch.search.searcher import Searcher
 

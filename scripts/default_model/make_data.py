@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from probe import PUNCT, doc_ids, encode_ids, load_backbone, query_ids
 
 from latesearch.data import read_collection, read_qrels, read_queries
-from latesearch.search.bm25 import BM25Index
+from latesearch.indexing.bm25 import BM25Index
 
 
 def sentences(text: str) -> list[str]:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from latesearch.errors import ConfigError, InputError
-from latesearch.search.components import MissingComponentError
+from latesearch.indexing.components import MissingComponentError
 from latesearch.serving import SearchService, ServeConfig
 
 QUERY = "late interaction search"

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from latesearch.errors import LatesearchError
-from latesearch.indexing import ComponentUpdater, IndexChange, IndexStore
+from latesearch.indexing.storage import IndexStore
+from latesearch.indexing.updating import ComponentUpdater, IndexChange
 
 BM25_DIR, ANN_DIR = "bm25", "ann"
 MODE_COMPONENTS = {"rerank": BM25_DIR, "e2e": ANN_DIR}  # "exact" needs none
@@ -67,7 +68,7 @@ def bm25_documents(store: IndexStore) -> Iterator[tuple[str, str]]:
 
 def build_bm25(folder: Path, store: IndexStore, config: Any = None) -> None:
     """Write a BM25 index of the store's documents into `folder`."""
-    from latesearch.search.bm25 import BM25Index
+    from latesearch.indexing.bm25 import BM25Index
 
     BM25Index.build(bm25_documents(store), config).save(folder)
 
@@ -75,7 +76,7 @@ def build_bm25(folder: Path, store: IndexStore, config: Any = None) -> None:
 def build_ann(folder: Path, store: IndexStore, config: Any = None) -> None:
     """Write a token-level ANN index of the store's embeddings into `folder`; its metric
     follows the model's similarity (cosine or l2)."""
-    from latesearch.search.ann import ANNConfig, TokenANNIndex
+    from latesearch.indexing.ann import ANNConfig, TokenANNIndex
 
     config = dataclasses.replace(config or ANNConfig(), metric=store.colbert_config.similarity)
     TokenANNIndex.build(ChunkedEmbeddings(store), store.token_to_doc(), config).save(folder)
@@ -84,7 +85,7 @@ def build_ann(folder: Path, store: IndexStore, config: Any = None) -> None:
 def update_bm25(folder: Path, old: IndexStore, new: IndexStore, change: IndexChange) -> None:
     """BM25 after an update: rebuilt from the new index's texts with the old settings (its
     statistics, document frequencies and lengths, depend on every document)."""
-    from latesearch.search.bm25 import CONFIG_FILE, BM25Config
+    from latesearch.indexing.bm25 import CONFIG_FILE, BM25Config
 
     build_bm25(folder, new, BM25Config.load(old.folder / BM25_DIR / CONFIG_FILE))
 
@@ -100,7 +101,7 @@ def update_ann(folder: Path, old: IndexStore, new: IndexStore, change: IndexChan
     size it was trained for (its partitions would be too few); `Index.add_ann()` retrains
     on demand.
     """
-    from latesearch.search.ann import TokenANNIndex
+    from latesearch.indexing.ann import TokenANNIndex
 
     ann = TokenANNIndex.load(old.folder / ANN_DIR, mmap=False)
     n, kind = new.n_embeddings, ann.config.kind_for(new.n_embeddings)

@@ -22,7 +22,7 @@ from bm25s.tokenization import Tokenized, Tokenizer
 
 from latesearch._configio import JsonConfig
 from latesearch.errors import ConfigError, IndexCorruptError, InputError
-from latesearch.search._store import (
+from latesearch.indexing._store import (
     atomic_folder,
     check_number,
     read_json,

@@ -18,7 +18,7 @@ import numpy as np
 
 from latesearch._configio import JsonConfig
 from latesearch.errors import ConfigError, IndexCorruptError, InputError, LatesearchError
-from latesearch.search._store import (
+from latesearch.indexing._store import (
     atomic_folder,
     check_number,
     read_json,
