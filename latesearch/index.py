@@ -22,7 +22,6 @@ import torch
 
 from latesearch.errors import InputError
 from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary, build_index, update_index
-from latesearch.modeling import ColBERT
 from latesearch.indexing.components import (
     ANN_DIR,
     BM25_DIR,
@@ -33,6 +32,7 @@ from latesearch.indexing.components import (
     present_components,
     updaters,
 )
+from latesearch.modeling import ColBERT
 from latesearch.search.models import ModelMismatchError, load_index_model
 from latesearch.search.results import Hit, Hits
 from latesearch.search.searcher import Ranked, Searcher, check_queries

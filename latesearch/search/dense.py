@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from latesearch.errors import IndexCorruptError, InputError
-from latesearch.modeling.dense import DenseEncoder
 from latesearch.indexing._store import atomic_folder, read_json, write_json
+from latesearch.modeling.dense import DenseEncoder
 
 EMBEDDINGS_FILE, DOC_IDS_FILE, META_FILE = "embeddings.npy", "doc_ids.json", "dense.json"
 

@@ -13,9 +13,9 @@ import torch
 
 from latesearch.errors import IndexCorruptError, InputError
 from latesearch.indexing import IndexStore
+from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
 from latesearch.modeling import ColBERT
 from latesearch.search.candidates import ann_candidates, bm25_candidates
-from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
 from latesearch.search.exact import exhaustive_top_k
 from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents, top_k
 from latesearch.search.timing import SearchTimings

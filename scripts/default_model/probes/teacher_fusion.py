@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from latesearch import ColBERT
 from latesearch._atomic import write_json
-from latesearch.modeling.dense import DenseEncoder
 from latesearch.indexing.bm25 import BM25Index
+from latesearch.modeling.dense import DenseEncoder
 from latesearch.training.devset import DevSet
 
 sys.path.insert(0, "scripts/default_model")
