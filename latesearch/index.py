@@ -45,7 +45,11 @@ ModelArg = ColBERT | str | os.PathLike | None
 
 
 def component_builders(
-    *, bm25: bool = False, ann: bool = True, bm25_config: Any = None, ann_config: Any = None
+    *,
+    bm25: bool = False,
+    ann: bool | None = None,
+    bm25_config: Any = None,
+    ann_config: Any = None,
 ) -> list[Any]:
     """`extra_builders` for `build_index` (used by the `latesearch index` CLI)."""
     return builders(bm25=bm25, ann=ann, bm25_config=bm25_config, ann_config=ann_config)
@@ -83,7 +87,7 @@ class Index:
         model: ModelArg = None,
         *,
         bm25: bool = False,
-        ann: bool = True,
+        ann: bool | None = None,
         ann_config: Any = None,
         bm25_config: Any = None,
         overwrite: bool = False,
@@ -93,9 +97,12 @@ class Index:
         config: IndexConfig | None = None,
         **index_config_fields: Any,
     ) -> Index:
-        """Encode `collection` into `folder`; with `bm25`/`ann` the BM25 and ANN components
-        are built inside the index before it is published. Extra keyword arguments are
-        `IndexConfig` fields (batch_size, precision, doc_maxlen, ...) overriding `config`."""
+        """Encode `collection` into `folder`, compressed (`nbits` 2 by default; `nbits=None`
+        keeps the uncompressed store); with `bm25` the BM25 component is built inside the
+        index before it is published, and the faiss ANN component with `ann` (None: only
+        for an uncompressed index, whose end-to-end mode needs it). Extra keyword arguments
+        are `IndexConfig` fields (nbits, keep_full, batch_size, doc_maxlen, ...) overriding
+        `config`."""
         config = config or IndexConfig()
         store = build_index(
             collection,
@@ -189,6 +196,11 @@ class Index:
         """The search components present: 'bm25', 'ann'."""
         return present_components(self.store)
 
+    def verify(self) -> None:
+        """Re-hash every file of the index against its manifest's checksums (reads it all);
+        IndexCorruptError names the first file that differs."""
+        self.store.verify()
+
     @property
     def last_timings(self) -> SearchTimings | None:
         return self.searcher.last_timings
@@ -219,18 +231,28 @@ class Index:
         return_text: bool = False,
         batch_size: int = 128,
         device: str | torch.device | None = None,
+        ncells: int | None = None,
+        centroid_score_threshold: float | None = None,
+        ndocs: int | None = None,
+        source: str = "auto",
     ) -> Hits | list[Hits]:
         """Top-`k` documents of one query (→ Hits) or of a list of queries (→ list of Hits).
 
-        mode "e2e": faiss candidates (k' neighbours per query vector, nprobe partitions;
-        None = the ANN config's defaults, see `ANNConfig.k_prime_for`) re-ranked exactly;
-        "rerank": BM25 top-`bm25_k` re-ranked exactly; "exact": every document scored.
+        mode "e2e" on a compressed index: the engine (`latesearch.search.engine`): each
+        query token's `ncells` best centroids give the candidates, centroid interaction with
+        pruning below `centroid_score_threshold` keeps `ndocs`, a quarter of those are
+        scored exactly (None: `EngineParams.for_k(k)`, PLAID's settings). On an uncompressed
+        index: faiss candidates (k' neighbours per query vector, nprobe partitions; None =
+        `ANNConfig.k_prime_for`) re-ranked exactly. "rerank": BM25 top-`bm25_k` re-ranked
+        exactly; "exact": every document scored. `source` says where exact scores read
+        vectors: "auto" (uncompressed where kept, else decompressed), "full", "residual".
         Hits carry text and title when `return_text`.
         """
         texts, single = _as_list(queries)
         ranked = self.searcher.search(
             texts, k, mode, k_prime=k_prime, nprobe=nprobe, bm25_k=bm25_k,
-            batch_size=batch_size, device=device,
+            batch_size=batch_size, device=device, ncells=ncells, ndocs=ndocs,
+            centroid_score_threshold=centroid_score_threshold, source=source,
         )  # fmt: skip
         results = [self._hits(r, return_text) for r in ranked]
         return results[0] if single else results

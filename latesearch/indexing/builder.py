@@ -25,6 +25,7 @@ from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.data import Document
 from latesearch.errors import ConfigError, InputError
 from latesearch.indexing.buildstate import PROGRESS, BuildState, describe_source
+from latesearch.indexing.compression import CompressionResult, compress_chunks
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.device_pool import DevicePool
 from latesearch.indexing.docstore import DocStoreWriter
@@ -38,6 +39,7 @@ from latesearch.indexing.files import (
 )
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
+    COMPRESSED_FORMAT_VERSION,
     DOC_ID_OFFSETS,
     DOC_IDS,
     DOCSTORE,
@@ -230,8 +232,12 @@ class _Build:
         )
 
     def _publish(self, state, summary, model, extra: Sequence[ExtraBuilder]) -> IndexStore:
+        chunks, codec, unused = state.chunks, None, []
+        if self.config.compressed:  # the uncompressed chunks stay until the rename
+            result = self._compress(state, model.config.dim)
+            chunks, codec, unused = result.chunks, result.codec, result.unused
         manifest = Manifest(
-            format_version=FORMAT_VERSION,
+            format_version=COMPRESSED_FORMAT_VERSION if codec else FORMAT_VERSION,
             model_source=str(getattr(model, "source", "")),
             model_fingerprint=state.model_fingerprint,
             colbert_config=state.colbert_config,
@@ -240,9 +246,10 @@ class _Build:
             n_embeddings=state.n_embeddings,
             dim=model.config.dim,
             dtype=self.config.dtype,
-            chunks=state.chunks,
+            chunks=chunks,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             collection=state.collection,
+            codec=codec,
         )
         manifest.write(self.tmp)
         if extra:
@@ -250,11 +257,24 @@ class _Build:
                 for build_extra in extra:
                     build_extra(self.tmp, store)
         (self.tmp / PROGRESS).unlink()
+        for path in unused:
+            path.unlink()
         summary.bytes_on_disk = folder_bytes(self.tmp)
         manifest.stats = summary.to_dict()
         manifest.write(self.tmp)
         replace_folder(self.tmp, self.folder)  # an old index survives until this point
         return IndexStore.open(self.folder)
+
+    def _compress(self, state: BuildState, dim: int) -> CompressionResult:
+        """Centroids, codes and residuals of every chunk, and the inverted file."""
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=state.n_embeddings, unit="token", unit_scale=True, desc="compressing",
+                   disable=not self.show_progress, dynamic_ncols=True)  # fmt: skip
+        try:
+            return compress_chunks(self.tmp, state.chunks, dim, self.config, progress=bar.update)
+        finally:
+            bar.close()
 
     def _explain(self, err: BaseException, state: BuildState) -> None:
         """Tell the user what is kept and how to continue."""

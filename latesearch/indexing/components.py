@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from latesearch.errors import LatesearchError
+from latesearch.errors import ConfigError, LatesearchError
 from latesearch.indexing.storage import IndexStore
 from latesearch.indexing.updating import ComponentUpdater, IndexChange
 
@@ -25,9 +25,12 @@ def present_components(store: IndexStore) -> list[str]:
 
 def servable_modes(store: IndexStore) -> list[str]:
     """The search modes the index can answer: "exact" always, "rerank" with bm25/, "e2e"
-    with ann/."""
+    on a compressed index (its engine) or with ann/."""
     present = present_components(store)
-    return ["exact"] + [mode for mode, name in MODE_COMPONENTS.items() if name in present]
+    modes = ["exact"] + [mode for mode, name in MODE_COMPONENTS.items() if name in present]
+    if store.compressed and "e2e" not in modes:
+        modes.append("e2e")
+    return modes
 
 
 TEXT_BATCH = 1024
@@ -78,6 +81,12 @@ def build_ann(folder: Path, store: IndexStore, config: Any = None) -> None:
     follows the model's similarity (cosine or l2)."""
     from latesearch.indexing.ann import ANNConfig, TokenANNIndex
 
+    if not store.has_full:
+        raise ConfigError(
+            f"{store.folder}: the faiss ANN component indexes uncompressed vectors, which this "
+            "compressed index does not keep (its end-to-end search is the engine; build with "
+            "keep_full=True to add one anyway)"
+        )
     config = dataclasses.replace(config or ANNConfig(), metric=store.colbert_config.similarity)
     TokenANNIndex.build(ChunkedEmbeddings(store), store.token_to_doc(), config).save(folder)
 
@@ -124,14 +133,25 @@ def updaters() -> dict[str, ComponentUpdater]:
 
 
 def builders(
-    *, bm25: bool = False, ann: bool = True, bm25_config: Any = None, ann_config: Any = None
+    *,
+    bm25: bool = False,
+    ann: bool | None = None,
+    bm25_config: Any = None,
+    ann_config: Any = None,
 ) -> list[Builder]:
-    """`extra_builders` for `build_index`: each writes its component into the staging folder."""
+    """`extra_builders` for `build_index`: each writes its component into the staging folder.
+    `ann` None builds the faiss ANN only for an uncompressed index (a compressed one searches
+    end to end with its engine)."""
     out: list[Builder] = []
     if bm25:
         out.append(lambda staging, store: build_bm25(staging / BM25_DIR, store, bm25_config))
-    if ann:
-        out.append(lambda staging, store: build_ann(staging / ANN_DIR, store, ann_config))
+
+    def add_ann(staging: Path, store: IndexStore) -> None:
+        if ann or not store.compressed:
+            build_ann(staging / ANN_DIR, store, ann_config)
+
+    if ann or ann is None:
+        out.append(add_ann)
     return out
 
 

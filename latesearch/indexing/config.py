@@ -15,6 +15,8 @@ from latesearch.errors import ConfigError
 ON_ERROR = ("raise", "skip")
 PRECISIONS = (16, 32)
 COMPUTE_DTYPES = ("float16", "bfloat16")
+NBITS = (1, 2, 4)
+ASSIGNMENTS = ("auto", "exact", "hnsw")
 
 
 def default_workers() -> int:
@@ -34,6 +36,15 @@ class IndexConfig:
     `length_bucketing`, and encoded in batches of `batch_size` (b) padded to each batch's
     longest document. Groups are cut into chunk files of `chunk_size` documents (default:
     one chunk per group); a chunk is the unit of `--resume`.
+
+    `nbits` (1, 2 or 4) compresses every token to its centroid id plus its residual at
+    that many bits per dimension (ColBERTv2), searched by the PLAID-style engine; None
+    keeps the uncompressed store (`precision` 16 or 32 bits) and the paper's faiss IVFPQ
+    end-to-end path. `keep_full` also keeps the uncompressed vectors, memory-mapped, to
+    re-score the engine's final candidates exactly. `n_centroids` (default: the power of
+    two nearest 16 * sqrt(n_tokens)), `kmeans_niter`, `assignment` ("auto": exact below
+    8,192 centroids, an HNSW graph over the centroids from there on; "exact"; "hnsw") and
+    `seed` set how the centroids are trained and assigned.
     """
 
     group_size: int = 100_000
@@ -47,6 +58,12 @@ class IndexConfig:
     on_error: str = "raise"
     doc_maxlen: int | None = None
     compute_dtype: str | None = None
+    nbits: int | None = 2
+    keep_full: bool = False
+    n_centroids: int | None = None
+    kmeans_niter: int = 8
+    assignment: str = "auto"
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.devices is not None and not isinstance(self.devices, tuple):
@@ -70,6 +87,18 @@ class IndexConfig:
             _bad("length_bucketing", self.length_bucketing, "true or false")
         if self.on_error not in ON_ERROR:
             _bad("on_error", self.on_error, f"one of {ON_ERROR}")
+        if self.nbits is not None and (isinstance(self.nbits, bool) or self.nbits not in NBITS):
+            _bad("nbits", self.nbits, f"None or one of {NBITS}")
+        if not isinstance(self.keep_full, bool):
+            _bad("keep_full", self.keep_full, "true or false")
+        if self.keep_full and self.nbits is None:
+            _bad("keep_full", self.keep_full, "false when nbits is None (nothing is compressed)")
+        if self.n_centroids is not None:
+            _check_int("n_centroids", self.n_centroids, 1)
+        _check_int("kmeans_niter", self.kmeans_niter, 1)
+        _check_int("seed", self.seed, 0)
+        if self.assignment not in ASSIGNMENTS:
+            _bad("assignment", self.assignment, f"one of {ASSIGNMENTS}")
         if self.compute_dtype is not None and self.compute_dtype not in COMPUTE_DTYPES:
             _bad("compute_dtype", self.compute_dtype, f"None or one of {COMPUTE_DTYPES}")
         if self.devices is not None:
@@ -83,6 +112,10 @@ class IndexConfig:
     def dtype(self) -> str:
         """Storage dtype name of the embeddings."""
         return "float16" if self.precision == 16 else "float32"
+
+    @property
+    def compressed(self) -> bool:
+        return self.nbits is not None
 
     @property
     def docs_per_chunk(self) -> int:

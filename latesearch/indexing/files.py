@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latesearch.errors import LatesearchError
+from latesearch.errors import IndexCorruptError, LatesearchError
 
 LOCK_SUFFIX = ".lock"
 
@@ -34,6 +34,23 @@ def save_npy(path: Path, array: np.ndarray) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+def load_npy(path: Path, *, dtype: str, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
+    """Load a .npy file checking dtype, shape and exact file size; IndexCorruptError if not."""
+    if not path.is_file():
+        raise IndexCorruptError(f"{path}: missing")
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise IndexCorruptError(f"{path}: unreadable or truncated ({err})") from None
+    if array.dtype != np.dtype(dtype) or array.shape != shape:
+        raise IndexCorruptError(
+            f"{path}: holds {array.dtype}{list(array.shape)}, expected {dtype}{list(shape)}"
+        )
+    if isinstance(array, np.memmap) and path.stat().st_size != array.offset + array.nbytes:
+        raise IndexCorruptError(f"{path}: file size does not match its header")
+    return array
 
 
 def chunk_digest(embeddings: np.ndarray) -> str:

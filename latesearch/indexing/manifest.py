@@ -1,14 +1,19 @@
 """The index manifest (`manifest.json`) and the names of the files of an index folder.
 
-Layout of an index folder (format version 1)::
+Layout of an index folder (format version 1: uncompressed; 2: compressed)::
 
-    manifest.json                   this file: model, configs, counts, dims, dtype, chunks, stats
-    chunks/NNNNN.embeddings.npy     (n_tokens, dim) float16|float32, memory-mappable
+    manifest.json                   this file: model, configs, counts, dims, chunks, codec, stats
     chunks/NNNNN.doclens.npy        (n_docs_in_chunk,) int32 embeddings per document
+    chunks/NNNNN.embeddings.npy     (n_tokens, dim) float16|float32 (version 1; in version 2
+                                    only with keep_full)
+    chunks/NNNNN.codes.npy          (n_tokens,) uint16|int32 centroid ids (version 2)
+    chunks/NNNNN.residuals.npy      (n_tokens, dim * nbits / 8) uint8 packed residuals (v2)
+    codec/                          centroids, bucket cutoffs and weights (version 2)
+    ivf/                            centroid -> documents inverted file (version 2)
     doc_ids.bin                     UTF-8 document ids, concatenated (internal order)
     doc_ids.offsets.npy             (n_docs + 1,) int64 byte offsets into doc_ids.bin
     docs.sqlite                     table docs(idx, doc_id, title, text)
-    bm25/, ann/ ...                 components added by the search layer
+    bm25/, ann/                     optional components (BM25 first stage, faiss IVFPQ)
 
 Documents never span chunks; a chunk's documents are contiguous in internal order.
 """
@@ -24,7 +29,9 @@ from typing import Any
 from latesearch._atomic import write_json
 from latesearch.errors import IndexCorruptError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # uncompressed
+COMPRESSED_FORMAT_VERSION = 2  # residual codes (+ codec/, ivf/)
+FORMAT_VERSIONS = (FORMAT_VERSION, COMPRESSED_FORMAT_VERSION)
 MANIFEST = "manifest.json"
 CHUNKS_DIR = "chunks"
 DOC_IDS = "doc_ids.bin"
@@ -39,9 +46,19 @@ def chunk_files(index: int) -> tuple[str, str]:
     return f"{stem}.embeddings.npy", f"{stem}.doclens.npy"
 
 
+def compressed_chunk_files(index: int) -> tuple[str, str]:
+    """Relative paths of chunk `index`'s centroid codes and packed residuals files."""
+    stem = f"{CHUNKS_DIR}/{index:05d}"
+    return f"{stem}.codes.npy", f"{stem}.residuals.npy"
+
+
 @dataclass
 class ChunkInfo:
-    """One chunk file pair: documents [first_doc, first_doc + n_docs) and their tokens."""
+    """One chunk's files: documents [first_doc, first_doc + n_docs) and their tokens.
+
+    `embeddings` is "" when a compressed index keeps no uncompressed vectors; `codes` and
+    `residuals` are "" in an uncompressed index. Each `*sha256` is the SHA-256 of the
+    array's data (`files.chunk_digest`)."""
 
     index: int
     first_doc: int
@@ -51,6 +68,15 @@ class ChunkInfo:
     embeddings: str
     doclens: str
     sha256: str = ""
+    codes: str = ""
+    residuals: str = ""
+    codes_sha256: str = ""
+    residuals_sha256: str = ""
+    doclens_sha256: str = ""
+
+    def files(self) -> list[str]:
+        """The relative paths of the files the chunk uses."""
+        return [p for p in (self.embeddings, self.doclens, self.codes, self.residuals) if p]
 
 
 @dataclass
@@ -70,6 +96,11 @@ class Manifest:
     created: str
     stats: dict[str, Any] = field(default_factory=dict)
     collection: dict[str, Any] = field(default_factory=dict)
+    codec: dict[str, Any] | None = None  # compressed indexes: nbits, centroids, checksums
+
+    @property
+    def compressed(self) -> bool:
+        return self.codec is not None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,12 +129,15 @@ def from_dict(data: Any, *, source: str) -> Manifest:
     if not isinstance(data, dict):
         raise IndexCorruptError(f"{source}: expected a JSON object")
     version = data.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in FORMAT_VERSIONS:
         raise IndexCorruptError(
-            f"{source}: format_version {version!r} is not supported (expected {FORMAT_VERSION})"
+            f"{source}: format_version {version!r} is not supported (expected one of "
+            f"{FORMAT_VERSIONS}; a newer latesearch wrote it?)"
         )
+    if (version == COMPRESSED_FORMAT_VERSION) != isinstance(data.get("codec"), dict):
+        raise IndexCorruptError(f"{source}: format_version {version} and its codec disagree")
     names = {f.name for f in fields(Manifest)}
-    required = names - {"stats", "collection"}
+    required = names - {"stats", "collection", "codec"}
     missing = sorted(required - set(data))
     if missing:
         raise IndexCorruptError(f"{source}: missing field(s) {missing}")
@@ -126,6 +160,10 @@ def _check(m: Manifest, source: str) -> None:
             raise IndexCorruptError(f"{source}: {name} must be a non-negative integer")
     if m.dtype not in DTYPES:
         raise IndexCorruptError(f"{source}: dtype {m.dtype!r} is not one of {DTYPES}")
+    for chunk in m.chunks:
+        stored = (chunk.codes and chunk.residuals) if m.compressed else chunk.embeddings
+        if not stored or not chunk.doclens:
+            raise IndexCorruptError(f"{source}: chunk {chunk.index} names no stored vectors")
     doc = token = 0
     for i, chunk in enumerate(m.chunks):
         if (chunk.index, chunk.first_doc, chunk.first_token) != (i, doc, token):

@@ -15,8 +15,10 @@ import torch
 
 from latesearch._atomic import replace_folder
 from latesearch.errors import ConfigError, IndexCorruptError, InputError
+from latesearch.indexing.codec import CODEC_DIR, ResidualCodec, file_digest
 from latesearch.indexing.docstore import DocIdList, DocStore
-from latesearch.indexing.files import chunk_digest, folder_bytes
+from latesearch.indexing.files import chunk_digest, folder_bytes, load_npy
+from latesearch.indexing.ivf import IVF_DIR, InvertedFile, ranges
 from latesearch.indexing.manifest import (
     DOC_ID_OFFSETS,
     DOC_IDS,
@@ -29,6 +31,7 @@ from latesearch.indexing.summary import BuildSummary
 from latesearch.modeling.config import ColBERTConfig
 from latesearch.modeling.config import from_dict as colbert_config_from_dict
 
+SOURCES = ("auto", "full", "residual")
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
 
 
@@ -44,23 +47,6 @@ def building_folder(folder: str | os.PathLike) -> Path:
     return folder.with_name(folder.name + ".building")
 
 
-def load_npy(path: Path, *, dtype: str, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
-    """Load a .npy file checking dtype, shape and exact file size; IndexCorruptError if not."""
-    if not path.is_file():
-        raise IndexCorruptError(f"{path}: missing")
-    try:
-        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise IndexCorruptError(f"{path}: unreadable or truncated ({err})") from None
-    if array.dtype != np.dtype(dtype) or array.shape != shape:
-        raise IndexCorruptError(
-            f"{path}: holds {array.dtype}{list(array.shape)}, expected {dtype}{list(shape)}"
-        )
-    if isinstance(array, np.memmap) and path.stat().st_size != array.offset + array.nbytes:
-        raise IndexCorruptError(f"{path}: file size does not match its header")
-    return array
-
-
 class IndexStore:
     """A ColBERT index on disk: embeddings (memory-mapped chunks), doclens, ids, texts."""
 
@@ -68,12 +54,33 @@ class IndexStore:
         self.folder = folder
         self.manifest = manifest
         self.colbert_config = _colbert_config(folder, manifest)
-        self._chunks: list[np.memmap] = []
+        self.codec: ResidualCodec | None = None
+        if manifest.codec is not None:
+            self.codec = ResidualCodec.load(folder / CODEC_DIR)
+            if self.codec.dim != manifest.dim:
+                raise IndexCorruptError(f"{folder / CODEC_DIR}: dim differs from the manifest's")
+        self._chunks: list[np.memmap | None] = []  # uncompressed vectors, where stored
+        self._codes: list[np.memmap] = []
+        self._residuals: list[np.memmap] = []
         doclens = []
         for chunk in manifest.chunks:
-            emb_path, lens_path = folder / chunk.embeddings, folder / chunk.doclens
-            shape = (chunk.n_embeddings, self.dim)
-            self._chunks.append(load_npy(emb_path, dtype=manifest.dtype, shape=shape, mmap=True))
+            if chunk.embeddings:
+                shape = (chunk.n_embeddings, self.dim)
+                self._chunks.append(
+                    load_npy(folder / chunk.embeddings, dtype=manifest.dtype, shape=shape,
+                             mmap=True)  # fmt: skip
+                )
+            else:
+                self._chunks.append(None)
+            if self.codec is not None:
+                codec, n = self.codec, chunk.n_embeddings
+                codes = load_npy(folder / chunk.codes, dtype=codec.codes_dtype.name,
+                                 shape=(n,), mmap=True)  # fmt: skip
+                residuals = load_npy(folder / chunk.residuals, dtype="uint8",
+                                     shape=(n, codec.packed_dim), mmap=True)  # fmt: skip
+                self._codes.append(codes)
+                self._residuals.append(residuals)
+            lens_path = folder / chunk.doclens
             lens = load_npy(lens_path, dtype="int32", shape=(chunk.n_docs,), mmap=False)
             if int(lens.sum(dtype=np.int64)) != chunk.n_embeddings or (lens < 0).any():
                 raise IndexCorruptError(
@@ -91,6 +98,7 @@ class IndexStore:
         self._docstore = DocStore(folder / DOCSTORE)
         _check_docstore(self._docstore, self.n_docs)
         self._token_to_doc: np.ndarray | None = None
+        self._ivf: InvertedFile | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -112,7 +120,7 @@ class IndexStore:
 
     def close(self) -> None:
         """Release memory maps and database connections."""
-        self._chunks = []
+        self._chunks, self._codes, self._residuals, self._ivf = [], [], [], None
         self._docstore.close()
 
     def __enter__(self) -> IndexStore:
@@ -122,9 +130,10 @@ class IndexStore:
         self.close()
 
     def __repr__(self) -> str:
+        stored = f"nbits={self.codec.nbits}" if self.codec else f"dtype={self.dtype}"
         return (
             f"IndexStore({str(self.folder)!r}, n_docs={self.n_docs}, "
-            f"n_embeddings={self.n_embeddings}, dim={self.dim}, dtype={self.dtype})"
+            f"n_embeddings={self.n_embeddings}, dim={self.dim}, {stored})"
         )
 
     # ------------------------------------------------------------------ sizes
@@ -157,11 +166,43 @@ class IndexStore:
         """Bytes on disk of everything in the index folder."""
         return folder_bytes(self.folder)
 
+    @property
+    def compressed(self) -> bool:
+        """Whether tokens are stored as centroid codes and quantized residuals."""
+        return self.codec is not None
+
+    @property
+    def has_full(self) -> bool:
+        """Whether the uncompressed vectors are on disk (always, unless compressed without
+        keep_full)."""
+        return all(array is not None for array in self._chunks)
+
+    @property
+    def ivf(self) -> InvertedFile:
+        """The centroid -> documents inverted file of a compressed index (memory-mapped)."""
+        if self.codec is None:
+            raise IndexCorruptError(f"{self.folder}: an uncompressed index has no inverted file")
+        if self._ivf is None:
+            self._ivf = InvertedFile.load(self.folder / IVF_DIR, n_centroids=self.codec.n_centroids,
+                                          n_docs=self.n_docs)  # fmt: skip
+        return self._ivf
+
     def verify(self) -> None:
-        """Re-hash every chunk's embeddings against the manifest (reads the whole index)."""
-        for info, array in zip(self.manifest.chunks, self._chunks, strict=True):
-            if info.sha256 and chunk_digest(array) != info.sha256:
-                raise IndexCorruptError(f"{self.folder / info.embeddings}: checksum mismatch")
+        """Re-hash every file the manifest has a checksum for (reads the whole index);
+        IndexCorruptError names the first that differs."""
+        for i, info in enumerate(self.manifest.chunks):
+            arrays = [(info.embeddings, self._chunks[i], info.sha256)]
+            if self.codec is not None:
+                arrays += [(info.codes, self._codes[i], info.codes_sha256),
+                           (info.residuals, self._residuals[i], info.residuals_sha256)]  # fmt: skip
+            for name, array, expected in arrays:
+                if array is not None and expected and chunk_digest(array) != expected:
+                    raise IndexCorruptError(f"{self.folder / name}: checksum mismatch")
+        if self.manifest.codec is not None:
+            for name, expected in self.manifest.codec.get("sha256", {}).items():
+                path = self.folder / name
+                if not path.is_file() or file_digest(path) != expected:
+                    raise IndexCorruptError(f"{path}: missing or checksum mismatch")
 
     # ------------------------------------------------------------------ ids and texts
     def doc_index(self, doc_id: str) -> int:
@@ -197,22 +238,36 @@ class IndexStore:
 
     # ------------------------------------------------------------------ embeddings
     def embeddings_flat(self) -> list[np.memmap]:
-        """The chunk arrays, (n_tokens_chunk, dim) each, memory-mapped, in token order."""
-        return list(self._chunks)
+        """The uncompressed chunk arrays, (n_tokens_chunk, dim) each, memory-mapped, in
+        token order (IndexCorruptError on a compressed index without them)."""
+        return [self._full(i) for i in range(len(self._chunks))]
+
+    def codes_flat(self) -> list[np.memmap]:
+        """The chunks' centroid codes, memory-mapped (compressed indexes)."""
+        return list(self._codes)
+
+    def residuals_flat(self) -> list[np.memmap]:
+        """The chunks' packed residuals, memory-mapped (compressed indexes)."""
+        return list(self._residuals)
 
     def iter_embedding_chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         """(first global token offset, (n, dim) array) per chunk, for building ANN indexes."""
-        for info, array in zip(self.manifest.chunks, self._chunks, strict=True):
-            yield info.first_token, array
+        for i, info in enumerate(self.manifest.chunks):
+            yield info.first_token, self._full(i)
 
     def token_range(self, start: int, stop: int) -> np.ndarray:
-        """Embeddings of global tokens [start, stop) as one array (copied if it spans chunks)."""
+        """Embeddings of global tokens [start, stop) as one array (copied if it spans chunks);
+        decompressed (float32) where the index keeps no uncompressed vectors."""
         start, stop = max(0, start), min(stop, self.n_embeddings)
         parts = []
-        for info, array in zip(self.manifest.chunks, self._chunks, strict=True):
+        for i, info in enumerate(self.manifest.chunks):
             lo, hi = max(start, info.first_token), min(stop, info.first_token + info.n_embeddings)
             if lo < hi:
-                parts.append(array[lo - info.first_token : hi - info.first_token])
+                rows = slice(lo - info.first_token, hi - info.first_token)
+                if self._chunks[i] is not None:
+                    parts.append(self._chunks[i][rows])
+                else:
+                    parts.append(self._decompress(i, np.arange(rows.start, rows.stop)))
         if len(parts) == 1:
             return parts[0]
         if not parts:
@@ -232,41 +287,106 @@ class IndexStore:
         tokens = np.asarray(token_ids, dtype=np.int64)
         return np.searchsorted(self.offsets, tokens, side="right") - 1
 
+    def flat(
+        self, doc_indices: Sequence[int] | np.ndarray, *, source: str = "auto"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors (sum of lengths, dim), lengths (n,)) of documents, back to back in the
+        order asked. `source`: "full" (stored dtype), "residual" (decompressed, float32),
+        or "auto" (full where stored, else decompressed)."""
+        idx = self._check_indices(doc_indices)
+        source = self._source(source)
+        lens = self.doclens[idx].astype(np.int64)
+        dtype = np.float32 if source == "residual" else np.dtype(self.dtype)
+        out = np.empty((int(lens.sum()), self.dim), dtype=dtype)
+        for c, out_rows, rows in self._rows_by_chunk(idx, lens):
+            if source == "residual":
+                out[out_rows] = self._decompress(c, rows)
+            else:
+                out[out_rows] = self._full(c)[rows]
+        return out, lens
+
+    def codes(self, doc_indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(centroid codes of the documents' tokens, back to back (int64), lengths (n,))."""
+        if self.codec is None:
+            raise IndexCorruptError(f"{self.folder}: an uncompressed index has no codes")
+        idx = self._check_indices(doc_indices)
+        lens = self.doclens[idx].astype(np.int64)
+        out = np.empty(int(lens.sum()), dtype=np.int64)
+        for c, out_rows, rows in self._rows_by_chunk(idx, lens):
+            out[out_rows] = self._codes[c][rows]
+        return out, lens
+
     def gather(
         self,
         doc_indices: Sequence[int] | np.ndarray | torch.Tensor,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        source: str = "auto",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded embeddings (n, Lmax, dim) and mask (n, Lmax) of documents, in the order
-        asked. dtype None keeps the stored dtype; device None is CPU."""
+        asked. dtype None keeps the stored dtype (float32 when decompressed); device None is
+        CPU. `source` as in `flat`."""
         if isinstance(doc_indices, torch.Tensor):
             doc_indices = doc_indices.cpu().numpy()
-        idx = np.asarray(doc_indices, dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.n_docs):
-            bad = int(idx[(idx < 0) | (idx >= self.n_docs)][0])
-            raise IndexError(f"document index {bad} out of range (n_docs={self.n_docs})")
-        lens = self.doclens[idx].astype(np.int64)
-        width = int(lens.max()) if idx.size else 0
-        # Copy straight into the asked dtype when it is a CPU one (one pass, no temporary).
-        on_cpu = device is None or torch.device(device).type == "cpu"
-        np_dtype = _NUMPY_DTYPES.get(dtype, self.dtype) if on_cpu else self.dtype
-        out = np.zeros((idx.size, width, self.dim), dtype=np_dtype)
-        chunk_of = np.searchsorted(self._chunk_first_doc, idx, side="right") - 1
-        for c in np.unique(chunk_of):
-            rows = np.nonzero(chunk_of == c)[0]
-            chunk = self._chunks[c]
-            starts = self.offsets[idx[rows]] - self.manifest.chunks[c].first_token
-            # one slice copy per document: several times faster than fancy indexing per token
-            for row, start, n in zip(rows.tolist(), starts.tolist(), lens[rows].tolist(),
-                                     strict=True):  # fmt: skip
-                out[row, :n] = chunk[start : start + n]
+        flat, lens = self.flat(doc_indices, source=source)
+        width = int(lens.max()) if lens.size else 0
         mask = torch.from_numpy(np.arange(width)[None, :] < lens[:, None])
+        on_cpu = device is None or torch.device(device).type == "cpu"
+        np_dtype = _NUMPY_DTYPES.get(dtype, flat.dtype) if on_cpu else flat.dtype
+        out = np.zeros((lens.size, width, self.dim), dtype=np_dtype)
+        out[mask.numpy()] = flat
         embeddings = torch.from_numpy(out)
         if dtype is not None or device is not None:
             embeddings = embeddings.to(device=device, dtype=dtype)
             mask = mask.to(device=device)
         return embeddings, mask
+
+    def _check_indices(self, doc_indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = np.asarray(doc_indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_docs):
+            bad = int(idx[(idx < 0) | (idx >= self.n_docs)][0])
+            raise IndexError(f"document index {bad} out of range (n_docs={self.n_docs})")
+        return idx
+
+    def _source(self, source: str) -> str:
+        if source not in SOURCES:
+            raise ConfigError(f"source must be one of {SOURCES}, got {source!r}")
+        if source == "auto":
+            return "full" if self.has_full else "residual"
+        if source == "residual" and self.codec is None:
+            raise ConfigError(f"{self.folder}: an uncompressed index has no residuals")
+        return source
+
+    def _rows_by_chunk(
+        self, idx: np.ndarray, lens: np.ndarray
+    ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(chunk, rows of the output, rows of the chunk) for documents `idx` laid back to
+        back in the order asked."""
+        out_starts = np.concatenate([[0], np.cumsum(lens)[:-1]]) if lens.size else lens
+        chunk_of = np.searchsorted(self._chunk_first_doc, idx, side="right") - 1
+        for c in np.unique(chunk_of).tolist():
+            sel = np.nonzero(chunk_of == c)[0]
+            first_token = self.manifest.chunks[c].first_token
+            starts = self.offsets[idx[sel]] - first_token
+            yield (
+                c,
+                ranges(out_starts[sel], out_starts[sel] + lens[sel]),
+                ranges(starts, starts + lens[sel]),
+            )
+
+    def _full(self, chunk: int) -> np.ndarray:
+        array = self._chunks[chunk]
+        if array is None:
+            raise IndexCorruptError(
+                f"{self.folder}: this compressed index keeps no uncompressed vectors "
+                "(build it with keep_full=True / --keep-full to keep them)"
+            )
+        return array
+
+    def _decompress(self, chunk: int, rows: np.ndarray) -> np.ndarray:
+        assert self.codec is not None
+        return self.codec.decompress(self._codes[chunk][rows], self._residuals[chunk][rows])
 
     # ------------------------------------------------------------------ components
     def add_component(self, name: str, write: Callable[[Path], None]) -> Path:

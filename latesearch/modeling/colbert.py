@@ -203,14 +203,23 @@ class ColBERT(nn.Module):
     # ------------------------------------------------------------------ batched encoding
     @torch.inference_mode()
     def encode_queries(
-        self, queries: Sequence[str], *, batch_size: int = 128, to_cpu: bool = True
-    ) -> torch.Tensor:
+        self,
+        queries: Sequence[str],
+        *,
+        batch_size: int = 128,
+        to_cpu: bool = True,
+        return_mask: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Encode queries to a (n, query_maxlen, dim) tensor (narrower without augmentation,
-        padded with zero rows)."""
+        padded with zero rows); with `return_mask`, also the (n, width) bool mask of the
+        positions that are scored."""
         batch = self.tokenizer.queries(queries)
         # with augmentation every position is scored, so chunks keep the full width
         out = self._embed_sorted(batch, batch_size, cut=not self.config.query_augmentation)
-        return out.cpu() if to_cpu else out
+        out = out.cpu() if to_cpu else out
+        if not return_mask:
+            return out
+        return out, batch.output_mask.to(device=out.device, dtype=torch.bool)
 
     @torch.inference_mode()
     def encode_documents(

@@ -22,6 +22,7 @@ def exhaustive_top_k(
     dtype: torch.dtype,
     timings: SearchTimings,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    source: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, doc indices), each (nq, min(k, n_docs)), of the best documents per query,
     unsorted within a row (callers sort with `rerank.top_k`).
@@ -37,7 +38,8 @@ def exhaustive_top_k(
     for start in range(0, n, per_block):
         stop = min(n, start + per_block)
         with timings.stage("gather", device):
-            D, mask = store.gather(np.arange(start, stop), device=device, dtype=dtype)
+            D, mask = store.gather(np.arange(start, stop), device=device, dtype=dtype,
+                                   source=source)
         with timings.stage("score", device):
             block = maxsim(Q, D, mask, q_mask, similarity).float()
             ids = torch.arange(start, stop, device=device).expand(nq, -1)

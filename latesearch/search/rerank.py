@@ -24,12 +24,14 @@ def score_documents(
     dtype: torch.dtype,
     timings: SearchTimings,
     max_tokens: int = DEFAULT_MAX_TOKENS,
+    source: str = "auto",
 ) -> torch.Tensor:
     """MaxSim scores (nq, n) float32 on CPU of queries Q (nq, Lq, dim) on the scoring device
     against the documents `doc_indices` (n,), in the order given.
 
     Candidates are gathered longest first in mini-batches of at most `max_tokens` padded
-    tokens, so the padding per batch is small and memory stays bounded.
+    tokens, so the padding per batch is small and memory stays bounded. `source` is where
+    the vectors come from (`IndexStore.flat`: "auto", "full" or "residual").
     """
     device = Q.device
     idx = np.asarray(doc_indices, dtype=np.int64).reshape(-1)
@@ -43,7 +45,7 @@ def score_documents(
         width = max(int(lens[order[start]]), 1)
         rows = order[start : start + max(1, max_tokens // width)]
         with timings.stage("gather", device):
-            D, mask = store.gather(idx[rows], device=device, dtype=dtype)
+            D, mask = store.gather(idx[rows], device=device, dtype=dtype, source=source)
         with timings.stage("score", device):
             part = maxsim(Q, D, mask, q_mask, similarity)
             scores[:, torch.from_numpy(rows)] = part.float().cpu()

@@ -1,6 +1,7 @@
 """`Searcher`: query encoding, candidate generation and exact MaxSim scoring over one
-on-disk index, in three modes: "e2e" (ANN candidates, Section 3.6), "rerank" (BM25
-candidates, Section 3.5) and "exact" (every document)."""
+on-disk index, in three modes: "e2e" (end to end: the engine of `latesearch.search.engine`
+on a compressed index, the paper's faiss ANN candidates (Section 3.6) on an uncompressed
+one), "rerank" (BM25 candidates, Section 3.5) and "exact" (every document)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from latesearch.indexing import IndexStore
 from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
 from latesearch.modeling import ColBERT
 from latesearch.search.candidates import ann_candidates, bm25_candidates
+from latesearch.search.engine import Engine, EngineParams
 from latesearch.search.exact import exhaustive_top_k
 from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents, top_k
 from latesearch.search.timing import SearchTimings
@@ -45,6 +47,7 @@ class Searcher:
         self._model: ColBERT | None = None
         self._bm25: Any = None
         self._ann: Any = None
+        self._engine: Engine | None = None
         self.last_timings: SearchTimings | None = None
 
     # ------------------------------------------------------------------ components
@@ -74,9 +77,16 @@ class Searcher:
             self._ann = ann
         return self._ann
 
+    @property
+    def engine(self) -> Engine:
+        """The compressed index's search engine (the inverted file memory-mapped)."""
+        if self._engine is None:
+            self._engine = Engine(self.store)
+        return self._engine
+
     def reset_components(self) -> None:
         """Forget loaded components (after one was added or replaced)."""
-        self._bm25 = self._ann = None
+        self._bm25 = self._ann = self._engine = None
 
     # ------------------------------------------------------------------ searching
     def search(
@@ -90,14 +100,33 @@ class Searcher:
         bm25_k: int = 1000,
         batch_size: int = 128,
         device: str | torch.device | None = None,
+        ncells: int | None = None,
+        centroid_score_threshold: float | None = None,
+        ndocs: int | None = None,
+        source: str = "auto",
     ) -> list[Ranked]:
-        """The top-`k` (scores, doc indices) of each query; timings in `last_timings`."""
+        """The top-`k` (scores, doc indices) of each query; timings in `last_timings`.
+
+        `ncells`, `centroid_score_threshold` and `ndocs` tune the engine (compressed
+        indexes; None: `EngineParams.for_k(k)`); `k_prime` and `nprobe` the faiss ANN
+        (uncompressed). `source`: where exact scores read vectors ("auto": uncompressed
+        where stored, else decompressed residuals; "full"; "residual")."""
         if mode not in MODES:
             raise InputError(f"mode must be one of {MODES}, got {mode!r}", field="mode")
         texts = check_queries(queries)
         for name, value in (("k", k), ("bm25_k", bm25_k), ("batch_size", batch_size)):
             check_positive(name, value)
-        _ = self.model, self.bm25 if mode == "rerank" else self.ann if mode == "e2e" else None
+        params = EngineParams.for_k(k, ncells=ncells, ndocs=ndocs,
+                                    centroid_score_threshold=centroid_score_threshold)  # fmt: skip
+        self.store._source(source)  # a bad source fails before any work
+        engine = mode == "e2e" and self.store.compressed
+        _ = self.model
+        if mode == "rerank":
+            _ = self.bm25
+        elif engine:
+            _ = self.engine
+        elif mode == "e2e":
+            _ = self.ann
         timings = SearchTimings(n_queries=len(texts), mode=mode)
         started = time.perf_counter()
         out: list[Ranked] = []
@@ -105,14 +134,17 @@ class Searcher:
             batch = texts[start : start + batch_size]
             Q, mask = self._encode(batch, timings, device)
             if mode == "exact":
-                out.extend(self._exact(Q, mask, k, timings))
+                out.extend(self._exact(Q, mask, k, timings, source))
+                continue
+            if engine:
+                out.extend(self.engine.search(Q, mask, k, params, timings, source=source))
                 continue
             with timings.stage("candidates"):
                 if mode == "rerank":
                     cands = bm25_candidates(self.store, self.bm25, batch, bm25_k)
                 else:
                     cands = ann_candidates(self.ann, Q, mask, k_prime=k_prime, nprobe=nprobe)
-            out.extend(self._rerank(Q, mask, cands, k, timings))
+            out.extend(self._rerank(Q, mask, cands, k, timings, source))
         timings.total = time.perf_counter() - started
         self.last_timings = timings
         return out
@@ -125,6 +157,7 @@ class Searcher:
         *,
         device: str | torch.device | None = None,
         timings: SearchTimings | None = None,
+        source: str = "auto",
     ) -> list[Ranked]:
         """Exact MaxSim of each query against its own candidate doc indices; top-`k` (all
         candidates when k is None)."""
@@ -140,7 +173,7 @@ class Searcher:
         timings.n_queries = len(texts)
         started = time.perf_counter()
         Q, mask = self._encode(texts, timings, device)
-        out = self._rerank(Q, mask, candidates, k, timings)
+        out = self._rerank(Q, mask, candidates, k, timings, source)
         timings.total += time.perf_counter() - started
         self.last_timings = timings
         return out
@@ -153,24 +186,25 @@ class Searcher:
         target = torch.device(device) if device is not None else self.device or model.device
         timings.device = str(target)
         with timings.stage("encode", target):
-            Q = model.encode_queries(texts, to_cpu=False)
-            mask = Q.detach().abs().sum(-1) > 0  # zero rows: positions that are not scored
+            Q, mask = model.encode_queries(texts, to_cpu=False, return_mask=True)
             dtype = torch.float16 if target.type == "cuda" else torch.float32
             return Q.to(device=target, dtype=dtype), mask.to(target)
 
-    def _rerank(self, Q, mask, candidates, k: int | None, timings) -> list[Ranked]:
+    def _rerank(self, Q, mask, candidates, k: int | None, timings, source) -> list[Ranked]:
         out = []
         for i, cands in enumerate(candidates):
             idx = np.asarray(cands, dtype=np.int64)
             scores = score_documents(
-                self.store, Q[i : i + 1], mask[i : i + 1], idx, **self._scoring(Q, timings)
-            )[0].numpy()
+                self.store, Q[i : i + 1], mask[i : i + 1], idx, **self._scoring(Q, timings),
+                source=source,
+            )[0].numpy()  # fmt: skip
             with timings.stage("score"):
                 out.append(top_k(scores, idx, idx.size if k is None else k))
         return out
 
-    def _exact(self, Q, mask, k: int, timings) -> list[Ranked]:
-        scores, idx = exhaustive_top_k(self.store, Q, mask, k, **self._scoring(Q, timings))
+    def _exact(self, Q, mask, k: int, timings, source) -> list[Ranked]:
+        scores, idx = exhaustive_top_k(self.store, Q, mask, k, **self._scoring(Q, timings),
+                                       source=source)  # fmt: skip
         with timings.stage("score"):
             return [top_k(s, i, k) for s, i in zip(scores, idx, strict=True)]
 

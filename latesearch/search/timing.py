@@ -9,20 +9,22 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-STAGES = ("encode", "candidates", "gather", "score")
+STAGES = ("encode", "candidates", "interaction", "gather", "score")
 
 
 @dataclass
 class SearchTimings:
     """Seconds spent per stage in one search call (summed over its queries).
 
-    encode: query encoding; candidates: BM25 or ANN candidate generation (and id lookup);
-    gather: reading candidate embeddings from the memory-mapped store and moving them to
-    the scoring device; score: MaxSim and top-k; total: the whole call.
+    encode: query encoding; candidates: BM25, ANN or centroid candidate generation (and id
+    lookup); interaction: the engine's centroid interaction (compressed indexes); gather:
+    reading candidate embeddings from the memory-mapped store (decompressing residuals) and
+    moving them to the scoring device; score: MaxSim and top-k; total: the whole call.
     """
 
     encode: float = 0.0
     candidates: float = 0.0
+    interaction: float = 0.0
     gather: float = 0.0
     score: float = 0.0
     total: float = 0.0

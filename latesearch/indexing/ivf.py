@@ -1,0 +1,100 @@
+"""The inverted file of a compressed index: for each centroid, the sorted documents that hold
+at least one token assigned to it (PLAID's candidate lists), as two memory-mappable arrays:
+`ivf/docs.npy` (int32 document indices, concatenated) and `ivf/offsets.npy` (int64,
+n_centroids + 1)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from latesearch.errors import IndexCorruptError
+from latesearch.indexing.files import load_npy, save_npy
+
+IVF_DIR = "ivf"
+DOCS_FILE, OFFSETS_FILE = "docs.npy", "offsets.npy"
+
+
+@dataclass
+class InvertedFile:
+    """Centroid -> documents. `docs[offsets[c]:offsets[c + 1]]` are centroid c's."""
+
+    docs: np.ndarray  # (n_pairs,) int32
+    offsets: np.ndarray  # (n_centroids + 1,) int64
+
+    @property
+    def n_centroids(self) -> int:
+        return len(self.offsets) - 1
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def docs_of(self, centroids: np.ndarray) -> np.ndarray:
+        """The sorted unique documents of the given centroids."""
+        centroids = np.asarray(centroids, dtype=np.int64).reshape(-1)
+        if centroids.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        starts, stops = self.offsets[centroids], self.offsets[centroids + 1]
+        return np.unique(self.docs[ranges(starts, stops)]).astype(np.int64)
+
+    def pairs(self, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(documents, position of their centroid in `centroids`) for every listed pair."""
+        centroids = np.asarray(centroids, dtype=np.int64).reshape(-1)
+        starts, stops = self.offsets[centroids], self.offsets[centroids + 1]
+        owner = np.repeat(np.arange(centroids.size), stops - starts)
+        return self.docs[ranges(starts, stops)].astype(np.int64), owner
+
+    @classmethod
+    def build(
+        cls, parts: Iterable[tuple[np.ndarray, np.ndarray]], n_centroids: int
+    ) -> InvertedFile:
+        """From (codes (n_tokens,), doc of each token (n_tokens,)) parts; a document's tokens
+        may come in several parts, in any order."""
+        keys = []
+        for codes, docs in parts:
+            key = np.asarray(codes, np.int64) << 32 | np.asarray(docs, np.int64)
+            keys.append(np.unique(key))
+        merged = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+        centroid = merged >> 32
+        offsets = np.zeros(n_centroids + 1, dtype=np.int64)
+        np.cumsum(np.bincount(centroid, minlength=n_centroids), out=offsets[1:])
+        return cls((merged & 0xFFFFFFFF).astype(np.int32), offsets)
+
+    def save(self, folder: str | os.PathLike) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_npy(folder / DOCS_FILE, self.docs)
+        save_npy(folder / OFFSETS_FILE, self.offsets)
+
+    @classmethod
+    def load(
+        cls, folder: str | os.PathLike, *, n_centroids: int, n_docs: int, mmap: bool = True
+    ) -> InvertedFile:
+        folder = Path(folder)
+        offsets = load_npy(folder / OFFSETS_FILE, dtype="int64", shape=(n_centroids + 1,),
+                           mmap=False)  # fmt: skip
+        n_pairs = int(offsets[-1])
+        if offsets[0] != 0 or (np.diff(offsets) < 0).any():
+            raise IndexCorruptError(f"{folder / OFFSETS_FILE}: offsets are not increasing")
+        docs = load_npy(folder / DOCS_FILE, dtype="int32", shape=(n_pairs,), mmap=mmap)
+        if n_pairs and not mmap and (docs.min() < 0 or docs.max() >= n_docs):
+            raise IndexCorruptError(f"{folder / DOCS_FILE}: document index out of range")
+        return cls(docs, offsets)
+
+
+def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The concatenated aranges [starts[i], stops[i]) as one int64 index array."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(stops, dtype=np.int64) - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(total, dtype=np.int64) + shift

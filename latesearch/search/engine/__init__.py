@@ -1,0 +1,19 @@
+"""The search engine of compressed indexes, in the spirit of PLAID (Santhanam et al., CIKM
+2022), one module per stage:
+
+1. `candidates`: query-token x centroid scores (one matrix product) and the candidate
+   documents of each query token's top `ncells` centroids (the inverted file);
+2. `interaction`: centroid interaction, an approximate MaxSim from centroid scores alone:
+   first with centroids scoring below `centroid_score_threshold` pruned, keeping the best
+   `ndocs`, then with every token's centroid, keeping the best `ndocs / 4`;
+3. `residual_scoring`: exact MaxSim of the survivors from their decompressed residuals (or
+   the uncompressed vectors where the index keeps them), top-k.
+
+`pipeline.Engine` runs them in turn; `params.EngineParams` holds the knobs, with defaults
+that follow k.
+"""
+
+from latesearch.search.engine.params import EngineParams
+from latesearch.search.engine.pipeline import Engine
+
+__all__ = ["Engine", "EngineParams"]

@@ -1,0 +1,28 @@
+"""Stage 1 and 2: query-token x centroid scores, and the candidate documents of each query
+token's best centroids."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from latesearch.indexing.ivf import InvertedFile
+
+
+def centroid_scores(centroids: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """(n_centroids, Lq) float32 scores of every centroid (n_centroids, dim) against the
+    query's real tokens Q (Lq, dim)."""
+    return centroids @ np.ascontiguousarray(Q, dtype=np.float32).T
+
+
+def top_cells(scores: np.ndarray, ncells: int) -> np.ndarray:
+    """The unique centroids among each query token's `ncells` best."""
+    n = scores.shape[0]
+    if ncells >= n:
+        return np.arange(n, dtype=np.int64)
+    best = np.argpartition(-scores, ncells - 1, axis=0)[:ncells]
+    return np.unique(best)
+
+
+def candidate_documents(ivf: InvertedFile, cells: np.ndarray) -> np.ndarray:
+    """Sorted unique documents holding a token of any of `cells`."""
+    return ivf.docs_of(cells)

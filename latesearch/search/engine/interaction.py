@@ -1,0 +1,56 @@
+"""Stage 3 and 4: centroid interaction. A document's approximate score is MaxSim with each
+of its tokens replaced by its centroid: sum over query tokens of the best centroid score
+among the document's centroids. No vector is read, only centroid ids."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from latesearch.indexing.ivf import InvertedFile
+
+
+def pruned_interaction(
+    scores: np.ndarray, threshold: float, ivf: InvertedFile, candidates: np.ndarray
+) -> np.ndarray:
+    """(n_candidates,) approximate scores counting only centroids whose best score against
+    any query token reaches `threshold` (PLAID's centroid pruning; a query token none of a
+    document's kept centroids serves adds 0). Read from the inverted file: the work grows
+    with the kept centroids' lists, not with the candidates' lengths."""
+    kept = np.flatnonzero(scores.max(axis=1) >= threshold)
+    out = np.zeros((candidates.size, scores.shape[1]), dtype=np.float32)
+    if kept.size == 0 or candidates.size == 0:
+        return out.sum(axis=1)
+    docs, owner = ivf.pairs(kept)
+    pos = np.searchsorted(candidates, docs)
+    hit = pos < candidates.size
+    hit[hit] = candidates[pos[hit]] == docs[hit]
+    pos, rows = pos[hit], kept[owner[hit]]
+    if pos.size == 0:
+        return out.sum(axis=1)
+    order = np.argsort(pos, kind="stable")
+    pos, rows = pos[order], rows[order]
+    starts = np.flatnonzero(np.concatenate([[True], pos[1:] != pos[:-1]]))
+    out[pos[starts]] = np.maximum.reduceat(scores[rows], starts, axis=0)
+    return out.sum(axis=1)
+
+
+def full_interaction(scores: np.ndarray, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(n_docs,) approximate scores from every token's centroid: `codes` are the documents'
+    token codes back to back, `lengths` their counts (an empty document scores -inf)."""
+    out = np.full(lengths.size, -np.inf, dtype=np.float32)
+    real = lengths > 0
+    if not real.any():
+        return out
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[real]
+    best = np.maximum.reduceat(scores[codes], starts, axis=0)  # (n_real_docs, Lq)
+    out[real] = best.sum(axis=1)
+    return out
+
+
+def best(values: np.ndarray, docs: np.ndarray, n: int) -> np.ndarray:
+    """The `n` documents of highest value (ties to the lower document index), sorted by
+    document index."""
+    if docs.size <= n:
+        return docs
+    order = np.lexsort((docs, -values))[:n]
+    return np.sort(docs[order])

@@ -1,0 +1,75 @@
+"""`Engine`: the stages of `latesearch.search.engine` over one compressed index, query by
+query."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from latesearch.indexing import IndexStore
+from latesearch.search.engine.candidates import candidate_documents, centroid_scores, top_cells
+from latesearch.search.engine.interaction import best, full_interaction, pruned_interaction
+from latesearch.search.engine.params import EngineParams
+from latesearch.search.engine.residual_scoring import exact_scores
+from latesearch.search.rerank import top_k
+from latesearch.search.timing import SearchTimings
+
+Ranked = tuple[np.ndarray, np.ndarray]
+
+
+class Engine:
+    """Searches a compressed `IndexStore` (read-only; the inverted file is memory-mapped)."""
+
+    def __init__(self, store: IndexStore) -> None:
+        if store.codec is None:
+            raise ValueError(f"{store.folder}: the engine searches compressed indexes only")
+        self.store = store
+        self.centroids = store.codec.centroids32
+        self.ivf = store.ivf
+
+    def search(
+        self,
+        Q: torch.Tensor,
+        q_mask: torch.Tensor,
+        k: int,
+        params: EngineParams,
+        timings: SearchTimings,
+        *,
+        source: str = "auto",
+    ) -> list[Ranked]:
+        """Top-`k` (scores, doc indices) of each query of Q (nq, Lq, dim) with q_mask."""
+        return [
+            self.search_one(Q[i : i + 1], q_mask[i : i + 1], k, params, timings, source=source)
+            for i in range(Q.shape[0])
+        ]
+
+    def search_one(
+        self,
+        Q: torch.Tensor,
+        q_mask: torch.Tensor,
+        k: int,
+        params: EngineParams,
+        timings: SearchTimings,
+        *,
+        source: str = "auto",
+    ) -> Ranked:
+        with timings.stage("candidates"):
+            real = Q[0][q_mask[0]].detach().to("cpu", torch.float32).numpy()
+            scores = centroid_scores(self.centroids, real)  # (n_centroids, Lq)
+            docs = candidate_documents(self.ivf, top_cells(scores, params.ncells))
+        with timings.stage("interaction"):
+            if docs.size > params.ndocs:
+                approx = pruned_interaction(
+                    scores, params.centroid_score_threshold, self.ivf, docs
+                )
+                docs = best(approx, docs, params.ndocs)
+            survivors = params.exact_survivors(k)
+            if docs.size > survivors:
+                codes, lengths = self.store.codes(docs)
+                docs = best(full_interaction(scores, codes, lengths), docs, survivors)
+        exact = exact_scores(
+            self.store, Q, q_mask, docs, similarity=self.store.colbert_config.similarity,
+            timings=timings, source=source,
+        )  # fmt: skip
+        with timings.stage("score"):
+            return top_k(exact, docs, k)
