@@ -3,6 +3,7 @@ memory-mappable on-disk index."""
 
 from latesearch.indexing.builder import build_index
 from latesearch.indexing.config import IndexConfig
+from latesearch.indexing.convert import compress_index
 from latesearch.indexing.files import IndexBusyError, IndexExistsError
 from latesearch.indexing.manifest import FORMAT_VERSION, ChunkInfo, Manifest
 from latesearch.indexing.storage import IndexStore, UnknownDocumentError, building_folder
@@ -29,6 +30,7 @@ __all__ = [
     "UnknownDocumentError",
     "UpdateSummary",
     "build_index",
+    "compress_index",
     "building_folder",
     "update_index",
     "updating_folder",

@@ -61,7 +61,7 @@ class IndexConfig:
     nbits: int | None = 2
     keep_full: bool = False
     n_centroids: int | None = None
-    kmeans_niter: int = 8
+    kmeans_niter: int = 4
     assignment: str = "auto"
     seed: int = 0
 

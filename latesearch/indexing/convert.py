@@ -1,0 +1,126 @@
+"""`compress_index`: a compressed copy of an uncompressed index, without encoding anything
+again (the vectors are read from its chunks). Useful to move an index of the paper's format
+to the compressed one, or to compare settings (nbits, centroids) on the same vectors."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from latesearch._atomic import check_replaceable, replace_folder
+from latesearch.errors import ConfigError
+from latesearch.indexing.codec import CODEC_DIR, ResidualCodec
+from latesearch.indexing.components import BM25_DIR
+from latesearch.indexing.compression import compress_chunks
+from latesearch.indexing.config import IndexConfig
+from latesearch.indexing.config import from_dict as index_config_from_dict
+from latesearch.indexing.files import IndexExistsError, folder_bytes, link_or_copy, writer_lock
+from latesearch.indexing.manifest import (
+    CHUNKS_DIR,
+    COMPRESSED_FORMAT_VERSION,
+    DOC_ID_OFFSETS,
+    DOC_IDS,
+    DOCSTORE,
+    MANIFEST,
+)
+from latesearch.indexing.storage import IndexStore
+
+
+def compress_index(
+    source: str | os.PathLike,
+    target: str | os.PathLike,
+    *,
+    nbits: int = 2,
+    keep_full: bool = False,
+    codec_from: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    **config_fields: Any,
+) -> IndexStore:
+    """Write a compressed version of the uncompressed index `source` to `target`.
+
+    `config_fields` are other `IndexConfig` fields of the compression (n_centroids,
+    kmeans_niter, assignment, seed). `codec_from`: a compressed index whose centroids and
+    buckets are reused instead of training new ones. The bm25/ component is carried over;
+    ann/ is not (the engine replaces it). Staged in `<target>.building`, renamed when done.
+    """
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise IndexExistsError(f"{target}: already exists; pass overwrite=True to replace it")
+    check_replaceable(target, MANIFEST)
+    started = time.monotonic()
+    with IndexStore.open(source) as src:
+        if src.compressed:
+            raise ConfigError(f"{src.folder}: already compressed")
+        config = index_config_from_dict(src.manifest.index_config, source="index_config")
+        config = config.replace(nbits=nbits, keep_full=keep_full, **config_fields)
+        codec = None
+        if codec_from is not None:
+            codec = ResidualCodec.load(Path(codec_from) / CODEC_DIR)
+            if codec.nbits != nbits:
+                raise ConfigError(f"{codec_from}: its codec has {codec.nbits} bits, not {nbits}")
+        stage = target.with_name(target.name + ".building")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with writer_lock(target):
+            shutil.rmtree(stage, ignore_errors=True)
+            try:
+                _stage(src, stage)
+                bar = _bar(src.n_embeddings, progress)
+                try:
+                    result = compress_chunks(stage, src.chunks, src.dim, config, codec=codec,
+                                             progress=bar.update)  # fmt: skip
+                finally:
+                    bar.close()
+                for path in result.unused:
+                    path.unlink()
+                stats = {**src.manifest.stats, "compressed_from": str(src.folder),
+                         "compress_seconds": round(time.monotonic() - started, 3)}  # fmt: skip
+                manifest = dataclasses.replace(
+                    src.manifest,
+                    format_version=COMPRESSED_FORMAT_VERSION,
+                    index_config=_config_dict(config),
+                    chunks=result.chunks,
+                    codec=result.codec,
+                    created=datetime.now(UTC).isoformat(timespec="seconds"),
+                    stats=stats,
+                )
+                manifest.write(stage)
+                manifest.stats["bytes_on_disk"] = folder_bytes(stage)
+                manifest.write(stage)
+                replace_folder(stage, target)
+            except BaseException:
+                shutil.rmtree(stage, ignore_errors=True)
+                raise
+    return IndexStore.open(target)
+
+
+def _stage(src: IndexStore, stage: Path) -> None:
+    """Hard links of the source's chunks, ids and doc store (and bm25/) in `stage`."""
+    (stage / CHUNKS_DIR).mkdir(parents=True)
+    for chunk in src.chunks:
+        for name in chunk.files():
+            link_or_copy(src.folder / name, stage / name)
+    for name in (DOC_IDS, DOC_ID_OFFSETS, DOCSTORE):
+        link_or_copy(src.folder / name, stage / name)
+    if (src.folder / BM25_DIR).is_dir():
+        shutil.copytree(src.folder / BM25_DIR, stage / BM25_DIR, copy_function=_link)
+
+
+def _link(source: str, target: str) -> None:
+    link_or_copy(Path(source), Path(target))
+
+
+def _config_dict(config: IndexConfig) -> dict[str, Any]:
+    return config.replace(devices=None).to_dict()
+
+
+def _bar(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="token", unit_scale=True, desc="compressing",
+                disable=not enabled, dynamic_ncols=True)  # fmt: skip
