@@ -14,6 +14,7 @@ replaced document is deleted and appended again.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import time
@@ -28,6 +29,9 @@ import numpy as np
 from latesearch._atomic import replace_folder
 from latesearch.errors import ConfigError, InputError
 from latesearch.indexing.builder import build_index
+from latesearch.indexing.centroids import Assigner
+from latesearch.indexing.codec import CODEC_DIR
+from latesearch.indexing.compression import write_ivf
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.config import from_dict as index_config_from_dict
 from latesearch.indexing.docstore import DocStoreWriter
@@ -38,6 +42,7 @@ from latesearch.indexing.files import (
     save_npy,
     writer_lock,
 )
+from latesearch.indexing.ivf import IVF_DIR
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
     DOC_ID_OFFSETS,
@@ -46,11 +51,12 @@ from latesearch.indexing.manifest import (
     ChunkInfo,
     Manifest,
     chunk_files,
+    compressed_chunk_files,
 )
 from latesearch.indexing.reading import documents_of
 from latesearch.indexing.storage import IndexStore
 
-CORE_DIRS = (CHUNKS_DIR,)
+CORE_DIRS = (CHUNKS_DIR, CODEC_DIR, IVF_DIR)
 
 
 @dataclass
@@ -170,9 +176,16 @@ def _components(store: IndexStore, updaters: Mapping[str, ComponentUpdater]) -> 
 
 
 def _index_config(store: IndexStore) -> IndexConfig:
+    """The index's IndexConfig; its format (compressed or not) is the manifest's, which
+    configs saved before compression existed do not name."""
     source = f"{store.folder / 'manifest.json'}: index_config"
     config = index_config_from_dict(store.manifest.index_config, source=source)
-    return config.replace(devices=None)  # the build's devices may not exist here
+    codec = store.manifest.codec
+    return config.replace(
+        devices=None,  # the build's devices may not exist here
+        nbits=None if codec is None else codec["nbits"],
+        keep_full=bool(codec and codec.get("keep_full")),
+    )
 
 
 def _check_new_ids(
@@ -205,6 +218,7 @@ class _Update:
         self.old, self.folder, self.config, self.updaters = old, folder, config, updaters
         self.stage = updating_folder(folder)
         self.side = folder.with_name(folder.name + ".adding")
+        self.assign: Assigner | None = None
 
     def run(self, add: Any, model: Any, removed: np.ndarray, *, progress: bool) -> UpdateSummary:
         old = self.old
@@ -220,6 +234,7 @@ class _Update:
                 raise InputError("the update would leave the index empty; delete it instead")
             (self.stage / CHUNKS_DIR).mkdir(parents=True)
             chunks = self._stage_chunks(keep, added)
+            codec_meta = self._stage_codec(chunks)
             self._stage_docstore(removed, added, kept)
             change = IndexChange(
                 removed=removed,
@@ -227,7 +242,7 @@ class _Update:
                 first_added_token=int(old.doclens[keep].sum(dtype=np.int64)),
                 added=n_added,
             )
-            manifest = self._manifest(chunks, added, change)
+            manifest = self._manifest(chunks, added, change, codec_meta)
             manifest.write(self.stage)
             with IndexStore.open(self.stage) as new:
                 for name, update in self.updaters.items():
@@ -251,8 +266,10 @@ class _Update:
 
     # ------------------------------------------------------------------ steps
     def _encode(self, add: Any, model: Any, progress: bool) -> IndexStore:
-        """The new documents as an index of their own, built the normal way."""
-        added = build_index(add, self.side, model, self.config, progress=progress)
+        """The new documents as an index of their own, built the normal way (uncompressed:
+        a compressed index codes them with its own centroids when they are staged)."""
+        side_config = self.config.replace(nbits=None, keep_full=False)
+        added = build_index(add, self.side, model, side_config, progress=progress)
         ours, theirs = self.old.manifest, added.manifest
         if theirs.model_fingerprint != ours.model_fingerprint:
             added.close()
@@ -267,33 +284,99 @@ class _Update:
 
     def _stage_chunks(self, keep: np.ndarray, added: IndexStore | None) -> list[ChunkInfo]:
         """Kept chunks hard-linked, chunks that lose documents rewritten, new ones appended
-        (`keep`: which old documents stay; every added one does)."""
+        (`keep`: which old documents stay; every added one does). A compressed index codes
+        the new documents with its own centroids and buckets."""
         sources = [(self.old, keep)]
         if added is not None:
             sources.append((added, np.ones(added.n_docs, dtype=bool)))
         out: list[ChunkInfo] = []
         doc = token = 0
         for store, kept in sources:
-            for info, array in zip(store.chunks, store.embeddings_flat(), strict=True):
+            for i, info in enumerate(store.chunks):
                 span = slice(info.first_doc, info.first_doc + info.n_docs)
                 lens, mask = store.doclens[span], kept[span]
                 if not mask.any():
                     continue
-                emb_name, lens_name = chunk_files(len(out))
-                if mask.all():
-                    link_or_copy(store.folder / info.embeddings, self.stage / emb_name)
-                    link_or_copy(store.folder / info.doclens, self.stage / lens_name)
-                    n_docs, n_emb, digest = info.n_docs, info.n_embeddings, info.sha256
+                new = ChunkInfo(len(out), doc, 0, token, 0, "", "")
+                if mask.all() and store.compressed == self.old.compressed:
+                    new = self._link_chunk(store, info, new)
                 else:
-                    embeddings = np.asarray(array)[np.repeat(mask, lens.astype(np.int64))]
-                    save_npy(self.stage / emb_name, embeddings)
-                    save_npy(self.stage / lens_name, lens[mask].astype(np.int32))
-                    n_docs, n_emb = int(mask.sum()), int(embeddings.shape[0])
-                    digest = chunk_digest(embeddings)
-                out.append(ChunkInfo(len(out), doc, n_docs, token, n_emb, emb_name, lens_name,
-                                     digest))  # fmt: skip
-                doc, token = doc + n_docs, token + n_emb
+                    rows = np.repeat(mask, lens.astype(np.int64))
+                    new = self._write_chunk(store, i, rows, lens[mask], new)
+                out.append(new)
+                doc, token = doc + new.n_docs, token + new.n_embeddings
         return out
+
+    def _link_chunk(self, store: IndexStore, info: ChunkInfo, new: ChunkInfo) -> ChunkInfo:
+        """An unchanged chunk: its files hard-linked under the new chunk number."""
+        emb_name, lens_name = chunk_files(new.index)
+        codes_name, residuals_name = compressed_chunk_files(new.index)
+        names = {info.embeddings: emb_name, info.doclens: lens_name, info.codes: codes_name,
+                 info.residuals: residuals_name}  # fmt: skip
+        for old_name, new_name in names.items():
+            if old_name:
+                link_or_copy(store.folder / old_name, self.stage / new_name)
+        return dataclasses.replace(
+            info,
+            index=new.index,
+            first_doc=new.first_doc,
+            first_token=new.first_token,
+            embeddings=emb_name if info.embeddings else "",
+            doclens=lens_name,
+            codes=codes_name if info.codes else "",
+            residuals=residuals_name if info.residuals else "",
+        )
+
+    def _write_chunk(self, store: IndexStore, i: int, rows: np.ndarray, lens: np.ndarray,
+                     new: ChunkInfo) -> ChunkInfo:  # fmt: skip
+        """A chunk that lost documents (`rows`: its kept tokens), or a new chunk to code."""
+        emb_name, lens_name = chunk_files(new.index)
+        codes_name, residuals_name = compressed_chunk_files(new.index)
+        save_npy(self.stage / lens_name, lens.astype(np.int32))
+        new = dataclasses.replace(new, n_docs=int(lens.size), n_embeddings=int(rows.sum()),
+                                  doclens=lens_name)  # fmt: skip
+        keep_full = not self.old.compressed or self.config.keep_full
+        if keep_full:
+            embeddings = np.asarray(store.embeddings_flat()[i])[rows]
+            save_npy(self.stage / emb_name, embeddings)
+            new = dataclasses.replace(new, embeddings=emb_name, sha256=chunk_digest(embeddings))
+        if not self.old.compressed:
+            return new
+        if store.compressed:  # an old chunk losing documents
+            codes = np.asarray(store.codes_flat()[i])[rows]
+            residuals = np.asarray(store.residuals_flat()[i])[rows]
+        else:  # new documents, coded with the index's codec
+            codec = self.old.codec
+            x = np.asarray(store.embeddings_flat()[i], dtype=np.float32)[rows]
+            codes = self._assigner()(x).astype(codec.codes_dtype)
+            residuals = codec.compress(x, codes)
+        save_npy(self.stage / codes_name, codes)
+        save_npy(self.stage / residuals_name, residuals)
+        return dataclasses.replace(
+            new, codes=codes_name, residuals=residuals_name,
+            codes_sha256=chunk_digest(codes), residuals_sha256=chunk_digest(residuals),
+        )  # fmt: skip
+
+    def _assigner(self) -> Assigner:
+        if self.assign is None:
+            assert self.old.codec is not None
+            self.assign = Assigner(self.old.codec.centroids32, self.config.assignment)
+        return self.assign
+
+    def _stage_codec(self, chunks: list[ChunkInfo]) -> dict[str, Any] | None:
+        """A compressed index: its codec linked, its inverted file rebuilt from the staged
+        codes (document numbers change with deletions); the manifest's new `codec` entry."""
+        meta = self.old.manifest.codec
+        if meta is None:
+            return None
+        (self.stage / CODEC_DIR).mkdir()
+        for path in (self.old.folder / CODEC_DIR).iterdir():
+            link_or_copy(path, self.stage / CODEC_DIR / path.name)
+        assert self.old.codec is not None
+        digests = write_ivf(self.stage, chunks, self.old.codec.n_centroids)
+        sha = {k: v for k, v in meta.get("sha256", {}).items() if not k.startswith(IVF_DIR)}
+        sha.update({f"{IVF_DIR}/{name}": digest for name, digest in digests.items()})
+        return {**meta, "sha256": sha}
 
     def _stage_docstore(self, removed: np.ndarray, added: IndexStore | None, kept: int):
         """The old doc store copied, the removed documents deleted, the added appended."""
@@ -309,7 +392,8 @@ class _Update:
         finally:
             writer.close()
 
-    def _manifest(self, chunks, added: IndexStore | None, change: IndexChange) -> Manifest:
+    def _manifest(self, chunks, added: IndexStore | None, change: IndexChange,
+                  codec: dict[str, Any] | None) -> Manifest:  # fmt: skip
         old = self.old.manifest
         n_docs = sum(c.n_docs for c in chunks)
         n_embeddings = sum(c.n_embeddings for c in chunks)
@@ -327,5 +411,5 @@ class _Update:
                 stats[name] = int(stats.get(name, 0)) + int(added.manifest.stats.get(name, 0))
         return Manifest(
             **{**old.to_dict(), "chunks": chunks, "n_docs": n_docs,
-               "n_embeddings": n_embeddings, "stats": stats},
+               "n_embeddings": n_embeddings, "stats": stats, "codec": codec},
         )  # fmt: skip

@@ -116,6 +116,9 @@ class Searcher:
         texts = check_queries(queries)
         for name, value in (("k", k), ("bm25_k", bm25_k), ("batch_size", batch_size)):
             check_positive(name, value)
+        for name, value in (("k_prime", k_prime), ("nprobe", nprobe)):
+            if value is not None:
+                check_positive(name, value)
         params = EngineParams.for_k(k, ncells=ncells, ndocs=ndocs,
                                     centroid_score_threshold=centroid_score_threshold)  # fmt: skip
         self.store._source(source)  # a bad source fails before any work

@@ -60,8 +60,9 @@ def corpus(tmp_path: Path, docs) -> Path:
 
 @pytest.fixture
 def small_config() -> IndexConfig:
-    """Several groups and chunks on a 40-document collection; float32 for exact checks."""
-    return IndexConfig(group_size=16, chunk_size=6, batch_size=5, precision=32)
+    """Several groups and chunks on a 40-document collection, uncompressed float32 for exact
+    checks (the compressed format has its own tests)."""
+    return IndexConfig(group_size=16, chunk_size=6, batch_size=5, precision=32, nbits=None)
 
 
 @pytest.fixture

@@ -39,12 +39,12 @@ def collection_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_index(tmp_path_factory, collection_path, tiny_colbert):
-    """An index with bm25/ and a flat ann/, float32 embeddings."""
+    """An uncompressed index with bm25/ and a flat ann/, float32 embeddings."""
     from latesearch import Index
 
     folder = tmp_path_factory.mktemp("indexes") / "tiny"
     return Index.build(
-        collection_path, folder, tiny_colbert, bm25=True, progress=False, precision=32
+        collection_path, folder, tiny_colbert, bm25=True, progress=False, precision=32, nbits=None
     )
 
 

@@ -62,12 +62,12 @@ def test_add_and_delete_with_bm25_and_flat_ann(tmp_path, tiny_colbert, brute):
     base, more = split(full, tmp_path, 35)
     bm25 = BM25Config(k1=1.2, b=0.75)
     index = Index.build(base, tmp_path / "idx", tiny_colbert, bm25=True, bm25_config=bm25,
-                        progress=False, precision=32)  # fmt: skip
+                        progress=False, precision=32, nbits=None)  # fmt: skip
     index.search(QUERIES[0], mode="rerank")  # components loaded before the update
     summary = index.add(more, progress=False)
     assert summary.added == 15 and len(index) == 50 and summary.components == ("ann", "bm25")
     reference = Index.build(full, tmp_path / "ref", tiny_colbert, bm25=True, bm25_config=bm25,
-                            progress=False, precision=32)  # fmt: skip
+                            progress=False, precision=32, nbits=None)  # fmt: skip
     assert_same_answers(index, reference)
     assert index.searcher.bm25.config == bm25  # the index's BM25 settings are kept
     assert_ann_consistent(index)
@@ -76,7 +76,7 @@ def test_add_and_delete_with_bm25_and_flat_ann(tmp_path, tiny_colbert, brute):
     assert index.delete(gone).deleted == 3
     reference = Index.build(keep_only(full, tmp_path / "kept.jsonl", gone), tmp_path / "ref2",
                             tiny_colbert, bm25=True, bm25_config=bm25, progress=False,
-                            precision=32)  # fmt: skip
+                            precision=32, nbits=None)  # fmt: skip
     assert_same_answers(index, reference)
     for mode in ("exact", "rerank", "e2e"):
         assert not set(gone) & {h.doc_id for h in index.search(QUERIES[1], k=50, mode=mode)}
@@ -90,7 +90,7 @@ def test_ivfpq_is_appended_to_and_reencoded_without_training(tmp_path, tiny_colb
     full = brute.write_collection(tmp_path / "all.jsonl", n=95, seed=1)
     base, more = split(full, tmp_path, 90)
     index = Index.build(base, tmp_path / "idx", tiny_colbert, ann_config=IVF, progress=False,
-                        precision=32)  # fmt: skip
+                        precision=32, nbits=None)  # fmt: skip
     trained = centroids(index)
     codes_before = codebooks(index)
 
@@ -100,7 +100,7 @@ def test_ivfpq_is_appended_to_and_reencoded_without_training(tmp_path, tiny_colb
     assert_ann_consistent(index)
     exhaustive = {"nprobe": 8, "k_prime": 2000}
     reference = Index.build(full, tmp_path / "ref", tiny_colbert, ann_config=IVF,
-                            progress=False, precision=32)  # fmt: skip
+                            progress=False, precision=32, nbits=None)  # fmt: skip
     assert_same_answers(index, reference, modes=("exact",))
     for query in QUERIES:  # every partition probed: e2e finds the exact top
         e2e = index.search(query, k=5, **exhaustive)
@@ -119,7 +119,8 @@ def test_ann_is_trained_again_when_its_kind_or_scale_changes(tmp_path, tiny_colb
     full = brute.write_collection(tmp_path / "all.jsonl", n=200, seed=2)
     base, more = split(full, tmp_path, 30)
     config = ANNConfig(flat_below=624, train_sample=600)
-    index = Index.build(base, tmp_path / "idx", tiny_colbert, ann_config=config, progress=False)
+    index = Index.build(base, tmp_path / "idx", tiny_colbert, ann_config=config, progress=False,
+                        nbits=None)  # fmt: skip
     assert index.searcher.ann.kind == "flat"  # ~450 embeddings
     rows = more.read_text().splitlines(keepends=True)
     (tmp_path / "some.jsonl").write_text("".join(rows[:20]))

@@ -78,7 +78,7 @@ def test_e2e_ivfpq_finds_exact_top(tmp_path, tiny_colbert, brute):
 
     index = Index.build(
         brute.write_collection(tmp_path / "c.jsonl", n=90, seed=1), tmp_path / "ivf", tiny_colbert,
-        progress=False, precision=32,
+        progress=False, precision=32, nbits=None,
         ann_config=ANNConfig(n_partitions=8, flat_below=624, train_sample=600),
     )  # fmt: skip
     assert index.searcher.ann.kind == "ivfpq"

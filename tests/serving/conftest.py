@@ -27,11 +27,11 @@ def build(tmp_path_factory, model, name: str, **components):
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory, tiny_colbert):
-    """With bm25/ and ann/: every mode works."""
+    """Compressed, with bm25/: every mode works (e2e through the engine)."""
     return build(tmp_path_factory, tiny_colbert, "serve", bm25=True)
 
 
 @pytest.fixture(scope="module")
 def bare_index(tmp_path_factory, tiny_colbert):
-    """The same documents without bm25/ or ann/: only mode "exact" works."""
-    return build(tmp_path_factory, tiny_colbert, "serve-bare", ann=False)
+    """The same documents, uncompressed, without bm25/ or ann/: only mode "exact" works."""
+    return build(tmp_path_factory, tiny_colbert, "serve-bare", ann=False, nbits=None)
