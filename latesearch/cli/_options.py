@@ -6,9 +6,17 @@ import argparse
 
 
 def add_search_options(parser: argparse.ArgumentParser) -> None:
-    """Candidate generation (k', nprobe, BM25 depth), batching, query model and device."""
-    parser.add_argument("--k-prime", type=int, default=None, help="e2e: neighbours per vector")
-    parser.add_argument("--nprobe", type=int, default=None, help="e2e: partitions probed")
+    """Candidate generation (engine, k', nprobe, BM25 depth), batching, model and device."""
+    parser.add_argument("--ncells", type=int, default=None,
+                        help="e2e, compressed: centroids per query token (by k: 1/2/4)")
+    parser.add_argument("--centroid-score-threshold", "--t-cs", type=float, default=None,
+                        help="e2e, compressed: centroid pruning threshold (by k: 0.5/0.45/0.4)")
+    parser.add_argument("--ndocs", type=int, default=None,
+                        help="e2e, compressed: documents kept by centroid interaction")  # fmt: skip
+    parser.add_argument("--k-prime", type=int, default=None,
+                        help="e2e, uncompressed: faiss neighbours per query vector")  # fmt: skip
+    parser.add_argument("--nprobe", type=int, default=None,
+                        help="e2e, uncompressed: faiss partitions probed")  # fmt: skip
     parser.add_argument("--bm25-k", type=int, default=1000, help="rerank: BM25 candidates")
     parser.add_argument("--batch-size", type=int, default=64, help="queries per batch (64)")
     add_model_options(parser)
@@ -24,7 +32,14 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def search_kwargs(args: argparse.Namespace) -> dict[str, object]:
     """The `Index.search` keyword arguments those options set."""
-    return {"k_prime": args.k_prime, "nprobe": args.nprobe, "bm25_k": args.bm25_k}
+    return {
+        "k_prime": args.k_prime,
+        "nprobe": args.nprobe,
+        "bm25_k": args.bm25_k,
+        "ncells": args.ncells,
+        "centroid_score_threshold": args.centroid_score_threshold,
+        "ndocs": args.ndocs,
+    }
 
 
 def add_subset_options(parser: argparse.ArgumentParser, verb: str) -> None:

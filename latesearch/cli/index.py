@@ -22,7 +22,14 @@ def register(subparsers) -> None:
     parser.add_argument("index_dir", help="folder to create")
     parser.add_argument("--model", default=None, help="checkpoint folder (default: built-in)")
     parser.add_argument("--doc-maxlen", type=int, default=None, help="tokens per document")
-    parser.add_argument("--precision", type=int, choices=(16, 32), default=16, help="bits/dim")
+    parser.add_argument("--nbits", default="2", choices=("1", "2", "4", "none"),
+                        help="residual bits per dimension (2); none: uncompressed vectors")
+    parser.add_argument("--keep-full", action="store_true",
+                        help="compressed: also keep the uncompressed vectors, to rescore exactly")
+    parser.add_argument("--n-centroids", type=int, default=None,
+                        help="compressed: centroids (default: 2^round(log2(16 sqrt(tokens))))")
+    parser.add_argument("--precision", type=int, choices=(16, 32), default=16,
+                        help="bits per value of uncompressed vectors (16)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=None, help="documents per batch (b)")
     parser.add_argument("--group-size", type=int, default=None, help="documents per group (B)")
     parser.add_argument("--chunk-size", type=int, default=None, help="documents per chunk file")
@@ -39,7 +46,8 @@ def register(subparsers) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted build")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index")
     parser.add_argument("--bm25", action="store_true", help="also build a BM25 index")
-    parser.add_argument("--no-ann", action="store_true", help="skip the ANN (IVFPQ) index")
+    parser.add_argument("--no-ann", action="store_true",
+                        help="uncompressed: skip the faiss IVFPQ index (e2e then unavailable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -52,6 +60,8 @@ def index_config(args: argparse.Namespace) -> Any:
         "precision": args.precision,
         "on_error": "skip" if args.skip_bad_rows else "raise",
         "length_bucketing": not args.no_length_bucketing,
+        "nbits": None if args.nbits == "none" else int(args.nbits),
+        "keep_full": args.keep_full,
     }
     for name in (
         "doc_maxlen",
@@ -61,6 +71,7 @@ def index_config(args: argparse.Namespace) -> Any:
         "tokenizer_workers",
         "compute_dtype",
         "title_join",
+        "n_centroids",
     ):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
@@ -71,8 +82,8 @@ def index_config(args: argparse.Namespace) -> Any:
 
 def component_builders(args: argparse.Namespace) -> list[Any]:
     """BM25 / ANN builders from the `latesearch.index` façade, when it provides them."""
-    want_ann = not args.no_ann
-    if not (args.bm25 or want_ann):
+    want_ann = False if args.no_ann else None  # None: with an uncompressed index only
+    if not args.bm25 and want_ann is False:
         return []
     try:
         facade = import_module("latesearch.index")

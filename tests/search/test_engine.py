@@ -1,0 +1,83 @@
+"""The engine of compressed indexes: exhaustive when its parameters keep every candidate,
+exact scores for what it returns, PLAID's defaults, checked parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from latesearch import Index
+from latesearch.errors import InputError
+from latesearch.search.engine import EngineParams
+
+QUERIES = ["late interaction search", "protein cell gene", "music of the city", "river data"]
+EVERYTHING = {"ncells": 10**6, "centroid_score_threshold": -1e9, "ndocs": 10**6}
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, tiny_colbert, brute):
+    folder = tmp_path_factory.mktemp("engine")
+    corpus = brute.write_collection(folder / "corpus.jsonl", n=150, seed=4)
+    return Index.build(corpus, folder / "index", tiny_colbert, progress=False, keep_full=True,
+                       chunk_size=40, group_size=80, n_centroids=32)  # fmt: skip
+
+
+def ranked(hits):
+    return [(h.doc_id, round(h.score, 4)) for h in hits]
+
+
+@pytest.mark.parametrize("source", ["residual", "full"])
+def test_keeping_every_candidate_equals_exhaustive_search(index, source):
+    for query in QUERIES:
+        engine = index.search(query, k=10, source=source, **EVERYTHING)
+        exact = index.search(query, k=10, mode="exact", source=source)
+        assert ranked(engine) == ranked(exact)
+
+
+def test_default_search_returns_exact_scores_of_its_documents(index):
+    for query in QUERIES:
+        hits = index.search(query, k=5)
+        assert len(hits) == 5 and index.last_timings.mode == "e2e"
+        again = index.rerank(query, [h.doc_id for h in hits])  # exact MaxSim of the same docs
+        assert ranked(hits) == ranked(again)
+
+
+def test_residual_scores_approximate_full_ones(index):
+    for query in QUERIES:
+        full = index.search(query, k=10, mode="exact", source="full")
+        residual = index.search(query, k=10, mode="exact", source="residual")
+        overlap = len({h.doc_id for h in full} & {h.doc_id for h in residual})
+        assert overlap >= 6
+        assert abs(full[0].score - residual[0].score) < 0.1 * abs(full[0].score)
+
+
+def test_narrow_parameters_score_fewer_documents(index):
+    index.search(QUERIES[0], k=5, ncells=1, ndocs=8)
+    narrow = index.last_timings.n_candidates
+    index.search(QUERIES[0], k=5, **EVERYTHING)
+    assert narrow <= 5 < index.last_timings.n_candidates == 150
+
+
+def test_params_follow_k_and_are_checked():
+    assert EngineParams.for_k(10) == EngineParams(1, 0.5, 256)
+    assert EngineParams.for_k(100) == EngineParams(2, 0.45, 1024)
+    assert EngineParams.for_k(1000) == EngineParams(4, 0.4, 4096)
+    assert EngineParams.for_k(5000).ndocs == 20000
+    assert EngineParams.for_k(10, ncells=3).ncells == 3
+    assert EngineParams.for_k(10).exact_survivors(10) == 64
+    for bad in ({"ncells": 0}, {"ndocs": -1}, {"centroid_score_threshold": float("nan")}):
+        with pytest.raises(InputError):
+            EngineParams.for_k(10, **bad)
+
+
+def test_bad_search_arguments_are_input_errors(index):
+    with pytest.raises(InputError, match="ncells"):
+        index.search("cat", k=3, ncells=0)
+    with pytest.raises(Exception, match="source"):
+        index.search("cat", k=3, source="disk")
+
+
+def test_the_query_mask_comes_from_the_encoder(tiny_colbert):
+    Q, mask = tiny_colbert.encode_queries(["cat dog", "the river of the city music"],
+                                          return_mask=True)  # fmt: skip
+    assert mask.shape == Q.shape[:2] and str(mask.dtype) == "torch.bool"
+    assert (Q[~mask] == 0).all()
