@@ -14,12 +14,14 @@ from urllib.parse import parse_qs
 from latesearch.errors import InputError
 from latesearch.serving.config import MODES, ServeConfig
 
-SEARCH_FIELDS = ("query", "queries", "k", "mode", "return_text", "k_prime", "nprobe", "bm25_k")
+SEARCH_FIELDS = ("query", "queries", "k", "mode", "return_text", "k_prime", "nprobe", "bm25_k",
+                 "ncells", "ndocs")  # fmt: skip
 RERANK_FIELDS = ("query", "queries", "candidates", "k", "missing", "return_text")
 # URL parameter -> request field (GET /search)
 URL_PARAMS = {"q": "query", "k": "k", "mode": "mode", "text": "return_text",
-              "k_prime": "k_prime", "nprobe": "nprobe", "bm25_k": "bm25_k"}  # fmt: skip
-_INT_FIELDS = ("k", "k_prime", "nprobe", "bm25_k")
+              "k_prime": "k_prime", "nprobe": "nprobe", "bm25_k": "bm25_k",
+              "ncells": "ncells", "ndocs": "ndocs"}  # fmt: skip
+_INT_FIELDS = ("k", "k_prime", "nprobe", "bm25_k", "ncells", "ndocs")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -35,11 +37,14 @@ class SearchRequest:
     k_prime: int | None = None
     nprobe: int | None = None
     bm25_k: int = 1000
+    ncells: int | None = None
+    ndocs: int | None = None
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments of `Index.search` besides the queries."""
         return {"k": self.k, "mode": self.mode, "return_text": self.return_text,
-                "k_prime": self.k_prime, "nprobe": self.nprobe, "bm25_k": self.bm25_k}  # fmt: skip
+                "k_prime": self.k_prime, "nprobe": self.nprobe, "bm25_k": self.bm25_k,
+                "ncells": self.ncells, "ndocs": self.ndocs}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,8 @@ def search_from_json(data: dict[str, Any], config: ServeConfig) -> SearchRequest
         k_prime=_int(data, "k_prime", None, config.max_candidates),
         nprobe=_int(data, "nprobe", None, None),
         bm25_k=_int(data, "bm25_k", min(1000, config.max_candidates), config.max_candidates),
+        ncells=_int(data, "ncells", None, None),
+        ndocs=_int(data, "ndocs", None, config.max_candidates),
     )
 
 

@@ -4,7 +4,8 @@ It knows nothing of sockets: `handle(method, target, body)` takes what an HTTP s
 read and returns a `Response`, so the whole protocol is testable without a network.
 
     GET  /health                      the index, its size and the modes it can serve
-    GET  /search?q=...&k=10&mode=e2e  one query (optional: text=1, k_prime, nprobe, bm25_k)
+    GET  /search?q=...&k=10&mode=e2e  one query (optional: text=1, ncells, ndocs, k_prime,
+                                      nprobe, bm25_k)
     POST /search  {"query": ...} or {"queries": [...]}, plus the same options
     POST /rerank  {"query": ..., "candidates": [ids]} or {"queries": [...],
                   "candidates": [[ids], ...]}, optional "k", "missing": "raise" | "skip"
