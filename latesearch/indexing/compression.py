@@ -158,7 +158,8 @@ def code_chunk(
 
 def write_ivf(folder: Path, chunks: list[ChunkInfo], n_centroids: int) -> dict[str, str]:
     """Build ivf/ from the chunks' codes; the SHA-256 of its files by name."""
-    ivf = InvertedFile.build(chunk_code_parts(folder, chunks), n_centroids)
+    n_docs = sum(c.n_docs for c in chunks)
+    ivf = InvertedFile.build(chunk_code_parts(folder, chunks), n_centroids, n_docs)
     ivf.save(folder / IVF_DIR)
     return {p.name: file_digest(p) for p in sorted((folder / IVF_DIR).glob("*.npy"))}
 

@@ -1,7 +1,7 @@
 """The inverted file of a compressed index: for each centroid, the sorted documents that hold
 at least one token assigned to it (PLAID's candidate lists), as two memory-mappable arrays:
-`ivf/docs.npy` (int32 document indices, concatenated) and `ivf/offsets.npy` (int64,
-n_centroids + 1)."""
+`ivf/docs.npy` (document indices, concatenated: uint16 up to 65,536 documents, else int32)
+and `ivf/offsets.npy` (int64, n_centroids + 1)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ DOCS_FILE, OFFSETS_FILE = "docs.npy", "offsets.npy"
 class InvertedFile:
     """Centroid -> documents. `docs[offsets[c]:offsets[c + 1]]` are centroid c's."""
 
-    docs: np.ndarray  # (n_pairs,) int32
+    docs: np.ndarray  # (n_pairs,) uint16 or int32 (`docs_dtype`)
     offsets: np.ndarray  # (n_centroids + 1,) int64
 
     @property
@@ -53,7 +53,7 @@ class InvertedFile:
 
     @classmethod
     def build(
-        cls, parts: Iterable[tuple[np.ndarray, np.ndarray]], n_centroids: int
+        cls, parts: Iterable[tuple[np.ndarray, np.ndarray]], n_centroids: int, n_docs: int
     ) -> InvertedFile:
         """From (codes (n_tokens,), doc of each token (n_tokens,)) parts; a document's tokens
         may come in several parts, in any order."""
@@ -65,7 +65,8 @@ class InvertedFile:
         centroid = merged >> 32
         offsets = np.zeros(n_centroids + 1, dtype=np.int64)
         np.cumsum(np.bincount(centroid, minlength=n_centroids), out=offsets[1:])
-        return cls((merged & 0xFFFFFFFF).astype(np.int32), offsets)
+        docs = merged & 0xFFFFFFFF
+        return cls(docs.astype(docs_dtype(n_docs)), offsets)
 
     def save(self, folder: str | os.PathLike) -> None:
         folder = Path(folder)
@@ -83,10 +84,21 @@ class InvertedFile:
         n_pairs = int(offsets[-1])
         if offsets[0] != 0 or (np.diff(offsets) < 0).any():
             raise IndexCorruptError(f"{folder / OFFSETS_FILE}: offsets are not increasing")
-        docs = load_npy(folder / DOCS_FILE, dtype="int32", shape=(n_pairs,), mmap=mmap)
+        dtype = docs_dtype(n_docs).name
+        try:  # int32 is read at any size (wider than needed, still correct)
+            if np.load(folder / DOCS_FILE, mmap_mode="r").dtype == np.int32:
+                dtype = "int32"
+        except (OSError, ValueError):
+            pass  # load_npy below names the problem
+        docs = load_npy(folder / DOCS_FILE, dtype=dtype, shape=(n_pairs,), mmap=mmap)
         if n_pairs and not mmap and (docs.min() < 0 or docs.max() >= n_docs):
             raise IndexCorruptError(f"{folder / DOCS_FILE}: document index out of range")
         return cls(docs, offsets)
+
+
+def docs_dtype(n_docs: int) -> np.dtype:
+    """uint16 document indices up to 65,536 documents, int32 beyond."""
+    return np.dtype(np.uint16) if n_docs <= 1 << 16 else np.dtype(np.int32)
 
 
 def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
