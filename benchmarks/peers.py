@@ -192,7 +192,6 @@ class Worker:
         else:
             from colbert.modeling.checkpoint import Checkpoint
 
-            self._colbert_extensions()
             ckpt = Checkpoint(self.args.model, colbert_config=self._colbert_config())
             q = ckpt.queryFromText(queries).float().numpy()
             flat, lens = ckpt.docFromText(docs, bsize=32, keep_dims="flatten", to_cpu=True)

@@ -39,20 +39,12 @@ class Engine:
     ) -> list[Ranked]:
         """Top-`k` (scores, doc indices) of each query of Q (nq, Lq, dim) with q_mask."""
         return [
-            self.search_one(Q[i : i + 1], q_mask[i : i + 1], k, params, timings, source=source)
+            self._one(Q[i : i + 1], q_mask[i : i + 1], k, params, timings, source)
             for i in range(Q.shape[0])
         ]
 
-    def search_one(
-        self,
-        Q: torch.Tensor,
-        q_mask: torch.Tensor,
-        k: int,
-        params: EngineParams,
-        timings: SearchTimings,
-        *,
-        source: str = "auto",
-    ) -> Ranked:
+    def _one(self, Q, q_mask, k: int, params: EngineParams, timings, source: str) -> Ranked:
+        """One query, Q (1, Lq, dim) and q_mask (1, Lq)."""
         with timings.stage("candidates"):
             real = Q[0][q_mask[0]].detach().to("cpu", torch.float32).numpy()
             scores = centroid_scores(self.centroids, real)  # (n_centroids, Lq)
