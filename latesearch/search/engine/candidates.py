@@ -19,8 +19,10 @@ def top_cells(scores: np.ndarray, ncells: int) -> np.ndarray:
     n = scores.shape[0]
     if ncells >= n:
         return np.arange(n, dtype=np.int64)
-    best = np.argpartition(-scores, ncells - 1, axis=0)[:ncells]
-    return np.unique(best)
+    by_token = np.ascontiguousarray(scores.T)  # (Lq, n_centroids): each row contiguous
+    if ncells == 1:
+        return np.unique(by_token.argmax(axis=1))
+    return np.unique(np.argpartition(-by_token, ncells - 1, axis=1)[:, :ncells])
 
 
 def candidate_documents(ivf: InvertedFile, cells: np.ndarray) -> np.ndarray:
