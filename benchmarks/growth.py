@@ -23,8 +23,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import WORK, collection, colbert_index, header, load_model, parser  # noqa: E402
-from _common import write_results  # noqa: E402
+from _common import (  # noqa: E402
+    WORK,
+    colbert_index,
+    collection,
+    header,
+    load_model,
+    parser,
+    write_results,  # noqa: E402
+)
 from _machine import machine_info  # noqa: E402
 
 METRICS = "nDCG@10 R@100"

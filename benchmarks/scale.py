@@ -54,7 +54,10 @@ def main() -> None:
         return _emit(args.out, compress(args))
     if args.phase == "search":
         return _emit(args.out, search(args))
-    for n in [] if args.report else args.sizes:
+    if args.probe:
+        (args.work / "results").mkdir(parents=True, exist_ok=True)
+        _emit(args.work / "results" / f"probe-{args.probe}.json", probe(args))
+    for n in [] if args.report or args.probe else args.sizes:
         run_size(n, args)
         write_report(args)
     write_report(args)
@@ -77,6 +80,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", action="store_true", help="keep the compressed indexes")
     p.add_argument("--report", action="store_true", help="only rewrite the result files")
+    p.add_argument(
+        "--probe",
+        type=int,
+        metavar="N_PASSAGES",
+        help="instead of building: time one k-means iteration and the assignment "
+        "and coding of 2**18 tokens at the scale of N_PASSAGES, and extrapolate",
+    )
+    p.add_argument("--notes", type=Path, help="markdown added to the report (findings)")
     p.add_argument("--phase", choices=("generate", "compress", "search"), help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     p.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -346,12 +357,83 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+# ---------------------------------------------------------------------- probe
+def probe(args: argparse.Namespace) -> dict[str, Any]:
+    """Phase costs of compress_index at `args.probe` passages without the 25 GB build: one
+    k-means iteration on the sample size compress_chunks would draw (same centroid count),
+    then the Assigner and codec.compress on 2**18 synthetic tokens; the full phases are
+    extrapolated (k-means: kmeans_niter x one iteration; assign+code: per token)."""
+    import numpy as np
+
+    from latesearch.indexing.centroids import (
+        Assigner,
+        n_centroids_for,
+        sample_size_for,
+        train_centroids,
+    )
+    from latesearch.indexing.codec import ResidualCodec
+    from latesearch.indexing.config import IndexConfig
+    from latesearch.indexing.storage import IndexStore
+
+    n_tokens = args.probe * args.mean_len
+    k = n_centroids_for(n_tokens)
+    size = sample_size_for(n_tokens, k)
+    with IndexStore.open(args.source) as src:
+        real = np.concatenate([np.asarray(a, dtype=np.float32) for a in src.embeddings_flat()])
+    rng = np.random.default_rng(args.seed + 1)
+
+    def synth(n: int) -> np.ndarray:
+        x = real[rng.integers(0, len(real), n)]
+        x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(args.noise)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        return x
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    out: dict[str, Any] = {"n_passages": args.probe, "n_tokens": n_tokens, "n_centroids": k,
+                           "kmeans_sample": size, "niter": IndexConfig().kmeans_niter}  # fmt: skip
+    sample = synth(size)
+    t, c = time.perf_counter(), cpu()
+    centroids = train_centroids(sample, k, niter=1, seed=args.seed)
+    out["kmeans_1_iteration"] = {"s": time.perf_counter() - t, "cpu_s": cpu() - c}
+    del sample
+    t, c = time.perf_counter(), cpu()
+    assign = Assigner(centroids)
+    out["assigner_build"] = {"s": time.perf_counter() - t, "cpu_s": cpu() - c}
+    x = synth(1 << 18)
+    t, c = time.perf_counter(), cpu()
+    codes = assign(x)
+    out["assign_2**18"] = {"s": time.perf_counter() - t, "cpu_s": cpu() - c}
+    codec = ResidualCodec.fit(x, centroids, codes, args.nbits)
+    t, c = time.perf_counter(), cpu()
+    codec.compress(x, codes)
+    out["compress_2**18"] = {"s": time.perf_counter() - t, "cpu_s": cpu() - c}
+    scale = n_tokens / (1 << 18)
+    out["extrapolated"] = {
+        key: round(out["kmeans_1_iteration"][key] * out["niter"], 1)
+        + round((out["assign_2**18"][key] + out["compress_2**18"][key]) * scale, 1)
+        for key in ("s", "cpu_s")
+    }
+    out["extrapolated_train"] = {
+        key: round(out["kmeans_1_iteration"][key] * out["niter"], 1) for key in ("s", "cpu_s")
+    }
+    out["extrapolated_assign_and_code"] = {
+        key: round((out["assign_2**18"][key] + out["compress_2**18"][key]) * scale, 1)
+        for key in ("s", "cpu_s")
+    }
+    return out
+
+
 # ---------------------------------------------------------------------- report
 def write_report(args: argparse.Namespace) -> None:
-    records = []
+    records, probes = [], []
     for path in sorted((args.work / "results").glob("*.json")):
         if path.stem.isdigit():
             records.append(json.loads(path.read_text()))
+        elif path.stem.startswith("probe-"):
+            probes.append(json.loads(path.read_text()))
     records.sort(key=lambda r: r["n_passages"])
     info = machine_info()
     device = "gpu" if info.get("gpu") else "cpu"
@@ -380,6 +462,8 @@ def write_report(args: argparse.Namespace) -> None:
         },  # fmt: skip
         "targets_at_1M": TARGETS,
         "sizes": records,
+        "probes": probes,
+        "notes": args.notes.read_text(encoding="utf-8") if args.notes else "",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"scale-{device}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -441,6 +525,32 @@ def _markdown(result: dict[str, Any], info: dict[str, Any]) -> str:
               for p in ("generate", "compress", "search") if "error" in r.get(p, {})]  # fmt: skip
     if errors:
         lines += ["", "Failures:", ""] + [f"- {n:,} {p}: {e}" for n, p, e in errors]
+    for pr in result["probes"]:
+        lines += ["", f"Probe at {pr['n_passages']:,} passages ({pr['n_tokens']:,} tokens, "
+                  f"{pr['n_centroids']:,} centroids, k-means sample {pr['kmeans_sample']:,}), "
+                  "not built; wall s / CPU s:", ""]  # fmt: skip
+        for key in (
+            "kmeans_1_iteration",
+            "assigner_build",
+            "assign_2**18",
+            "compress_2**18",
+            "extrapolated_train",
+            "extrapolated_assign_and_code",
+            "extrapolated",
+        ):
+            lines.append(f"- {key}: {_num(pr[key]['s'])} / {_num(pr[key]['cpu_s'])}")  # fmt: skip
+    lines += ["", "Load average (1 min) at the end of each phase, CPU seconds of the phase's "
+              "process:", ""]  # fmt: skip
+    for r in result["sizes"]:
+        cells = []
+        for phase in ("generate", "compress", "search"):
+            proc = r.get(phase, {}).get("process", {})
+            load = proc.get("load_average_end", r.get(phase, {}).get("load_average", ["-"]))
+            first = f"{load[0]:.1f}" if isinstance(load[0], float) else load[0]
+            cells.append(f"{phase} {first} / {proc.get('cpu_seconds', '-')}")
+        lines.append(f"- {r['n_passages']:,}: " + "; ".join(cells))
+    if result["notes"]:
+        lines += ["", result["notes"].rstrip()]
     t = result["targets_at_1M"]
     lines += ["", f"Targets at 1M passages: p50 < {t['p50_ms']:.0f} ms per query on 2 threads, "
               f"peak search RSS < {t['peak_rss_gib']:.0f} GiB, build < {t['build_s']:.0f} s.",
