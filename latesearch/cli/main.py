@@ -11,7 +11,8 @@ from latesearch.errors import LatesearchError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
 COMMANDS = (
-    "demo", "encode", "index", "update", "search", "serve", "train", "evaluate", "compare", "mix",
+    "demo", "encode", "index", "compress", "update", "search", "serve", "train", "evaluate",
+    "compare", "mix",
 )  # fmt: skip
 
 

@@ -152,3 +152,16 @@ def test_old_uncompressed_indexes_load_and_update_as_before(build_corpus, tiny_c
     new = write_jsonl(tmp_path / "more.jsonl", [{"_id": "new-1", "title": "", "text": "cat"}])
     updated, _ = update_index(store.folder, add=new, model=tiny_colbert, progress=False)
     assert not updated.compressed and updated.n_docs == store.n_docs + 1
+
+
+def test_the_compress_command(build_corpus, tmp_path, capsys):
+    from latesearch.cli.main import main
+
+    plain = build_corpus("plain", UNCOMPRESSED)
+    target = tmp_path / "small"
+    assert main(["compress", str(plain.folder), str(target), "--nbits", "1",
+                 "--n-centroids", "8", "--quiet"]) == 0  # fmt: skip
+    assert "8 centroids, 1 bits" in capsys.readouterr().out
+    with IndexStore.open(target) as store:
+        assert store.codec.nbits == 1 and store.n_docs == plain.n_docs
+    assert main(["compress", str(target), str(tmp_path / "again")]) == 2  # already compressed
