@@ -145,6 +145,24 @@ def colbert_index(coll: Collection, colbert: Any, *, progress: bool = True):
     return Index.build(coll.corpus, candidates[-1], colbert, bm25=True, progress=progress)
 
 
+def engine_index(coll: Collection, index: Any, nbits: int = 2, *, keep_full: bool = False):
+    """The compressed copy of a prebuilt uncompressed `index` (`compress_index`, no encoding),
+    made once under .work/eval/engine/ and reused while its source is the same."""
+    from latesearch.index import Index
+    from latesearch.indexing import compress_index
+
+    fingerprint = index.store.manifest.model_fingerprint
+    folder = WORK / "engine" / f"{coll.name}-{fingerprint[:12]}-nbits{nbits}"
+    folder = folder.with_name(folder.name + "-full") if keep_full else folder
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        stats = json.loads(manifest.read_text()).get("stats", {})
+        if stats.get("compressed_from") == str(index.folder):
+            return Index.load(folder, index.model)
+    compress_index(index.folder, folder, nbits=nbits, keep_full=keep_full, overwrite=True)
+    return Index.load(folder, index.model)
+
+
 def dense_index(coll: Collection, encoder: Any, *, progress: bool = True):
     """The dense baseline's document vectors for `coll`, encoded once and cached."""
     from latesearch.data import read_collection
@@ -169,7 +187,7 @@ def measure(search, sets: list[Any], sample: list[str], metrics: str, index=None
 
     result = run_queries(search, sets[0].queries, batch_size=32)
     effectiveness = {s.name: evaluate_run(result.run, s.qrels, metrics).aggregate for s in sets}
-    stages = dict.fromkeys(("encode", "candidates", "gather", "score"), 0.0)
+    stages = dict.fromkeys(("encode", "candidates", "interaction", "gather", "score"), 0.0)
     candidates = []
 
     def timed(texts: list[str]):
