@@ -20,7 +20,7 @@ from typing import Any, overload
 import numpy as np
 import torch
 
-from latesearch.errors import InputError
+from latesearch.errors import ConfigError, InputError
 from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary, build_index, update_index
 from latesearch.indexing.components import (
     ANN_DIR,
@@ -104,11 +104,18 @@ class Index:
         are `IndexConfig` fields (nbits, keep_full, batch_size, doc_maxlen, ...) overriding
         `config`."""
         config = config or IndexConfig()
+        if index_config_fields:
+            config = config.replace(**index_config_fields)
+        if ann and config.compressed and not config.keep_full:
+            raise ConfigError(
+                "ann=True needs uncompressed vectors: a compressed index searches end to end "
+                "with its engine (build with keep_full=True, or nbits=None, for a faiss ANN)"
+            )
         store = build_index(
             collection,
             folder,
             model,
-            config.replace(**index_config_fields) if index_config_fields else config,
+            config,
             overwrite=overwrite,
             resume=resume,
             progress=progress,

@@ -81,3 +81,10 @@ def test_the_query_mask_comes_from_the_encoder(tiny_colbert):
                                           return_mask=True)  # fmt: skip
     assert mask.shape == Q.shape[:2] and str(mask.dtype) == "torch.bool"
     assert (Q[~mask] == 0).all()
+
+
+def test_a_faiss_ann_on_a_compressed_index_is_refused_before_encoding(tmp_path):
+    from latesearch.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="keep_full"):
+        Index.build(tmp_path / "missing.jsonl", tmp_path / "x", ann=True)  # no model loaded
