@@ -471,7 +471,17 @@ def _latency_table(collections: dict[str, Any]) -> list[str]:
                     f"{st['score']:.1f} | {r['docs_scored_mean']:.0f} | "
                     f"{'-' if ratio is None else f'{ratio:.2f}x'} |"
                 )
-    return [*lines, ""]
+    loads = [
+        f"{coll} {r['load_average_before_after'][0][0]:.1f} -> "
+        f"{r['load_average_before_after'][1][0]:.1f}"
+        for coll, r in collections.items()
+    ]
+    return [
+        *lines,
+        "",
+        f"1-minute load average over the quality and latency runs (2 cores): {'; '.join(loads)}.",
+        "",
+    ]
 
 
 if __name__ == "__main__":

@@ -435,6 +435,11 @@ def write_report(args: argparse.Namespace) -> None:
         elif path.stem.startswith("probe-"):
             probes.append(json.loads(path.read_text()))
     records.sort(key=lambda r: r["n_passages"])
+    for r in records:  # later searches of a kept index (`--phase search --out n.search-X.json`)
+        for path in sorted((args.work / "results").glob(f"{r['n_passages']}.search-*.json")):
+            r.setdefault("search_reruns", {})[path.stem.split(".", 1)[1]] = json.loads(
+                path.read_text()
+            )
     info = machine_info()
     device = "gpu" if info.get("gpu") else "cpu"
     command = "python benchmarks/scale.py --sizes " + " ".join(
@@ -525,6 +530,19 @@ def _markdown(result: dict[str, Any], info: dict[str, Any]) -> str:
               for p in ("generate", "compress", "search") if "error" in r.get(p, {})]  # fmt: skip
     if errors:
         lines += ["", "Failures:", ""] + [f"- {n:,} {p}: {e}" for n, p, e in errors]
+    reruns = [(r["n_passages"], name, x) for r in result["sizes"]
+              for name, x in r.get("search_reruns", {}).items()]  # fmt: skip
+    if reruns:
+        lines += ["", "Later searches of the same kept index (ms, median / p95; peak RSS GiB):", "",
+                  "| passages | run | threads | wall | encode | wall - encode | CPU per query "
+                  "| peak RSS |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for n, name, x in reruns:
+            lat = x["latency_ms"]
+            cells = [f"{n:,}", name, str(x["threads"]["torch"])]
+            for key in ("wall", "encode", "wall_minus_encode", "cpu"):
+                cells.append(f"{_num(lat[key]['median'])} / {_num(lat[key]['p95'])}")
+            cells.append(_num(x["process"]["VmHWM"], 2))
+            lines.append("| " + " | ".join(cells) + " |")
     for pr in result["probes"]:
         lines += ["", f"Probe at {pr['n_passages']:,} passages ({pr['n_tokens']:,} tokens, "
                   f"{pr['n_centroids']:,} centroids, k-means sample {pr['kmeans_sample']:,}), "

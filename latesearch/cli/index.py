@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("--keep-full", action="store_true",
                         help="compressed: also keep the uncompressed vectors, to rescore exactly")
     parser.add_argument("--n-centroids", type=int, default=None,
-                        help="compressed: centroids (default: 2^round(log2(16 sqrt(tokens))))")
+                        help="compressed: centroids (default: 2^floor(log2(16 sqrt(tokens))))")
     parser.add_argument("--precision", type=int, choices=(16, 32), default=16,
                         help="bits per value of uncompressed vectors (16)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=None, help="documents per batch (b)")

@@ -1,7 +1,8 @@
 """Centroids of the token embeddings (PLAID's coarse codebook): spherical k-means with faiss
 on a sample, and the assignment of every token to its nearest centroid.
 
-The number of centroids is the power of two nearest 16 * sqrt(n_tokens), as in PLAID.
+The number of centroids is the power of two at or below 16 * sqrt(n_tokens), as in PLAID
+(colbert-ai's indexer).
 Exact assignment costs n_tokens x n_centroids x dim multiply-adds (about 2 PFLOP for 100M
 tokens and 2**17 centroids), so from `HNSW_FROM` centroids on the assignment (and k-means'
 own assignment step) searches a faiss HNSW graph over the centroids instead: approximate,
@@ -27,10 +28,10 @@ ASSIGN_BLOCK = 1 << 16
 
 
 def n_centroids_for(n_tokens: int) -> int:
-    """The power of two nearest 16 * sqrt(n_tokens), at most n_tokens (and at least 1)."""
+    """The power of two at or below 16 * sqrt(n_tokens), at most n_tokens (at least 1)."""
     if n_tokens < 1:
         raise InputError("no token embeddings to cluster", field="n_tokens")
-    k = 2 ** round(math.log2(16 * math.sqrt(n_tokens)))
+    k = 2 ** math.floor(math.log2(16 * math.sqrt(n_tokens)))
     return max(1, min(k, 2 ** int(math.log2(n_tokens))))
 
 

@@ -42,7 +42,7 @@ class IndexConfig:
     keeps the uncompressed store (`precision` 16 or 32 bits) and the paper's faiss IVFPQ
     end-to-end path. `keep_full` also keeps the uncompressed vectors, memory-mapped, to
     re-score the engine's final candidates exactly. `n_centroids` (default: the power of
-    two nearest 16 * sqrt(n_tokens)), `kmeans_niter`, `assignment` ("auto": exact below
+    two at or below 16 * sqrt(n_tokens)), `kmeans_niter`, `assignment` ("auto": exact below
     8,192 centroids, an HNSW graph over the centroids from there on; "exact"; "hnsw") and
     `seed` set how the centroids are trained and assigned.
     """

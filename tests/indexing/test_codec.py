@@ -84,7 +84,8 @@ def test_bad_nbits():
 
 
 def test_centroid_count_and_assignment(data):
-    assert n_centroids_for(1_000_000) == 16384  # 16 * sqrt(1M) = 16,000
+    assert n_centroids_for(1_000_000) == 8192  # 16 * sqrt(1M) = 16,000
+    assert n_centroids_for(100_000_000) == 131072  # 160,000
     assert n_centroids_for(100) == 64  # never more than the tokens
     x, centroids, codes = data
     exact = np.argmax(x @ centroids.T, axis=1)
