@@ -30,7 +30,7 @@ def pruned_interaction(
     order = np.argsort(pos, kind="stable")
     pos, rows = pos[order], rows[order]
     starts = np.flatnonzero(np.concatenate([[True], pos[1:] != pos[:-1]]))
-    out[pos[starts]] = np.maximum.reduceat(scores[rows], starts, axis=0)
+    out[pos[starts]] = np.maximum.reduceat(np.take(scores, rows, axis=0), starts, axis=0)
     return out.sum(axis=1)
 
 
@@ -51,7 +51,8 @@ def full_interaction(scores: np.ndarray, codes: np.ndarray, lengths: np.ndarray)
     if not real.any():
         return out
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[real]
-    best = np.maximum.reduceat(scores[codes], starts, axis=0)  # (n_real_docs, Lq)
+    rows = np.take(scores, codes, axis=0)  # np.take: much faster than fancy indexing
+    best = np.maximum.reduceat(rows, starts, axis=0)  # (n_real_docs, Lq)
     out[real] = best.sum(axis=1)
     return out
 

@@ -1,6 +1,13 @@
 """Stage 5: exact MaxSim of the surviving documents, from their residuals decompressed
 (centroid + quantized residual, re-normalized) or, where the index keeps them, from the
-uncompressed vectors; the same kernel as every other mode, so scores agree across modes."""
+uncompressed vectors.
+
+On CPU with cosine similarity the survivors' vectors stay back to back (no padding): one
+matrix product of the query's real tokens against all of them, then a maximum per document
+(`np.maximum.reduceat`) and a sum. Elsewhere (CUDA, l2) the padded kernel every other mode
+uses (`search.rerank.score_documents`). Both compute the same dot products; scores agree
+with `mode="exact"` to float rounding.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +30,24 @@ def exact_scores(
     source: str = "auto",
 ) -> np.ndarray:
     """(n_docs,) MaxSim scores of one query Q (1, Lq, dim) against `docs`."""
-    scores = score_documents(
-        store, Q, q_mask, docs, similarity=similarity, dtype=Q.dtype, timings=timings,
-        source=source,
-    )  # fmt: skip
-    return scores[0].numpy()
+    if similarity != "cosine" or Q.device.type != "cpu" or docs.size == 0:
+        scores = score_documents(
+            store, Q, q_mask, docs, similarity=similarity, dtype=Q.dtype, timings=timings,
+            source=source,
+        )  # fmt: skip
+        return scores[0].numpy()
+    with timings.stage("gather"):
+        vectors, lengths = store.flat(docs, source=source)
+    with timings.stage("score"):
+        q = Q[0][q_mask[0]].detach().to(torch.float32)
+        vectors = torch.from_numpy(np.asarray(vectors, dtype=np.float32))
+        sim = (q @ vectors.T).numpy()  # (Lq, n_tokens); torch: NumPy's BLAS is slow here
+        out = np.full(docs.size, -np.inf, dtype=np.float32)
+        real = lengths > 0
+        if real.any() and q.shape[0]:
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[real]
+            out[real] = np.maximum.reduceat(sim, starts, axis=1).sum(axis=0)
+        elif real.any():
+            out[real] = 0.0
+    timings.n_candidates += docs.size
+    return out
