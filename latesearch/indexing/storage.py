@@ -1,5 +1,6 @@
 """`IndexStore`: a finished index folder, validated and memory-mapped (see manifest.py for
-the layout). Opening reads the manifest, the per-chunk doclens and file headers only."""
+the layout). Opening reads the manifest, the per-chunk doclens, the codec of a compressed
+index and file headers only."""
 
 from __future__ import annotations
 
@@ -48,7 +49,9 @@ def building_folder(folder: str | os.PathLike) -> Path:
 
 
 class IndexStore:
-    """A ColBERT index on disk: embeddings (memory-mapped chunks), doclens, ids, texts."""
+    """A ColBERT index on disk: per chunk the uncompressed vectors and/or the centroid codes
+and packed residuals (memory-mapped), doclens; the codec and inverted file of a compressed
+index; ids and texts. `flat` / `gather` read documents' vectors from either."""
 
     def __init__(self, folder: Path, manifest: Manifest) -> None:
         self.folder = folder
@@ -294,7 +297,7 @@ class IndexStore:
         order asked. `source`: "full" (stored dtype), "residual" (decompressed, float32),
         or "auto" (full where stored, else decompressed)."""
         idx = self._check_indices(doc_indices)
-        source = self._source(source)
+        source = self.check_source(source)
         lens = self.doclens[idx].astype(np.int64)
         dtype = np.float32 if source == "residual" else np.dtype(self.dtype)
         out = np.empty((int(lens.sum()), self.dim), dtype=dtype)
@@ -349,7 +352,9 @@ class IndexStore:
             raise IndexError(f"document index {bad} out of range (n_docs={self.n_docs})")
         return idx
 
-    def _source(self, source: str) -> str:
+    def check_source(self, source: str) -> str:
+        """The vectors `source` ("auto", "full", "residual") resolves to here; ConfigError
+        if unknown or impossible for this index."""
         if source not in SOURCES:
             raise ConfigError(f"source must be one of {SOURCES}, got {source!r}")
         if source == "auto":

@@ -121,7 +121,7 @@ class Searcher:
                 check_positive(name, value)
         params = EngineParams.for_k(k, ncells=ncells, ndocs=ndocs,
                                     centroid_score_threshold=centroid_score_threshold)  # fmt: skip
-        self.store._source(source)  # a bad source fails before any work
+        self.store.check_source(source)  # a bad source fails before any work
         engine = mode == "e2e" and self.store.compressed
         _ = self.model
         if mode == "rerank":
