@@ -65,14 +65,15 @@ def grow(name: str, coll: Any, reference: Any, docs: list[Any], model: Any) -> d
     first = folder / "first-half-uncompressed"
     shutil.copytree(reference.folder, first, ignore=shutil.ignore_patterns("ann", "bm25"))
     update_index(first, delete=[d.doc_id for d in docs[half:]], progress=False)
-    compress_index(first, folder / "grown", nbits=2).close()
+    compress_index(first, folder / "grown", nbits=2, keep_full=False).close()
     shutil.rmtree(first)
     grown = Index.load(folder / "grown", model)
     started = time.perf_counter()
     grown.add([{"_id": d.doc_id, "title": d.title, "text": d.text} for d in docs[half:]],
               progress=False)  # fmt: skip
     add_seconds = time.perf_counter() - started
-    fresh = Index.load(compress_index(reference.folder, folder / "fresh", nbits=2).folder, model)
+    fresh = compress_index(reference.folder, folder / "fresh", nbits=2, keep_full=False)
+    fresh = Index.load(fresh.folder, model)
     sets = coll.eval_sets()
     exact = run(reference, sets[0].queries, 100, "exact")
     out: dict[str, Any] = {"collection": name, "docs": len(docs), "first_half": half,

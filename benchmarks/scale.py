@@ -263,7 +263,8 @@ def compress(args: argparse.Namespace) -> dict[str, Any]:
 
     target = args.folder.with_name(f"{args.folder.name}-nbits{args.nbits}")
     started = time.perf_counter()
-    store = compress_index(args.folder, target, nbits=args.nbits, overwrite=True, progress=True)
+    store = compress_index(args.folder, target, nbits=args.nbits, keep_full=False, overwrite=True,
+                           progress=True)
     total = time.perf_counter() - started
     codec = store.manifest.codec or {}
     n_tokens = store.n_embeddings

@@ -16,7 +16,8 @@ def register(subparsers) -> None:
     parser.add_argument("source", help="an uncompressed index folder (format 1)")
     parser.add_argument("target", help="folder to create")
     parser.add_argument("--nbits", type=int, choices=(1, 2, 4), default=2, help="bits/dim (2)")
-    parser.add_argument("--keep-full", action="store_true", help="also keep the vectors")
+    parser.add_argument("--no-keep-full", dest="keep_full", action="store_false",
+                        help="keep no uncompressed vectors (~40 B/token, not ~300)")
     parser.add_argument("--n-centroids", type=int, default=None, help="default: by size")
     parser.add_argument("--codec-from", default=None,
                         help="reuse the centroids and buckets of this compressed index")

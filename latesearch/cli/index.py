@@ -24,8 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("--doc-maxlen", type=int, default=None, help="tokens per document")
     parser.add_argument("--nbits", default="2", choices=("1", "2", "4", "none"),
                         help="residual bits per dimension (2); none: uncompressed vectors")
-    parser.add_argument("--keep-full", action="store_true",
-                        help="compressed: also keep the uncompressed vectors, to rescore exactly")
+    parser.add_argument("--no-keep-full", dest="keep_full", action="store_false",
+                        help="compressed: keep no uncompressed vectors (~40 B/token, not ~300)")
     parser.add_argument("--n-centroids", type=int, default=None,
                         help="compressed: centroids (default: 2^floor(log2(16 sqrt(tokens))))")
     parser.add_argument("--precision", type=int, choices=(16, 32), default=16,

@@ -40,9 +40,12 @@ class IndexConfig:
     `nbits` (1, 2 or 4) compresses every token to its centroid id plus its residual at
     that many bits per dimension (ColBERTv2), searched by the PLAID-style engine; None
     keeps the uncompressed store (`precision` 16 or 32 bits) and the paper's faiss IVFPQ
-    end-to-end path. `keep_full` also keeps the uncompressed vectors, memory-mapped, to
-    re-score the engine's final candidates exactly. `n_centroids` (default: the power of
-    two at or below 16 * sqrt(n_tokens)), `kmeans_niter`, `assignment` ("auto": exact below
+    end-to-end path. `keep_full` (the default, by the rule in docs/index-format.md) also
+    keeps the uncompressed vectors on disk, memory-mapped, read only to re-score the
+    engine's final candidates exactly; False keeps the compressed files alone (about 40
+    bytes a token at 2 bits instead of about 300). It means nothing without compression.
+    `n_centroids` (default: the power of two at or below 16 * sqrt(n_tokens)),
+    `kmeans_niter`, `assignment` ("auto": exact below
     8,192 centroids, an HNSW graph over the centroids from there on; "exact"; "hnsw") and
     `seed` set how the centroids are trained and assigned.
     """
@@ -59,7 +62,7 @@ class IndexConfig:
     doc_maxlen: int | None = None
     compute_dtype: str | None = None
     nbits: int | None = 2
-    keep_full: bool = False
+    keep_full: bool = True
     n_centroids: int | None = None
     kmeans_niter: int = 4
     assignment: str = "auto"
@@ -91,8 +94,6 @@ class IndexConfig:
             _bad("nbits", self.nbits, f"None or one of {NBITS}")
         if not isinstance(self.keep_full, bool):
             _bad("keep_full", self.keep_full, "true or false")
-        if self.keep_full and self.nbits is None:
-            _bad("keep_full", self.keep_full, "false when nbits is None (nothing is compressed)")
         if self.n_centroids is not None:
             _check_int("n_centroids", self.n_centroids, 1)
         _check_int("kmeans_niter", self.kmeans_niter, 1)

@@ -36,7 +36,7 @@ def compress_index(
     target: str | os.PathLike,
     *,
     nbits: int = 2,
-    keep_full: bool = False,
+    keep_full: bool = True,
     codec_from: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = False,

@@ -90,4 +90,4 @@ def test_a_faiss_ann_on_a_compressed_index_is_refused_before_encoding(tmp_path):
     from latesearch.errors import ConfigError
 
     with pytest.raises(ConfigError, match="keep_full"):
-        Index.build(tmp_path / "missing.jsonl", tmp_path / "x", ann=True)  # no model loaded
+        Index.build(tmp_path / "missing.jsonl", tmp_path / "x", ann=True, keep_full=False)
