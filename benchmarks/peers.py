@@ -153,12 +153,14 @@ class Worker:
     def _colbert_extensions(self) -> None:
         """Compile / load colbert-ai's C++ extensions before any clock starts."""
         from colbert.indexing.codecs.residual import ResidualCodec
+        from colbert.modeling.colbert import ColBERT
         from colbert.search.index_storage import IndexScorer
         from colbert.search.strided_tensor import StridedTensor
 
         ResidualCodec.try_load_torch_extensions(use_gpu=False)
         IndexScorer.try_load_torch_extensions(use_gpu=False)
         StridedTensor.try_load_torch_extensions(use_gpu=False)
+        ColBERT.try_load_torch_extensions(use_gpu=False)
 
     def _colbert_config(self, **kw: Any) -> Any:
         from colbert.infra import ColBERTConfig
@@ -451,9 +453,15 @@ def search_round(args: argparse.Namespace, threads: int, queries: list[dict[str,
     loaded: dict[str, Any] = {}
     for system in SEARCHED:
         print(f"  loading {system} ({threads} threads) ...", flush=True)
-        proc = Proc(system, args, threads, log)
-        loaded[system] = proc.call("load")
+        try:
+            proc = Proc(system, args, threads, log)
+            loaded[system] = proc.call("load")
+        except SystemExit as err:  # reported in the results, the others go on
+            print(err, flush=True)
+            loaded[system] = {"error": str(err)}
+            continue
         procs.append(proc)
+    systems = [p.system for p in procs]
     ms: dict[str, list[float]] = {s: [] for s in SEARCHED}
     overlap: dict[str, list[float]] = {s: [] for s in SEARCHED}
     ndcg: dict[str, list[float]] = {s: [] for s in SEARCHED}
@@ -473,9 +481,10 @@ def search_round(args: argparse.Namespace, threads: int, queries: list[dict[str,
     for proc in procs:
         proc.close()
     out: dict[str, Any] = {"threads": threads, "load_avg_median": statistics.median(loads),
-                           "systems": {}}  # fmt: skip
+                           "systems": {}, "errors": {s: v["error"] for s, v in loaded.items()
+                                                     if "error" in v}}  # fmt: skip
     base = ms["latesearch"]
-    for system in SEARCHED:
+    for system in systems:
         ratios = [a / b for a, b in zip(ms[system], base, strict=True)]
         out["systems"][system] = {
             "ms_median": statistics.median(ms[system]),
@@ -545,13 +554,14 @@ def markdown(r: dict[str, Any]) -> str:
                   "| system | ms median | ms p95 | ratio vs latesearch median | ratio p95 | "
                   "overlap@10 | nDCG@10 | peak RSS searching MiB |",
                   "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-        for system in SEARCHED:
-            s = rnd["systems"][system]
+        for system, s in rnd["systems"].items():
             lines.append(
                 f"| {names[system]} | {s['ms_median']:.1f} | {s['ms_p95']:.1f} | "
                 f"{s['ratio_vs_latesearch_median']:.2f} | {s['ratio_vs_latesearch_p95']:.2f} | "
                 f"{s['overlap_at_10']:.3f} | {s['ndcg_at_10']:.3f} | "
                 f"{s['peak_rss_mib_searching']:,.0f} |")
+        for system, err in rnd.get("errors", {}).items():
+            lines.append(f"| {names[system]} | failed: {err.splitlines()[-1][:200]} |")
         st = rnd["latesearch_stage_ms_median"]
         lines.append("")
         lines.append("latesearch stages, median ms: " + ", ".join(
@@ -588,14 +598,13 @@ def driver_main(args: argparse.Namespace) -> None:
     for threads in args.threads:
         print(f"search round, {threads} thread(s)", flush=True)
         result["search"].append(search_round(args, threads, queries, exact, qrels, log))
-        for system in SEARCHED:
-            s = result["search"][-1]["systems"][system]
+        for system, s in result["search"][-1]["systems"].items():
             print(f"  {system}: {s['ms_median']:.1f} ms, ratio "
                   f"{s['ratio_vs_latesearch_median']:.2f}, overlap {s['overlap_at_10']:.3f}",
                   flush=True)  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "peers-cpu.json").write_text(json.dumps(result, indent=1) + "\n")
-    (args.out / "peers-cpu.md").write_text(markdown(result))
+        args.out.mkdir(parents=True, exist_ok=True)  # written after every round
+        (args.out / "peers-cpu.json").write_text(json.dumps(result, indent=1) + "\n")
+        (args.out / "peers-cpu.md").write_text(markdown(result))
     print(f"wrote {args.out / 'peers-cpu.json'} and peers-cpu.md")
 
 
