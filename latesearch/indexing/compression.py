@@ -137,13 +137,11 @@ def code_chunk(
     codes_name, residuals_name = compressed_chunk_files(chunk.index)
     codes_out = _open(folder / codes_name, (n,), codec.codes_dtype)
     residuals_out = _open(folder / residuals_name, (n, codec.packed_dim), np.uint8)
-    for start in range(0, n, BLOCK_ROWS):
-        x = np.asarray(embeddings[start : start + BLOCK_ROWS], dtype=np.float32)
-        codes = assign(x)
-        codes_out[start : start + len(x)] = codes
-        residuals_out[start : start + len(x)] = codec.compress(x, codes)
+    for start, codes, residuals in code_blocks(embeddings, codec, assign):
+        codes_out[start : start + len(codes)] = codes
+        residuals_out[start : start + len(codes)] = residuals
         if progress is not None:
-            progress(len(x))
+            progress(len(codes))
     codes_digest, residuals_digest = chunk_digest(codes_out), chunk_digest(residuals_out)
     _close(codes_out, folder / codes_name)
     _close(residuals_out, folder / residuals_name)
@@ -154,6 +152,17 @@ def code_chunk(
         codes_sha256=codes_digest,
         residuals_sha256=residuals_digest,
     )
+
+
+def code_blocks(
+    embeddings: np.ndarray, codec: ResidualCodec, assign: Assigner
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(first row, centroid codes, packed residuals) of `embeddings` (n, dim; a memmap is
+    read a block at a time), BLOCK_ROWS tokens at a time: memory stays bounded."""
+    for start in range(0, len(embeddings), BLOCK_ROWS):
+        x = np.asarray(embeddings[start : start + BLOCK_ROWS], dtype=np.float32)
+        codes = assign(x)
+        yield start, codes, codec.compress(x, codes)
 
 
 def write_ivf(folder: Path, chunks: list[ChunkInfo], n_centroids: int) -> dict[str, str]:

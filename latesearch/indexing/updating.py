@@ -31,7 +31,7 @@ from latesearch.errors import ConfigError, InputError
 from latesearch.indexing.builder import build_index
 from latesearch.indexing.centroids import Assigner
 from latesearch.indexing.codec import CODEC_DIR
-from latesearch.indexing.compression import write_ivf
+from latesearch.indexing.compression import code_blocks, write_ivf
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.config import from_dict as index_config_from_dict
 from latesearch.indexing.docstore import DocStoreWriter
@@ -335,8 +335,13 @@ class _Update:
         save_npy(self.stage / lens_name, lens.astype(np.int32))
         new = dataclasses.replace(new, n_docs=int(lens.size), n_embeddings=int(rows.sum()),
                                   doclens=lens_name)  # fmt: skip
+        whole = bool(rows.all())  # a new chunk: its files are used as they are
         keep_full = not self.old.compressed or self.config.keep_full
-        if keep_full:
+        if keep_full and whole:
+            info = store.chunks[i]
+            link_or_copy(store.folder / info.embeddings, self.stage / emb_name)
+            new = dataclasses.replace(new, embeddings=emb_name, sha256=info.sha256)
+        elif keep_full:
             embeddings = np.asarray(store.embeddings_flat()[i])[rows]
             save_npy(self.stage / emb_name, embeddings)
             new = dataclasses.replace(new, embeddings=emb_name, sha256=chunk_digest(embeddings))
@@ -345,11 +350,16 @@ class _Update:
         if store.compressed:  # an old chunk losing documents
             codes = np.asarray(store.codes_flat()[i])[rows]
             residuals = np.asarray(store.residuals_flat()[i])[rows]
-        else:  # new documents, coded with the index's codec
+        else:  # new documents, coded with the index's codec a block at a time
             codec = self.old.codec
-            x = np.asarray(store.embeddings_flat()[i], dtype=np.float32)[rows]
-            codes = self._assigner()(x).astype(codec.codes_dtype)
-            residuals = codec.compress(x, codes)
+            vectors = store.embeddings_flat()[i]
+            vectors = vectors if whole else np.asarray(vectors)[rows]
+            codes = np.empty(len(vectors), dtype=codec.codes_dtype)
+            residuals = np.empty((len(vectors), codec.packed_dim), dtype=np.uint8)
+            for start, block_codes, block_residuals in code_blocks(vectors, codec,
+                                                                   self._assigner()):  # fmt: skip
+                codes[start : start + len(block_codes)] = block_codes
+                residuals[start : start + len(block_codes)] = block_residuals
         save_npy(self.stage / codes_name, codes)
         save_npy(self.stage / residuals_name, residuals)
         return dataclasses.replace(

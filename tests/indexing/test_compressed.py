@@ -165,3 +165,18 @@ def test_the_compress_command(build_corpus, tmp_path, capsys):
     with IndexStore.open(target) as store:
         assert store.codec.nbits == 1 and store.n_docs == plain.n_docs
     assert main(["compress", str(target), str(tmp_path / "again")]) == 2  # already compressed
+
+
+def test_additions_to_an_index_that_keeps_full_vectors_keep_them(tiny_colbert, tmp_path, docs,
+                                                                 write_jsonl):  # fmt: skip
+    config = CONFIG.replace(keep_full=True)
+    build_index(write_jsonl(tmp_path / "a.jsonl", docs[:28]), tmp_path / "idx", tiny_colbert,
+                config, progress=False).close()  # fmt: skip
+    store, _ = update_index(tmp_path / "idx", add=write_jsonl(tmp_path / "b.jsonl", docs[28:]),
+                            model=tiny_colbert, progress=False)  # fmt: skip
+    plain = build_index(write_jsonl(tmp_path / "all.jsonl", docs), tmp_path / "plain",
+                        tiny_colbert, UNCOMPRESSED, progress=False)  # fmt: skip
+    assert store.has_full and store.n_docs == len(docs)
+    ours = store.flat(np.arange(store.n_docs), source="full")[0]
+    assert np.allclose(ours, plain.flat(np.arange(plain.n_docs))[0], atol=1e-5)
+    store.verify()
