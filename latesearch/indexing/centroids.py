@@ -20,7 +20,7 @@ from latesearch.errors import ConfigError, InputError
 
 ASSIGNMENTS = ("auto", "exact", "hnsw")
 HNSW_FROM = 1 << 13  # centroids from which "auto" assigns through an HNSW graph
-HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 40, 16  # 99% exact on SciFact
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 40, 16
 POINTS_PER_CENTROID = 16  # k-means training sample, per centroid
 MIN_SAMPLE = 1 << 16
 MAX_SAMPLE = 1 << 22

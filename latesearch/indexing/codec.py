@@ -107,7 +107,7 @@ class ResidualCodec:
     # ------------------------------------------------------------------ coding
     def buckets(self, residuals: np.ndarray) -> np.ndarray:
         """(n, dim) uint8 bucket of each residual value: how many cutoffs it reaches (one
-        vectorized comparison per cutoff; a binary search per value is 10x slower)."""
+        vectorized comparison per cutoff; a binary search per value was slower)."""
         out = np.zeros(residuals.shape, dtype=np.uint8)
         for cutoff in self.cutoffs:
             out += residuals >= cutoff
@@ -120,7 +120,7 @@ class ResidualCodec:
 
     def decode_residuals(self, packed: np.ndarray) -> np.ndarray:
         """(n, dim) float32 quantized residuals of packed rows."""
-        packed = np.asarray(packed, dtype=np.uint8)  # np.take: 10x faster than indexing
+        packed = np.asarray(packed, dtype=np.uint8)  # np.take: faster than fancy indexing
         return np.take(self.byte_table, packed, axis=0).reshape(packed.shape[0], self.dim)
 
     def decompress(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:

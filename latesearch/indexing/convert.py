@@ -64,6 +64,8 @@ def compress_index(
             codec = ResidualCodec.load(Path(codec_from) / CODEC_DIR)
             if codec.nbits != nbits:
                 raise ConfigError(f"{codec_from}: its codec has {codec.nbits} bits, not {nbits}")
+            if codec.dim != src.dim:
+                raise ConfigError(f"{codec_from}: its codec is {codec.dim}-d, not {src.dim}-d")
         stage = target.with_name(target.name + ".building")
         target.parent.mkdir(parents=True, exist_ok=True)
         with writer_lock(target):

@@ -12,7 +12,7 @@ from latesearch.indexing.ivf import InvertedFile
 def centroid_scores(centroids: np.ndarray, Q: np.ndarray) -> np.ndarray:
     """(n_centroids, Lq) float32 scores of every centroid (n_centroids, dim) against the
     query's real tokens Q (Lq, dim). The product runs in torch: NumPy's bundled BLAS was
-    more than 10x slower for these shapes on the project's CPU machine."""
+    much slower for these shapes on the project's CPU machine."""
     q = torch.from_numpy(np.ascontiguousarray(Q, dtype=np.float32))
     return (torch.from_numpy(centroids) @ q.T).numpy()
 
