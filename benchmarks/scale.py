@@ -54,10 +54,7 @@ def main() -> None:
         return _emit(args.out, compress(args))
     if args.phase == "search":
         return _emit(args.out, search(args))
-    if args.probe:
-        (args.work / "results").mkdir(parents=True, exist_ok=True)
-        _emit(args.work / "results" / f"probe-{args.probe}.json", probe(args))
-    for n in [] if args.report or args.probe else args.sizes:
+    for n in [] if args.report else args.sizes:
         run_size(n, args)
         write_report(args)
     write_report(args)
@@ -80,13 +77,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", action="store_true", help="keep the compressed indexes")
     p.add_argument("--report", action="store_true", help="only rewrite the result files")
-    p.add_argument(
-        "--probe",
-        type=int,
-        metavar="N_PASSAGES",
-        help="instead of building: time one k-means iteration and the assignment "
-        "and coding of 2**18 tokens at the scale of N_PASSAGES, and extrapolate",
-    )
     p.add_argument("--notes", type=Path, help="markdown added to the report (findings)")
     p.add_argument("--phase", choices=("generate", "compress", "search"), help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
@@ -156,6 +146,7 @@ def _proc_status() -> dict[str, float]:
 def generate(args: argparse.Namespace) -> dict[str, Any]:
     """Write `args.n` synthetic passages as an uncompressed fp16 index in `args.folder`."""
     import numpy as np
+    import torch
 
     from latesearch.indexing.docstore import DocStoreWriter
     from latesearch.indexing.files import chunk_digest, folder_bytes, save_npy
@@ -175,7 +166,9 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     with IndexStore.open(args.source) as src:
         source = src.manifest
-        real = np.concatenate([np.asarray(a, dtype=np.float32) for a in src.embeddings_flat()])
+        real = torch.from_numpy(
+            np.concatenate([np.asarray(a, dtype=np.float32) for a in src.embeddings_flat()])
+        )
         real_lens = src.doclens.astype(np.int64)
         real_offsets = src.offsets[:-1].astype(np.int64)
     load_s = time.perf_counter() - started
@@ -183,6 +176,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     shutil.rmtree(folder, ignore_errors=True)
     (folder / CHUNKS_DIR).mkdir(parents=True)
     rng = np.random.default_rng(args.seed)
+    noise = torch.Generator().manual_seed(args.seed)
     docstore = DocStoreWriter(folder / DOCSTORE)
     chunks: list[ChunkInfo] = []
     n_docs = n_tokens = 0
@@ -196,11 +190,11 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
         owner = np.repeat(picked, lens)
         rows = real_offsets[owner] + (rng.random(owner.size) * real_lens[owner]).astype(np.int64)
         embeddings = np.empty((rows.size, real.shape[1]), dtype=np.float16)
-        for a in range(0, rows.size, 1 << 18):  # bounded float32 temporaries
-            x = real[rows[a : a + (1 << 18)]]
-            x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(args.noise)
-            x /= np.linalg.norm(x, axis=1, keepdims=True)
-            embeddings[a : a + len(x)] = x
+        for a in range(0, rows.size, 1 << 18):  # bounded float32 temporaries; torch: faster
+            x = real.index_select(0, torch.from_numpy(rows[a : a + (1 << 18)]))
+            x.add_(torch.randn(x.shape, generator=noise), alpha=args.noise)
+            x = torch.nn.functional.normalize(x, dim=1)
+            embeddings[a : a + len(x)] = x.to(torch.float16).numpy()
         t1 = time.perf_counter()
         emb_name, lens_name = chunk_files(len(chunks))
         save_npy(folder / emb_name, embeddings)
@@ -269,6 +263,7 @@ def compress(args: argparse.Namespace) -> dict[str, Any]:
     codec = store.manifest.codec or {}
     n_tokens = store.n_embeddings
     store.close()
+    quality = assignment_quality(args.folder, target, seed=args.seed)
     total_bytes = folder_bytes(target)
     docstore_bytes = (target / DOCSTORE).stat().st_size
     parts = {}
@@ -291,6 +286,48 @@ def compress(args: argparse.Namespace) -> dict[str, Any]:
         "bytes_docstore": docstore_bytes,
         "bytes_by_part": parts,
         "bytes_per_token": round((total_bytes - docstore_bytes) / n_tokens, 3),
+        "assignment_quality": quality,
+    }
+
+
+def assignment_quality(raw: Path, packed: Path, n: int = 20_000, seed: int = 0) -> dict[str, Any]:
+    """What the build's (approximate) assignment costs, on `n` sampled tokens: how often its
+    centroid is the exact nearest one, the inner product lost, and the cosine of the
+    decompressed vector to the original with the build's codes and with exact ones."""
+    import numpy as np
+
+    from latesearch.indexing.centroids import nearest
+    from latesearch.indexing.storage import IndexStore
+
+    def rows_of(parts: list[np.ndarray], rows: np.ndarray) -> np.ndarray:
+        bounds = np.cumsum([0] + [len(p) for p in parts])
+        spans = zip(parts, bounds[:-1], bounds[1:], strict=True)
+        return np.concatenate([np.asarray(p[rows[(rows >= lo) & (rows < hi)] - lo])
+                               for p, lo, hi in spans])  # fmt: skip
+
+    with IndexStore.open(raw) as full, IndexStore.open(packed) as store:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(full.n_embeddings, size=min(n, full.n_embeddings),
+                                  replace=False))  # fmt: skip
+        x = rows_of(list(full.embeddings_flat()), rows).astype(np.float32)
+        built = rows_of(list(store.codes_flat()), rows).astype(np.int64)
+        codec = store.codec
+        started = time.perf_counter()
+        exact = nearest(codec.centroids32, x)
+        exact_s = time.perf_counter() - started
+    c = codec.centroids32
+
+    def cosine(codes: np.ndarray) -> float:
+        y = codec.decompress(codes, codec.compress(x, codes))
+        return float(np.mean(np.sum(x * y, axis=1) / np.linalg.norm(x, axis=1)))
+
+    return {
+        "tokens": len(rows),
+        "agreement": round(float(np.mean(built == exact)), 4),
+        "inner_product_lost": round(float(np.mean(np.sum(x * (c[exact] - c[built]), axis=1))), 5),
+        "cosine_built": round(cosine(built), 5),
+        "cosine_exact": round(cosine(exact), 5),
+        "exact_assignment_us_per_token": round(exact_s / len(rows) * 1e6, 2),
     }
 
 
@@ -358,83 +395,12 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-# ---------------------------------------------------------------------- probe
-def probe(args: argparse.Namespace) -> dict[str, Any]:
-    """Phase costs of compress_index at `args.probe` passages without the 25 GB build: one
-    k-means iteration on the sample size compress_chunks would draw (same centroid count),
-    then the Assigner and codec.compress on 2**18 synthetic tokens; the full phases are
-    extrapolated (k-means: kmeans_niter x one iteration; assign+code: per token)."""
-    import numpy as np
-
-    from latesearch.indexing.centroids import (
-        Assigner,
-        n_centroids_for,
-        sample_size_for,
-        train_centroids,
-    )
-    from latesearch.indexing.codec import ResidualCodec
-    from latesearch.indexing.config import IndexConfig
-    from latesearch.indexing.storage import IndexStore
-
-    n_tokens = args.probe * args.mean_len
-    k = n_centroids_for(n_tokens)
-    size = sample_size_for(n_tokens, k)
-    with IndexStore.open(args.source) as src:
-        real = np.concatenate([np.asarray(a, dtype=np.float32) for a in src.embeddings_flat()])
-    rng = np.random.default_rng(args.seed + 1)
-
-    def synth(n: int) -> np.ndarray:
-        x = real[rng.integers(0, len(real), n)]
-        x += rng.standard_normal(x.shape, dtype=np.float32) * np.float32(args.noise)
-        x /= np.linalg.norm(x, axis=1, keepdims=True)
-        return x
-
-    def cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
-    out: dict[str, Any] = {"n_passages": args.probe, "n_tokens": n_tokens, "n_centroids": k,
-                           "kmeans_sample": size, "niter": IndexConfig().kmeans_niter}  # fmt: skip
-    sample = synth(size)
-    t, c = time.perf_counter(), cpu()
-    centroids = train_centroids(sample, k, niter=1, seed=args.seed)
-    out["kmeans_1_iteration"] = {"s": time.perf_counter() - t, "cpu_s": cpu() - c}
-    del sample
-    t, c = time.perf_counter(), cpu()
-    assign = Assigner(centroids)
-    out["assigner_build"] = {"s": time.perf_counter() - t, "cpu_s": cpu() - c}
-    x = synth(1 << 18)
-    t, c = time.perf_counter(), cpu()
-    codes = assign(x)
-    out["assign_2**18"] = {"s": time.perf_counter() - t, "cpu_s": cpu() - c}
-    codec = ResidualCodec.fit(x, centroids, codes, args.nbits)
-    t, c = time.perf_counter(), cpu()
-    codec.compress(x, codes)
-    out["compress_2**18"] = {"s": time.perf_counter() - t, "cpu_s": cpu() - c}
-    scale = n_tokens / (1 << 18)
-    out["extrapolated"] = {
-        key: round(out["kmeans_1_iteration"][key] * out["niter"], 1)
-        + round((out["assign_2**18"][key] + out["compress_2**18"][key]) * scale, 1)
-        for key in ("s", "cpu_s")
-    }
-    out["extrapolated_train"] = {
-        key: round(out["kmeans_1_iteration"][key] * out["niter"], 1) for key in ("s", "cpu_s")
-    }
-    out["extrapolated_assign_and_code"] = {
-        key: round((out["assign_2**18"][key] + out["compress_2**18"][key]) * scale, 1)
-        for key in ("s", "cpu_s")
-    }
-    return out
-
-
 # ---------------------------------------------------------------------- report
 def write_report(args: argparse.Namespace) -> None:
-    records, probes = [], []
+    records = []
     for path in sorted((args.work / "results").glob("*.json")):
         if path.stem.isdigit():
             records.append(json.loads(path.read_text()))
-        elif path.stem.startswith("probe-"):
-            probes.append(json.loads(path.read_text()))
     records.sort(key=lambda r: r["n_passages"])
     for r in records:  # later searches of a kept index (`--phase search --out n.search-X.json`)
         for path in sorted((args.work / "results").glob(f"{r['n_passages']}.search-*.json")):
@@ -468,7 +434,6 @@ def write_report(args: argparse.Namespace) -> None:
         },  # fmt: skip
         "targets_at_1M": TARGETS,
         "sizes": records,
-        "probes": probes,
         "notes": args.notes.read_text(encoding="utf-8") if args.notes else "",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -544,20 +509,6 @@ def _markdown(result: dict[str, Any], info: dict[str, Any]) -> str:
                 cells.append(f"{_num(lat[key]['median'])} / {_num(lat[key]['p95'])}")
             cells.append(_num(x["process"]["VmHWM"], 2))
             lines.append("| " + " | ".join(cells) + " |")
-    for pr in result["probes"]:
-        lines += ["", f"Probe at {pr['n_passages']:,} passages ({pr['n_tokens']:,} tokens, "
-                  f"{pr['n_centroids']:,} centroids, k-means sample {pr['kmeans_sample']:,}), "
-                  "not built; wall s / CPU s:", ""]  # fmt: skip
-        for key in (
-            "kmeans_1_iteration",
-            "assigner_build",
-            "assign_2**18",
-            "compress_2**18",
-            "extrapolated_train",
-            "extrapolated_assign_and_code",
-            "extrapolated",
-        ):
-            lines.append(f"- {key}: {_num(pr[key]['s'])} / {_num(pr[key]['cpu_s'])}")  # fmt: skip
     lines += ["", "Load average (1 min) at the end of each phase, CPU seconds of the phase's "
               "process:", ""]  # fmt: skip
     for r in result["sizes"]:

@@ -65,7 +65,7 @@ def compress_chunks(
         seconds["train"] = round(time.perf_counter() - started, 3)
     digests = codec.save(folder / CODEC_DIR)
     started = time.perf_counter()
-    assign = Assigner(codec.centroids32, config.assignment)
+    assign = Assigner(codec.centroids32, config.assignment, seed=config.seed)
     coded = [code_chunk(folder, c, codec, assign, progress) for c in chunks]
     seconds["assign_and_code"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
@@ -82,6 +82,7 @@ def compress_chunks(
         "codes_dtype": codec.codes_dtype.name,
         "keep_full": config.keep_full,
         "assignment": config.assignment,
+        "assignment_method": assign.method,
         "approximate_assignment": assign.approximate,
         "kmeans_niter": config.kmeans_niter,
         "seed": config.seed,
@@ -108,7 +109,7 @@ def train_codec(
         sample, k, niter=config.kmeans_niter, seed=config.seed, assignment=config.assignment
     )
     fit = sample[np.sort(rng.choice(len(sample), size=min(FIT_ROWS, len(sample)), replace=False))]
-    codes = Assigner(centroids, config.assignment)(fit)
+    codes = Assigner(centroids, config.assignment, seed=config.seed)(fit)
     return ResidualCodec.fit(fit, centroids, codes, config.nbits or 2), size
 
 

@@ -16,7 +16,7 @@ ON_ERROR = ("raise", "skip")
 PRECISIONS = (16, 32)
 COMPUTE_DTYPES = ("float16", "bfloat16")
 NBITS = (1, 2, 4)
-ASSIGNMENTS = ("auto", "exact", "hnsw")
+ASSIGNMENTS = ("auto", "exact", "tree", "hnsw")
 
 
 def default_workers() -> int:
@@ -46,7 +46,7 @@ class IndexConfig:
     bytes a token at 2 bits instead of about 300). It means nothing without compression.
     `n_centroids` (default: the power of two at or below 16 * sqrt(n_tokens)),
     `kmeans_niter`, `assignment` ("auto": exact below
-    8,192 centroids, an HNSW graph over the centroids from there on; "exact"; "hnsw") and
+    32,768 centroids, a two-level tree from there on; "exact"; "tree"; "hnsw") and
     `seed` set how the centroids are trained and assigned.
     """
 

@@ -370,7 +370,9 @@ class _Update:
     def _assigner(self) -> Assigner:
         if self.assign is None:
             assert self.old.codec is not None
-            self.assign = Assigner(self.old.codec.centroids32, self.config.assignment)
+            self.assign = Assigner(
+                self.old.codec.centroids32, self.config.assignment, seed=self.config.seed
+            )
         return self.assign
 
     def _stage_codec(self, chunks: list[ChunkInfo]) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ import pytest
 from latesearch import Index
 from latesearch.errors import InputError
 from latesearch.search.engine import EngineParams
+from latesearch.search.engine.interaction import pruned_interaction
 
 QUERIES = ["late interaction search", "protein cell gene", "music of the city", "river data"]
 EVERYTHING = {"ncells": 10**6, "centroid_score_threshold": -1e9, "ndocs": 10**6}
@@ -91,3 +92,21 @@ def test_a_faiss_ann_on_a_compressed_index_is_refused_before_encoding(tmp_path):
 
     with pytest.raises(ConfigError, match="keep_full"):
         Index.build(tmp_path / "missing.jsonl", tmp_path / "x", ann=True, keep_full=False)
+
+
+@pytest.mark.parametrize("threshold", [-1e9, 0.0, 0.3])
+def test_pruned_interaction_is_the_same_from_the_lists_and_from_the_codes(index, threshold):
+    store = index.store
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(-0.5, 1.0, size=(store.codec.n_centroids, 7)).astype(np.float32)
+    candidates = np.sort(rng.choice(store.n_docs, size=60, replace=False))
+    from_lists = pruned_interaction(scores, threshold, store.ivf, candidates)
+    from_codes = pruned_interaction(scores, threshold, store.ivf, candidates,
+                                    codes_of=store.codes, candidate_tokens=0)  # fmt: skip
+    assert np.allclose(from_lists, from_codes)
+    codes, lengths = store.codes(candidates)  # the definition, document by document
+    expected = []
+    for doc in np.split(codes, np.cumsum(lengths)[:-1]):
+        rows = scores[doc[np.max(scores[doc], axis=1) >= threshold]]
+        expected.append(rows.max(axis=0).sum() if len(rows) else 0.0)
+    assert np.allclose(from_codes, expected, atol=1e-5)

@@ -4,31 +4,50 @@ among the document's centroids. No vector is read, only centroid ids."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from latesearch.indexing.ivf import InvertedFile
 
 
 def pruned_interaction(
-    scores: np.ndarray, threshold: float, ivf: InvertedFile, candidates: np.ndarray
+    scores: np.ndarray,
+    threshold: float,
+    ivf: InvertedFile,
+    candidates: np.ndarray,
+    codes_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    candidate_tokens: int | None = None,
 ) -> np.ndarray:
     """(n_candidates,) approximate scores counting only centroids whose best score against
     any query token reaches `threshold` (PLAID's centroid pruning; a query token none of a
-    document's kept centroids serves adds 0). Read from the inverted file: the work grows
-    with the kept centroids' lists, not with the candidates' lengths."""
-    kept = np.flatnonzero(best_per_centroid(scores) >= threshold)
+    document's kept centroids serves adds 0).
+
+    Two ways to the same scores: from the inverted file (the kept centroids' lists, filtered
+    to the candidates), or from the candidates' own codes (`codes_of`, given with
+    `candidate_tokens`, their total length). The cheaper one is taken: the lists' work grows
+    with the collection (more documents per centroid), the codes' with the candidates."""
+    keep = best_per_centroid(scores) >= threshold
+    kept = np.flatnonzero(keep)
     out = np.zeros((candidates.size, scores.shape[1]), dtype=np.float32)
     if kept.size == 0 or candidates.size == 0:
         return out.sum(axis=1)
-    docs, owner = ivf.pairs(kept)
-    pos = np.searchsorted(candidates, docs)
-    hit = pos < candidates.size
-    hit[hit] = candidates[pos[hit]] == docs[hit]
-    pos, rows = pos[hit], kept[owner[hit]]
+    list_work = int((ivf.offsets[kept + 1] - ivf.offsets[kept]).sum())
+    if codes_of is not None and candidate_tokens is not None and candidate_tokens < list_work:
+        codes, lengths = codes_of(candidates)
+        hit = keep[codes]
+        pos = np.repeat(np.arange(candidates.size), lengths)[hit]  # non-decreasing
+        rows = codes[hit]
+    else:
+        docs, owner = ivf.pairs(kept)
+        pos = np.searchsorted(candidates, docs)
+        hit = pos < candidates.size
+        hit[hit] = candidates[pos[hit]] == docs[hit]
+        pos, rows = pos[hit], kept[owner[hit]]
+        order = np.argsort(pos, kind="stable")
+        pos, rows = pos[order], rows[order]
     if pos.size == 0:
         return out.sum(axis=1)
-    order = np.argsort(pos, kind="stable")
-    pos, rows = pos[order], rows[order]
     starts = np.flatnonzero(np.concatenate([[True], pos[1:] != pos[:-1]]))
     out[pos[starts]] = np.maximum.reduceat(np.take(scores, rows, axis=0), starts, axis=0)
     return out.sum(axis=1)

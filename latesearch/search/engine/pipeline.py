@@ -52,8 +52,10 @@ class Engine:
         with timings.stage("interaction"):
             if docs.size > params.ndocs:
                 approx = pruned_interaction(
-                    scores, params.centroid_score_threshold, self.ivf, docs
-                )
+                    scores, params.centroid_score_threshold, self.ivf, docs,
+                    codes_of=self.store.codes,
+                    candidate_tokens=int(self.store.doclens[docs].sum()),
+                )  # fmt: skip
                 docs = best(approx, docs, params.ndocs)
             survivors = params.exact_survivors(k)
             if docs.size > survivors:
