@@ -492,6 +492,17 @@ def _markdown(result: dict[str, Any], info: dict[str, Any]) -> str:
             cells = [_num(lat[s]["mean"]) for s in STAGES]
             scored = _num(lat["docs_scored"]["median"], 0)
             lines.append(f"| {r['n_passages']:,} | " + " | ".join(cells) + f" | {scored} |")
+    lines += ["", "What the build's assignment costs (20,000 sampled tokens; exact below 32,768 "
+              "centroids, the two-level tree from there on): agreement with the exact nearest "
+              "centroid, inner product lost, mean cosine of decompressed to original vectors "
+              "with the build's codes / with exact ones:", ""]  # fmt: skip
+    for r in result["sizes"]:
+        q = r.get("compress", {}).get("assignment_quality")
+        if q:
+            lines.append(f"- {r['n_passages']:,}: {q['agreement']:.4f}, "
+                         f"{q['inner_product_lost']:.4f}, {q['cosine_built']:.4f} / "
+                         f"{q['cosine_exact']:.4f} (exact search: "
+                         f"{q['exact_assignment_us_per_token']:.0f} us a token)")  # fmt: skip
     errors = [(r["n_passages"], p, r[p]["error"]) for r in result["sizes"]
               for p in ("generate", "compress", "search") if "error" in r.get(p, {})]  # fmt: skip
     if errors:

@@ -63,7 +63,7 @@ def test_narrow_parameters_score_fewer_documents(index):
 
 def test_params_follow_k_and_are_checked():
     assert EngineParams.for_k(10) == EngineParams(1, 0.5, 256)
-    assert EngineParams.for_k(100) == EngineParams(2, 0.45, 1024)
+    assert EngineParams.for_k(100) == EngineParams(3, 0.45, 1024)
     assert EngineParams.for_k(1000) == EngineParams(4, 0.4, 4096)
     assert EngineParams.for_k(5000).ndocs == 20000
     assert EngineParams.for_k(10, ncells=3).ncells == 3
