@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from latesearch.indexing.ivf import InvertedFile
 
@@ -48,9 +49,12 @@ def pruned_interaction(
         pos, rows = pos[order], rows[order]
     if pos.size == 0:
         return out.sum(axis=1)
-    starts = np.flatnonzero(np.concatenate([[True], pos[1:] != pos[:-1]]))
-    out[pos[starts]] = np.maximum.reduceat(np.take(scores, rows, axis=0), starts, axis=0)
-    return out.sum(axis=1)
+    values = torch.from_numpy(np.take(scores, rows, axis=0))  # (n_pairs, Lq)
+    index = torch.from_numpy(pos)[:, None].expand(values.shape)
+    # a document's best per query token; untouched documents stay 0. torch's scatter is
+    # several times faster here than np.maximum.reduceat over many short segments
+    best = torch.from_numpy(out).scatter_reduce_(0, index, values, "amax", include_self=False)
+    return best.sum(dim=1).numpy()
 
 
 def best_per_centroid(scores: np.ndarray) -> np.ndarray:
