@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from latesearch.errors import ConfigError, InputError
+from latesearch.indexing.config import ASSIGNMENTS
 
-ASSIGNMENTS = ("auto", "exact", "tree", "hnsw")
 TREE_FROM = 1 << 15  # centroids from which "auto" trains and assigns through the tree
 TREE_NPROBE = 4  # groups of centroids each token is compared with
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 40, 16
@@ -143,13 +143,7 @@ def share_out(counts: np.ndarray, k: int) -> np.ndarray:
 def nearest(centroids: np.ndarray, x: np.ndarray) -> np.ndarray:
     """(n,) int64 index of the largest inner product of each row of x among `centroids`,
     exactly (faiss flat search, a block at a time)."""
-    index = faiss.IndexFlatIP(centroids.shape[1])
-    index.add(np.ascontiguousarray(centroids, dtype=np.float32))
-    out = np.empty(len(x), dtype=np.int64)
-    for start in range(0, len(x), ASSIGN_BLOCK):
-        block = np.ascontiguousarray(x[start : start + ASSIGN_BLOCK], dtype=np.float32)
-        out[start : start + len(block)] = index.search(block, 1)[1][:, 0]
-    return out
+    return Assigner(centroids, "exact")(x)
 
 
 class Assigner:
