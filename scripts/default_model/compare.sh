@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Paired comparisons against a baseline on SciFact test, SciFact-novel and Vaswani, from the
-# runs evaluate.sh keeps in .work/dm/runs/ (NAME-scifact-test.trec, NAME-vaswani.trec).
-# usage: scripts/default_model/compare.sh OUT_PREFIX BASELINE NAME... [DATA=../shared/data env]
+# Paired comparisons (`latesearch compare`: per-query differences, bootstrap CI, p-value)
+# against a baseline on SciFact test, SciFact-novel and Vaswani, from the runs evaluate.sh
+# keeps in DM/runs/ (NAME-scifact-test.trec, NAME-vaswani.trec). Writes
+# OUT_PREFIX-{scifact-test,scifact-novel,vaswani}.json.
+# usage: [DATA=../shared/data] [DM=.work/dm] scripts/default_model/compare.sh OUT_PREFIX BASELINE NAME...
 set -euo pipefail
 prefix=$1; shift
-data=${DATA:-../shared/data}; runs=.work/dm/runs
+data=${DATA:-../shared/data}; runs=${DM:-.work/dm}/runs
 metrics="nDCG@10 R@100"
 sf=(); vw=()
 for name in "$@"; do

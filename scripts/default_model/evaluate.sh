@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Evaluate a model on SciFact test (all and novel), Vaswani and the SciFact dev slice cut
-# from the training judgements, exhaustively (mode exact), with `latesearch evaluate`.
-# The SciFact test and Vaswani runs are kept in .work/dm/runs/ for `latesearch compare`.
-# usage: [DOC_MAXLEN=180] scripts/default_model/evaluate.sh MODEL_DIR NAME [DATA=../shared/data]
+# Evaluate a model on SciFact test (all queries, and the novel ones: those none of whose
+# relevant documents is judged in SciFact's training qrels) and Vaswani, exhaustively (mode
+# exact), with `latesearch evaluate`. Writes EVAL/NAME-{scifact-test,scifact-novel,vaswani}.json
+# and keeps the runs in DM/runs/ for compare.sh; results_table.py --collect reads them.
+# usage: [DOC_MAXLEN=180] [DM=.work/dm] [EVAL=DM/eval] scripts/default_model/evaluate.sh MODEL_DIR NAME [DATA=../shared/data]
 set -euo pipefail
 model=$1; name=$2; data=${3:-../shared/data}; maxlen=${DOC_MAXLEN:-180}
-out=benchmarks/results/default-model; idx=.work/dm/indexes/$name; runs=.work/dm/runs
+dm=${DM:-.work/dm}; out=${EVAL:-$dm/eval}; idx=$dm/indexes/$name; runs=$dm/runs
 mkdir -p "$out" "$idx" "$runs"
 metrics="nDCG@10 R@100 MRR@10"
 # an index kept from an earlier run is reused only if it was built at this length (else rebuilt)
@@ -20,12 +21,10 @@ ev "$idx/scifact" --queries "$data/scifact/queries.jsonl" --qrels "$data/scifact
     --run "$runs/$name-scifact-test.trec" > "$out/$name-scifact-test.json"
 ev "$idx/scifact" --queries "$data/scifact/queries.jsonl" --qrels "$data/scifact/qrels/test.tsv" \
     --exclude-train-qrels "$data/scifact/qrels/train.tsv" > "$out/$name-scifact-novel.json"
-ev "$idx/scifact" --queries .work/dm/data/dev_queries.tsv --qrels .work/dm/data/dev_qrels.txt \
-    > "$out/$name-scifact-dev.json"
 [ -f "$idx/vaswani/manifest.json" ] && same_length "$idx/vaswani/manifest.json" || latesearch index "$data/vaswani/doc-text.trec" "$idx/vaswani" \
     --model "$model" --no-ann --overwrite --quiet --doc-maxlen "$maxlen"
 ev "$idx/vaswani" --queries "$data/vaswani/query-text.trec" --qrels "$data/vaswani/qrels" \
     --run "$runs/$name-vaswani.trec" > "$out/$name-vaswani.json"
-for f in "$out/$name"-*.json; do
+for f in "$out/$name"-scifact-test.json "$out/$name"-scifact-novel.json "$out/$name"-vaswani.json; do
   python -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1], {k: round(v,4) for k,v in d['aggregate'].items()}, d['n_queries'])" "$f"
 done

@@ -1,43 +1,39 @@
-"""Score models on the multi-domain dev set of make_dev.py (nDCG@10 per domain, their mean
+"""Score models on the three-domain dev set of make_dev.py (nDCG@10 per domain, their mean
 and pooled over all queries; exact MaxSim, doc_maxlen 128 as in training unless
---doc-maxlen says otherwise) and merge them
-into benchmarks/results/default-model/dev-multi.json under the given names.
+--doc-maxlen says otherwise) and merge them into the --out JSON under the given names.
 
-python scripts/default_model/evaluate_dev.py --dev .work/dm/dev NAME=MODEL_DIR ...
+python scripts/default_model/evaluate_dev.py --dev .work/dm/dev --out .work/dm/eval/dev.json \
+    --novel-positives .work/dm/data6/triples.jsonl --doc-maxlen 300 NAME=MODEL_DIR ...
 
 With `--novel-positives TRIPLES` it also scores the SciFact-novel-like slice ('sfn': dev
 SciFact queries none of whose relevant documents is a positive in the training triples,
-as SciFact-novel is to the test split) and 'novel_macro', the mean of sfn, vw and demo
-(the selection rule fixed before the v8 candidates).
+as SciFact-novel is to the test split) and 'novel_macro', the mean of sfn, vw and demo:
+the number the default model is chosen by (docs/model.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import torch
+from common import machine_info, write_json
 
 from latesearch import ColBERT
-from latesearch._atomic import write_json
 from latesearch.data import read_id_triples, read_queries
 from latesearch.training.data import load_texts
 from latesearch.training.devset import DevSet
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from _machine import machine_info  # noqa: E402
-
-OUT = Path("benchmarks/results/default-model/dev-multi.json")
+OUT = Path(".work/dm/eval/dev.json")
 
 
 def domain_scores(
     run: Mapping, qrels: Mapping, novel: Collection[str] | None = None
 ) -> dict[str, float]:
     """nDCG@10 of `run` per domain (query-id prefix), their mean ('macro', the selection
-    rule fixed before the v6 candidate) and pooled over all queries ('all'); with `novel`
+    rule of earlier defaults) and pooled over all queries ('all'); with `novel`
     (query ids) also 'sfn' over those queries and 'novel_macro' (see the module doc)."""
     grouped = DevSet.measure(run, qrels, average="groups")
     scores = {
@@ -95,6 +91,7 @@ def main() -> None:
         results["machine"] = machine_info()
         results["models"][name] = {**scores, "path": path, "doc_maxlen": args.doc_maxlen}
         print(name, {k: round(v, 4) for k, v in scores.items()}, flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         write_json(args.out, results)
 
 

@@ -1,6 +1,7 @@
-"""Training data for the default model (issue 7): supervised SciFact train pairs plus weak
+"""Training data for the default model: supervised SciFact train pairs plus weak
 supervision from collections' text, every example scored by the untrained backbone's raw
-384-d MaxSim (the teacher: no markers, no [MASK]) for distillation.
+384-d MaxSim (the teacher: no markers, no [MASK]), optionally fused with BM25, for
+distillation.
 
 Writes to OUT: collection.jsonl, queries.tsv, triples.jsonl (ColBERTv2 form
 `[qid, [pos, score], [neg, score], ...]`), and a SciFact dev split cut from the *training*
@@ -9,7 +10,9 @@ keep test-relevant documents out of the weak pairs; Vaswani's queries and judgem
 never read.
 
 python scripts/default_model/make_data.py --scifact ../shared/data/scifact \
-    --vaswani ../shared/data/vaswani/doc-text.trec --out .work/dm/data
+    --vaswani ../shared/data/vaswani/doc-text.trec --out .work/dm/data3 --teacher-scale tokens
+
+(rebuild.sh gives the options of each data set the default model uses.)
 """
 
 from __future__ import annotations
@@ -24,10 +27,62 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from probe import PUNCT, doc_ids, encode_ids, load_backbone, query_ids
+from transformers import AutoModel, AutoTokenizer
 
 from latesearch.data import read_collection, read_qrels, read_queries
 from latesearch.indexing.bm25 import BM25Index
+from latesearch.modeling.default import backbone_path
+
+PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def load_backbone():
+    """The pip-installed all-MiniLM-L6-v2 (tokenizer, transformer), the teacher's encoder."""
+    path = backbone_path()
+    tok = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModel.from_pretrained(str(path)).eval()
+    return tok, model
+
+
+def doc_ids(tok, texts, marker, maxlen):
+    """Token ids of documents: [CLS] (marker) text [SEP], cut to `maxlen`."""
+    body = tok(texts, add_special_tokens=False, truncation=False)["input_ids"]
+    room = maxlen - 2 - (marker is not None)
+    pre = [tok.cls_token_id] + ([marker] if marker is not None else [])
+    return [pre + ids[:room] + [tok.sep_token_id] for ids in body]
+
+
+def query_ids(tok, texts, marker, augment, qmax=32):
+    """Token ids of queries: [CLS] (marker) text [SEP], padded with [MASK] if `augment`."""
+    body = tok(texts, add_special_tokens=False)["input_ids"]
+    pre = [tok.cls_token_id] + ([marker] if marker is not None else [])
+    lists = []
+    for ids in body:
+        seq = (pre + ids)[: qmax - 1] + [tok.sep_token_id]
+        if augment:
+            seq = seq + [tok.mask_token_id] * (qmax - len(seq))
+        lists.append(seq)
+    return lists
+
+
+@torch.inference_mode()
+def encode_ids(model, id_lists, skip, batch=64):
+    """The backbone's 384-d token states (fp16) of each id list, `skip` ids dropped."""
+    order = sorted(range(len(id_lists)), key=lambda i: len(id_lists[i]), reverse=True)
+    out = [None] * len(id_lists)
+    for s in range(0, len(order), batch):
+        rows = order[s : s + batch]
+        width = max(len(id_lists[i]) for i in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        att = torch.zeros(len(rows), width, dtype=torch.long)
+        for j, i in enumerate(rows):
+            ids[j, : len(id_lists[i])] = torch.tensor(id_lists[i])
+            att[j, : len(id_lists[i])] = 1
+        keep = att.bool() & ~torch.isin(ids, skip)
+        hidden = model(input_ids=ids, attention_mask=att).last_hidden_state
+        for j, i in enumerate(rows):
+            out[i] = hidden[j][keep[j]].half()
+    return out
 
 
 def sentences(text: str) -> list[str]:
@@ -110,7 +165,7 @@ def main() -> None:
         "--weak-positive",
         type=weak_positives,
         default="rest",
-        help="a weak pair's positive: the document without its title/span (rest, v1-v11) or "
+        help="a weak pair's positive: the document without its title/span (rest) or "
         "the whole source document (source: a corpus document the teacher scores as it is); "
         "per domain as sf=rest,vw=source",
     )
@@ -119,7 +174,7 @@ def main() -> None:
         type=forced_kinds,
         default="all",
         help="lift the positive above the best negative + margin in every example (all, "
-        "v1-v11), only in SciFact's judged pairs (judged: weak examples keep the teacher's "
+        "the default), only in SciFact's judged pairs (judged: weak examples keep the teacher's "
         "own scores, pure distillation), or in the kinds listed by query-id prefix: sf "
         "(judged), sft (SciFact titles), vws (Vaswani spans), e.g. sf,sft",
     )
@@ -127,15 +182,15 @@ def main() -> None:
         "--teacher-scale",
         choices=["32", "tokens"],
         default="32",
-        help="teacher scores as a sum over 32 positions (students with [MASK] augmentation, "
-        "v1) or over the query's own tokens (students without it, v3)",
+        help="teacher scores as a sum over 32 positions (students with [MASK] augmentation) "
+        "or over the query's own tokens (students without it, as the default model)",
     )
     ap.add_argument(
         "--teacher-bm25",
         type=float,
         default=0.0,
         help="fuse BM25 into the teacher: raw + W * std(raw) * z(BM25), both standardized per "
-        "query over the query's collection (v4: 0.2, chosen on the dev set's fusion probe)",
+        "query over the query's collection (the default model's data: 0.2)",
     )
     ap.add_argument(
         "--stat-docs",

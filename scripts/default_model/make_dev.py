@@ -1,4 +1,4 @@
-"""A held-out dev set of three domains for early stopping (issue 7), never test judgements:
+"""A held-out dev set of three domains for choosing the default model, never test judgements:
 
 - SciFact: the dev slice cut from qrels/train.tsv by make_data.py (150 queries), their
   relevant documents plus 1,500 random SciFact documents;
@@ -10,7 +10,7 @@
 Ids are prefixed by domain. Writes collection.jsonl, queries.tsv and qrels.txt to --out.
 
 python scripts/default_model/make_dev.py --scifact ../shared/data/scifact \
-    --vaswani ../shared/data/vaswani/doc-text.trec --data .work/dm/data --out .work/dm/dev
+    --vaswani ../shared/data/vaswani/doc-text.trec --data .work/dm/data3 --out .work/dm/dev
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import json
 import random
 from pathlib import Path
 
-from latesearch._atomic import write_text
+from common import write_text
+
 from latesearch.data import read_collection, read_qrels, read_queries
 
 DEMO = Path(__file__).resolve().parents[2] / "latesearch" / "resources" / "demo"

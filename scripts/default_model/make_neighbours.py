@@ -1,10 +1,10 @@
-"""Training data of the v16c/v16g candidates (issue 7): make_data.py examples distilled over
+"""The default model's training data (data16): make_data.py examples distilled over
 their BM25 neighbours only. Each weak example of SOURCE/weak.jsonl loses its positive (the
 source-derived document) and keeps its first KEEP neighbours with their teacher scores,
 sorted by teacher score; OUT also gets SOURCE's collection and queries cut to what is used.
 
-python scripts/default_model/make_neighbours.py .work/dm/data14 .work/dm/data16 --keep 12
-python scripts/default_model/make_neighbours.py .work/dm/data14 .work/dm/data16g
+python scripts/default_model/make_neighbours.py .work/dm/data14 .work/dm/data16 --keep 12 \
+    --name neighbours.jsonl
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Judgements for selecting by `novel_macro` during training (issue 7): the dev set's
+"""Judgements for selecting by `novel_macro` during training: the dev set's
 qrels.txt with the SciFact queries cut to the SciFact-novel-like slice (none of their
 relevant documents is a positive in the training triples; see evaluate_dev.py). With
 `latesearch train --dev-qrels THIS --dev-average groups` the trainer's dev mean, and so its
@@ -11,14 +11,12 @@ python scripts/default_model/make_novel_qrels.py --dev .work/dm/dev \
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from latesearch._atomic import write_text
-from latesearch.data import read_qrels
+from common import write_text
+from evaluate_dev import novel_queries
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_dev import novel_queries  # noqa: E402
+from latesearch.data import read_qrels
 
 
 def main() -> None:

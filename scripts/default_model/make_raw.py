@@ -1,4 +1,4 @@
-"""Row (5) of issue 7 as a latesearch model: the backbone's raw token MaxSim.
+"""The backbone's raw token MaxSim as a latesearch model (a reference row of docs/model.md).
 
 No [Q]/[D] markers, no [MASK] augmentation, an identity head of the backbone's width (384);
 punctuation is dropped from documents and doc_maxlen is 180, as for every other row. Index

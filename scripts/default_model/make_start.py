@@ -1,9 +1,9 @@
-"""The default model's starting point (issue 7): the backbone in ColBERT format with a
+"""The default model's starting point: the backbone in ColBERT format with a
 128-d head initialized by PCA of its own document token states (uncentered), so that at
 step 0 the head keeps as much of the backbone's token geometry as 128 dimensions allow.
-`--remove-mean` projects the mean token direction out first (v3's start);
+`--remove-mean` projects the mean token direction out first;
 `--no-query-augmentation` starts a model that scores only the real query tokens;
-`--no-markers` one without the [Q]/[D] marker tokens (v8's start).
+`--no-markers` one without the [Q]/[D] marker tokens. The default model's start uses all three.
 
 python scripts/default_model/make_start.py --texts A.jsonl B.trec ... --out .work/dm/start
 """

@@ -24,7 +24,7 @@ def test_default_loads_the_shipped_delta_offline():
     assert manifest["base"]["sha256"] == file_sha256(backbone_path() / "model.safetensors")
     model = ColBERT.from_pretrained(device="cpu")
     assert model.layout == "latesearch-delta"
-    # doc_maxlen 300 since v18 (models/README.md, "v18 candidates")
+    # doc_maxlen 300 since v18 (docs/model.md, "How it was chosen")
     assert (model.config.dim, model.config.query_maxlen, model.config.doc_maxlen) == (128, 32, 300)
     Q = model.encode_queries(["how do I remove a directory tree?"])
     D = model.encode_documents(["Recursively delete a directory tree.", "Parse a JSON string."])
