@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ if str(REPO) not in sys.path:  # scripts run from a checkout import latesearch f
     sys.path.insert(1, str(REPO))
 RESULTS = REPO / "benchmarks" / "results"
 WORK = REPO / ".work" / "eval"
+# the paper's format on the default backbone: [Q]/[D] markers, [MASK] augmentation, a seeded
+# orthogonal 128-d head, untrained; PyLate and colbert-ai load it with identical embeddings
+COLBERT_FORMAT = REPO / ".work" / "models" / "colbert-format"
 PREBUILT = REPO / ".work" / "indexes"
 COLLECTIONS = ("scifact", "vaswani")
 DEMO = REPO / "latesearch" / "resources" / "demo"
@@ -103,14 +107,28 @@ def setup(args: argparse.Namespace) -> None:
 
 
 def load_model(model: str | None):
+    """The built-in default (None) or a checkpoint; COLBERT_FORMAT is made when missing."""
     import torch
 
     from latesearch.modeling import ColBERT
 
+    missing = not COLBERT_FORMAT.exists()
+    if model is not None and missing and Path(model).resolve() == COLBERT_FORMAT:
+        make_colbert_format()
     loaded = ColBERT.from_pretrained(model, device="cpu")
     if _THREADS:
         torch.set_num_threads(_THREADS[-1])
     return loaded
+
+
+def make_colbert_format() -> Path:
+    """Save the backbone in the paper's ColBERT format (ColBERTConfig's defaults) to
+    COLBERT_FORMAT, in the colbertv2.0 layout."""
+    from latesearch.modeling import ColBERT
+    from latesearch.modeling.default import backbone_path
+
+    ColBERT.from_pretrained(str(backbone_path()), device="cpu").save_pretrained(COLBERT_FORMAT)
+    return COLBERT_FORMAT
 
 
 def model_label(model: str | None, colbert: Any) -> str:
@@ -212,14 +230,27 @@ def ranking(hits: Any) -> list[tuple[str, float]]:
 
 
 def write_results(out: Path, stem: str, payload: dict[str, Any], markdown: str) -> None:
-    """benchmarks/results/<stem>.json and <stem>.md, each written atomically."""
+    """benchmarks/results/<stem>.json and <stem>.md, each written atomically. A markdown
+    that names no `python benchmarks/...` command gets this run's command appended, so that
+    every table says how to regenerate it."""
     out.mkdir(parents=True, exist_ok=True)
+    if "python benchmarks/" not in markdown:
+        markdown = markdown.rstrip("\n") + f"\n\nRegenerate with: `{command()}`\n"
     for suffix, text in ((".json", json.dumps(payload, indent=2) + "\n"), (".md", markdown)):
         target = out / f"{stem}{suffix}"
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, target)
     print(f"wrote {out / stem}.json and .md")
+
+
+def command() -> str:
+    """This run's command line, as `python benchmarks/<script>.py ARGS` from the repository
+    root."""
+    script = Path(sys.argv[0]).resolve()
+    if script.is_relative_to(REPO):
+        script = script.relative_to(REPO)
+    return " ".join(["python", shlex.quote(str(script)), *map(shlex.quote, sys.argv[1:])])
 
 
 def header(title: str, machine: dict[str, Any], model: str, extra: str = "") -> str:

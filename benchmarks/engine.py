@@ -39,11 +39,19 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, RESULTS, WORK, collection, load_model, model_label  # noqa: E402
+from _common import (  # noqa: E402
+    COLBERT_FORMAT,
+    REPO,
+    RESULTS,
+    WORK,
+    collection,
+    load_model,
+    model_label,  # noqa: E402
+)
 from _common import write_results as _write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
 
-MODELS = {"default": None, "colbert-format": str(REPO / ".work" / "models" / "colbert-format")}
+MODELS = {"default": None, "colbert-format": str(COLBERT_FORMAT)}
 COLLECTIONS = ("scifact", "vaswani")
 VARIANTS = (
     ("nbits1", 1, False),

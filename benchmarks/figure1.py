@@ -21,13 +21,15 @@ METRIC = "nDCG@10"
 
 
 def points(results: list[dict[str, Any]]) -> dict[str, dict[str, tuple[float, float]]]:
-    """{set name: {method: (latency ms, metric)}}; later files win on equal names."""
+    """{set name: {method: (latency ms, metric)}}; latency at k=10 where it was measured
+    (table2), else at the method's own depth; later files win on equal names."""
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for result in results:
         for entry in result["collections"].values():
             for method, row in entry["methods"].items():
                 for name, eff in (row.get("effectiveness") or {}).items():
-                    out.setdefault(name, {})[method] = (row["latency_ms"]["mean"], eff[METRIC])
+                    latency = row.get("latency_ms_k10", row["latency_ms"])["mean"]
+                    out.setdefault(name, {})[method] = (latency, eff[METRIC])
     return out
 
 

@@ -1,7 +1,7 @@
 """latesearch against its PLAID peers (PyLate 1.2, colbert-ai 0.2.22) on the same documents
 and the same weights, CPU.
 
-Needs the peers' virtual environment of /work/shared/peers/README.md (PyLate 1.2.0 and
+Needs the peers' virtual environment of docs/benchmarks.md (PyLate 1.2.0 and
 colbert-ai 0.2.22 in e.g. /tmp/peers) and a ColBERT-format checkpoint (colbertv2.0 layout)
 that all three libraries load:
 
@@ -41,7 +41,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-DEFAULT_DATA = Path("/work/shared/data/scifact")
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "scifact"
 LS_SYSTEMS = ("latesearch", "latesearch-full", "exact")
 PEER_SYSTEMS = ("pylate", "colbert-ai")
 SEARCHED = ("latesearch", "latesearch-full", "pylate", "colbert-ai")

@@ -1,13 +1,13 @@
 """Training step time with and without `doc_chunk` (length-sorted document chunks), in the
 same process, alternating the settings so that a noisy machine affects both alike.
 
-The workload is issue 7's (the default model's recipe): id triples with teacher scores,
-16 queries x 12 documents per step, doc_maxlen 128, top 3 layers trained, L2-SP anchor,
-listwise distillation. Its data comes from `scripts/default_model/make_data.py` (see
-models/README.md; `scripts/default_model/rebuild_work.sh` builds data3, and v13's command
-data13). Steps after the first of each run are timed (the first loads data and warms up).
+The workload is the default model's training recipe (docs/model.md): id triples with teacher
+scores, 16 queries x 12 documents per step, doc_maxlen 128, top 3 layers trained, L2-SP
+anchor, listwise distillation, on data made by the rebuild's data step
+(`scripts/default_model/`). Steps after the first of each run are timed (the first loads
+data and warms up).
 
-    python benchmarks/training_speed.py --data .work/dm/data13 --triples weak.jsonl \
+    python benchmarks/training_speed.py --data .work/dm/data14 --triples weak.jsonl \
         --base-model .work/dm/start8 --chunks 0 32 --repeats 2 --steps 6
 
 Writes benchmarks/results/training-speed-<device>.json and .md.
@@ -30,7 +30,7 @@ from _machine import describe, machine_info  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=REPO / ".work" / "dm" / "data13",
+    p.add_argument("--data", type=Path, default=REPO / ".work" / "dm" / "data14",
                    help="folder with collection.jsonl, queries.tsv and the triples")
     p.add_argument("--triples", default="weak.jsonl", help="triples file inside --data")
     p.add_argument("--base-model", default=None, help="starting checkpoint (default backbone)")
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("collection.jsonl", "queries.tsv", args.triples):
         if not (args.data / name).is_file():
             p.error(f"{args.data / name} not found: build it with scripts/default_model/"
-                    "make_data.py (models/README.md)")
+                    "rebuild.sh (docs/model.md)")
     return args
 
 
