@@ -76,3 +76,27 @@ def test_imports_only_rooms_below(path):
 def test_the_lazy_top_level_exports_point_below_the_cli():
     exported = {module.split(".")[1] for module in latesearch._EXPORTS.values()}
     assert exported <= set(ALLOWED) - {"cli", "__main__"}
+
+
+def contributing_table() -> dict[str, set[str] | None]:
+    """CONTRIBUTING.md's layer table: room -> the rooms it may import (None: everything)."""
+    text = (PACKAGE.parent / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    table: dict[str, set[str] | None] = {}
+    for line in text.splitlines():
+        if not line.startswith("| `latesearch/"):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        room = cells[0].strip("`").removeprefix("latesearch/").rstrip("/").removesuffix(".py")
+        names = {n.strip().strip("`") for n in cells[-1].split(",")}
+        if names == {"everything"}:
+            table[room] = None
+            continue
+        rooms = set() if names == {"—"} else names
+        if "base" in rooms:
+            rooms = (rooms - {"base"}) | BASE
+        table[room] = {"__init__" if r == "latesearch" else r for r in rooms}
+    return table
+
+
+def test_contributing_table_is_the_checked_one():
+    assert contributing_table() == ALLOWED
