@@ -6,7 +6,9 @@ optimization switched on in turn, on one subset of a real collection, in one run
 
 Variants (cumulative): baseline (collection order, tokenization inline before encoding,
 32-bit storage); + length bucketing; + parallel tokenization (worker threads overlapping
-with encoding); + half-precision storage. Then, on top, float16 / bfloat16 autocast compute.
+with encoding); + half-precision storage (all four in the paper's uncompressed format). Then,
+on top, bfloat16 autocast compute, and the compressed format (the default: 2-bit residuals,
+with and without the fp16 tier; its build includes k-means and coding).
 Each variant is a full `build_index` (encoding, chunk files, SQLite, manifest) of the same
 documents with the same loaded model; rounds are interleaved so load drifts hit all
 variants alike, and the median is kept. Also: `Index.load` time and RSS growth on an
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -34,16 +37,18 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
 
 from _machine import describe, machine_info  # noqa: E402
 
+_PAPER = {"nbits": None}  # the paper's uncompressed store: the first five variants
 VARIANTS: list[tuple[str, dict[str, Any]]] = [
-    ("baseline", {"length_bucketing": False, "tokenizer_workers": 0, "precision": 32}),
-    ("+ length bucketing", {"length_bucketing": True, "tokenizer_workers": 0, "precision": 32}),
-    ("+ parallel tokenization", {"length_bucketing": True, "precision": 32}),
-    ("+ half-precision storage", {"length_bucketing": True, "precision": 16}),
-    ("+ float16 compute", {"length_bucketing": True, "precision": 16, "compute_dtype": "float16"}),
-    (
-        "+ bfloat16 compute",
-        {"length_bucketing": True, "precision": 16, "compute_dtype": "bfloat16"},
-    ),  # fmt: skip
+    ("baseline", {**_PAPER, "length_bucketing": False, "tokenizer_workers": 0, "precision": 32}),
+    ("+ length bucketing", {**_PAPER, "length_bucketing": True, "tokenizer_workers": 0,
+                            "precision": 32}),  # fmt: skip
+    ("+ parallel tokenization", {**_PAPER, "length_bucketing": True, "precision": 32}),
+    ("+ half-precision storage", {**_PAPER, "length_bucketing": True, "precision": 16}),
+    ("+ bfloat16 compute", {**_PAPER, "length_bucketing": True, "precision": 16,
+                            "compute_dtype": "bfloat16"}),  # fmt: skip
+    ("compressed, 2 bits + fp16 tier (the default)", {"length_bucketing": True, "nbits": 2,
+                                                       "keep_full": True}),  # fmt: skip
+    ("compressed, 2 bits alone", {"length_bucketing": True, "nbits": 2, "keep_full": False}),
 ]
 FIGURE7 = 4  # the first four variants are the paper's; the compute dtypes are extra
 
@@ -172,8 +177,8 @@ def build_once(subset: Path, folder: Path, model: Any, changes: dict[str, Any], 
     start, cpu = time.perf_counter(), time.process_time()
     store = build_index(subset, folder, model, config, progress=False)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    chunk_bytes = sum((folder / name).stat().st_size
-                      for c in store.chunks for name in (c.embeddings, c.doclens))  # fmt: skip
+    files = [n for c in store.chunks for n in (c.embeddings, c.codes, c.residuals, c.doclens)]
+    chunk_bytes = sum((folder / name).stat().st_size for name in files if name)
     result = {
         "seconds": seconds,
         "docs_per_second": store.n_docs / seconds,
@@ -313,7 +318,8 @@ def write_results(result: dict[str, Any], out: Path, device: str) -> None:
     tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     md = path.with_suffix(".md")
-    md.write_text(markdown(result), encoding="utf-8")
+    command = " ".join(["python", "benchmarks/indexing.py", *map(shlex.quote, sys.argv[1:])])
+    md.write_text(markdown(result) + f"\nRegenerate with: `{command}`\n", encoding="utf-8")
     print(f"wrote {path} and {md}", file=sys.stderr)
 
 
