@@ -23,7 +23,7 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--mine-depth", "mine_depth", int, "mine negatives from this many top results"),
     ("--negatives", "negatives_per_query", int, "negatives per query (n-way = 1 + this)"),
     ("--on-error", "on_error", str, "raise | skip bad rows (skipped rows are counted)"),
-    ("--base-model", "base_model", str, "starting checkpoint (default: all-MiniLM-L6-v2)"),
+    ("--base-model", "base_model", str, "starting checkpoint (default: the shipped default model)"),
     ("--query-maxlen", "query_maxlen", int, "query length in tokens"),
     ("--doc-maxlen", "doc_maxlen", int, "document length in tokens"),
     ("--dim", "dim", int, "embedding dimension (new projection)"),
