@@ -133,7 +133,7 @@ class _Build:
         if saved is not None and not overwrite:
             raise IndexExistsError(
                 f"{self.tmp}: an interrupted build of {self.folder} is there; "
-                "resume it (--resume) or start again (--overwrite)"
+                "resume it (--resume / resume=True) or start again (--overwrite / overwrite=True)"
             )
         if resume:
             print(f"latesearch: nothing to resume in {self.tmp}; starting", file=sys.stderr)

@@ -111,7 +111,10 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         if not folder.is_dir():
             hint = ""
             if building_folder(folder).is_dir():
-                hint = f" (an unfinished build is in {building_folder(folder)}: use --resume)"
+                hint = (
+                    f" (an unfinished build is in {building_folder(folder)}: resume it with "
+                    "--resume, or resume=True in Python)"
+                )
             for old in sorted(folder.parent.glob(f".{folder.name}.old-*")):
                 if (old / MANIFEST).is_file():  # a crash inside replace_folder's two renames
                     hint = (

@@ -212,7 +212,13 @@ class ColBERT(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Encode queries to a (n, query_maxlen, dim) tensor (narrower without augmentation,
         padded with zero rows); with `return_mask`, also the (n, width) bool mask of the
-        positions that are scored."""
+        positions that are scored. No queries give a tensor of 0 rows."""
+        if not isinstance(queries, str) and len(queries) == 0:
+            width = self.config.query_maxlen if self.config.query_augmentation else 0
+            device = "cpu" if to_cpu else self.device
+            out = torch.zeros((0, width, self.config.dim), dtype=self.dtype, device=device)
+            mask = torch.zeros((0, width), dtype=torch.bool, device=device)
+            return (out, mask) if return_mask else out
         batch = self.tokenizer.queries(queries)
         # with augmentation every position is scored, so chunks keep the full width
         out = self._embed_sorted(batch, batch_size, cut=not self.config.query_augmentation)

@@ -38,7 +38,8 @@ class TokenBatch:
 def check_texts(texts: Sequence[str], kind: str, *, allow_empty: bool) -> list[str]:
     """Validate a batch of texts: every item a str; queries also non-blank."""
     if isinstance(texts, str):
-        raise InputError(f"{kind}s must be a list of strings, not a single string")
+        plural = {"query": "queries"}.get(kind, f"{kind}s")
+        raise InputError(f"{plural} must be a list of strings, not a single string")
     out = list(texts)
     for i, text in enumerate(out):
         if not isinstance(text, str):

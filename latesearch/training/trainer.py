@@ -110,8 +110,8 @@ class Trainer:
         if saved_path.exists():
             if not cfg.resume:
                 raise ConfigError(
-                    f"{out} already holds a training run: resume it (--resume) "
-                    "or choose another output folder"
+                    f"{out} already holds a training run: resume it (--resume; resume=True in "
+                    "Python) or choose another output folder"
                 )
             conflicts = resume_conflicts(TrainConfig.load(saved_path), cfg)
             if conflicts:

@@ -127,3 +127,21 @@ def test_without_markers_ids_are_the_plain_tokenizers(tiny_bert_dir):
         expected = tok.hf(text, truncation=True, max_length=32)["input_ids"]
         assert batch.input_ids[row][batch.attention_mask[row].bool()].tolist() == expected
     assert tok.query_lengths(["x"]) == [3]
+
+
+def test_a_single_string_is_named_as_queries(tiny_colbert):
+    with pytest.raises(InputError, match="^queries must be a list of strings"):
+        tiny_colbert.tokenizer.queries("one string")
+
+
+@pytest.mark.parametrize("augmentation", [True, False])
+def test_no_queries_encode_to_zero_rows(tiny_bert_dir, augmentation):
+    from latesearch import ColBERT
+
+    model = ColBERT.from_pretrained(
+        tiny_bert_dir, device="cpu", dim=16, query_maxlen=12, query_augmentation=augmentation
+    )
+    Q, mask = model.encode_queries([], return_mask=True)
+    width = 12 if augmentation else 0
+    assert Q.shape == (0, width, 16) and mask.shape == (0, width) and mask.dtype == torch.bool
+    assert model.encode_queries([]).shape == (0, width, 16)
