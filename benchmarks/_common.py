@@ -236,12 +236,16 @@ def write_results(out: Path, stem: str, payload: dict[str, Any], markdown: str) 
     out.mkdir(parents=True, exist_ok=True)
     if "python benchmarks/" not in markdown:
         markdown = markdown.rstrip("\n") + f"\n\nRegenerate with: `{command()}`\n"
-    for suffix, text in ((".json", json.dumps(payload, indent=2) + "\n"), (".md", markdown)):
-        target = out / f"{stem}{suffix}"
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
+    write_text(out / f"{stem}.json", json.dumps(payload, indent=2) + "\n")
+    write_text(out / f"{stem}.md", markdown)
     print(f"wrote {out / stem}.json and .md")
+
+
+def write_text(target: Path, text: str) -> None:
+    """Write `text` (UTF-8) to `target` whole: a temporary file beside it, then os.replace."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
 
 
 def command() -> str:

@@ -46,7 +46,7 @@ from _common import (  # noqa: E402
     WORK,
     collection,
     load_model,
-    model_label,  # noqa: E402
+    model_label,
 )
 from _common import write_results as _write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402

@@ -75,7 +75,7 @@ def main() -> None:
     tmp = target.with_name(".figure1.tmp.png")
     fig.savefig(tmp, dpi=120)
     os.replace(tmp, target)
-    (args.out / "figure1.json").write_text(json.dumps(data, indent=2) + "\n")
+    common.write_text(args.out / "figure1.json", json.dumps(data, indent=2) + "\n")
     print(f"wrote {target}")
 
 

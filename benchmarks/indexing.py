@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(1, str(ROOT))
 
+from _common import write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
 
 _PAPER = {"nbits": None}  # the paper's uncompressed store: the first five variants
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             "notes": NOTES,
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         }
-        write_results(result, args.out, device)
+        write_results(args.out, f"indexing-{device}", result, markdown(result))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
@@ -309,18 +309,6 @@ def run_pylate(subset: Path, args, model: Any) -> dict[str, Any]:
         "a random Dense layer to the plain backbone), so this compares speed only.",
         "pythonpath": args.pylate_path,
     }
-
-
-def write_results(result: dict[str, Any], out: Path, device: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"indexing-{device}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    md = path.with_suffix(".md")
-    command = " ".join(["python", "benchmarks/indexing.py", *map(shlex.quote, sys.argv[1:])])
-    md.write_text(markdown(result) + f"\nRegenerate with: `{command}`\n", encoding="utf-8")
-    print(f"wrote {path} and {md}", file=sys.stderr)
 
 
 def markdown(r: dict[str, Any]) -> str:

@@ -13,7 +13,6 @@ python benchmarks/table2.py [--model CKPT] [--collections scifact vaswani] [--no
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,9 +113,7 @@ def write_readme_table(results: dict[str, Any], *, command: str) -> None:
     lines.append(README_BLOCK[1])
     head, rest = text.split(README_BLOCK[0], 1)
     tail = rest.split(README_BLOCK[1], 1)[1]
-    tmp = readme.with_name(".README.md.tmp")
-    tmp.write_text(head + "\n".join(lines) + tail, encoding="utf-8")
-    os.replace(tmp, readme)
+    common.write_text(readme, head + "\n".join(lines) + tail)
     print(f"updated {readme}")
 
 
@@ -155,10 +152,12 @@ def collection_rows(coll, colbert, args) -> dict[str, Any]:
     methods["ColBERT end-to-end (faiss IVFPQ)"] = (
         searcher(index, "e2e", k_prime=args.k_prime, nprobe=args.nprobe), index, sample
     )  # fmt: skip
-    engine = "ColBERT engine, 2-bit + fp16 tier (default)"
-    methods[engine] = (searcher(compressed), compressed, sample)
-    engine = "ColBERT engine, 2-bit alone (keep_full=False)"
-    methods[engine] = (searcher(codes_only), codes_only, sample)
+    methods["ColBERT engine, 2-bit + fp16 tier (default)"] = (
+        searcher(compressed), compressed, sample
+    )  # fmt: skip
+    methods["ColBERT engine, 2-bit alone (keep_full=False)"] = (
+        searcher(codes_only), codes_only, sample
+    )  # fmt: skip
     if not args.no_exact:
         methods["ColBERT exhaustive"] = (
             searcher(index, "exact"), index, sample[: args.exact_latency_queries]

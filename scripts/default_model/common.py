@@ -1,12 +1,12 @@
 """Small helpers shared by the default-model scripts: whole-file writes (a temporary file
 renamed into place, so an interrupted step never leaves a half-written result) and the
-machine a result was measured on."""
+machine a result was measured on (as the benchmarks record it)."""
 
 from __future__ import annotations
 
 import json
 import os
-import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +29,11 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU, cores, platform and Python / torch versions, recorded beside results."""
-    import torch
+    """The machine a result was measured on: the benchmarks' own record of it
+    (`benchmarks/_machine.py`: CPU, cores, memory, GPU, Python / torch / faiss versions)."""
+    benchmarks = str(Path(__file__).resolve().parents[2] / "benchmarks")
+    if benchmarks not in sys.path:
+        sys.path.insert(0, benchmarks)
+    from _machine import machine_info as benchmark_machine_info
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
+    return benchmark_machine_info()
