@@ -1,8 +1,7 @@
 """`EngineParams`: how wide the engine searches. Defaults follow k, from PLAID's paper
 (k = 10: 1 cell, t_cs 0.5, 256 documents; k = 100: 2, 0.45, 1024; k = 1000: 4, 0.4, 4096)
 except 3 cells at k = 100: with 2, the engine missed relevant documents that exhaustive
-search ranks in its top 100 (SciFact-novel R@100 0.9019 against 0.9115 with the fp16 tier;
-3 and 4 cells both give 0.9115)."""
+search ranks in its top 100 on SciFact-novel (docs/index-format.md)."""
 
 from __future__ import annotations
 
