@@ -39,3 +39,8 @@ class InputError(LatesearchError, ValueError):
         if field is not None:
             where += f" (field {field!r})" if where else f"field {field!r}"
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class StaleIndexError(LatesearchError):
+    """An index folder was replaced by a newer version (an update published by another
+    `Index` or process) after this object loaded it: load it again."""

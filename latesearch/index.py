@@ -72,6 +72,7 @@ class Index:
         check_model: bool = True,
     ) -> None:
         self.store = store
+        self._device, self._check_model = device, check_model
 
         def load() -> ColBERT:
             return load_index_model(store, model, device=device, check=check_model)
@@ -136,6 +137,13 @@ class Index:
     ) -> Index:
         """Open (memory-map) an index; the model is loaded on the first query."""
         return cls(IndexStore.open(folder), model, device=device, check_model=check_model)
+
+    def reloaded(self) -> Index:
+        """A new `Index` on the version of the folder on disk now (after an update published
+        by another object or process), sharing this one's model; this one is unchanged and
+        keeps reading the version it opened."""
+        return Index(IndexStore.open(self.folder), self.model, device=self._device,
+                     check_model=self._check_model)  # fmt: skip
 
     def add_bm25(self, config: Any = None) -> Path:
         """Build (or rebuild) the `bm25/` component from the stored texts, atomically."""

@@ -44,7 +44,9 @@ class MissingComponentError(LatesearchError):
 
 
 def require(store: IndexStore, name: str, mode: str) -> Path:
-    """The component folder, or a MissingComponentError saying how to add it."""
+    """The component folder, or a MissingComponentError saying how to add it
+    (StaleIndexError if an update has replaced the index folder since `store` opened it)."""
+    store.check_current()
     folder = store.folder / name
     if not folder.is_dir():
         how = {

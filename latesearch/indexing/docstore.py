@@ -126,23 +126,30 @@ class DocStoreWriter:
 
 
 class DocStore:
-    """Read-only access to `docs.sqlite`; one connection per thread."""
+    """Read-only access to `docs.sqlite` through one connection, opened here and shared by
+    all threads: it keeps reading the file it opened even after an update publishes a new
+    version of the index under the same path, so a reader never mixes two versions."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = sqlite3.connect(
+            path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False
+        )
 
     @property
     def conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
-            self._local.conn = conn
-        return conn
+        if self._conn is None:
+            raise sqlite3.ProgrammingError(f"{self.path}: the document store is closed")
+        return self._conn
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
 
     def max_idx(self) -> int:
         """Largest stored index (-1 when empty): a cheap completeness check."""
-        value = self.conn.execute("SELECT max(idx) FROM docs").fetchone()[0]
+        value = self._rows("SELECT max(idx) FROM docs")[0][0]
         return -1 if value is None else int(value)
 
     def indices(self, doc_ids: Sequence[str]) -> dict[str, int]:
@@ -151,7 +158,7 @@ class DocStore:
         for part in _batches(list(doc_ids)):
             marks = ",".join("?" * len(part))
             sql = f"SELECT doc_id, idx FROM docs WHERE doc_id IN ({marks})"
-            found.update(self.conn.execute(sql, part))
+            found.update(self._rows(sql, part))
         return found
 
     def documents(self, indices: Sequence[int]) -> list[dict[str, Any]]:
@@ -161,7 +168,7 @@ class DocStore:
         for part in _batches(sorted(set(wanted))):
             marks = ",".join("?" * len(part))
             sql = f"SELECT idx, doc_id, title, text FROM docs WHERE idx IN ({marks})"
-            for idx, doc_id, title, text in self.conn.execute(sql, part):
+            for idx, doc_id, title, text in self._rows(sql, part):
                 rows[idx] = {"doc_id": doc_id, "title": title, "text": text}
         missing = [i for i in wanted if i not in rows]
         if missing:
@@ -169,10 +176,10 @@ class DocStore:
         return [dict(rows[i]) for i in wanted]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 class DocIdList(Sequence[str]):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from latesearch._atomic import replace_folder
-from latesearch.errors import ConfigError, IndexCorruptError, InputError
+from latesearch.errors import ConfigError, IndexCorruptError, InputError, StaleIndexError
 from latesearch.indexing.codec import CODEC_DIR, ResidualCodec, file_digest
 from latesearch.indexing.docstore import DocIdList, DocStore
 from latesearch.indexing.files import chunk_digest, folder_bytes, load_npy
@@ -33,6 +34,7 @@ from latesearch.modeling.config import ColBERTConfig
 from latesearch.modeling.config import from_dict as colbert_config_from_dict
 
 SOURCES = ("auto", "full", "residual")
+_OPEN_ATTEMPTS, _OPEN_PAUSE = 20, 0.05  # opening during an update's publish: about 1 s
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
 
 
@@ -53,8 +55,11 @@ class IndexStore:
 and packed residuals (memory-mapped), doclens; the codec and inverted file of a compressed
 index; ids and texts. `flat` / `gather` read documents' vectors from either."""
 
-    def __init__(self, folder: Path, manifest: Manifest) -> None:
+    def __init__(
+        self, folder: Path, manifest: Manifest, *, identity: tuple[int, int] | None = None
+    ) -> None:
         self.folder = folder
+        self.identity = identity if identity is not None else folder_identity(folder)
         self.manifest = manifest
         self.colbert_config = _colbert_config(folder, manifest)
         self.codec: ResidualCodec | None = None
@@ -98,31 +103,48 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         np.cumsum(self.doclens, out=self.offsets[1:])
         self._chunk_first_doc = np.array([c.first_doc for c in manifest.chunks], dtype=np.int64)
         self.doc_ids = _doc_id_list(folder, self.n_docs)
-        self._docstore = DocStore(folder / DOCSTORE)
-        _check_docstore(self._docstore, self.n_docs)
+        self._docstore = _open_docstore(folder / DOCSTORE, self.n_docs)
         self._token_to_doc: np.ndarray | None = None
         self._ivf: InvertedFile | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, folder: str | os.PathLike) -> IndexStore:
-        """Validate and memory-map an index folder; IndexCorruptError names what is wrong."""
+        """Validate and memory-map an index folder; IndexCorruptError names what is wrong.
+
+        Every file opened belongs to one version: if an update publishes a new version
+        while this opens the folder, it opens it again (a few times, briefly)."""
         folder = Path(folder)
-        if not folder.is_dir():
-            hint = ""
-            if building_folder(folder).is_dir():
-                hint = (
-                    f" (an unfinished build is in {building_folder(folder)}: resume it with "
-                    "--resume, or resume=True in Python)"
-                )
-            for old in sorted(folder.parent.glob(f".{folder.name}.old-*")):
-                if (old / MANIFEST).is_file():  # a crash inside replace_folder's two renames
-                    hint = (
-                        f" (a crash during an update left the previous complete version in "
-                        f"{old}: rename it to {folder.name})"
-                    )
-            raise IndexCorruptError(f"{folder}: no index folder{hint}")
-        return cls(folder, Manifest.read(folder))
+        for attempt in range(_OPEN_ATTEMPTS):
+            identity = folder_identity(folder)
+            if identity is None or not folder.is_dir():
+                if _publishing(folder) and attempt + 1 < _OPEN_ATTEMPTS:
+                    time.sleep(_OPEN_PAUSE)  # between the two renames of a publish
+                    continue
+                raise IndexCorruptError(f"{folder}: no index folder{_missing_hint(folder)}")
+            try:
+                store = cls(folder, Manifest.read(folder), identity=identity)
+            except (IndexCorruptError, OSError):
+                if folder_identity(folder) == identity:
+                    raise
+                continue  # replaced while being read: read the new version
+            if store.is_current():
+                return store
+            store.close()
+        raise StaleIndexError(f"{folder}: replaced by updates faster than it could be opened")
+
+    def is_current(self) -> bool:
+        """Whether the folder on disk is still the version this store opened."""
+        return folder_identity(self.folder) == self.identity
+
+    def check_current(self) -> None:
+        """Raise StaleIndexError if an update replaced the folder since it was opened (so a
+        component is never loaded from a newer version than the rest)."""
+        if not self.is_current():
+            raise StaleIndexError(
+                f"{self.folder}: the index was updated after this object loaded it; "
+                "load it again (Index.load) to see the new version"
+            )
 
     def close(self) -> None:
         """Release memory maps and database connections."""
@@ -189,8 +211,11 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         if self.codec is None:
             raise IndexCorruptError(f"{self.folder}: an uncompressed index has no inverted file")
         if self._ivf is None:
-            self._ivf = InvertedFile.load(self.folder / IVF_DIR, n_centroids=self.codec.n_centroids,
-                                          n_docs=self.n_docs)  # fmt: skip
+            self.check_current()
+            ivf = InvertedFile.load(self.folder / IVF_DIR, n_centroids=self.codec.n_centroids,
+                                    n_docs=self.n_docs)  # fmt: skip
+            self.check_current()
+            self._ivf = ivf
         return self._ivf
 
     def verify(self) -> None:
@@ -438,12 +463,46 @@ def _doc_id_list(folder: Path, n_docs: int) -> DocIdList:
     return DocIdList(blob, offsets)
 
 
-def _check_docstore(store: DocStore, n_docs: int) -> None:
-    if not store.path.is_file():
-        raise IndexCorruptError(f"{store.path}: missing")
+def _open_docstore(path: Path, n_docs: int) -> DocStore:
+    if not path.is_file():
+        raise IndexCorruptError(f"{path}: missing")
     try:
+        store = DocStore(path)
         last = store.max_idx()
     except sqlite3.DatabaseError as err:
-        raise IndexCorruptError(f"{store.path}: unreadable ({err})") from None
+        raise IndexCorruptError(f"{path}: unreadable ({err})") from None
     if last != n_docs - 1:
-        raise IndexCorruptError(f"{store.path}: holds {last + 1} documents, expected {n_docs}")
+        store.close()
+        raise IndexCorruptError(f"{path}: holds {last + 1} documents, expected {n_docs}")
+    return store
+
+
+def folder_identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of `folder`, None where it is missing: an update publishes a new
+    version by renaming a new folder onto the path, which changes this."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _publishing(folder: Path) -> bool:
+    """Whether the previous version of `folder` sits aside, as between the two renames of
+    an update's publish (or after a crash there)."""
+    return any((old / MANIFEST).is_file() for old in folder.parent.glob(f".{folder.name}.old-*"))
+
+
+def _missing_hint(folder: Path) -> str:
+    if building_folder(folder).is_dir():
+        return (
+            f" (an unfinished build is in {building_folder(folder)}: resume it with "
+            "--resume, or resume=True in Python)"
+        )
+    for old in sorted(folder.parent.glob(f".{folder.name}.old-*")):
+        if (old / MANIFEST).is_file():  # a crash inside replace_folder's two renames
+            return (
+                f" (a crash during an update left the previous complete version in "
+                f"{old}: rename it to {folder.name})"
+            )
+    return ""

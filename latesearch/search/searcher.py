@@ -63,6 +63,7 @@ class Searcher:
             from latesearch.indexing.bm25 import BM25Index
 
             bm25 = BM25Index.load(require(self.store, BM25_DIR, "rerank/bm25"))
+            self.store.check_current()  # not replaced while it was being read
             _check_size(self.store, BM25_DIR, len(bm25.doc_ids), self.store.n_docs)
             self._bm25 = bm25
         return self._bm25
@@ -73,6 +74,7 @@ class Searcher:
             from latesearch.indexing.ann import TokenANNIndex
 
             ann = TokenANNIndex.load(require(self.store, ANN_DIR, "e2e"))
+            self.store.check_current()
             _check_size(self.store, ANN_DIR, len(ann), self.store.n_embeddings)
             self._ann = ann
         return self._ann

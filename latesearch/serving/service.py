@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from latesearch import __version__
-from latesearch.errors import InputError, LatesearchError
+from latesearch.errors import InputError, LatesearchError, StaleIndexError
 from latesearch.indexing.components import (
     MissingComponentError,
     present_components,
@@ -53,6 +53,11 @@ class SearchService:
 
     Index calls are serialized by a lock (the model and the searcher's lazily loaded
     components are shared), so the service is safe behind a threading server.
+
+    Every answer comes from one version of the index. When an update (from another process
+    or object) publishes a new version, the next request loads it, whole, and answers from
+    it; until it loads (e.g. during the publish's renames) requests are answered from the
+    version before. `index` is the version answering now.
     """
 
     def __init__(self, index: Any, config: ServeConfig | None = None) -> None:
@@ -70,10 +75,43 @@ class SearchService:
         """Load the query encoder (and the default mode's component) before the first
         request, so that a wrong model or a missing component fails at start-up."""
         with self._lock:
-            _ = self.index.model
-            mode = self.config.default_mode
-            if mode != "exact":
-                self.index.search("warm up", k=1, mode=mode)
+            self._warm(self.index)
+
+    def _warm(self, index: Any) -> None:
+        _ = index.model
+        mode = self.config.default_mode
+        if mode != "exact":
+            index.search("warm up", k=1, mode=mode)
+
+    def _current(self) -> Any:
+        """The index to answer from (call with the lock held): the newest published
+        version, loaded here the first time a request sees it."""
+        if self.index.store.is_current():
+            return self.index
+        try:
+            fresh = self.index.reloaded()
+            self._warm(fresh)
+        except (LatesearchError, OSError) as err:  # mid-publish, or a broken new version
+            log.warning("%s changed on disk; still answering from the version loaded "
+                        "before (%s)", self.index.folder, err)  # fmt: skip
+            return self.index
+        log.info("%s: now answering from the version published on disk (%d documents)",
+                 fresh.folder, len(fresh))  # fmt: skip
+        self.index = fresh
+        return fresh
+
+    def _call(self, work: Callable[[Any], Any]) -> Any:
+        """`work(index)` on the current version, under the lock; once more on the next
+        version if this one was replaced while a component was being loaded."""
+        with self._lock:
+            index = self._current()
+            try:
+                return work(index)
+            except StaleIndexError:
+                fresh = self._current()
+                if fresh is index:
+                    raise
+                return work(fresh)
 
     def handle(self, method: str, target: str, body: bytes = b"") -> Response:
         """Answer one request: `target` is the request line's path with its query string."""
@@ -102,12 +140,14 @@ class SearchService:
 
     # ------------------------------------------------------------------ handlers
     def _health(self, query: str, body: bytes) -> Response:
-        store = self.index.store
+        with self._lock:
+            index = self._current()
+        store = index.store
         return Response(200, {
             "status": "ok",
             "version": __version__,
-            "index": str(self.index.folder),
-            "documents": len(self.index),
+            "index": str(index.folder),
+            "documents": len(index),
             "embeddings": store.n_embeddings,
             "model": store.manifest.model_source,
             "components": present_components(store),
@@ -125,11 +165,12 @@ class SearchService:
         return self._search(search_from_json(parse_json_body(body), self.config))
 
     def _search(self, request: SearchRequest) -> Response:
-        with self._lock:
-            results = self.index.search(
-                request.queries, batch_size=self.config.batch_size, **request.options()
-            )
-            timings = _timings(self.index)
+        def work(index: Any) -> tuple[Any, dict[str, Any]]:
+            found = index.search(request.queries, batch_size=self.config.batch_size,
+                                 **request.options())  # fmt: skip
+            return found, _timings(index)
+
+        results, timings = self._call(work)
         head = {"mode": request.mode, "k": request.k}
         if request.single:
             hits = results[0]
@@ -142,12 +183,12 @@ class SearchService:
     def _rerank(self, query: str, body: bytes) -> Response:
         _no_url_params(query, "POST /rerank")
         request = rerank_from_json(parse_json_body(body), self.config)
-        with self._lock:
-            results = self.index.rerank(
-                request.queries, request.candidates, request.k,
-                missing=request.missing, return_text=request.return_text,
-            )  # fmt: skip
-            timings = _timings(self.index)
+        def work(index: Any) -> tuple[Any, dict[str, Any]]:
+            found = index.rerank(request.queries, request.candidates, request.k,
+                                 missing=request.missing, return_text=request.return_text)
+            return found, _timings(index)
+
+        results, timings = self._call(work)
         rows = [{"query": q, "hits": h.to_dicts(), "skipped": h.skipped}
                 for q, h in zip(request.queries, results, strict=True)]  # fmt: skip
         if request.single:
