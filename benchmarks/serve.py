@@ -19,7 +19,6 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -72,7 +71,7 @@ def measure(index: Any, conn: http.client.HTTPConnection, queries: list[str], mo
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from latesearch import Index
-    from latesearch.serving import SearchService, ServeConfig, make_server
+    from latesearch.serving import RunningServer, SearchService, ServeConfig
 
     args = parse_args(argv)
     queries = demo_queries()
@@ -84,10 +83,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             index = Index.load(args.index, device=args.device)
         service = SearchService(index, ServeConfig(max_k=max(1000, args.k)))
         service.warm_up()
-        server = make_server(service, port=0, quiet=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        host, port = server.server_address[:2]
+        server = RunningServer(service, port=0, quiet=True).start()
+        host, port = server.socket.getsockname()[:2]
         conn = http.client.HTTPConnection(host, port, timeout=60)
         rows = []
         try:
@@ -105,8 +102,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"{mode}: direct {d['median_ms']} ms, http {s['median_ms']} ms")
         finally:
             conn.close()
-            server.shutdown()
-            server.server_close()
+            server.stop()
     info = machine_info()
     result = {"benchmark": "serve", "machine": info, "index": str(args.index or "demo"),
               "k": args.k, "repeats": args.repeats, "rows": rows}  # fmt: skip

@@ -27,7 +27,7 @@ ALLOWED = {
     "evaluation": BASE | {"data", "search"},
     "training": BASE | {"scoring", "modeling", "data", "indexing", "search", "evaluation"},
     "index": BASE | {"scoring", "modeling", "data", "indexing", "search"},
-    "serving": BASE | {"__init__", "indexing", "search", "index"},
+    "serving": BASE | {"__init__", "data", "indexing", "search", "index"},
     "cli": None,  # the top: anything
     "__main__": {"cli"},
     "__init__": set(),  # re-exports by name only (import_module), checked below

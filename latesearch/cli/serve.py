@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import signal
+import os
 import sys
 
 from latesearch.cli._options import add_model_options
 from latesearch.errors import InputError
 from latesearch.serving.config import MODES
 
+API_KEY_ENV = "LATESEARCH_API_KEY"
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="serve an index over HTTP (JSON search and rerank API)",
-        description="Answer GET /search?q=..., POST /search, POST /rerank and GET /health "
-        "with JSON, for INDEX_DIR. The query encoder is loaded before the first request.",
+        help="serve an index over HTTP (JSON API; needs latesearch[server])",
+        description="Answer GET /search?q=..., POST /search, POST /rerank, GET /health and, "
+        "with an API key, POST/PUT /documents and POST /documents/delete, with JSON, for "
+        "INDEX_DIR (OpenAPI at /openapi.json, docs at /docs). The query encoder is loaded "
+        "before the first request. Needs the server extra: pip install 'latesearch[server]'.",
     )
     parser.add_argument("index_dir", help="index folder (from `latesearch index`)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
@@ -26,6 +30,12 @@ def register(subparsers) -> None:
     parser.add_argument("--max-k", type=int, default=1000, help="largest k a request may ask")
     parser.add_argument("--max-queries", type=int, default=256, help="queries per request")
     parser.add_argument("--batch-size", type=int, default=64, help="queries encoded at once")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get(API_KEY_ENV),
+        help=f"allow document writes to requests carrying this key (default: ${API_KEY_ENV}; "
+        "without one, writes are refused)",
+    )
     add_model_options(parser)
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     parser.set_defaults(func=run)
@@ -33,7 +43,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from latesearch.index import Index
-    from latesearch.serving import SearchService, ServeConfig, make_server
+    from latesearch.serving import RunningServer, SearchService, ServeConfig
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"port must be 0-65535, got {args.port}", field="port")
@@ -42,26 +52,16 @@ def run(args: argparse.Namespace) -> int:
     index = Index.load(
         args.index_dir, args.model, device=args.device, check_model=not args.no_check_model
     )
-    service = SearchService(index, config)
+    service = SearchService(index, config, api_key=args.api_key)
     service.warm_up()
     try:
-        server = make_server(service, args.host, args.port, quiet=args.quiet)
+        server = RunningServer(service, args.host, args.port, quiet=args.quiet)
     except OSError as err:
         raise InputError(
             f"cannot listen on {args.host}:{args.port}: {err.strerror or err}", field="port"
         ) from None
-    print(f"latesearch serve: {index!r} at {server.url} (Ctrl-C stops)", flush=True)
-    previous = signal.signal(signal.SIGTERM, _stop)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print("latesearch serve: stopped", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        server.server_close()
+    writes = "writes allowed with the API key" if args.api_key else "read-only"
+    print(f"latesearch serve: {index!r} at {server.url} ({writes}; Ctrl-C stops)", flush=True)
+    server.run()  # uvicorn stops on Ctrl-C and SIGTERM, finishing requests in flight
+    print("latesearch serve: stopped", file=sys.stderr, flush=True)
     return 0
-
-
-def _stop(signum: int, frame: object) -> None:
-    """SIGTERM (a service manager's stop) ends the server like Ctrl-C."""
-    raise KeyboardInterrupt

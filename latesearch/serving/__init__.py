@@ -1,11 +1,12 @@
-"""Serving: an HTTP JSON API over an index (`latesearch serve`).
+"""Serving: an HTTP JSON API over an index (`latesearch serve`, install extra `server`).
 
-`SearchService` holds the protocol (routing, validation, JSON bodies) and no sockets;
-`make_server` puts a standard-library threading HTTP server in front of it.
+`SearchService` holds the protocol (validation, limits, consistent versions, writes) and
+no sockets; `create_app` puts a FastAPI application in front of it and `RunningServer`
+serves that with uvicorn. Importing this package needs neither.
 """
 
+from latesearch.serving.app import RunningServer, create_app
 from latesearch.serving.config import ServeConfig
-from latesearch.serving.httpd import SearchServer, make_server
 from latesearch.serving.service import Response, SearchService
 
-__all__ = ["Response", "SearchServer", "SearchService", "ServeConfig", "make_server"]
+__all__ = ["Response", "RunningServer", "SearchService", "ServeConfig", "create_app"]

@@ -18,6 +18,7 @@ class ServeConfig(JsonConfig):
     max_k: the largest `k` (and `bm25_k`, `k_prime`) a request may ask for;
     max_queries: queries per batch request; max_query_chars: characters per query;
     max_candidates: candidate ids per query of a rerank request;
+    max_write_documents: documents (or ids) per add / upsert / delete request;
     max_body_bytes: the largest request body read; batch_size: queries encoded at once.
     """
 
@@ -27,12 +28,13 @@ class ServeConfig(JsonConfig):
     max_queries: int = 256
     max_query_chars: int = 4096
     max_candidates: int = 10_000
+    max_write_documents: int = 10_000
     max_body_bytes: int = 8 * 1024 * 1024
     batch_size: int = 64
 
     def __post_init__(self) -> None:
         for name in ("default_k", "max_k", "max_queries", "max_query_chars", "max_candidates",
-                     "max_body_bytes", "batch_size"):  # fmt: skip
+                     "max_write_documents", "max_body_bytes", "batch_size"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"ServeConfig.{name} must be an integer >= 1, got {value!r}")

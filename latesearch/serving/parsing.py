@@ -11,12 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from latesearch.data import Document
 from latesearch.errors import InputError
 from latesearch.serving.config import MODES, ServeConfig
 
 SEARCH_FIELDS = ("query", "queries", "k", "mode", "return_text", "k_prime", "nprobe", "bm25_k",
                  "ncells", "ndocs")  # fmt: skip
 RERANK_FIELDS = ("query", "queries", "candidates", "k", "missing", "return_text")
+ADD_FIELDS = ("documents",)
+DELETE_FIELDS = ("ids", "missing")
+DOCUMENT_FIELDS = ("id", "title", "text")
 # URL parameter -> request field (GET /search)
 URL_PARAMS = {"q": "query", "k": "k", "mode": "mode", "text": "return_text",
               "k_prime": "k_prime", "nprobe": "nprobe", "bm25_k": "bm25_k",
@@ -57,6 +61,15 @@ class RerankRequest:
     k: int | None = None
     missing: str = "raise"
     return_text: bool = False
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """Documents to add (or replace) and ids to delete."""
+
+    documents: list[Document]
+    ids: list[str]
+    missing: str = "raise"
 
 
 def parse_json_body(body: bytes) -> dict[str, Any]:
@@ -151,12 +164,50 @@ def rerank_from_json(data: dict[str, Any], config: ServeConfig) -> RerankRequest
     )
 
 
+def write_from_json(data: dict[str, Any], config: ServeConfig, *, delete: bool) -> WriteRequest:
+    """A `WriteRequest` from `{"documents": [{"id", "title", "text"}, ...]}` (add, upsert)
+    or, with `delete`, `{"ids": [...], "missing": "raise" | "skip"}`."""
+    if delete:
+        _check_fields(data, DELETE_FIELDS)
+        if "ids" not in data:
+            raise InputError("missing 'ids' (the document ids to delete)", field="ids")
+        ids = _id_list(data["ids"], "ids", config, limit=config.max_write_documents)
+        if not ids:
+            raise InputError("'ids' is empty", field="ids")
+        missing = _choice(data, "missing", "raise", ("raise", "skip"))
+        return WriteRequest(documents=[], ids=ids, missing=missing)
+    _check_fields(data, ADD_FIELDS)
+    raw = data.get("documents")
+    if not isinstance(raw, list) or not raw:
+        raise InputError("'documents' must be a non-empty list of objects", field="documents")
+    if len(raw) > config.max_write_documents:
+        raise InputError(f"{len(raw)} documents in one request; the limit is "
+                         f"{config.max_write_documents}", field="documents")  # fmt: skip
+    return WriteRequest(documents=[_document(d, n) for n, d in enumerate(raw)], ids=[])
+
+
+def _document(value: Any, n: int) -> Document:
+    where = f"documents[{n}]"
+    if not isinstance(value, dict):
+        raise InputError(f"'{where}' must be an object with 'id' and 'text'", field=where)
+    _check_fields(value, DOCUMENT_FIELDS, where)
+    for name in ("id", "text"):
+        if not isinstance(value.get(name), str) or not value[name].strip():
+            name = f"{where}.{name}"
+            raise InputError(f"'{name}' must be a non-empty string", field=name)
+    title = value.get("title", "")
+    if not isinstance(title, str):
+        raise InputError(f"'{where}.title' must be a string", field=f"{where}.title")
+    return Document(doc_id=value["id"], text=value["text"], title=title)
+
+
 # ---------------------------------------------------------------------- field checks
-def _check_fields(data: dict[str, Any], allowed: tuple[str, ...]) -> None:
+def _check_fields(data: dict[str, Any], allowed: tuple[str, ...], where: str = "") -> None:
     unknown = sorted(set(data) - set(allowed))
     if unknown:
+        name = f"{where}.{unknown[0]}" if where else unknown[0]
         raise InputError(
-            f"unknown field(s) {unknown}; expected some of {sorted(allowed)}", field=unknown[0]
+            f"unknown field(s) {unknown}; expected some of {sorted(allowed)}", field=name
         )
 
 
@@ -189,13 +240,12 @@ def _query_text(value: Any, field: str, config: ServeConfig) -> str:
     return value
 
 
-def _id_list(value: Any, field: str, config: ServeConfig) -> list[str]:
+def _id_list(value: Any, field: str, config: ServeConfig, limit: int | None = None) -> list[str]:
+    limit = config.max_candidates if limit is None else limit
     if not isinstance(value, list):
         raise InputError(f"'{field}' must be a list of document ids", field=field)
-    if len(value) > config.max_candidates:
-        raise InputError(
-            f"'{field}' has {len(value)} ids; the limit is {config.max_candidates}", field=field
-        )
+    if len(value) > limit:
+        raise InputError(f"'{field}' has {len(value)} ids; the limit is {limit}", field=field)
     for n, doc_id in enumerate(value):
         if not isinstance(doc_id, str):
             raise InputError(

@@ -13,6 +13,7 @@ read and returns a `Response`, so the whole protocol is testable without a netwo
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from latesearch.serving.parsing import (
     rerank_from_json,
     search_from_json,
     search_from_url,
+    write_from_json,
 )
 
 log = logging.getLogger(__name__)
@@ -60,10 +62,14 @@ class SearchService:
     version before. `index` is the version answering now.
     """
 
-    def __init__(self, index: Any, config: ServeConfig | None = None) -> None:
+    def __init__(
+        self, index: Any, config: ServeConfig | None = None, *, api_key: str | None = None
+    ) -> None:
         self.index = index
         self.config = config or ServeConfig()
-        self._lock = threading.Lock()
+        self.api_key = api_key or None
+        self._lock = threading.Lock()  # index calls (searches share the model)
+        self._write_lock = threading.Lock()  # one update at a time
         self._routes: dict[str, dict[str, Callable[[str, bytes], Response]]] = {
             "/health": {"GET": self._health},
             "/search": {"GET": self._search_get, "POST": self._search_post},
@@ -127,16 +133,71 @@ class SearchService:
                 405, {"error": f"{method} is not allowed on {path}; use {allowed}"},
                 {"Allow": allowed},
             )  # fmt: skip
+        return self._guarded(f"{method} {target}", lambda: handler(url.query, body))
+
+    # ------------------------------------------------------------------ typed entry points
+    def health(self) -> Response:
+        """GET /health."""
+        return self._guarded("GET /health", lambda: self._health("", b""))
+
+    def search_url(self, query_string: str) -> Response:
+        """GET /search with its URL parameters."""
+        return self._guarded("GET /search", lambda: self._search_get(query_string, b""))
+
+    def search(self, data: dict[str, Any]) -> Response:
+        """POST /search with its JSON object."""
+        return self._guarded("POST /search",
+                             lambda: self._search(search_from_json(data, self.config)))  # fmt: skip
+
+    def rerank(self, data: dict[str, Any]) -> Response:
+        """POST /rerank with its JSON object."""
+        return self._guarded("POST /rerank", lambda: self._rerank_request(data))
+
+    def write(self, data: dict[str, Any], *, delete: bool, upsert: bool = False,
+              key: str | None = None) -> Response:  # fmt: skip
+        """POST /documents (add), PUT /documents (`upsert`: add or replace) or POST
+        /documents/delete (`delete`), allowed only with the server's API key. The update
+        is published like any other; searches go on meanwhile, from the version before."""
+        denied = self._denied(key)
+        if denied is not None:
+            return denied
+        what = "POST /documents/delete" if delete else ("PUT" if upsert else "POST") + " /documents"
+        return self._guarded(what, lambda: self._write(data, delete=delete, upsert=upsert))
+
+    def _guarded(self, what: str, call: Callable[[], Response]) -> Response:
         try:
-            return handler(url.query, body)
+            return call()
         except (InputError, MissingComponentError) as err:
             return _error(400, str(err), getattr(err, "field", None))
         except LatesearchError as err:
-            log.error("%s %s failed: %s", method, target, err)
+            log.error("%s failed: %s", what, err)
             return _error(500, str(err))
         except Exception as err:  # keep serving; the traceback goes to the log
-            log.exception("%s %s failed", method, target)
+            log.exception("%s failed", what)
             return _error(500, f"internal error ({type(err).__name__}); see the server log")
+
+    def _denied(self, key: str | None) -> Response | None:
+        if self.api_key is None:
+            return _error(403, "writes are disabled: start the server with an API key "
+                               "(--api-key or LATESEARCH_API_KEY) to allow them")  # fmt: skip
+        if key is None or not hmac.compare_digest(key.encode(), self.api_key.encode()):
+            return Response(401, {"error": "this request needs the server's API key (header "
+                                           "'Authorization: Bearer KEY' or 'X-API-Key: KEY')"},
+                            {"WWW-Authenticate": "Bearer"})  # fmt: skip
+        return None
+
+    def _write(self, data: dict[str, Any], *, delete: bool, upsert: bool) -> Response:
+        request = write_from_json(data, self.config, delete=delete)
+        with self._write_lock:
+            with self._lock:
+                writer = self._current().reloaded()  # its own object: searches go on
+            summary = writer.update(
+                add=request.documents or None, delete=request.ids, replace=upsert,
+                missing=request.missing, progress=False,
+            )  # fmt: skip
+        with self._lock:
+            documents = len(self._current())
+        return Response(200, {"summary": summary.to_dict(), "documents": documents})
 
     # ------------------------------------------------------------------ handlers
     def _health(self, query: str, body: bytes) -> Response:
@@ -182,7 +243,10 @@ class SearchService:
 
     def _rerank(self, query: str, body: bytes) -> Response:
         _no_url_params(query, "POST /rerank")
-        request = rerank_from_json(parse_json_body(body), self.config)
+        return self._rerank_request(parse_json_body(body))
+
+    def _rerank_request(self, data: dict[str, Any]) -> Response:
+        request = rerank_from_json(data, self.config)
         def work(index: Any) -> tuple[Any, dict[str, Any]]:
             found = index.rerank(request.queries, request.candidates, request.k,
                                  missing=request.missing, return_text=request.return_text)

@@ -1,0 +1,209 @@
+"""The HTTP front of a `SearchService`: a FastAPI application (install extra `server`)
+with its OpenAPI schema at /openapi.json and interactive docs at /docs. The routes only
+translate HTTP to the service's calls and back."""
+
+# no `from __future__ import annotations`: FastAPI reads the routes' annotations, which
+# name the schemas imported inside create_app (the server extra is optional)
+import contextlib
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+from latesearch import __version__
+from latesearch.errors import InputError
+from latesearch.serving.service import Response, SearchService
+
+INSTALL_HINT = "the HTTP server needs the server extra: pip install 'latesearch[server]'"
+
+
+def create_app(service: SearchService) -> Any:
+    """A FastAPI application answering with `service`."""
+    try:
+        from fastapi import FastAPI, Header, Query, Request
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import JSONResponse
+        from starlette.exceptions import HTTPException
+    except ImportError:
+        raise InputError(INSTALL_HINT) from None
+    from latesearch.serving import schemas as s
+
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": s.ErrorOut} for code in (400, 401, 403, 413, 500)
+    }
+    app = FastAPI(
+        title="latesearch",
+        version=__version__,
+        description="ColBERT late-interaction search over one index. Errors answer "
+        '`{"error": ..., "field": ...}` with a 4xx status naming the bad field.',
+    )
+
+    def reply(response: Response) -> JSONResponse:
+        return JSONResponse(response.body, response.status, response.headers)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = {404: f"no endpoint {request.url.path!r}; see /docs",
+                   405: f"{request.method} is not allowed on {request.url.path}"}.get(
+            exc.status_code, str(exc.detail))  # fmt: skip
+        return JSONResponse({"error": message}, exc.status_code, dict(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        if first.get("type") == "json_invalid":
+            message = first.get("ctx", {}).get("error", "invalid JSON")
+            return JSONResponse({"error": f"the request body is not valid JSON: {message}",
+                                 "field": "body"}, 400)  # fmt: skip
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "header")]
+        field = ".".join(loc) or "body"
+        return JSONResponse({"error": f"{field}: {first.get('msg', 'invalid')}",
+                             "field": field}, 400)  # fmt: skip
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length, limit = request.headers.get("content-length"), service.config.max_body_bytes
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            message = f"body of {length} bytes; the limit is {limit}"
+            return JSONResponse({"error": message, "field": "body"}, 413,
+                                {"Connection": "close"})  # fmt: skip
+        return await call_next(request)
+
+    @app.get("/health", response_model=s.HealthOut, responses=errors)
+    def health() -> JSONResponse:
+        """The index, its size and the modes it can serve."""
+        return reply(service.health())
+
+    @app.get("/search", response_model=s.SearchOut, responses=errors)
+    def search_get(
+        request: Request,
+        q: str = Query(description="the query"),
+        k: int | None = Query(None, ge=1),
+        mode: s.Mode | None = None,
+        text: bool = Query(False, description="include titles and texts"),
+        k_prime: int | None = Query(None, ge=1),
+        nprobe: int | None = Query(None, ge=1),
+        bm25_k: int | None = Query(None, ge=1),
+        ncells: int | None = Query(None, ge=1),
+        ndocs: int | None = Query(None, ge=1),
+    ) -> JSONResponse:
+        """Search one query given as URL parameters."""
+        return reply(service.search_url(request.url.query))
+
+    @app.post("/search", response_model=s.SearchOut, responses=errors)
+    def search_post(body: s.SearchBody) -> JSONResponse:
+        """Search one query or a batch."""
+        return reply(service.search(body.model_dump(exclude_unset=True)))
+
+    @app.post("/rerank", response_model=s.RerankOut, responses=errors)
+    def rerank(body: s.RerankBody) -> JSONResponse:
+        """Score given document ids exactly and rank them."""
+        return reply(service.rerank(body.model_dump(exclude_unset=True)))
+
+    def key_of(authorization: str | None, x_api_key: str | None) -> str | None:
+        if x_api_key is not None:
+            return x_api_key
+        if authorization and authorization.lower().startswith("bearer "):
+            return authorization[7:].strip()
+        return None
+
+    @app.post("/documents", response_model=s.WriteOut, responses=errors)
+    def add(body: s.DocumentsBody, authorization: str | None = Header(None),
+            x_api_key: str | None = Header(None)) -> JSONResponse:  # fmt: skip
+        """Add documents (needs the API key); an id the index holds is an error."""
+        return reply(service.write(body.model_dump(), delete=False,
+                                   key=key_of(authorization, x_api_key)))  # fmt: skip
+
+    @app.put("/documents", response_model=s.WriteOut, responses=errors)
+    def upsert(body: s.DocumentsBody, authorization: str | None = Header(None),
+               x_api_key: str | None = Header(None)) -> JSONResponse:  # fmt: skip
+        """Add documents or replace those whose id the index holds (needs the API key)."""
+        return reply(service.write(body.model_dump(), delete=False, upsert=True,
+                                   key=key_of(authorization, x_api_key)))  # fmt: skip
+
+    @app.post("/documents/delete", response_model=s.WriteOut, responses=errors)
+    def delete(body: s.DeleteBody, authorization: str | None = Header(None),
+               x_api_key: str | None = Header(None)) -> JSONResponse:  # fmt: skip
+        """Delete documents by id (needs the API key)."""
+        return reply(service.write(body.model_dump(), delete=True,
+                                   key=key_of(authorization, x_api_key)))  # fmt: skip
+
+    return app
+
+
+class RunningServer:
+    """A uvicorn server answering `service` on a socket bound at construction (port 0:
+    any free port; `url` says which). `run()` serves in this thread until Ctrl-C or
+    SIGTERM; `start()` / `stop()` serve from a background thread (tests, benchmarks)."""
+
+    def __init__(self, service: SearchService, host: str = "127.0.0.1", port: int = 8893,
+                 *, quiet: bool = False) -> None:  # fmt: skip
+        try:
+            import uvicorn
+        except ImportError:
+            raise InputError(INSTALL_HINT) from None
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.socket.bind((host, port))
+            self.socket.listen(2048)  # connections queue from now, before uvicorn starts
+        except OSError:
+            self.socket.close()
+            raise
+        config = uvicorn.Config(create_app(service), log_level="warning" if quiet else "info",
+                                access_log=not quiet, timeout_graceful_shutdown=5)  # fmt: skip
+        self.server = _quiet_exit_server(uvicorn)(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.socket.getsockname()[:2]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def run(self) -> None:
+        self.server.run(sockets=[self.socket])
+
+    def start(self, timeout: float = 30.0) -> "RunningServer":
+        self._thread = threading.Thread(target=self.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the server at {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.socket.close()
+
+    def __enter__(self) -> "RunningServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _quiet_exit_server(uvicorn: Any) -> Any:
+    """uvicorn's Server, but a Ctrl-C or SIGTERM ends `run()` normally (exit status 0 for
+    `latesearch serve`) instead of being raised again once the server has shut down."""
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            stops = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
