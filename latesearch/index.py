@@ -250,6 +250,8 @@ class Index:
         centroid_score_threshold: float | None = None,
         ndocs: int | None = None,
         source: str = "auto",
+        filter: Any = None,  # noqa: A002 (the name vector stores use)
+        return_metadata: bool = False,
     ) -> Hits | list[Hits]:
         """Top-`k` documents of one query (→ Hits) or of a list of queries (→ list of Hits).
 
@@ -261,15 +263,21 @@ class Index:
         `ANNConfig.k_prime_for`) re-ranked exactly. "rerank": BM25 top-`bm25_k` re-ranked
         exactly; "exact": every document scored. `source` says where exact scores read
         vectors: "auto" (uncompressed where kept, else decompressed), "full", "residual".
-        Hits carry text and title when `return_text`.
+
+        `filter` (a dict, or its JSON text) keeps only documents whose metadata match, in
+        the MongoDB-style language of `latesearch.indexing.filters`, e.g. `{"year":
+        {"$gte": 2020}, "lang": {"$in": ["en", "de"]}}`; it restricts the candidates before
+        they are scored, so a selective filter still fills the top-k. Hits carry text and
+        title when `return_text`, metadata when `return_metadata`.
         """
         texts, single = _as_list(queries)
+        allowed = None if filter is None else self.store.matching(filter)
         ranked = self.searcher.search(
             texts, k, mode, k_prime=k_prime, nprobe=nprobe, bm25_k=bm25_k,
             batch_size=batch_size, device=device, ncells=ncells, ndocs=ndocs,
-            centroid_score_threshold=centroid_score_threshold, source=source,
+            centroid_score_threshold=centroid_score_threshold, source=source, allowed=allowed,
         )  # fmt: skip
-        results = [self._hits(r, return_text) for r in ranked]
+        results = [self._hits(r, return_text, return_metadata=return_metadata) for r in ranked]
         return results[0] if single else results
 
     def rerank(
@@ -281,11 +289,14 @@ class Index:
         missing: str = "raise",
         return_text: bool = False,
         device: str | torch.device | None = None,
+        filter: Any = None,  # noqa: A002
+        return_metadata: bool = False,
     ) -> Hits | list[Hits]:
         """Exact MaxSim of `query` against `candidate_ids` (duplicates counted once); the
         top-`k` (all when None). An id the index lacks raises `UnknownDocumentError` with
         missing="raise"; with "skip" it is left out and listed in the result's `skipped`.
-        A list of queries takes a list of candidate lists and returns a list of Hits."""
+        A list of queries takes a list of candidate lists and returns a list of Hits.
+        `filter` drops the candidates whose metadata do not match (see `search`)."""
         texts, single = _as_list(query)
         lists = [candidate_ids] if single else list(candidate_ids)
         if len(lists) != len(texts) or any(isinstance(c, str) for c in lists):
@@ -297,24 +308,32 @@ class Index:
         timings = SearchTimings(mode="rerank")
         indices, skipped = [], []
         with timings.stage("candidates"):
+            allowed = None if filter is None else self.store.matching(filter)
             for ids in lists:
                 found, unknown = self.store.doc_indices(list(dict.fromkeys(ids)), missing=missing)
+                if allowed is not None:
+                    found = found[np.isin(found, allowed)]
                 indices.append(found)
                 skipped.append(unknown)
         timings.total = timings.candidates
         ranked = self.searcher.rerank(texts, indices, k, device=device, timings=timings)
-        results = [self._hits(r, return_text, s) for r, s in zip(ranked, skipped, strict=True)]
+        results = [self._hits(r, return_text, s, return_metadata=return_metadata)
+                   for r, s in zip(ranked, skipped, strict=True)]  # fmt: skip
         return results[0] if single else results
 
-    def _hits(self, ranked: Ranked, return_text: bool, skipped: list[str] = ()) -> Hits:
+    def _hits(self, ranked: Ranked, return_text: bool, skipped: list[str] = (), *,
+              return_metadata: bool = False) -> Hits:  # fmt: skip
         scores, idx = ranked
         ids = self.store.doc_ids[np.asarray(idx, dtype=np.int64)] if len(idx) else []
-        docs = self.store.documents(idx) if return_text and len(idx) else None
+        wanted = (return_text or return_metadata) and len(idx)
+        docs = self.store.documents(idx) if wanted else None
         hits = []
         for rank, (doc_id, score) in enumerate(zip(ids, scores.tolist(), strict=True)):
             hit = Hit(doc_id=doc_id, score=float(score), rank=rank + 1)
-            if docs is not None:
+            if docs is not None and return_text:
                 hit.title, hit.text = docs[rank]["title"] or "", docs[rank]["text"]
+            if docs is not None and return_metadata:
+                hit.metadata = docs[rank]["metadata"]
             hits.append(hit)
         return Hits(hits, list(skipped))
 

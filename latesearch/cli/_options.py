@@ -18,6 +18,10 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nprobe", type=int, default=None,
                         help="e2e, uncompressed: faiss partitions probed")  # fmt: skip
     parser.add_argument("--bm25-k", type=int, default=1000, help="rerank: BM25 candidates")
+    parser.add_argument("--filter", default=None, metavar="JSON",
+                        help='only documents whose metadata match, e.g. \'{"year": {"$gte": '
+                        '2020}}\' (operators $eq $ne $in $nin $gt $gte $lt $lte $exists, '
+                        '$and $or $not)')  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=64, help="queries per batch (64)")
     add_model_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -39,6 +43,7 @@ def search_kwargs(args: argparse.Namespace) -> dict[str, object]:
         "ncells": args.ncells,
         "centroid_score_threshold": args.centroid_score_threshold,
         "ndocs": args.ndocs,
+        "filter": args.filter,
     }
 
 

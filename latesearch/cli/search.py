@@ -26,6 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("--mode", choices=MODES, default="e2e", help="candidates (e2e)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--show-text", action="store_true", help="show titles and texts")
+    parser.add_argument("--show-metadata", action="store_true", help="show documents' metadata")
     parser.add_argument("--queries", default=None, help="query file for batch search")
     parser.add_argument("--output", default="-", help="TREC run file for --queries (stdout)")
     parser.add_argument("--run-tag", default="latesearch", help="TREC run tag")
@@ -45,14 +46,15 @@ def run(args: argparse.Namespace) -> int:
     options = {"k": args.k, "mode": args.mode, **search_kwargs(args)}
     if args.queries is not None:
         return _batch(index, args, options)
-    hits = index.search(args.query, return_text=args.show_text, **options)
+    hits = index.search(args.query, return_text=args.show_text,
+                        return_metadata=args.show_metadata, **options)  # fmt: skip
     if args.json:
         timings = index.last_timings.to_dict() if index.last_timings else {}
         out = {"query": args.query, "mode": args.mode, "hits": hits.to_dicts(),
                "timings": timings}  # fmt: skip
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        _print_table(args.query, hits, args.show_text)
+        _print_table(args.query, hits, args.show_text, args.show_metadata)
     return 0
 
 
@@ -89,7 +91,7 @@ def _batch(index: Any, args: argparse.Namespace, options: dict[str, Any]) -> int
     return 0
 
 
-def _print_table(query: str, hits: Any, show_text: bool) -> None:
+def _print_table(query: str, hits: Any, show_text: bool, show_metadata: bool = False) -> None:
     print(f"query: {query}")
     if not hits:
         print("(no results)")
@@ -98,4 +100,6 @@ def _print_table(query: str, hits: Any, show_text: bool) -> None:
         if show_text:
             snippet = " ".join(f"{hit.title or ''} {hit.text or ''}".split())
             line += f"  {snippet[:100]}{'…' if len(snippet) > 100 else ''}"
+        if show_metadata:
+            line += f"  {json.dumps(hit.metadata or {}, ensure_ascii=False)}"
         print(line)

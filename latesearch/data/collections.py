@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,11 +49,13 @@ class SeenIds(Protocol):
 
 @dataclass(slots=True)
 class Document:
-    """One document of a collection. Ids are strings."""
+    """One document of a collection. Ids are strings; `metadata` holds any other fields
+    (JSON values), stored with the text and used by search filters."""
 
     doc_id: str
     text: str
     title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
 
     def full_text(self, title_join: str = " ") -> str:
         """Title, `title_join`, text when there is a title (the BEIR way), else the text."""
@@ -146,25 +148,50 @@ def _checked(
 
 def _read_tsv(path: Path, policy: Policy, title_join: str) -> Iterator[tuple[int, Document]]:
     text_col, title_col = 1, 2
+    extra: dict[int, str] = {}  # column -> metadata field, named by a header
+    width = 0  # columns a row must have when the header names extra ones
     for lineno, line in read_lines(path):
         try:
             cols = check_line(line).split("\t")
             if lineno == 1 and _is_header(cols[0]):
-                names = [name.strip().lower() for name in cols]
-                if len(names) == 3 and names[1] == "title":
-                    text_col, title_col = 2, 1
+                text_col, title_col, extra = _tsv_header(cols)
+                width = len(cols) if extra else 0
                 continue
             if len(cols) < 2:
                 raise Bad("bad_columns", "missing the text column (expected id<TAB>text)", "text")
-            if len(cols) > 3:
+            if width and len(cols) != width:
+                raise Bad("bad_columns", f"expected {width} tab-separated columns (as the "
+                                         f"header names), got {len(cols)}")  # fmt: skip
+            if not width and len(cols) > 3:
                 message = f"expected 2 or 3 tab-separated columns (id, text, title): {len(cols)}"
                 raise Bad("bad_columns", message)
-            title = cols[title_col] if len(cols) == 3 else ""
-            doc = Document(as_id(cols[0], "doc_id"), cols[text_col], title)
+            title = cols[title_col] if title_col < len(cols) else ""
+            metadata = {name: cols[c] for c, name in extra.items()}
+            doc = Document(as_id(cols[0], "doc_id"), cols[text_col], title, metadata)
         except Bad as err:
             policy.bad(err, lineno)
             continue
         yield lineno, doc
+
+
+def _tsv_header(cols: list[str]) -> tuple[int, int, dict[int, str]]:
+    """(text column, title column, {column: metadata field}) from a TSV header: `text`
+    and `title` by name (else text second, title third), every other column after the id
+    a metadata field of that name."""
+    names = [name.strip() for name in cols]
+    lowered = [name.lower() for name in names]
+    text_col = lowered.index("text") if "text" in lowered[1:] else 1
+    if "title" in lowered[1:]:
+        title_col = lowered.index("title")
+    else:
+        title_col = 2 if len(cols) == 3 and text_col == 1 else len(cols)
+    if len(cols) <= 3 and "text" not in lowered[1:] and "title" not in lowered[1:]:
+        return text_col, title_col, {}
+    extra = {c: names[c] for c in range(1, len(cols)) if c not in (text_col, title_col)}
+    for c, name in extra.items():
+        if not name:
+            raise Bad("bad_columns", f"header column {c + 1} has no name")
+    return text_col, title_col, extra
 
 
 def _from_dict(obj: Mapping[str, Any]) -> Document:
@@ -178,7 +205,27 @@ def _from_dict(obj: Mapping[str, Any]) -> Document:
         as_id(obj[id_key], id_key),
         as_text(obj[text_key], text_key),
         "" if title is None else as_text(title, "title"),
+        _metadata(obj, id_key, text_key),
     )
+
+
+def _metadata(obj: Mapping[str, Any], id_key: str, text_key: str) -> dict[str, Any]:
+    """A record's metadata: its `metadata` object (BEIR) and every key besides the id,
+    text and title."""
+    nested = obj.get("metadata")
+    if nested is None:
+        nested = {}
+    if not isinstance(nested, Mapping):
+        raise Bad("bad_field", f"metadata must be an object, got {type(nested).__name__}",
+                  "metadata")  # fmt: skip
+    out = {str(k): v for k, v in nested.items()}
+    for key, value in obj.items():
+        if key in (id_key, text_key, "title", "metadata"):
+            continue
+        if key in out:
+            raise Bad("bad_field", f"{key!r} is both a top-level key and in 'metadata'", key)
+        out[key] = value
+    return out
 
 
 def _read_jsonl(path: Path, policy: Policy, title_join: str) -> Iterator[tuple[int, Document]]:
@@ -216,8 +263,10 @@ def _read_items(items: Iterable[Any], policy: Policy) -> Iterator[tuple[int, Doc
     for index, item in enumerate(items, 1):
         try:
             if isinstance(item, Document):
+                if not isinstance(item.metadata, Mapping):
+                    raise Bad("bad_field", "metadata must be a dict", "metadata")
                 doc = Document(as_id(item.doc_id, "doc_id"), as_text(item.text, "text"),
-                               as_text(item.title, "title"))
+                               as_text(item.title, "title"), dict(item.metadata))
             elif isinstance(item, Mapping):
                 doc = _from_dict(item)
             elif isinstance(item, tuple | list) and len(item) in (2, 3):

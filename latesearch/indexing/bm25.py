@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import bm25s
+import numpy as np
 import Stemmer
 from bm25s.tokenization import Tokenized, Tokenizer
 
@@ -128,10 +129,11 @@ class BM25Index:
             )
 
     def search(
-        self, queries: list[str], k: int, *, n_threads: int = 0
+        self, queries: list[str], k: int, *, n_threads: int = 0, allowed: Any = None
     ) -> list[list[tuple[str, float]]]:
         """Top-`k` `(doc_id, score)` per query, best first. Queries with no indexed term
-        get an empty list; fewer than `k` results come back when fewer documents match."""
+        get an empty list; fewer than `k` results come back when fewer documents match.
+        `allowed`: positions (in build order) of the only documents that may be returned."""
         if isinstance(queries, str):
             raise InputError("queries must be a list of strings, not one string", field="queries")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -141,11 +143,16 @@ class BM25Index:
         asked = [i for i, ids in enumerate(tokens) if ids]
         if not asked:
             return results
+        mask = None
+        if allowed is not None:
+            mask = np.zeros(len(self.doc_ids), dtype=np.float32)
+            mask[np.asarray(allowed, dtype=np.int64)] = 1.0
         docs, scores = self.retriever.retrieve(
             [tokens[i] for i in asked],
             k=min(k, len(self.doc_ids)),
             show_progress=False,
             n_threads=n_threads,
+            weight_mask=mask,
         )
         for i, row_docs, row_scores in zip(asked, docs.tolist(), scores.tolist(), strict=True):
             results[i] = [

@@ -28,7 +28,7 @@ from latesearch.indexing.buildstate import PROGRESS, BuildState, describe_source
 from latesearch.indexing.compression import CompressionResult, compress_chunks
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.device_pool import DevicePool
-from latesearch.indexing.docstore import DocStoreWriter
+from latesearch.indexing.docstore import DocStoreWriter, metadata_json
 from latesearch.indexing.encoder_run import DocumentEncoder, EncodedGroup, EncoderSettings
 from latesearch.indexing.files import (
     IndexExistsError,
@@ -61,7 +61,8 @@ ExtraBuilder = Callable[[Path, IndexStore], None]
 class Group:
     """Documents read together (B of them): the unit of length sorting."""
 
-    rows: list[tuple[str, str, str]] = field(default_factory=list)  # doc_id, title, text
+    # doc_id, title, text, metadata JSON (None: none)
+    rows: list[tuple[str, str, str, str | None]] = field(default_factory=list)
 
 
 def build_index(
@@ -171,7 +172,8 @@ class _Build:
     def _groups(self, docs: Iterator[Document]) -> Iterator[tuple[Group, list[str]]]:
         """Groups of B documents and the texts the encoder sees (title joined to text)."""
         while read := list(itertools.islice(docs, self.config.group_size)):
-            group = Group([(d.doc_id, d.title, d.text) for d in read])
+            group = Group([(d.doc_id, d.title, d.text, metadata_json(d.doc_id, d.metadata))
+                           for d in read])  # fmt: skip
             yield group, [d.full_text(self.config.title_join) for d in read]
 
     def _commit(self, group: Group, encoded: EncodedGroup, state: BuildState, on_chunk) -> None:

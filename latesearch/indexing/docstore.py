@@ -3,22 +3,46 @@ id list (`doc_ids.bin` + `doc_ids.offsets.npy`) that makes id lookups by index f
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
+
+from latesearch.errors import InputError
+from latesearch.indexing.filters import compile_filter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
     idx INTEGER PRIMARY KEY,
     doc_id TEXT NOT NULL UNIQUE,
     title TEXT NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    metadata TEXT
 )
 """
+# `metadata`: the document's other fields as a JSON object, NULL when it has none. Doc
+# stores written before the column existed lack it; writers add it, readers see no metadata.
+
+
+def metadata_json(doc_id: str, metadata: Mapping[str, Any] | None) -> str | None:
+    """A document's metadata as stored: compact JSON, None when empty; InputError naming
+    the document if it is not JSON (e.g. a set, or NaN)."""
+    if not metadata:
+        return None
+    try:
+        return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":"))  # fmt: skip
+    except (TypeError, ValueError) as err:
+        raise InputError(f"document {doc_id!r}: metadata is not JSON ({err})",
+                         field="metadata") from None
+
+
+def has_metadata_column(conn: sqlite3.Connection, schema: str = "main") -> bool:
+    return any(row[1] == "metadata" for row in conn.execute(f"PRAGMA {schema}.table_info(docs)"))
 _BATCH = 500  # SQLite parameters per query
 
 
@@ -35,6 +59,8 @@ class DocStoreWriter:
         self.conn = sqlite3.connect(path)
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute(SCHEMA)
+        if not has_metadata_column(self.conn):  # a doc store from before metadata
+            self.conn.execute("ALTER TABLE docs ADD COLUMN metadata TEXT")
         self.conn.commit()
 
     def existing(self, doc_ids: Sequence[str]) -> set[str]:
@@ -51,11 +77,12 @@ class DocStoreWriter:
         row = self.conn.execute("SELECT idx FROM docs WHERE doc_id = ?", (doc_id,)).fetchone()
         return None if row is None else int(row[0])
 
-    def add(self, first_idx: int, rows: Iterable[tuple[str, str, str]]) -> None:
-        """Insert (doc_id, title, text) rows as idx first_idx, first_idx+1, ... and commit."""
+    def add(self, first_idx: int, rows: Iterable[tuple[str, str, str, str | None]]) -> None:
+        """Insert (doc_id, title, text, metadata JSON) rows as idx first_idx, first_idx+1,
+        ... and commit."""
         with self.conn:
             self.conn.executemany(
-                "INSERT INTO docs (idx, doc_id, title, text) VALUES (?, ?, ?, ?)",
+                "INSERT INTO docs (idx, doc_id, title, text, metadata) VALUES (?, ?, ?, ?, ?)",
                 ((first_idx + i, *row) for i, row in enumerate(rows)),
             )
 
@@ -87,10 +114,12 @@ class DocStoreWriter:
         """Copy every document of another doc store, its idx shifted by `first_idx`."""
         self.conn.execute("ATTACH DATABASE ? AS other", (str(path),))
         try:
+            metadata = "metadata" if has_metadata_column(self.conn, "other") else "NULL"
             with self.conn:
                 self.conn.execute(
-                    "INSERT INTO docs (idx, doc_id, title, text) "
-                    "SELECT idx + ?, doc_id, title, text FROM other.docs ORDER BY idx",
+                    "INSERT INTO docs (idx, doc_id, title, text, metadata) "
+                    f"SELECT idx + ?, doc_id, title, text, {metadata} FROM other.docs "
+                    "ORDER BY idx",
                     (first_idx,),
                 )
         finally:
@@ -136,6 +165,12 @@ class DocStore:
         self._conn: sqlite3.Connection | None = sqlite3.connect(
             path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False
         )
+        try:
+            # the column a query reads metadata from (NULL: a doc store from before it)
+            self.metadata_column = "metadata" if has_metadata_column(self._conn) else "NULL"
+        except sqlite3.DatabaseError:
+            self.close()
+            raise
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -161,15 +196,27 @@ class DocStore:
             found.update(self._rows(sql, part))
         return found
 
+    def matching(self, spec: Any) -> np.ndarray:
+        """Sorted indices (int64) of the documents whose metadata match the filter `spec`
+        (see `latesearch.indexing.filters`)."""
+        sql, params = compile_filter(spec, self.metadata_column)
+        try:
+            rows = self._rows(f"SELECT idx FROM docs WHERE {sql} ORDER BY idx", params)
+        except sqlite3.OperationalError as err:
+            raise InputError(f"the filter could not be evaluated: {err}", field="filter") from None
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
     def documents(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        """{doc_id, title, text} for each index, in the order asked."""
+        """{doc_id, title, text, metadata} for each index, in the order asked."""
         wanted = [int(i) for i in indices]
         rows: dict[int, dict[str, Any]] = {}
         for part in _batches(sorted(set(wanted))):
             marks = ",".join("?" * len(part))
-            sql = f"SELECT idx, doc_id, title, text FROM docs WHERE idx IN ({marks})"
-            for idx, doc_id, title, text in self._rows(sql, part):
-                rows[idx] = {"doc_id": doc_id, "title": title, "text": text}
+            sql = (f"SELECT idx, doc_id, title, text, {self.metadata_column} FROM docs "
+                   f"WHERE idx IN ({marks})")  # fmt: skip
+            for idx, doc_id, title, text, metadata in self._rows(sql, part):
+                rows[idx] = {"doc_id": doc_id, "title": title, "text": text,
+                             "metadata": json.loads(metadata) if metadata else {}}  # fmt: skip
         missing = [i for i in wanted if i not in rows]
         if missing:
             raise IndexError(f"{self.path}: no document with index {missing[0]}")

@@ -263,6 +263,10 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         indices = np.array([found[i] for i in ids if i in found], dtype=np.int64)
         return indices, unknown
 
+    def matching(self, spec: Any) -> np.ndarray:
+        """Sorted indices of the documents whose metadata match the filter `spec`."""
+        return self._docstore.matching(spec)
+
     def documents(self, doc_indices: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
         """{doc_id, title, text} of each document, in the order asked."""
         return self._docstore.documents(np.asarray(doc_indices, dtype=np.int64).reshape(-1))

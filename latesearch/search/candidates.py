@@ -12,12 +12,21 @@ from latesearch.indexing.bm25 import BM25Index
 
 
 def bm25_candidates(
-    store: IndexStore, bm25: BM25Index, queries: list[str], k: int
-) -> list[np.ndarray]:
-    """Doc indices of each query's BM25 top-`k`, in BM25 order (ids the embedding index
-    lacks cannot occur: the BM25 index is built from the same documents)."""
-    results = bm25.search(queries, k)
+    store: IndexStore, bm25: BM25Index, queries: list[str], k: int,
+    allowed: np.ndarray | None = None,
+) -> list[np.ndarray]:  # fmt: skip
+    """Doc indices of each query's BM25 top-`k` (among `allowed` only, where given), in
+    BM25 order (ids the embedding index lacks cannot occur: the BM25 index is built from
+    the same documents, in the same order)."""
+    results = bm25.search(queries, k, allowed=allowed)
     return [store.doc_indices([doc_id for doc_id, _ in hits])[0] for hits in results]
+
+
+def restrict(candidates: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
+    """The candidates a filter allows; every allowed document when fewer than `k` of the
+    candidates are (a selective filter must not empty the top-k)."""
+    kept = np.intersect1d(candidates, allowed)
+    return kept if kept.size >= min(k, allowed.size) else allowed
 
 
 def ann_candidates(

@@ -8,21 +8,25 @@ from typing import Any
 
 @dataclass
 class Hit:
-    """One ranked document: its id, MaxSim score, 1-based rank, and optionally its text."""
+    """One ranked document: its id, MaxSim score, 1-based rank, and optionally its text
+    and its metadata (the collection's other fields)."""
 
     doc_id: str
     score: float
     rank: int
     title: str | None = None
     text: str | None = None
+    metadata: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; title and text only when they were asked for."""
+        """A JSON-ready dict; title, text and metadata only when they were asked for."""
         out: dict[str, Any] = {"doc_id": self.doc_id, "score": self.score, "rank": self.rank}
         if self.title is not None:
             out["title"] = self.title
         if self.text is not None:
             out["text"] = self.text
+        if self.metadata is not None:
+            out["metadata"] = self.metadata
         return out
 
 

@@ -16,7 +16,7 @@ from latesearch.errors import IndexCorruptError, InputError
 from latesearch.indexing import IndexStore
 from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
 from latesearch.modeling import ColBERT
-from latesearch.search.candidates import ann_candidates, bm25_candidates
+from latesearch.search.candidates import ann_candidates, bm25_candidates, restrict
 from latesearch.search.engine import Engine, EngineParams
 from latesearch.search.exact import exhaustive_top_k
 from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents, top_k
@@ -106,8 +106,10 @@ class Searcher:
         centroid_score_threshold: float | None = None,
         ndocs: int | None = None,
         source: str = "auto",
+        allowed: np.ndarray | None = None,
     ) -> list[Ranked]:
         """The top-`k` (scores, doc indices) of each query; timings in `last_timings`.
+        `allowed`: sorted doc indices, the only ones that may be returned (a filter's).
 
         `ncells`, `centroid_score_threshold` and `ndocs` tune the engine (compressed
         indexes; None: `EngineParams.for_k(k)`); `k_prime` and `nprobe` the faiss ANN
@@ -138,17 +140,23 @@ class Searcher:
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             Q, mask = self._encode(batch, timings, device)
+            if mode == "exact" and allowed is not None:  # every allowed document scored
+                out.extend(self._rerank(Q, mask, [allowed] * len(batch), k, timings, source))
+                continue
             if mode == "exact":
                 out.extend(self._exact(Q, mask, k, timings, source))
                 continue
             if engine:
-                out.extend(self.engine.search(Q, mask, k, params, timings, source=source))
+                out.extend(self.engine.search(Q, mask, k, params, timings, source=source,
+                                              allowed=allowed))  # fmt: skip
                 continue
             with timings.stage("candidates"):
                 if mode == "rerank":
-                    cands = bm25_candidates(self.store, self.bm25, batch, bm25_k)
+                    cands = bm25_candidates(self.store, self.bm25, batch, bm25_k, allowed)
                 else:
                     cands = ann_candidates(self.ann, Q, mask, k_prime=k_prime, nprobe=nprobe)
+                    if allowed is not None:
+                        cands = [restrict(c, allowed, k) for c in cands]
             out.extend(self._rerank(Q, mask, cands, k, timings, source))
         timings.total = time.perf_counter() - started
         self.last_timings = timings

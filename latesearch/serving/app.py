@@ -87,6 +87,8 @@ def create_app(service: SearchService) -> Any:
         bm25_k: int | None = Query(None, ge=1),
         ncells: int | None = Query(None, ge=1),
         ndocs: int | None = Query(None, ge=1),
+        filter: str | None = Query(None, description="metadata filter as JSON"),  # noqa: A002
+        meta: bool = Query(False, description="include documents' metadata"),
     ) -> JSONResponse:
         """Search one query given as URL parameters."""
         return reply(service.search_url(request.url.query))

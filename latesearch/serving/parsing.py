@@ -13,18 +13,21 @@ from urllib.parse import parse_qs
 
 from latesearch.data import Document
 from latesearch.errors import InputError
+from latesearch.indexing.filters import compile_filter
 from latesearch.serving.config import MODES, ServeConfig
 
 SEARCH_FIELDS = ("query", "queries", "k", "mode", "return_text", "k_prime", "nprobe", "bm25_k",
-                 "ncells", "ndocs")  # fmt: skip
-RERANK_FIELDS = ("query", "queries", "candidates", "k", "missing", "return_text")
+                 "ncells", "ndocs", "filter", "return_metadata")  # fmt: skip
+RERANK_FIELDS = ("query", "queries", "candidates", "k", "missing", "return_text", "filter",
+                 "return_metadata")  # fmt: skip
 ADD_FIELDS = ("documents",)
 DELETE_FIELDS = ("ids", "missing")
-DOCUMENT_FIELDS = ("id", "title", "text")
+DOCUMENT_FIELDS = ("id", "title", "text", "metadata")
 # URL parameter -> request field (GET /search)
 URL_PARAMS = {"q": "query", "k": "k", "mode": "mode", "text": "return_text",
               "k_prime": "k_prime", "nprobe": "nprobe", "bm25_k": "bm25_k",
-              "ncells": "ncells", "ndocs": "ndocs"}  # fmt: skip
+              "ncells": "ncells", "ndocs": "ndocs", "filter": "filter",
+              "meta": "return_metadata"}  # fmt: skip
 _INT_FIELDS = ("k", "k_prime", "nprobe", "bm25_k", "ncells", "ndocs")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -43,12 +46,15 @@ class SearchRequest:
     bm25_k: int = 1000
     ncells: int | None = None
     ndocs: int | None = None
+    filter: dict[str, Any] | None = None
+    return_metadata: bool = False
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments of `Index.search` besides the queries."""
         return {"k": self.k, "mode": self.mode, "return_text": self.return_text,
                 "k_prime": self.k_prime, "nprobe": self.nprobe, "bm25_k": self.bm25_k,
-                "ncells": self.ncells, "ndocs": self.ndocs}  # fmt: skip
+                "ncells": self.ncells, "ndocs": self.ndocs, "filter": self.filter,
+                "return_metadata": self.return_metadata}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class RerankRequest:
     k: int | None = None
     missing: str = "raise"
     return_text: bool = False
+    filter: dict[str, Any] | None = None
+    return_metadata: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,8 +118,10 @@ def search_from_url(query_string: str, config: ServeConfig) -> SearchRequest:
         key, value = URL_PARAMS[name], values[0]
         if key in _INT_FIELDS:
             data[key] = _url_int(name, value)
-        elif key == "return_text":
+        elif key in ("return_text", "return_metadata"):
             data[key] = _url_bool(name, value)
+        elif key == "filter":
+            data[key] = _url_json(name, value)
         else:
             data[key] = value
     if "query" not in data:
@@ -134,6 +144,8 @@ def search_from_json(data: dict[str, Any], config: ServeConfig) -> SearchRequest
         bm25_k=_int(data, "bm25_k", min(1000, config.max_candidates), config.max_candidates),
         ncells=_int(data, "ncells", None, None),
         ndocs=_int(data, "ndocs", None, config.max_candidates),
+        filter=_filter(data),
+        return_metadata=_bool(data, "return_metadata"),
     )
 
 
@@ -161,6 +173,8 @@ def rerank_from_json(data: dict[str, Any], config: ServeConfig) -> RerankRequest
         k=_int(data, "k", None, config.max_k),
         missing=_choice(data, "missing", "raise", ("raise", "skip")),
         return_text=_bool(data, "return_text"),
+        filter=_filter(data),
+        return_metadata=_bool(data, "return_metadata"),
     )
 
 
@@ -198,7 +212,10 @@ def _document(value: Any, n: int) -> Document:
     title = value.get("title", "")
     if not isinstance(title, str):
         raise InputError(f"'{where}.title' must be a string", field=f"{where}.title")
-    return Document(doc_id=value["id"], text=value["text"], title=title)
+    metadata = value.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InputError(f"'{where}.metadata' must be an object", field=f"{where}.metadata")
+    return Document(doc_id=value["id"], text=value["text"], title=title, metadata=metadata)
 
 
 # ---------------------------------------------------------------------- field checks
@@ -277,6 +294,24 @@ def _choice(data: dict[str, Any], field: str, default: str, choices: tuple[str, 
     if value not in choices:
         raise InputError(f"'{field}' must be one of {list(choices)}, got {value!r}", field=field)
     return value
+
+
+def _filter(data: dict[str, Any]) -> dict[str, Any] | None:
+    value = data.get("filter")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InputError(f"'filter' must be a JSON object, got {type(value).__name__}",
+                         field="filter")  # fmt: skip
+    compile_filter(value)  # a bad filter is a 400 naming its part, before any work
+    return value
+
+
+def _url_json(name: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as err:
+        raise InputError(f"parameter {name!r} is not valid JSON: {err.msg}", field=name) from None
 
 
 def _url_int(name: str, value: str) -> int:

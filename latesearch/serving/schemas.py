@@ -30,6 +30,10 @@ class SearchBody(_Request):
     bm25_k: int | None = Count
     ncells: int | None = Count
     ndocs: int | None = Count
+    filter: dict[str, Any] | None = Field(
+        default=None, description='metadata filter, e.g. {"year": {"$gte": 2020}}'
+    )
+    return_metadata: bool = Field(default=False, description="include documents' metadata")
 
 
 class RerankBody(_Request):
@@ -41,12 +45,15 @@ class RerankBody(_Request):
     k: int | None = Field(default=None, ge=1)
     missing: Missing = "raise"
     return_text: bool = False
+    filter: dict[str, Any] | None = None
+    return_metadata: bool = False
 
 
 class DocumentIn(_Request):
     id: str
     text: str
     title: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class DocumentsBody(_Request):
@@ -68,6 +75,7 @@ class HitOut(BaseModel):
     rank: int
     title: str | None = None
     text: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class SearchOut(BaseModel):

@@ -249,7 +249,9 @@ class SearchService:
         request = rerank_from_json(data, self.config)
         def work(index: Any) -> tuple[Any, dict[str, Any]]:
             found = index.rerank(request.queries, request.candidates, request.k,
-                                 missing=request.missing, return_text=request.return_text)
+                                 missing=request.missing, return_text=request.return_text,
+                                 filter=request.filter,
+                                 return_metadata=request.return_metadata)  # fmt: skip
             return found, _timings(index)
 
         results, timings = self._call(work)

@@ -32,7 +32,8 @@ def test_texts_and_titles_in_sqlite(build, corpus, docs):
     store = build(corpus)
     got = store.documents([3, 0, 3])
     assert [g["doc_id"] for g in got] == ["doc-3", "doc-0", "doc-3"]
-    assert got[1] == {"doc_id": "doc-0", "title": "title 0", "text": docs[0]["text"]}
+    assert got[1] == {"doc_id": "doc-0", "title": "title 0", "text": docs[0]["text"],
+                      "metadata": {}}
     assert store.doc_index("doc-12") == 12
     indices, unknown = store.doc_indices(["doc-2", "nope", "doc-1"], missing="skip")
     assert indices.tolist() == [2, 1] and unknown == ["nope"]
@@ -129,8 +130,8 @@ def test_iterable_sources(build, docs, full_text):
     assert list(store.doc_ids) == [d["_id"] for d in docs[:10]]
     titled = build([{"id": "a", "title": "T", "text": "cat"}, ("b", "dog")], "dicts")
     assert titled.documents([0, 1]) == [
-        {"doc_id": "a", "title": "T", "text": "cat"},
-        {"doc_id": "b", "title": "", "text": "dog"},
+        {"doc_id": "a", "title": "T", "text": "cat", "metadata": {}},
+        {"doc_id": "b", "title": "", "text": "dog", "metadata": {}},
     ]
 
 

@@ -23,14 +23,16 @@ def test_msmarco_tsv_with_and_without_titles(build, tmp_path, tiny_colbert):
     plain.write_text("0\tthe cat is a dog\n1\tprotein cell gene\n", encoding="utf-8")
     store = build(plain, "plain")
     assert list(store.doc_ids) == ["0", "1"]
-    assert store.documents([1]) == [{"doc_id": "1", "title": "", "text": "protein cell gene"}]
+    assert store.documents([1]) == [
+        {"doc_id": "1", "title": "", "text": "protein cell gene", "metadata": {}}
+    ]
 
     titled = tmp_path / "titled.tsv"
     titled.write_text("id\ttitle\ttext\n7\tcat\tthe dog\n8\t\tgene study\n", encoding="utf-8")
     store = build(titled, "titled")
     assert store.documents([0, 1]) == [
-        {"doc_id": "7", "title": "cat", "text": "the dog"},
-        {"doc_id": "8", "title": "", "text": "gene study"},
+        {"doc_id": "7", "title": "cat", "text": "the dog", "metadata": {}},
+        {"doc_id": "8", "title": "", "text": "gene study", "metadata": {}},
     ]
     encoded_as(store, 0, tiny_colbert, "cat the dog")  # title joined the BEIR way
     encoded_as(store, 1, tiny_colbert, "gene study")
@@ -45,7 +47,9 @@ def test_trec_sgml_collection(build, tmp_path, tiny_colbert):
     )
     store = build(trec)
     assert list(store.doc_ids) == ["d1", "d2"]
-    assert store.documents([0]) == [{"doc_id": "d1", "title": "gene", "text": "the cell & drug"}]
+    assert store.documents([0]) == [
+        {"doc_id": "d1", "title": "gene", "text": "the cell & drug", "metadata": {}}
+    ]
     encoded_as(store, 0, tiny_colbert, "gene the cell & drug")
 
 

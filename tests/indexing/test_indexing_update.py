@@ -219,7 +219,7 @@ def test_open_points_at_the_copy_a_crash_between_renames_left(base):
 
 def test_docstore_remove_keeps_indices_contiguous(tmp_path):
     writer = DocStoreWriter(tmp_path / "docs.sqlite")
-    writer.add(0, [(f"d{i}", "", f"text {i}") for i in range(10)])
+    writer.add(0, [(f"d{i}", "", f"text {i}", None) for i in range(10)])
     writer.remove(np.array([0, 4, 5, 9]))
     rows = writer.conn.execute("SELECT idx, doc_id FROM docs ORDER BY idx").fetchall()
     assert rows == [(0, "d1"), (1, "d2"), (2, "d3"), (3, "d6"), (4, "d7"), (5, "d8")]

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from latesearch.indexing import IndexStore
+from latesearch.search.candidates import restrict
 from latesearch.search.engine.candidates import candidate_documents, centroid_scores, top_cells
 from latesearch.search.engine.interaction import best, full_interaction, pruned_interaction
 from latesearch.search.engine.params import EngineParams
@@ -36,19 +37,27 @@ class Engine:
         timings: SearchTimings,
         *,
         source: str = "auto",
+        allowed: np.ndarray | None = None,
     ) -> list[Ranked]:
-        """Top-`k` (scores, doc indices) of each query of Q (nq, Lq, dim) with q_mask."""
+        """Top-`k` (scores, doc indices) of each query of Q (nq, Lq, dim) with q_mask,
+        among the sorted doc indices `allowed` only, where given (a filter's)."""
         return [
-            self._one(Q[i : i + 1], q_mask[i : i + 1], k, params, timings, source)
+            self._one(Q[i : i + 1], q_mask[i : i + 1], k, params, timings, source, allowed)
             for i in range(Q.shape[0])
         ]
 
-    def _one(self, Q, q_mask, k: int, params: EngineParams, timings, source: str) -> Ranked:
+    def _one(self, Q, q_mask, k: int, params: EngineParams, timings, source: str,
+             allowed: np.ndarray | None) -> Ranked:  # fmt: skip
         """One query, Q (1, Lq, dim) and q_mask (1, Lq)."""
         with timings.stage("candidates"):
             real = Q[0][q_mask[0]].detach().to("cpu", torch.float32).numpy()
             scores = centroid_scores(self.centroids, real)  # (n_centroids, Lq)
-            docs = candidate_documents(self.ivf, top_cells(scores, params.ncells))
+            if allowed is not None and allowed.size <= params.ndocs:
+                docs = allowed  # a selective filter: every allowed document is a candidate
+            else:
+                docs = candidate_documents(self.ivf, top_cells(scores, params.ncells))
+                if allowed is not None:
+                    docs = restrict(docs, allowed, params.exact_survivors(k))
         with timings.stage("interaction"):
             if docs.size > params.ndocs:
                 approx = pruned_interaction(

@@ -1,0 +1,128 @@
+"""Metadata stored with documents, returned with hits, kept through updates, and filters
+in every mode: only matching documents come back, and a selective filter still fills the
+top-k (the filter restricts the candidates before scoring)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from latesearch import Index
+from latesearch.errors import InputError
+
+from .conftest import CONTENT
+
+QUERY = "protein cell study"
+
+
+def write_corpus(path, n=40):
+    rng = np.random.default_rng(5)
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(n):
+            text = " ".join(rng.choice(CONTENT, size=int(rng.integers(4, 15))))
+            row = {"_id": f"d{i}", "title": "", "text": text, "year": 2000 + i % 25,
+                   "metadata": {"lang": ["en", "de", "fr", "es"][i % 4]}}  # fmt: skip
+            if i % 5 == 0:
+                row["tags"] = ["ml", "ir"] if i % 10 == 0 else ["bio"]
+            out.write(json.dumps(row) + "\n")
+    return path
+
+
+def metadata_of(i):
+    meta = {"lang": ["en", "de", "fr", "es"][i % 4], "year": 2000 + i % 25}
+    if i % 5 == 0:
+        meta["tags"] = ["ml", "ir"] if i % 10 == 0 else ["bio"]
+    return meta
+
+
+@pytest.fixture(scope="module")
+def indexes(tmp_path_factory, tiny_colbert):
+    folder = tmp_path_factory.mktemp("filtering")
+    corpus = write_corpus(folder / "corpus.jsonl")
+    compressed = Index.build(corpus, folder / "c", tiny_colbert, bm25=True, progress=False)
+    plain = Index.build(corpus, folder / "u", tiny_colbert, bm25=True, progress=False,
+                        nbits=None, precision=32)  # fmt: skip
+    return compressed, plain
+
+
+def allowed_ids(spec):
+    from tests.indexing.test_filters import matches
+
+    return {f"d{i}" for i in range(40) if matches(metadata_of(i), spec)}
+
+
+def test_metadata_is_stored_and_returned(indexes):
+    compressed, _ = indexes
+    hits = compressed.search(QUERY, k=40, mode="exact", return_metadata=True)
+    assert {h.doc_id: h.metadata for h in hits} == {f"d{i}": metadata_of(i) for i in range(40)}
+    assert hits[0].text is None and "metadata" in hits[0].to_dict()
+    assert "metadata" not in compressed.search(QUERY, k=1)[0].to_dict()
+
+
+@pytest.mark.parametrize("spec", [
+    {"lang": "en"},
+    {"year": {"$gte": 2020}, "$or": [{"lang": "de"}, {"lang": "fr"}]},
+    {"tags": {"$in": ["ml"]}},
+    {"lang": {"$nin": ["en", "de"]}, "tags": {"$exists": False}},
+    {"year": 2003},
+])  # fmt: skip
+@pytest.mark.parametrize("which", ["compressed", "plain"])
+@pytest.mark.parametrize("mode", ["e2e", "rerank", "exact"])
+def test_filters_keep_only_matching_documents_and_fill_the_top_k(indexes, spec, which, mode):
+    index = dict(zip(["compressed", "plain"], indexes, strict=True))[which]
+    allowed = allowed_ids(spec)
+    hits = index.search(QUERY, k=5, mode=mode, filter=spec)
+    assert {h.doc_id for h in hits} <= allowed
+    if mode != "rerank":  # BM25 only proposes documents sharing a term with the query
+        assert len(hits) == min(5, len(allowed))
+    if which == "compressed" and mode == "e2e":  # fewer allowed than ndocs: all scored
+        exact = index.search(QUERY, k=5, mode="exact", filter=spec)
+        assert [h.doc_id for h in hits] == [h.doc_id for h in exact]
+
+
+def test_the_engine_with_every_candidate_kept_equals_exact_over_the_subset(indexes):
+    compressed, _ = indexes
+    spec = {"lang": {"$in": ["en", "fr"]}}
+    wide = compressed.search(QUERY, k=10, filter=spec, ncells=10_000, ndocs=10_000,
+                             centroid_score_threshold=-1e9)  # fmt: skip
+    exact = compressed.search(QUERY, k=10, mode="exact", filter=spec)
+    assert [h.doc_id for h in wide] == [h.doc_id for h in exact]
+
+
+def test_rerank_drops_filtered_candidates(indexes):
+    compressed, _ = indexes
+    hits = compressed.rerank(QUERY, ["d0", "d1", "d4", "d8"], filter={"lang": "en"})
+    assert {h.doc_id for h in hits} == {"d0", "d4", "d8"} and hits.skipped == []
+
+
+def test_a_filter_matching_nothing_and_bad_filters(indexes):
+    compressed, _ = indexes
+    assert compressed.search(QUERY, k=5, filter={"lang": "xx"}) == []
+    with pytest.raises(InputError, match=r"\$regex"):
+        compressed.search(QUERY, filter={"lang": {"$regex": "e"}})
+    assert [h.doc_id for h in compressed.search(QUERY, k=3, filter='{"lang": "de"}')] != []
+
+
+def test_metadata_survives_updates_and_old_doc_stores(tmp_path, tiny_colbert):
+    corpus = write_corpus(tmp_path / "corpus.jsonl", n=12)
+    index = Index.build(corpus, tmp_path / "idx", tiny_colbert, progress=False)
+    index.update(add=[{"_id": "n1", "text": "protein gene", "lang": "en", "year": 1990}],
+                 delete=["d0", "d5"], progress=False)  # fmt: skip
+    hits = index.search(QUERY, k=20, mode="exact", return_metadata=True)
+    got = {h.doc_id: h.metadata for h in hits}
+    assert got["n1"] == {"lang": "en", "year": 1990}
+    assert got["d7"] == metadata_of(7) and "d0" not in got
+    assert {h.doc_id for h in index.search(QUERY, k=20, filter={"year": {"$lt": 2000}})} == {"n1"}
+
+    # an index written before metadata existed: no column; reads see none, updates add it
+    with sqlite3.connect(index.folder / "docs.sqlite") as conn:
+        conn.execute("ALTER TABLE docs DROP COLUMN metadata")
+    old = Index.load(index.folder, tiny_colbert)
+    assert old.search(QUERY, k=3, return_metadata=True)[0].metadata == {}
+    assert old.search(QUERY, k=3, filter={"lang": "en"}) == []
+    assert len(old.search(QUERY, k=3, filter={"lang": {"$ne": "en"}})) == 3
+    old.add([{"_id": "n2", "text": "cell", "lang": "de"}], progress=False)
+    assert [h.doc_id for h in old.search("cell", k=5, filter={"lang": "de"})] == ["n2"]
