@@ -252,6 +252,8 @@ class Index:
         source: str = "auto",
         filter: Any = None,  # noqa: A002 (the name vector stores use)
         return_metadata: bool = False,
+        fusion: str = "rrf",
+        hybrid_weight: float = 0.5,
     ) -> Hits | list[Hits]:
         """Top-`k` documents of one query (→ Hits) or of a list of queries (→ list of Hits).
 
@@ -261,8 +263,12 @@ class Index:
         scored exactly (None: `EngineParams.for_k(k)`, PLAID's settings). On an uncompressed
         index: faiss candidates (k' neighbours per query vector, nprobe partitions; None =
         `ANNConfig.k_prime_for`) re-ranked exactly. "rerank": BM25 top-`bm25_k` re-ranked
-        exactly; "exact": every document scored. `source` says where exact scores read
-        vectors: "auto" (uncompressed where kept, else decompressed), "full", "residual".
+        exactly; "exact": every document scored; "hybrid": the BM25 and "e2e" top
+        max(k, 100) fused by `fusion` "rrf" (reciprocal rank fusion) or "score" (min-max
+        normalized scores), the ColBERT side weighted `hybrid_weight` (0.5), see
+        `latesearch.search.fusion`; scores are then fused scores. `source` says where exact
+        scores read vectors: "auto" (uncompressed where kept, else decompressed), "full",
+        "residual".
 
         `filter` (a dict, or its JSON text) keeps only documents whose metadata match, in
         the MongoDB-style language of `latesearch.indexing.filters`, e.g. `{"year":
@@ -276,6 +282,7 @@ class Index:
             texts, k, mode, k_prime=k_prime, nprobe=nprobe, bm25_k=bm25_k,
             batch_size=batch_size, device=device, ncells=ncells, ndocs=ndocs,
             centroid_score_threshold=centroid_score_threshold, source=source, allowed=allowed,
+            fusion=fusion, hybrid_weight=hybrid_weight,
         )  # fmt: skip
         results = [self._hits(r, return_text, return_metadata=return_metadata) for r in ranked]
         return results[0] if single else results

@@ -22,6 +22,10 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
                         help='only documents whose metadata match, e.g. \'{"year": {"$gte": '
                         '2020}}\' (operators $eq $ne $in $nin $gt $gte $lt $lte $exists, '
                         '$and $or $not)')  # fmt: skip
+    parser.add_argument("--fusion", choices=("rrf", "score"), default="rrf",
+                        help="hybrid: reciprocal rank fusion or normalized score fusion (rrf)")
+    parser.add_argument("--hybrid-weight", type=float, default=0.5,
+                        help="hybrid: weight of the ColBERT side, 0-1 (0.5)")
     parser.add_argument("--batch-size", type=int, default=64, help="queries per batch (64)")
     add_model_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -44,6 +48,8 @@ def search_kwargs(args: argparse.Namespace) -> dict[str, object]:
         "centroid_score_threshold": args.centroid_score_threshold,
         "ndocs": args.ndocs,
         "filter": args.filter,
+        "fusion": args.fusion,
+        "hybrid_weight": args.hybrid_weight,
     }
 
 

@@ -15,8 +15,9 @@ from latesearch.cli._options import (
     search_kwargs,
 )
 from latesearch.errors import InputError
+from latesearch.search.searcher import MODES as SEARCH_MODES
 
-MODES = ("e2e", "rerank", "exact", "bm25")
+MODES = (*SEARCH_MODES, "bm25")
 DEFAULT_METRICS = "MRR@10 R@50 R@200 R@1000 nDCG@10 AP"
 
 EPILOG = """\

@@ -9,8 +9,7 @@ from typing import Any
 
 from latesearch.cli._options import add_search_options, search_kwargs
 from latesearch.errors import InputError
-
-MODES = ("e2e", "rerank", "exact")
+from latesearch.search.searcher import MODES
 
 
 def register(subparsers) -> None:

@@ -25,11 +25,13 @@ def present_components(store: IndexStore) -> list[str]:
 
 def servable_modes(store: IndexStore) -> list[str]:
     """The search modes the index can answer: "exact" always, "rerank" with bm25/, "e2e"
-    on a compressed index (its engine) or with ann/."""
+    on a compressed index (its engine) or with ann/, "hybrid" where both of those work."""
     present = present_components(store)
     modes = ["exact"] + [mode for mode, name in MODE_COMPONENTS.items() if name in present]
     if store.compressed and "e2e" not in modes:
         modes.append("e2e")
+    if "rerank" in modes and "e2e" in modes:
+        modes.append("hybrid")  # BM25 and end to end, fused
     return modes
 
 

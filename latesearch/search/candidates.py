@@ -22,6 +22,18 @@ def bm25_candidates(
     return [store.doc_indices([doc_id for doc_id, _ in hits])[0] for hits in results]
 
 
+def bm25_ranked(
+    store: IndexStore, bm25: BM25Index, queries: list[str], k: int,
+    allowed: np.ndarray | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """(BM25 scores, doc indices) of each query's BM25 top-`k`, best first."""
+    out = []
+    for hits in bm25.search(queries, k, allowed=allowed):
+        idx = store.doc_indices([doc_id for doc_id, _ in hits])[0]
+        out.append((np.array([s for _, s in hits], dtype=np.float32), idx))
+    return out
+
+
 def restrict(candidates: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
     """The candidates a filter allows; every allowed document when fewer than `k` of the
     candidates are (a selective filter must not empty the top-k)."""

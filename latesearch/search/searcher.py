@@ -1,7 +1,8 @@
 """`Searcher`: query encoding, candidate generation and exact MaxSim scoring over one
 on-disk index, in three modes: "e2e" (end to end: the engine of `latesearch.search.engine`
 on a compressed index, the paper's faiss ANN candidates (Section 3.6) on an uncompressed
-one), "rerank" (BM25 candidates, Section 3.5) and "exact" (every document)."""
+one), "rerank" (BM25 candidates, Section 3.5), "exact" (every document) and "hybrid" (BM25
+and end-to-end rankings fused, `latesearch.search.fusion`)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from latesearch.errors import IndexCorruptError, InputError
 from latesearch.indexing import IndexStore
 from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
 from latesearch.modeling import ColBERT
-from latesearch.search.candidates import ann_candidates, bm25_candidates, restrict
+from latesearch.search.candidates import ann_candidates, bm25_candidates, bm25_ranked, restrict
 from latesearch.search.engine import Engine, EngineParams
 from latesearch.search.exact import exhaustive_top_k
+from latesearch.search.fusion import DEFAULT_DEPTH, check_fusion, fuse
 from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents, top_k
 from latesearch.search.timing import SearchTimings
 
-MODES = ("e2e", "rerank", "exact")
+MODES = ("e2e", "rerank", "exact", "hybrid")
 Ranked = tuple[np.ndarray, np.ndarray]  # (scores, doc indices), best first
 
 
@@ -107,6 +109,8 @@ class Searcher:
         ndocs: int | None = None,
         source: str = "auto",
         allowed: np.ndarray | None = None,
+        fusion: str = "rrf",
+        hybrid_weight: float = 0.5,
     ) -> list[Ranked]:
         """The top-`k` (scores, doc indices) of each query; timings in `last_timings`.
         `allowed`: sorted doc indices, the only ones that may be returned (a filter's).
@@ -126,13 +130,15 @@ class Searcher:
         params = EngineParams.for_k(k, ncells=ncells, ndocs=ndocs,
                                     centroid_score_threshold=centroid_score_threshold)  # fmt: skip
         self.store.check_source(source)  # a bad source fails before any work
-        engine = mode == "e2e" and self.store.compressed
+        if mode == "hybrid":
+            check_fusion(fusion, hybrid_weight)
+        engine = mode in ("e2e", "hybrid") and self.store.compressed
         _ = self.model
-        if mode == "rerank":
+        if mode in ("rerank", "hybrid"):
             _ = self.bm25
-        elif engine:
+        if engine:
             _ = self.engine
-        elif mode == "e2e":
+        elif mode in ("e2e", "hybrid"):
             _ = self.ann
         timings = SearchTimings(n_queries=len(texts), mode=mode)
         started = time.perf_counter()
@@ -140,23 +146,30 @@ class Searcher:
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             Q, mask = self._encode(batch, timings, device)
+            if mode == "hybrid":
+                depth = max(k, DEFAULT_DEPTH)
+                wide = EngineParams.for_k(depth, ncells=ncells, ndocs=ndocs,
+                                          centroid_score_threshold=centroid_score_threshold)
+                dense = self._e2e(Q, mask, depth, wide, timings, source, allowed, engine,
+                                  k_prime, nprobe)  # fmt: skip
+                with timings.stage("candidates"):
+                    lexical = bm25_ranked(self.store, self.bm25, batch, depth, allowed)
+                with timings.stage("score"):
+                    out.extend(fuse(d, b, k, fusion=fusion, weight=hybrid_weight)
+                               for d, b in zip(dense, lexical, strict=True))  # fmt: skip
+                continue
             if mode == "exact" and allowed is not None:  # every allowed document scored
                 out.extend(self._rerank(Q, mask, [allowed] * len(batch), k, timings, source))
                 continue
             if mode == "exact":
                 out.extend(self._exact(Q, mask, k, timings, source))
                 continue
-            if engine:
-                out.extend(self.engine.search(Q, mask, k, params, timings, source=source,
-                                              allowed=allowed))  # fmt: skip
+            if mode == "e2e":
+                out.extend(self._e2e(Q, mask, k, params, timings, source, allowed, engine,
+                                     k_prime, nprobe))  # fmt: skip
                 continue
             with timings.stage("candidates"):
-                if mode == "rerank":
-                    cands = bm25_candidates(self.store, self.bm25, batch, bm25_k, allowed)
-                else:
-                    cands = ann_candidates(self.ann, Q, mask, k_prime=k_prime, nprobe=nprobe)
-                    if allowed is not None:
-                        cands = [restrict(c, allowed, k) for c in cands]
+                cands = bm25_candidates(self.store, self.bm25, batch, bm25_k, allowed)
             out.extend(self._rerank(Q, mask, cands, k, timings, source))
         timings.total = time.perf_counter() - started
         self.last_timings = timings
@@ -202,6 +215,16 @@ class Searcher:
             Q, mask = model.encode_queries(texts, to_cpu=False, return_mask=True)
             dtype = torch.float16 if target.type == "cuda" else torch.float32
             return Q.to(device=target, dtype=dtype), mask.to(target)
+
+    def _e2e(self, Q, mask, k, params, timings, source, allowed, engine, k_prime, nprobe):
+        """End-to-end top-`k` (the engine, or faiss candidates re-ranked)."""
+        if engine:
+            return self.engine.search(Q, mask, k, params, timings, source=source, allowed=allowed)
+        with timings.stage("candidates"):
+            cands = ann_candidates(self.ann, Q, mask, k_prime=k_prime, nprobe=nprobe)
+            if allowed is not None:
+                cands = [restrict(c, allowed, k) for c in cands]
+        return self._rerank(Q, mask, cands, k, timings, source)
 
     def _rerank(self, Q, mask, candidates, k: int | None, timings, source) -> list[Ranked]:
         out = []

@@ -89,6 +89,8 @@ def create_app(service: SearchService) -> Any:
         ndocs: int | None = Query(None, ge=1),
         filter: str | None = Query(None, description="metadata filter as JSON"),  # noqa: A002
         meta: bool = Query(False, description="include documents' metadata"),
+        fusion: s.Fusion | None = None,
+        hybrid_weight: float | None = Query(None, ge=0, le=1),
     ) -> JSONResponse:
         """Search one query given as URL parameters."""
         return reply(service.search_url(request.url.query))

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from latesearch._configio import JsonConfig
 from latesearch.errors import ConfigError
-
-MODES = ("e2e", "rerank", "exact")
+from latesearch.search.searcher import MODES  # one set of mode names everywhere
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,12 @@ from urllib.parse import parse_qs
 from latesearch.data import Document
 from latesearch.errors import InputError
 from latesearch.indexing.filters import compile_filter
+from latesearch.search.fusion import FUSIONS
 from latesearch.serving.config import MODES, ServeConfig
 
 SEARCH_FIELDS = ("query", "queries", "k", "mode", "return_text", "k_prime", "nprobe", "bm25_k",
-                 "ncells", "ndocs", "filter", "return_metadata")  # fmt: skip
+                 "ncells", "ndocs", "filter", "return_metadata", "fusion",
+                 "hybrid_weight")  # fmt: skip
 RERANK_FIELDS = ("query", "queries", "candidates", "k", "missing", "return_text", "filter",
                  "return_metadata")  # fmt: skip
 ADD_FIELDS = ("documents",)
@@ -27,7 +29,8 @@ DOCUMENT_FIELDS = ("id", "title", "text", "metadata")
 URL_PARAMS = {"q": "query", "k": "k", "mode": "mode", "text": "return_text",
               "k_prime": "k_prime", "nprobe": "nprobe", "bm25_k": "bm25_k",
               "ncells": "ncells", "ndocs": "ndocs", "filter": "filter",
-              "meta": "return_metadata"}  # fmt: skip
+              "meta": "return_metadata", "fusion": "fusion",
+              "hybrid_weight": "hybrid_weight"}  # fmt: skip
 _INT_FIELDS = ("k", "k_prime", "nprobe", "bm25_k", "ncells", "ndocs")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -48,13 +51,16 @@ class SearchRequest:
     ndocs: int | None = None
     filter: dict[str, Any] | None = None
     return_metadata: bool = False
+    fusion: str = "rrf"
+    hybrid_weight: float = 0.5
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments of `Index.search` besides the queries."""
         return {"k": self.k, "mode": self.mode, "return_text": self.return_text,
                 "k_prime": self.k_prime, "nprobe": self.nprobe, "bm25_k": self.bm25_k,
                 "ncells": self.ncells, "ndocs": self.ndocs, "filter": self.filter,
-                "return_metadata": self.return_metadata}  # fmt: skip
+                "return_metadata": self.return_metadata, "fusion": self.fusion,
+                "hybrid_weight": self.hybrid_weight}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,8 @@ def search_from_url(query_string: str, config: ServeConfig) -> SearchRequest:
             data[key] = _url_bool(name, value)
         elif key == "filter":
             data[key] = _url_json(name, value)
+        elif key == "hybrid_weight":
+            data[key] = _url_float(name, value)
         else:
             data[key] = value
     if "query" not in data:
@@ -146,6 +154,8 @@ def search_from_json(data: dict[str, Any], config: ServeConfig) -> SearchRequest
         ndocs=_int(data, "ndocs", None, config.max_candidates),
         filter=_filter(data),
         return_metadata=_bool(data, "return_metadata"),
+        fusion=_choice(data, "fusion", "rrf", FUSIONS),
+        hybrid_weight=_weight(data),
     )
 
 
@@ -305,6 +315,22 @@ def _filter(data: dict[str, Any]) -> dict[str, Any] | None:
                          field="filter")  # fmt: skip
     compile_filter(value)  # a bad filter is a 400 naming its part, before any work
     return value
+
+
+def _weight(data: dict[str, Any]) -> float:
+    value = data.get("hybrid_weight", 0.5)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise InputError(f"'hybrid_weight' must be a number in [0, 1], got {value!r}",
+                         field="hybrid_weight")  # fmt: skip
+    return float(value)
+
+
+def _url_float(name: str, value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(f"parameter {name!r} must be a number, got {value!r}",
+                         field=name) from None  # fmt: skip
 
 
 def _url_json(name: str, value: str) -> Any:

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Mode = Literal["e2e", "rerank", "exact"]
+Mode = Literal["e2e", "rerank", "exact", "hybrid"]
+Fusion = Literal["rrf", "score"]
 Missing = Literal["raise", "skip"]
 Count = Field(default=None, ge=1)
 
@@ -34,6 +35,9 @@ class SearchBody(_Request):
         default=None, description='metadata filter, e.g. {"year": {"$gte": 2020}}'
     )
     return_metadata: bool = Field(default=False, description="include documents' metadata")
+    fusion: Fusion | None = Field(default=None, description="hybrid: rrf (default) or score")
+    hybrid_weight: float | None = Field(default=None, ge=0, le=1,
+                                        description="hybrid: the ColBERT side's weight (0.5)")
 
 
 class RerankBody(_Request):

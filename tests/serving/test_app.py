@@ -142,7 +142,8 @@ def test_writes_with_the_api_key(tmp_path_factory, tiny_colbert):
     index = build(tmp_path_factory, tiny_colbert, "writes", bm25=True)
     service = SearchService(index, api_key=KEY)
     auth = {"Authorization": f"Bearer {KEY}"}
-    new = {"documents": [{"id": "n1", "title": "new", "text": "protein folding cell"}]}
+    new = {"documents": [{"id": "n1", "title": "new", "text": "protein folding cell",
+                          "metadata": {"lang": "xx", "year": 2024}}]}
     with RunningServer(service, port=0, quiet=True) as server:
         status, body = post(server, "/documents", json.dumps(new).encode())
         assert status == 401 and "API key" in body["error"]
@@ -151,6 +152,16 @@ def test_writes_with_the_api_key(tmp_path_factory, tiny_colbert):
         assert status == 401
         status, body = post(server, "/documents", json.dumps(new).encode(), headers=auth)
         assert status == 200 and body["documents"] == 31 and body["summary"]["added"] == 1
+        query = {"query": "cell", "k": 5, "filter": {"lang": "xx"}, "return_metadata": True}
+        status, body = post(server, "/search", json.dumps(query).encode())
+        assert status == 200 and [h["doc_id"] for h in body["hits"]] == ["n1"]
+        assert body["hits"][0]["metadata"] == {"lang": "xx", "year": 2024}
+        _, _, body = get(server, "/search?q=cell&k=5&meta=1&filter=%7B%22year%22%3A%7B%22%24gt"
+                                 "%22%3A2000%7D%7D")  # fmt: skip
+        assert [h["doc_id"] for h in body["hits"]] == ["n1"]
+        query["filter"] = {"lang": {"$regex": "x"}}
+        status, body = post(server, "/search", json.dumps(query).encode())
+        assert status == 400 and body["field"] == "filter.lang.$regex"
         status, body = post(server, "/documents", json.dumps(new).encode(), headers=auth)
         assert status == 400 and "n1" in body["error"]  # already there: add refuses
         new["documents"][0]["text"] = "music river city"

@@ -29,7 +29,7 @@ def test_health(index):
     body = response.body
     assert body["status"] == "ok" and body["documents"] == 30
     assert body["embeddings"] == index.store.n_embeddings
-    assert set(body["modes"]) == {"exact", "rerank", "e2e"}
+    assert set(body["modes"]) == {"exact", "rerank", "e2e", "hybrid"}
     assert body["index"] == str(index.folder)
 
 

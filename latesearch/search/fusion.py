@@ -1,0 +1,61 @@
+"""Hybrid search: a BM25 ranking and a ColBERT ranking of the same query fused into one.
+
+- "rrf" (reciprocal rank fusion, Cormack et al. 2009): a document scores
+  `w / (rrf_k + rank_colbert) + (1 - w) / (rrf_k + rank_bm25)`, a missing rank adding 0;
+  with the default w = 0.5 this ranks as plain RRF.
+- "score" (normalized score fusion): each list's scores are min-max normalized to [0, 1]
+  over its own top documents, then `w * colbert + (1 - w) * bm25`, a missing score 0.
+
+`w` is `hybrid_weight`, the ColBERT side's weight."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from latesearch.errors import InputError
+
+FUSIONS = ("rrf", "score")
+RRF_K = 60
+DEFAULT_DEPTH = 100  # documents taken from each side, at least k
+
+Ranked = tuple[np.ndarray, np.ndarray]
+
+
+def check_fusion(fusion: str, weight: float) -> None:
+    if fusion not in FUSIONS:
+        raise InputError(f"fusion must be one of {FUSIONS}, got {fusion!r}", field="fusion")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
+        raise InputError(f"hybrid_weight must be a number in [0, 1], got {weight!r}",
+                         field="hybrid_weight")  # fmt: skip
+
+
+def fuse(colbert: Ranked, bm25: Ranked, k: int, *, fusion: str = "rrf",
+         weight: float = 0.5) -> Ranked:  # fmt: skip
+    """The top-`k` (fused scores, doc indices) of two rankings, each (scores, indices)
+    best first; ties go to the lower document index."""
+    parts = []
+    for (scores, docs), w in ((colbert, weight), (bm25, 1.0 - weight)):
+        docs = np.asarray(docs, dtype=np.int64)
+        if fusion == "rrf":
+            values = w / (RRF_K + np.arange(1, docs.size + 1, dtype=np.float64))
+        else:
+            values = w * _min_max(np.asarray(scores, dtype=np.float64))
+        parts.append((docs, values))
+    docs = np.concatenate([d for d, _ in parts])
+    values = np.concatenate([v for _, v in parts])
+    if docs.size == 0:
+        return np.zeros(0, dtype=np.float32), docs
+    unique, where = np.unique(docs, return_inverse=True)
+    total = np.zeros(unique.size, dtype=np.float64)
+    np.add.at(total, where, values)
+    order = np.lexsort((unique, -total))[:k]
+    return total[order].astype(np.float32), unique[order]
+
+
+def _min_max(scores: np.ndarray) -> np.ndarray:
+    if scores.size == 0:
+        return scores
+    low, high = scores.min(), scores.max()
+    if high - low <= 0:
+        return np.ones_like(scores)
+    return (scores - low) / (high - low)
