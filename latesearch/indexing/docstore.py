@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, overload
@@ -44,6 +45,7 @@ def metadata_json(doc_id: str, metadata: Mapping[str, Any] | None) -> str | None
 def has_metadata_column(conn: sqlite3.Connection, schema: str = "main") -> bool:
     return any(row[1] == "metadata" for row in conn.execute(f"PRAGMA {schema}.table_info(docs)"))
 _BATCH = 500  # SQLite parameters per query
+MATCHING_CACHE = 32  # filters whose matching documents a DocStore remembers
 
 
 def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
@@ -61,6 +63,8 @@ class DocStoreWriter:
         self.conn.execute(SCHEMA)
         if not has_metadata_column(self.conn):  # a doc store from before metadata
             self.conn.execute("ALTER TABLE docs ADD COLUMN metadata TEXT")
+        # filters scan this covering index, not the table's rows with their texts
+        self.conn.execute("CREATE INDEX IF NOT EXISTS docs_metadata ON docs (metadata)")
         self.conn.commit()
 
     def existing(self, doc_ids: Sequence[str]) -> set[str]:
@@ -162,6 +166,7 @@ class DocStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._matching: OrderedDict[str, np.ndarray] = OrderedDict()  # recent filters
         self._conn: sqlite3.Connection | None = sqlite3.connect(
             path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False
         )
@@ -197,14 +202,26 @@ class DocStore:
         return found
 
     def matching(self, spec: Any) -> np.ndarray:
-        """Sorted indices (int64) of the documents whose metadata match the filter `spec`
-        (see `latesearch.indexing.filters`)."""
+        """Sorted indices (int64, read-only) of the documents whose metadata match the
+        filter `spec` (see `latesearch.indexing.filters`). The answers to the last
+        `MATCHING_CACHE` filters are kept: a doc store never changes once published."""
         sql, params = compile_filter(spec, self.metadata_column)
+        key = json.dumps([sql, params])
+        with self._lock:
+            if key in self._matching:
+                self._matching.move_to_end(key)
+                return self._matching[key]
         try:
             rows = self._rows(f"SELECT idx FROM docs WHERE {sql} ORDER BY idx", params)
         except sqlite3.OperationalError as err:
             raise InputError(f"the filter could not be evaluated: {err}", field="filter") from None
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        found.setflags(write=False)
+        with self._lock:
+            self._matching[key] = found
+            while len(self._matching) > MATCHING_CACHE:
+                self._matching.popitem(last=False)
+        return found
 
     def documents(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """{doc_id, title, text, metadata} for each index, in the order asked."""

@@ -119,6 +119,7 @@ def test_metadata_survives_updates_and_old_doc_stores(tmp_path, tiny_colbert):
 
     # an index written before metadata existed: no column; reads see none, updates add it
     with sqlite3.connect(index.folder / "docs.sqlite") as conn:
+        conn.execute("DROP INDEX docs_metadata")
         conn.execute("ALTER TABLE docs DROP COLUMN metadata")
     old = Index.load(index.folder, tiny_colbert)
     assert old.search(QUERY, k=3, return_metadata=True)[0].metadata == {}

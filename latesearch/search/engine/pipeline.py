@@ -16,6 +16,10 @@ from latesearch.search.rerank import top_k
 from latesearch.search.timing import SearchTimings
 
 Ranked = tuple[np.ndarray, np.ndarray]
+# a filter allowing at most this many times `ndocs` documents makes them all candidates
+# (ranked by centroid interaction like any candidates); a wider one is intersected with
+# the candidates of the query's cells
+FILTER_ALL = 4
 
 
 class Engine:
@@ -52,7 +56,7 @@ class Engine:
         with timings.stage("candidates"):
             real = Q[0][q_mask[0]].detach().to("cpu", torch.float32).numpy()
             scores = centroid_scores(self.centroids, real)  # (n_centroids, Lq)
-            if allowed is not None and allowed.size <= params.ndocs:
+            if allowed is not None and allowed.size <= FILTER_ALL * params.ndocs:
                 docs = allowed  # a selective filter: every allowed document is a candidate
             else:
                 docs = candidate_documents(self.ivf, top_cells(scores, params.ncells))
