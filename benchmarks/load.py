@@ -1,9 +1,11 @@
 """`latesearch serve` under load: many concurrent clients for a fixed time, mixing
-searches (GET and POST batches, every mode), reranks and bad requests, while another
+searches (GET and POST batches, every mode, filtered by metadata), reranks and bad
+requests, while another
 process publishes an update of the index in the middle of the run.
 
 The server is a separate `latesearch serve` process on 127.0.0.1 over the demo
-collection (409 docstrings, built here with the default model unless --index is given).
+collection (409 docstrings, each with its module as metadata, built here with the default
+model unless --index is given).
 Each client thread keeps one HTTP/1.1 connection (a new one after the server closes it)
 and sends requests back to back. Reported: requests/s, status counts, 5xx and connection
 errors, whether every bad request got a 4xx, p50/p99 latency per request kind, and the
@@ -39,6 +41,8 @@ DEMO = REPO / "latesearch" / "resources" / "demo"
 QUERIES = ["read a json file", "sort a list", "open a zip file", "parse command line options",
            "random number", "current time", "regular expression match", "copy a file",
            "http request", "thread pool"]  # fmt: skip
+FILTERS = [{"module": "json"}, {"module": {"$in": ["os", "sys", "shutil"]}},
+           {"module": {"$ne": "argparse"}}, {"$or": [{"module": "re"}, {"module": "zipfile"}]}]
 BAD = [  # (method, path, body): each must get a 4xx
     ("GET", "/search?q=x&k=0", None),
     ("GET", "/search?k=5", None),
@@ -47,6 +51,8 @@ BAD = [  # (method, path, body): each must get a 4xx
     ("POST", "/search", json.dumps({"query": "x", "top": 3}).encode()),
     ("POST", "/rerank", json.dumps({"query": "x", "candidates": "json.load"}).encode()),
     ("POST", "/documents/delete", json.dumps({"ids": ["json.load"]}).encode()),  # no key
+    ("POST", "/search", json.dumps({"query": "x", "filter": {"module": {"$regex": "j"}}})
+     .encode()),  # fmt: skip
     ("GET", "/nowhere", None),
 ]
 
@@ -86,9 +92,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def build_demo(folder: Path) -> Path:
+    """The demo collection, each docstring given its module as metadata (`json.load` ->
+    `{"module": "json"}`) for the filtered searches."""
     from latesearch import Index
+    from latesearch.data import read_collection
 
-    Index.build(DEMO / "collection.jsonl", folder, bm25=True, progress=False)
+    docs = [{"_id": d.doc_id, "title": d.title, "text": d.text,
+             "module": d.doc_id.split(".")[0]}
+            for d in read_collection(DEMO / "collection.jsonl")]  # fmt: skip
+    Index.build(docs, folder, bm25=True, progress=False)
     return folder
 
 
@@ -123,9 +135,13 @@ def request_for(rng: random.Random) -> tuple[str, str, str, bytes | None]:
     """(kind, method, path, body) of one request, drawn from the mix."""
     q = rng.choice(QUERIES)
     roll = rng.random()
-    if roll < 0.45:
-        mode = rng.choice(("e2e", "e2e", "rerank", "exact"))
+    if roll < 0.35:
+        mode = rng.choice(("e2e", "e2e", "rerank", "exact", "hybrid"))
         return f"search-{mode}", "GET", f"/search?q={quote_plus(q)}&k=10&mode={mode}", None
+    if roll < 0.45:
+        spec = rng.choice(FILTERS)
+        body = json.dumps({"query": q, "k": 10, "filter": spec, "return_metadata": True})
+        return "filtered-search", "POST", "/search", body.encode()
     if roll < 0.65:
         body = json.dumps({"queries": rng.sample(QUERIES, 4), "k": 10}).encode()
         return "batch-search", "POST", "/search", body
@@ -243,8 +259,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['clients']} client threads for {r['seconds']:.0f} s (after "
         f"{r['warm_up_seconds']:.0f} s of the same load as warm-up) against a `latesearch serve` "
         "process on 127.0.0.1 (demo collection, default model, FastAPI + uvicorn), one "
-        "keep-alive connection per client. Mix: 45% GET /search (e2e, rerank, exact), 20% "
-        "POST /search batches of 4, 15% POST /rerank, 20% bad requests (8 kinds). At "
+        "keep-alive connection per client. Mix: 35% GET /search (e2e, rerank, exact, hybrid), "
+        "10% filtered POST /search (metadata `module`, 4 filters), 20% POST /search batches "
+        "of 4, 15% POST /rerank, 20% bad requests (9 kinds). At "
         f"{u.get('at_seconds')} s another process ran `latesearch update --delete` "
         f"(exit {u.get('returncode')}, {u.get('seconds')} s).", "",
         f"- requests: {r['requests']:,} ({r['requests_per_second']} per second); statuses "

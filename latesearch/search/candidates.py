@@ -37,7 +37,7 @@ def bm25_ranked(
 def restrict(candidates: np.ndarray, allowed: np.ndarray, k: int) -> np.ndarray:
     """The candidates a filter allows; every allowed document when fewer than `k` of the
     candidates are (a selective filter must not empty the top-k)."""
-    kept = np.intersect1d(candidates, allowed)
+    kept = np.intersect1d(candidates, allowed, assume_unique=True)  # both sorted, unique
     return kept if kept.size >= min(k, allowed.size) else allowed
 
 

@@ -26,7 +26,8 @@ def index(tmp_path_factory, tiny_colbert):
     with open(collection, "w", encoding="utf-8") as out:
         for i in range(30):
             text = " ".join(rng.choices(WORDS, k=rng.randint(3, 15)))
-            out.write(json.dumps({"_id": f"d{i}", "title": f"title {i}", "text": text}) + "\n")
+            row = {"_id": f"d{i}", "title": f"title {i}", "text": text, "n": i}
+            out.write(json.dumps(row) + "\n")
     return Index.build(collection, folder / "index", tiny_colbert, bm25=True, progress=False)
 
 
@@ -36,7 +37,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-@pytest.mark.parametrize("mode", ["e2e", "rerank", "exact"])
+@pytest.mark.parametrize("mode", ["e2e", "rerank", "exact", "hybrid"])
 def test_single_query_table(index, capsys, mode):
     code, out, _ = run(capsys, str(index.folder), QUERIES["q1"], "-k", "4", "--mode", mode)
     assert code == 0
@@ -83,3 +84,17 @@ def test_bad_invocations_exit_2(index, capsys, tmp_path):
     assert code == 2 and "nprobe" in err
     code, _, err = run(capsys, str(tmp_path / "missing"), "x")
     assert code == 2
+
+
+def test_filter_and_metadata(index, capsys):
+    code, out, _ = run(capsys, str(index.folder), QUERIES["q2"], "-k", "5", "--json",
+                       "--filter", '{"n": {"$lt": 4}}', "--show-metadata", "--mode", "hybrid",
+                       "--fusion", "score", "--hybrid-weight", "0.7")  # fmt: skip
+    assert code == 0
+    hits = json.loads(out)["hits"]
+    expected = index.search(QUERIES["q2"], k=5, mode="hybrid", filter={"n": {"$lt": 4}},
+                            fusion="score", hybrid_weight=0.7, return_metadata=True)
+    assert hits == [h.to_dict() for h in expected]
+    assert hits and all(h["metadata"]["n"] < 4 for h in hits)
+    code, _, err = run(capsys, str(index.folder), "x", "--filter", '{"n": {"$gt": "a", "b": 1}}')
+    assert code == 2 and "filter.n" in err

@@ -21,10 +21,13 @@ GOOD = [("GET", "/search?q=river+city&k=5", None),
         ("GET", "/search?q=protein&k=3&mode=rerank&text=1", None),
         ("POST", "/search", json.dumps({"queries": ["cell", "music data"], "k": 4}).encode()),
         ("POST", "/rerank", json.dumps({"query": "x", "candidates": ["d4", "d9"],
-                                        "missing": "skip"}).encode())]  # fmt: skip
+                                        "missing": "skip"}).encode()),
+        ("POST", "/search", json.dumps({"query": "cell", "filter": {"n": {"$gte": 3}},
+                                        "return_metadata": True}).encode())]  # fmt: skip
 BAD = [("GET", "/search?q=x&k=0", None), ("POST", "/search", b"{oops"),
        ("POST", "/search", json.dumps({"query": 3}).encode()), ("GET", "/search", None),
-       ("POST", "/documents/delete", json.dumps({"ids": ["d1"]}).encode())]  # fmt: skip
+       ("POST", "/documents/delete", json.dumps({"ids": ["d1"]}).encode()),
+       ("POST", "/search", json.dumps({"query": "x", "filter": {"n": {"$gt": []}}}).encode())]
 
 
 def test_concurrent_mixed_load_through_an_update(tmp_path_factory, tiny_colbert):
