@@ -12,7 +12,7 @@ latency of the filtered engine against the unfiltered engine (median / p95, enco
 included). The filter restricts the candidates before scoring (all allowed documents are
 candidates when there are at most `ndocs` of them).
 
-    python benchmarks/filters.py [--latency-queries 100]
+    python benchmarks/filters.py [--latency-queries 200]
 
 Writes benchmarks/results/filters-cpu.json and .md.
 """

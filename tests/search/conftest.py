@@ -81,3 +81,38 @@ def brute() -> SimpleNamespace:
         top=brute_top,
         write_collection=write_collection,
     )
+
+
+def write_corpus(path, n=40):
+    """40 random documents with metadata (`metadata_of`) in BEIR JSONL."""
+    rng = np.random.default_rng(5)
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(n):
+            text = " ".join(rng.choice(CONTENT, size=int(rng.integers(4, 15))))
+            row = {"_id": f"d{i}", "title": "", "text": text, "year": 2000 + i % 25,
+                   "metadata": {"lang": ["en", "de", "fr", "es"][i % 4]}}  # fmt: skip
+            if i % 5 == 0:
+                row["tags"] = ["ml", "ir"] if i % 10 == 0 else ["bio"]
+            out.write(json.dumps(row) + "\n")
+    return path
+
+
+def metadata_of(i):
+    meta = {"lang": ["en", "de", "fr", "es"][i % 4], "year": 2000 + i % 25}
+    if i % 5 == 0:
+        meta["tags"] = ["ml", "ir"] if i % 10 == 0 else ["bio"]
+    return meta
+
+
+@pytest.fixture(scope="session")
+def metadata_indexes(tmp_path_factory, tiny_colbert):
+    """A compressed and an uncompressed index (both with bm25/) of `write_corpus`'s 40
+    documents with metadata."""
+    from latesearch import Index
+
+    folder = tmp_path_factory.mktemp("metadata")
+    corpus = write_corpus(folder / "corpus.jsonl")
+    compressed = Index.build(corpus, folder / "c", tiny_colbert, bm25=True, progress=False)
+    plain = Index.build(corpus, folder / "u", tiny_colbert, bm25=True, progress=False,
+                        nbits=None, precision=32)  # fmt: skip
+    return compressed, plain

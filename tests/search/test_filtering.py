@@ -4,48 +4,16 @@ top-k (the filter restricts the candidates before scoring)."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
-import numpy as np
 import pytest
 
 from latesearch import Index
 from latesearch.errors import InputError
 
-from .conftest import CONTENT
+from .conftest import metadata_of, write_corpus
 
 QUERY = "protein cell study"
-
-
-def write_corpus(path, n=40):
-    rng = np.random.default_rng(5)
-    with open(path, "w", encoding="utf-8") as out:
-        for i in range(n):
-            text = " ".join(rng.choice(CONTENT, size=int(rng.integers(4, 15))))
-            row = {"_id": f"d{i}", "title": "", "text": text, "year": 2000 + i % 25,
-                   "metadata": {"lang": ["en", "de", "fr", "es"][i % 4]}}  # fmt: skip
-            if i % 5 == 0:
-                row["tags"] = ["ml", "ir"] if i % 10 == 0 else ["bio"]
-            out.write(json.dumps(row) + "\n")
-    return path
-
-
-def metadata_of(i):
-    meta = {"lang": ["en", "de", "fr", "es"][i % 4], "year": 2000 + i % 25}
-    if i % 5 == 0:
-        meta["tags"] = ["ml", "ir"] if i % 10 == 0 else ["bio"]
-    return meta
-
-
-@pytest.fixture(scope="module")
-def indexes(tmp_path_factory, tiny_colbert):
-    folder = tmp_path_factory.mktemp("filtering")
-    corpus = write_corpus(folder / "corpus.jsonl")
-    compressed = Index.build(corpus, folder / "c", tiny_colbert, bm25=True, progress=False)
-    plain = Index.build(corpus, folder / "u", tiny_colbert, bm25=True, progress=False,
-                        nbits=None, precision=32)  # fmt: skip
-    return compressed, plain
 
 
 def allowed_ids(spec):
@@ -54,8 +22,8 @@ def allowed_ids(spec):
     return {f"d{i}" for i in range(40) if matches(metadata_of(i), spec)}
 
 
-def test_metadata_is_stored_and_returned(indexes):
-    compressed, _ = indexes
+def test_metadata_is_stored_and_returned(metadata_indexes):
+    compressed, _ = metadata_indexes
     hits = compressed.search(QUERY, k=40, mode="exact", return_metadata=True)
     assert {h.doc_id: h.metadata for h in hits} == {f"d{i}": metadata_of(i) for i in range(40)}
     assert hits[0].text is None and "metadata" in hits[0].to_dict()
@@ -71,8 +39,9 @@ def test_metadata_is_stored_and_returned(indexes):
 ])  # fmt: skip
 @pytest.mark.parametrize("which", ["compressed", "plain"])
 @pytest.mark.parametrize("mode", ["e2e", "rerank", "exact"])
-def test_filters_keep_only_matching_documents_and_fill_the_top_k(indexes, spec, which, mode):
-    index = dict(zip(["compressed", "plain"], indexes, strict=True))[which]
+def test_filters_keep_only_matching_documents_and_fill_the_top_k(metadata_indexes, spec, which,
+                                                                 mode):  # fmt: skip
+    index = dict(zip(["compressed", "plain"], metadata_indexes, strict=True))[which]
     allowed = allowed_ids(spec)
     hits = index.search(QUERY, k=5, mode=mode, filter=spec)
     assert {h.doc_id for h in hits} <= allowed
@@ -83,8 +52,8 @@ def test_filters_keep_only_matching_documents_and_fill_the_top_k(indexes, spec, 
         assert [h.doc_id for h in hits] == [h.doc_id for h in exact]
 
 
-def test_the_engine_with_every_candidate_kept_equals_exact_over_the_subset(indexes):
-    compressed, _ = indexes
+def test_the_engine_with_every_candidate_kept_equals_exact_over_the_subset(metadata_indexes):
+    compressed, _ = metadata_indexes
     spec = {"lang": {"$in": ["en", "fr"]}}
     wide = compressed.search(QUERY, k=10, filter=spec, ncells=10_000, ndocs=10_000,
                              centroid_score_threshold=-1e9)  # fmt: skip
@@ -92,14 +61,14 @@ def test_the_engine_with_every_candidate_kept_equals_exact_over_the_subset(index
     assert [h.doc_id for h in wide] == [h.doc_id for h in exact]
 
 
-def test_rerank_drops_filtered_candidates(indexes):
-    compressed, _ = indexes
+def test_rerank_drops_filtered_candidates(metadata_indexes):
+    compressed, _ = metadata_indexes
     hits = compressed.rerank(QUERY, ["d0", "d1", "d4", "d8"], filter={"lang": "en"})
     assert {h.doc_id for h in hits} == {"d0", "d4", "d8"} and hits.skipped == []
 
 
-def test_a_filter_matching_nothing_and_bad_filters(indexes):
-    compressed, _ = indexes
+def test_a_filter_matching_nothing_and_bad_filters(metadata_indexes):
+    compressed, _ = metadata_indexes
     assert compressed.search(QUERY, k=5, filter={"lang": "xx"}) == []
     with pytest.raises(InputError, match=r"\$regex"):
         compressed.search(QUERY, filter={"lang": {"$regex": "e"}})

@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from latesearch import Index
 from latesearch.errors import InputError
 from latesearch.search.fusion import RRF_K, fuse
 
-from .test_filtering import QUERY, write_corpus
+from .test_filtering import QUERY
 
 
 def ranked(docs, scores=None):
@@ -36,20 +35,10 @@ def test_score_fusion_normalizes_each_side_and_weights_them():
     assert fuse(ranked([]), ranked([]), k=3)[1].size == 0
 
 
-@pytest.fixture(scope="module")
-def indexes(tmp_path_factory, tiny_colbert):
-    folder = tmp_path_factory.mktemp("hybrid")
-    corpus = write_corpus(folder / "corpus.jsonl")
-    compressed = Index.build(corpus, folder / "c", tiny_colbert, bm25=True, progress=False)
-    plain = Index.build(corpus, folder / "u", tiny_colbert, bm25=True, progress=False,
-                        nbits=None, precision=32)  # fmt: skip
-    return compressed, plain
-
-
 @pytest.mark.parametrize("fusion", ["rrf", "score"])
 @pytest.mark.parametrize("which", [0, 1], ids=["compressed", "uncompressed"])
-def test_hybrid_mode_fuses_bm25_and_end_to_end(indexes, fusion, which):
-    index = indexes[which]
+def test_hybrid_mode_fuses_bm25_and_end_to_end(metadata_indexes, fusion, which):
+    index = metadata_indexes[which]
     hits = index.search(QUERY, k=5, mode="hybrid", fusion=fusion, hybrid_weight=0.3)
     store = index.store
 
@@ -64,8 +53,8 @@ def test_hybrid_mode_fuses_bm25_and_end_to_end(indexes, fusion, which):
     assert [h.score for h in hits] == pytest.approx(expected[0].tolist())
 
 
-def test_hybrid_with_a_filter_and_bad_options(indexes):
-    compressed, _ = indexes
+def test_hybrid_with_a_filter_and_bad_options(metadata_indexes):
+    compressed, _ = metadata_indexes
     hits = compressed.search(QUERY, k=5, mode="hybrid", filter={"lang": "de"},
                              return_metadata=True)  # fmt: skip
     assert hits and all(h.metadata["lang"] == "de" for h in hits)
