@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from latesearch.search.results import Hit  # the response schema of a hit is the dataclass
+
 Mode = Literal["e2e", "rerank", "exact", "hybrid"]
 Fusion = Literal["rrf", "score"]
 Missing = Literal["raise", "skip"]
@@ -73,29 +75,20 @@ class DeleteBody(_Request):
     missing: Missing = "raise"
 
 
-class HitOut(BaseModel):
-    doc_id: str
-    score: float
-    rank: int
-    title: str | None = None
-    text: str | None = None
-    metadata: dict[str, Any] | None = None
-
-
 class SearchOut(BaseModel):
     """The answer to one query; a batch answers `results`, one entry per query."""
 
     query: str | None = None
     mode: str
     k: int
-    hits: list[HitOut] | None = None
+    hits: list[Hit] | None = None
     results: list[dict[str, Any]] | None = None
     timings: dict[str, Any]
 
 
 class RerankOut(BaseModel):
     query: str | None = None
-    hits: list[HitOut] | None = None
+    hits: list[Hit] | None = None
     skipped: list[str] | None = None
     results: list[dict[str, Any]] | None = None
     timings: dict[str, Any]
