@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 
 from latesearch.cli._options import add_model_options
 from latesearch.errors import InputError
+from latesearch.serving.app import INSTALL_HINT
 from latesearch.serving.config import MODES
 
 API_KEY_ENV = "LATESEARCH_API_KEY"
@@ -47,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"port must be 0-65535, got {args.port}", field="port")
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        raise InputError(INSTALL_HINT)  # before the model loads
     config = ServeConfig(default_k=args.k, default_mode=args.mode, max_k=args.max_k,
                          max_queries=args.max_queries, batch_size=args.batch_size)  # fmt: skip
     index = Index.load(

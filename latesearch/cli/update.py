@@ -52,14 +52,20 @@ def run(args: argparse.Namespace) -> int:
     delete = list(args.delete) + (read_ids(args.delete_file) if args.delete_file else [])
     if args.add is None and not delete:
         raise InputError("give --add COLLECTION and/or ids to --delete", field="--add")
+    from latesearch.indexing import UnknownDocumentError
+
     index = Index.load(args.index_dir, args.model, device=args.device)
-    summary = index.update(
-        add=args.add,
-        delete=delete,
-        replace=args.replace,
-        missing="skip" if args.skip_missing else "raise",
-        progress=not args.quiet,
-    )
+    try:
+        summary = index.update(
+            add=args.add,
+            delete=delete,
+            replace=args.replace,
+            missing="skip" if args.skip_missing else "raise",
+            progress=not args.quiet,
+        )
+    except UnknownDocumentError as err:
+        raise InputError(f"{err}; nothing was changed (--skip-missing deletes the ids the "
+                         "index holds and ignores the others)", field="--delete") from None
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:

@@ -176,16 +176,32 @@ def check_line(line: str | None) -> str:
     return line
 
 
+ID_RULE = "a non-empty string without whitespace or control characters"
+
+
+def id_problem(value: str) -> str | None:
+    """Why `value` breaks the id rule every reader and writer shares (ids go into TREC run
+    and qrels files, whose fields are separated by whitespace), or None."""
+    if not value:
+        return "empty id"
+    bad = next((c for c in value if c.isspace() or ord(c) < 32 or ord(c) == 127
+                or 0xD800 <= ord(c) <= 0xDFFF), None)  # fmt: skip
+    if bad is not None:
+        return f"id {value!r} holds {bad!r}; an id must be {ID_RULE}"
+    return None
+
+
 def as_id(value: object, field: str) -> str:
-    """An id as a stripped non-empty `str` (ints are converted), else `Bad`."""
+    """An id as a stripped `str` obeying the id rule (ints are converted), else `Bad`."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):
         raise Bad("bad_field", f"id must be a string or an integer, got {type(value).__name__}",
                   field)
     value = value.strip()
-    if not value:
-        raise Bad("bad_field", "empty id", field)
+    problem = id_problem(value)
+    if problem is not None:
+        raise Bad("bad_field", problem, field)
     return value
 
 

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from latesearch.data._io import (
+    ID_RULE,
     Bad,
     PathLike,
     Policy,
     ReadStats,
     as_id,
     check_line,
+    id_problem,
     read_lines,
     resolve,
 )
@@ -105,9 +107,8 @@ def _number(value: str, field: str, kind: type) -> Any:
 
 
 def _check_token(value: object, field: str) -> str:
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise InputError(f"must be a non-empty string without whitespace, got {value!r}",
-                         field=field)
+    if not isinstance(value, str) or id_problem(value) is not None:
+        raise InputError(f"must be {ID_RULE}, got {value!r}", field=field)
     return value
 
 

@@ -13,7 +13,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from latesearch.errors import InputError
+from latesearch.errors import IndexCorruptError, InputError
 from latesearch.indexing.filters import compile_filter
 
 SCHEMA = """
@@ -252,7 +252,8 @@ class DocIdList(Sequence[str]):
     Supports ``len``, iteration, ``ids[i]``, slices and integer arrays (-> list[str]).
     """
 
-    def __init__(self, blob: np.ndarray, offsets: np.ndarray) -> None:
+    def __init__(self, blob: np.ndarray, offsets: np.ndarray, path: Path | None = None) -> None:
+        self._path = path
         self._blob, self._offsets = blob, offsets
 
     def __len__(self) -> int:
@@ -270,7 +271,14 @@ class DocIdList(Sequence[str]):
             if not -n <= i < n:
                 raise IndexError(f"document index {i} out of range (n_docs={n})")
             i %= n
-            return bytes(self._blob[self._offsets[i] : self._offsets[i + 1]]).decode("utf-8")
+            data = bytes(self._blob[self._offsets[i] : self._offsets[i + 1]])
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise IndexCorruptError(
+                    f"{self._path or 'the id list'}: the id of document {i} is not UTF-8 (the "
+                    "file is damaged; rebuild the index or restore it from a copy)"
+                ) from None
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         return [self[int(i)] for i in np.asarray(index).reshape(-1)]

@@ -221,19 +221,27 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
     def verify(self) -> None:
         """Re-hash every file the manifest has a checksum for (reads the whole index);
         IndexCorruptError names the first that differs."""
-        for i, info in enumerate(self.manifest.chunks):
-            arrays = [(info.embeddings, self._chunks[i], info.sha256)]
-            if self.codec is not None:
-                arrays += [(info.codes, self._codes[i], info.codes_sha256),
-                           (info.residuals, self._residuals[i], info.residuals_sha256)]  # fmt: skip
-            for name, array, expected in arrays:
-                if array is not None and expected and chunk_digest(array) != expected:
-                    raise IndexCorruptError(f"{self.folder / name}: checksum mismatch")
+        for i in range(len(self.manifest.chunks)):
+            self.verify_chunk(i)
         if self.manifest.codec is not None:
             for name, expected in self.manifest.codec.get("sha256", {}).items():
                 path = self.folder / name
                 if not path.is_file() or file_digest(path) != expected:
                     raise IndexCorruptError(f"{path}: missing or checksum mismatch")
+
+    def verify_chunk(self, i: int) -> None:
+        """Re-hash chunk `i`'s vectors, codes and residuals against the manifest."""
+        info = self.manifest.chunks[i]
+        arrays = [(info.embeddings, self._chunks[i], info.sha256)]
+        if self.codec is not None:
+            arrays += [(info.codes, self._codes[i], info.codes_sha256),
+                       (info.residuals, self._residuals[i], info.residuals_sha256)]  # fmt: skip
+        for name, array, expected in arrays:
+            if array is not None and expected and chunk_digest(array) != expected:
+                raise IndexCorruptError(
+                    f"{self.folder / name}: checksum mismatch (the file changed after it was "
+                    "written; rebuild the index or restore it from a copy)"
+                )
 
     # ------------------------------------------------------------------ ids and texts
     def doc_index(self, doc_id: str) -> int:
@@ -464,7 +472,7 @@ def _doc_id_list(folder: Path, n_docs: int) -> DocIdList:
     if size != int(offsets[-1]):
         raise IndexCorruptError(f"{blob_path}: {size} bytes, offsets say {int(offsets[-1])}")
     blob = np.memmap(blob_path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
-    return DocIdList(blob, offsets)
+    return DocIdList(blob, offsets, path=blob_path)
 
 
 def _open_docstore(path: Path, n_docs: int) -> DocStore:

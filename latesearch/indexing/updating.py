@@ -289,6 +289,7 @@ class _Update:
         sources = [(self.old, keep)]
         if added is not None:
             sources.append((added, np.ones(added.n_docs, dtype=bool)))
+        self._verify_rewritten(keep)
         out: list[ChunkInfo] = []
         doc = token = 0
         for store, kept in sources:
@@ -306,6 +307,16 @@ class _Update:
                 out.append(new)
                 doc, token = doc + new.n_docs, token + new.n_embeddings
         return out
+
+    def _verify_rewritten(self, keep: np.ndarray) -> None:
+        """Re-hash, before anything is written, every old chunk this update rewrites from
+        its data (the ones losing documents), so that a damaged chunk is refused rather
+        than given a fresh checksum. Chunks kept whole are linked with their checksums
+        unchanged: damage to them stays detectable by `verify`."""
+        for i, info in enumerate(self.old.chunks):
+            kept = keep[info.first_doc : info.first_doc + info.n_docs]
+            if kept.any() and not kept.all():
+                self.old.verify_chunk(i)
 
     def _link_chunk(self, store: IndexStore, info: ChunkInfo, new: ChunkInfo) -> ChunkInfo:
         """An unchanged chunk: its files hard-linked under the new chunk number."""

@@ -263,7 +263,17 @@ def check_queries(queries: Sequence[str]) -> list[str]:
             raise InputError(f"query {n} is {type(text).__name__}, not a string", field="query")
         if not text.strip():
             raise InputError(f"query {n} is empty", field="query")
+        bad = next((c for c in text if _unusable(c)), None)
+        if bad is not None:
+            raise InputError(f"query {n} holds the character U+{ord(bad):04X}, which is not "
+                             "text (a lone surrogate or a control character)", field="query")
     return texts
+
+
+def _unusable(c: str) -> bool:
+    """A lone surrogate (not encodable) or a control character other than tab / newline."""
+    code = ord(c)
+    return 0xD800 <= code <= 0xDFFF or (code < 32 and c not in "\t\n\r") or code == 127
 
 
 def check_positive(name: str, value: Any) -> None:

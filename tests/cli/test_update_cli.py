@@ -52,7 +52,7 @@ def test_delete_file_and_missing_ids(folder, tmp_path, capsys):
     ids = tmp_path / "ids.txt"
     ids.write_text("d1\n\n  d2  \nnot-there\n")
     code, _, err = run(capsys, folder, "--delete-file", ids)
-    assert code == 2 and "unknown document id 'not-there'" in err
+    assert code == 2 and "unknown document id 'not-there'" in err and "--skip-missing" in err
     assert len(Index.load(folder)) == 20
     code, out, err = run(capsys, folder, "--delete-file", ids, "--skip-missing")
     assert code == 0 and "18 documents" in out and "'not-there'" in err

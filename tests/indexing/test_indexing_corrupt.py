@@ -146,3 +146,42 @@ def test_empty_collection_is_an_error(build, tmp_path):
     with pytest.raises(InputError, match="no documents"):
         build(empty)
     assert not (tmp_path / "index.building").exists()
+
+
+def flip(path, offset=-64, count=8):
+    data = bytearray(path.read_bytes())
+    for i in range(count):
+        data[offset + i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_verify_command_and_an_update_never_reblesses_damage(build, corpus, capsys):
+    from latesearch.cli.main import main
+    from latesearch.indexing import update_index
+
+    folder = build(corpus).folder
+    assert main(["verify", str(folder)]) == 0 and "intact" in capsys.readouterr().out
+    flip(folder / "chunks" / "00000.embeddings.npy")
+    assert main(["verify", str(folder)]) == 2
+    assert "00000.embeddings.npy: checksum mismatch" in capsys.readouterr().err
+    first = IndexStore.open(folder).doc_ids[0]
+    with pytest.raises(IndexCorruptError, match="00000.embeddings.npy"):
+        update_index(folder, delete=[first], progress=False)  # rewrites the damaged chunk
+    with pytest.raises(IndexCorruptError, match="checksum"):
+        IndexStore.open(folder).verify()  # still detectable: nothing was re-blessed
+
+
+def test_an_undecodable_id_is_named_as_corruption(index):
+    path = index / "doc_ids.bin"
+    data = bytearray(path.read_bytes())
+    data[0] = 0xFF  # not UTF-8
+    path.write_bytes(bytes(data))
+    store = IndexStore.open(index)
+    with pytest.raises(IndexCorruptError, match=r"doc_ids.bin: the id of document 0"):
+        store.doc_ids[0]
+
+
+@pytest.mark.parametrize("bad", ["a b", "a\tb", "a\nb", "a\x00b"])
+def test_ids_with_whitespace_or_control_characters_are_refused_at_the_door(build, bad):
+    with pytest.raises(InputError, match="an id must be a non-empty string without"):
+        build([{"_id": bad, "text": "some text"}, {"_id": "ok", "text": "more"}])

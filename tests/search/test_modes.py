@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from latesearch.errors import InputError
 from latesearch.indexing.bm25 import BM25Index
 
 QUERIES = ["late interaction search", "protein cell study", "music of the city"]
@@ -97,3 +98,9 @@ def test_bad_search_arguments(tiny_index):
             tiny_index.search("late search", **kwargs)
     with pytest.raises(InputError):
         tiny_index.search(["late search", ""])
+
+
+@pytest.mark.parametrize("query", ["\ud800 x", "a\x00b", "bell\x07"])
+def test_queries_that_are_not_text_are_refused_before_the_tokenizer(tiny_index, query):
+    with pytest.raises(InputError, match="not text"):
+        tiny_index.search(query, k=3, mode="exact")

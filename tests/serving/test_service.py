@@ -228,3 +228,8 @@ def test_input_error_is_raised_for_direct_parsing():
 
     with pytest.raises(InputError, match="'k'"):
         search_from_json({"query": "a", "k": -1}, ServeConfig())
+
+
+def test_a_lone_surrogate_is_a_400(index):
+    response = post(SearchService(index), "/search", {"query": "\ud800 x"})
+    assert response.status == 400 and response.body["field"] == "query"
