@@ -100,6 +100,8 @@ class _Build:
     # ------------------------------------------------------------------ driver
     def run(self, model, *, overwrite, resume, extra, on_chunk) -> IndexStore:
         _check_target(self.folder, overwrite=overwrite)
+        if not resume and not overwrite and self.tmp.is_dir() and BuildState.load(self.tmp):
+            raise self._interrupted()  # said before the model loads (tens of seconds)
         devices = _resolve_devices(self.config, model)
         model = _load_model(model, self.config, devices[0])
         self.folder.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +117,12 @@ class _Build:
                 self._explain(err, state)
                 raise
             return self._publish(state, summary, model, extra)
+
+    def _interrupted(self) -> IndexExistsError:
+        return IndexExistsError(
+            f"{self.tmp}: an interrupted build of {self.folder} is there; "
+            "resume it (--resume / resume=True) or start again (--overwrite / overwrite=True)"
+        )
 
     def _start_state(self, model: ColBERT, *, resume: bool, overwrite: bool) -> BuildState:
         """A fresh state, or the saved one of an interrupted build (checked) on resume."""
@@ -132,10 +140,7 @@ class _Build:
             _remove_unfinished(self.tmp, saved)
             return saved
         if saved is not None and not overwrite:
-            raise IndexExistsError(
-                f"{self.tmp}: an interrupted build of {self.folder} is there; "
-                "resume it (--resume / resume=True) or start again (--overwrite / overwrite=True)"
-            )
+            raise self._interrupted()
         if resume:
             print(f"latesearch: nothing to resume in {self.tmp}; starting", file=sys.stderr)
         shutil.rmtree(self.tmp, ignore_errors=True)

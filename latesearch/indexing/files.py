@@ -92,3 +92,20 @@ def writer_lock(folder: Path) -> Iterator[None]:
             yield
         finally:
             path.unlink(missing_ok=True)
+
+
+def writer_active(folder: Path) -> bool:
+    """Whether a build or update of `folder` holds its writer lock now."""
+    path = folder.with_name(folder.name + LOCK_SUFFIX)
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return False

@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from latesearch._atomic import replace_folder
 from latesearch.errors import ConfigError, IndexCorruptError, InputError, StaleIndexError
 from latesearch.indexing.codec import CODEC_DIR, ResidualCodec, file_digest
 from latesearch.indexing.docstore import DocIdList, DocStore
-from latesearch.indexing.files import chunk_digest, folder_bytes, load_npy
+from latesearch.indexing.files import chunk_digest, folder_bytes, load_npy, writer_active
 from latesearch.indexing.ivf import IVF_DIR, InvertedFile, ranges
 from latesearch.indexing.manifest import (
     DOC_ID_OFFSETS,
@@ -129,6 +130,7 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
                     raise
                 continue  # replaced while being read: read the new version
             if store.is_current():
+                _report_leftovers(folder)
                 return store
             store.close()
         raise StaleIndexError(f"{folder}: replaced by updates faster than it could be opened")
@@ -497,6 +499,24 @@ def folder_identity(folder: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_dev, info.st_ino
+
+
+STAGING_SUFFIXES = (".building", ".updating", ".adding")
+
+
+def _report_leftovers(folder: Path) -> None:
+    """Warn about staging folders an interrupted build or update left beside the index
+    (the next update removes those of updates; a build's is resumed or overwritten)."""
+    left = [folder.with_name(folder.name + suffix) for suffix in STAGING_SUFFIXES]
+    left = [path for path in left if path.is_dir()]
+    if left and not writer_active(folder):  # else: work in progress, not a leftover
+        names = ", ".join(str(p) for p in left)
+        warnings.warn(
+            f"{folder}: left by an interrupted build or update: {names} (the index itself is "
+            "complete; the next update removes an update's leftovers, `latesearch index "
+            "--resume` or `--overwrite` a build's; or delete them)",
+            stacklevel=3,
+        )
 
 
 def _publishing(folder: Path) -> bool:

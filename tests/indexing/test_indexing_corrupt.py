@@ -185,3 +185,20 @@ def test_an_undecodable_id_is_named_as_corruption(index):
 def test_ids_with_whitespace_or_control_characters_are_refused_at_the_door(build, bad):
     with pytest.raises(InputError, match="an id must be a non-empty string without"):
         build([{"_id": bad, "text": "some text"}, {"_id": "ok", "text": "more"}])
+
+
+def test_leftovers_of_interrupted_work_are_reported_on_open(index):
+    (index.with_name(index.name + ".updating")).mkdir()
+    with pytest.warns(UserWarning, match=r"\.updating"):
+        IndexStore.open(index)
+
+
+def test_work_in_progress_is_not_reported_as_a_leftover(index):
+    import warnings
+
+    from latesearch.indexing.files import writer_lock
+
+    (index.with_name(index.name + ".adding")).mkdir()
+    with writer_lock(index), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        IndexStore.open(index)

@@ -7,7 +7,7 @@ import pytest
 
 from latesearch import ColBERT
 from latesearch.errors import ConfigError, IndexCorruptError
-from latesearch.indexing import IndexExistsError, IndexStore, building_folder
+from latesearch.indexing import IndexExistsError, IndexStore, build_index, building_folder
 
 
 class Crash(Exception):
@@ -73,11 +73,15 @@ def test_ctrl_c_leaves_a_resumable_build(build, corpus, tmp_path, capsys):
     assert store.n_docs == 40
 
 
-def test_interrupted_build_needs_resume_or_overwrite(build, corpus):
+def test_interrupted_build_needs_resume_or_overwrite(build, corpus, tmp_path, small_config):
     with pytest.raises(Crash):
         build(corpus, on_chunk=crash_after(1))
     with pytest.raises(IndexExistsError, match="resume"):
         build(corpus)
+    # said before any model is loaded: a model that cannot load is not reached
+    with pytest.raises(IndexExistsError, match="resume"):
+        build_index(corpus, tmp_path / "index", tmp_path / "no-such-model", small_config,
+                    progress=False)  # fmt: skip
     assert build(corpus, overwrite=True).n_docs == 40
 
 
@@ -110,7 +114,8 @@ def test_existing_index_is_kept_unless_overwrite(build, corpus, docs, write_json
     smaller = write_jsonl(tmp_path / "smaller.jsonl", docs[:10])
     with pytest.raises(Crash):
         build(smaller, overwrite=True, on_chunk=crash_after(1))
-    survivor = IndexStore.open(tmp_path / "index")  # the failed rebuild left it alone
+    with pytest.warns(UserWarning, match=r"index\.building"):  # the failed rebuild's folder
+        survivor = IndexStore.open(tmp_path / "index")  # ... left the index alone
     same_index(survivor, first)
     assert build(smaller, overwrite=True).n_docs == 10
 
