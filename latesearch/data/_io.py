@@ -100,19 +100,30 @@ def open_binary(path: Path) -> IO[bytes]:
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, str | None]]:
-    """(1-based line number, line without its ending) per line; None for invalid UTF-8."""
+    """(1-based line number, line without its ending) per line; None for invalid UTF-8.
+    Blank lines at the end of the file are dropped (editors leave them); a blank line
+    before more data is passed on, for the parser to report."""
     lineno = 0
+    blank: list[tuple[int, str]] = []  # held until a line with data follows
     try:
         with open_binary(path) as f:
             for lineno, raw in enumerate(f, 1):
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError:
+                    yield from blank
+                    blank.clear()
                     yield lineno, None
                     continue
                 if lineno == 1 and text.startswith("\ufeff"):
                     text = text[1:]
-                yield lineno, text.rstrip("\r\n")
+                text = text.rstrip("\r\n")
+                if not text.strip():
+                    blank.append((lineno, text))
+                    continue
+                yield from blank
+                blank.clear()
+                yield lineno, text
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         message = f"corrupt compressed data: {exc}"
         raise InputError(message, path=str(path), line=lineno + 1) from exc

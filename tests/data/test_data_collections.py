@@ -216,3 +216,9 @@ def test_data_room_does_not_import_torch():
 
     code = "import sys, latesearch.data; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_blank_lines_at_the_end_are_ignored(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"_id": "a", "text": "x"}\n{"_id": "b", "text": "y"}\n\n  \n')
+    assert [d.doc_id for d in read_collection(path)] == ["a", "b"]

@@ -28,7 +28,7 @@ BAD_CASES = [
     ("frac", "1 0 a 0.5\n", 1, "relevance", "integer"),
     ("width", "1 0 a 1\n1 b\n", 2, None, "expected 4 columns"),
     ("cols", "1 0 a 1 x\n", 1, None, "expected 2 to 4 columns"),
-    ("blank", "1 0 a 1\n   \n", 2, None, "blank line"),
+    ("blank", "1 0 a 1\n   \n1 0 b 1\n", 2, None, "blank line"),
 ]
 
 

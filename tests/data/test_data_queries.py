@@ -48,7 +48,7 @@ BAD_CASES = [
     ("dup.tsv", "1\ta\n2\tb\n1\tc\n", 3, "qid", "duplicate query id '1'"),
     ("empty.tsv", "1\ta\n2\t  \n", 2, "text", "query '2' has no text"),
     ("cols.tsv", "1\ta\n2\n", 2, "text", "expected qid<TAB>text"),
-    ("blank.tsv", "1\ta\n\n", 2, None, "blank line"),
+    ("blank.tsv", "1\ta\n\n2\tb\n", 2, None, "blank line"),
     ("json.jsonl", '{"_id": "1", "text": "a"}\n{"_id": \n', 2, None, "malformed JSON"),
     ("notext.jsonl", '{"_id": "1"}\n', 1, "text", "no text"),
     ("badid.jsonl", '{"_id": [1], "text": "a"}\n', 1, "_id", "string or an integer"),
