@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import string
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +63,7 @@ class ColBERTTokenizer:
     def __init__(self, hf_tokenizer, config: ColBERTConfig) -> None:
         self.hf = hf_tokenizer
         self.config = config
+        self._gate = _TruncationGate()
         self.query_token_id = self._token_id(config.query_token, "query_token")
         self.doc_token_id = self._token_id(config.doc_token, "doc_token")
         specials = {
@@ -98,14 +101,15 @@ class ColBERTTokenizer:
     def _content_ids(self, texts: list[str], maxlen: int) -> list[list[int]]:
         if not texts:
             return []
-        encoded = self.hf(
-            texts,
-            add_special_tokens=False,
-            truncation=True,
-            max_length=maxlen - self.frame,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
+        with self._gate.holding(maxlen - self.frame):
+            encoded = self.hf(
+                texts,
+                add_special_tokens=False,
+                truncation=True,
+                max_length=maxlen - self.frame,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )
         return encoded["input_ids"]
 
     def query_lengths(self, texts: list[str]) -> list[int]:
@@ -157,3 +161,32 @@ class ColBERTTokenizer:
     def documents(self, texts: Sequence[str]) -> TokenBatch:
         """Tokenize and pad documents in one call."""
         return self.pad_documents(self.document_ids(texts))
+
+
+class _TruncationGate:
+    """Lets calls with the same truncation length run together and keeps calls with
+    another length out meanwhile. A fast tokenizer sets its truncation length on the
+    shared Rust object at each call, so a document batch and a query batch tokenized at
+    the same time (a server adding documents while it searches) could truncate each
+    other's texts, or fail with "Already borrowed"; calls of one length (the indexer's
+    tokenizer threads) never conflict."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._length: int | None = None
+        self._active = 0
+
+    @contextlib.contextmanager
+    def holding(self, length: int) -> Iterator[None]:
+        with self._cond:
+            while self._active and self._length != length:
+                self._cond.wait()
+            self._length = length
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                if not self._active:
+                    self._cond.notify_all()

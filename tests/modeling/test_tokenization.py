@@ -145,3 +145,17 @@ def test_no_queries_encode_to_zero_rows(tiny_bert_dir, augmentation):
     width = 12 if augmentation else 0
     assert Q.shape == (0, width, 16) and mask.shape == (0, width) and mask.dtype == torch.bool
     assert model.encode_queries([]).shape == (0, width, 16)
+
+
+def test_queries_and_documents_tokenized_at_once_keep_their_own_truncation(tiny_colbert):
+    from concurrent.futures import ThreadPoolExecutor
+
+    tok = tiny_colbert.tokenizer
+    long = " ".join(["protein"] * 400)
+    want_q, want_d = tok.queries([long] * 8), tok.documents([long] * 8)
+    with ThreadPoolExecutor(8) as pool:
+        jobs = [pool.submit(tok.queries if n % 2 else tok.documents, [long] * 8)
+                for n in range(64)]  # fmt: skip
+        for n, job in enumerate(jobs):
+            got, want = job.result(), (want_q if n % 2 else want_d)
+            assert torch.equal(got.input_ids, want.input_ids)
