@@ -176,6 +176,9 @@ class _TruncationGate:
         self._length: int | None = None
         self._active = 0
 
+    def __reduce__(self) -> tuple[type, tuple]:
+        return _TruncationGate, ()  # a copy (deepcopy, pickle) starts with a gate of its own
+
     @contextlib.contextmanager
     def holding(self, length: int) -> Iterator[None]:
         with self._cond:
