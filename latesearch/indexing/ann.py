@@ -24,6 +24,7 @@ from latesearch.indexing._store import (
     read_json,
     write_json,
 )
+from latesearch.indexing.files import READ_ERRORS
 
 METRICS = ("cosine", "l2")
 MIN_POINTS_PER_PARTITION = 39  # faiss k-means warns below this many points per centroid
@@ -318,7 +319,7 @@ class TokenANNIndex:
         try:
             index = faiss.read_index(str(folder / INDEX_FILE), flags)
             owners = np.load(folder / TOKEN_TO_DOC_FILE, mmap_mode="r" if mmap else None)
-        except (RuntimeError, OSError, ValueError) as err:
+        except (RuntimeError, *READ_ERRORS) as err:
             raise IndexCorruptError(f"{folder}: cannot read the ANN index ({err})") from None
         if not (index.ntotal == len(owners) == manifest.get("n_embeddings")):
             raise IndexCorruptError(

@@ -29,6 +29,7 @@ from latesearch.indexing._store import (
     read_json,
     write_json,
 )
+from latesearch.indexing.files import READ_ERRORS
 
 METHODS = ("lucene", "robertson", "atire")
 CONFIG_FILE = "config.json"
@@ -178,7 +179,7 @@ class BM25Index:
             raise IndexCorruptError(f"{folder / DOC_IDS_FILE}: expected a list of strings")
         try:
             retriever = bm25s.BM25.load(folder, mmap=mmap, show_progress=False)
-        except (OSError, ValueError, KeyError) as err:
+        except READ_ERRORS as err:
             raise IndexCorruptError(f"{folder}: cannot load the bm25s index ({err})") from None
         if retriever.scores.get("num_docs") != len(doc_ids):
             raise IndexCorruptError(

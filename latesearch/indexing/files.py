@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,13 +37,19 @@ def save_npy(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+# what reading a damaged .npy (or a library's files) can raise: numpy parses the header
+# with `ast` (SyntaxError, tokenize.TokenError), then reads short (EOFError, ValueError)
+READ_ERRORS = (OSError, ValueError, EOFError, SyntaxError, TypeError, KeyError, IndexError,
+               tokenize.TokenError, UnicodeDecodeError)  # fmt: skip
+
+
 def load_npy(path: Path, *, dtype: str, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
     """Load a .npy file checking dtype, shape and exact file size; IndexCorruptError if not."""
     if not path.is_file():
         raise IndexCorruptError(f"{path}: missing")
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
+    except READ_ERRORS as err:
         raise IndexCorruptError(f"{path}: unreadable or truncated ({err})") from None
     if array.dtype != np.dtype(dtype) or array.shape != shape:
         raise IndexCorruptError(

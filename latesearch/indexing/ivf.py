@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from latesearch.errors import IndexCorruptError
-from latesearch.indexing.files import load_npy, save_npy
+from latesearch.indexing.files import READ_ERRORS, load_npy, save_npy
 
 IVF_DIR = "ivf"
 DOCS_FILE, OFFSETS_FILE = "docs.npy", "offsets.npy"
@@ -88,7 +88,7 @@ class InvertedFile:
         try:  # int32 is read at any size (wider than needed, still correct)
             if np.load(folder / DOCS_FILE, mmap_mode="r").dtype == np.int32:
                 dtype = "int32"
-        except (OSError, ValueError):
+        except READ_ERRORS:
             pass  # load_npy below names the problem
         docs = load_npy(folder / DOCS_FILE, dtype=dtype, shape=(n_pairs,), mmap=mmap)
         if n_pairs and not mmap and (docs.min() < 0 or docs.max() >= n_docs):
