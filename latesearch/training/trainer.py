@@ -105,9 +105,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def _prepare_output(self) -> Path | None:
+        """Check the output folder and write the run's config there; the checkpoint to
+        resume from, if any. A folder holding nothing but a config (a run that failed
+        before its first checkpoint) is taken over."""
         cfg, out = self.config, self.out
         saved_path = out / CONFIG_FILE
-        if saved_path.exists():
+        if saved_path.exists() and not _only_config(out):  # else: a run that saved nothing
             if not cfg.resume:
                 raise ConfigError(
                     f"{out} already holds a training run: resume it (--resume; resume=True in "
@@ -324,3 +327,8 @@ def _null():
     import contextlib
 
     return contextlib.nullcontext()
+
+
+def _only_config(out: Path) -> bool:
+    """Whether `out` holds a training config and nothing else."""
+    return [p.name for p in out.iterdir()] == [CONFIG_FILE]

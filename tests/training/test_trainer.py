@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from latesearch import ColBERT, train
-from latesearch.errors import ConfigError
+from latesearch.errors import ConfigError, LatesearchError
 from latesearch.training import checkpointing as ckpt
 from latesearch.training.loss import nway_scores, pairwise_softmax_ce
 
@@ -193,3 +193,13 @@ def test_doc_chunk_trains_the_same_model(
     assert saved["doc_chunk"] == 3
     with pytest.raises(ConfigError, match="doc_chunk"):
         small_config(triples=toy_triples, doc_chunk=0)
+
+
+def test_a_run_that_saved_only_its_config_does_not_block_the_next(tmp_path, tiny_bert_dir,
+                                                                  toy_triples, small_config):
+    config = small_config(triples=toy_triples, base_model=tiny_bert_dir, output=tmp_path,
+                          steps=1)  # fmt: skip
+    with pytest.raises(LatesearchError):  # a model that cannot load: fails after setup
+        train(config.replace(base_model=str(tmp_path.parent / "no-such-model")))
+    assert [p.name for p in tmp_path.iterdir()] == ["train_config.json"]
+    assert train(config).steps == 1
