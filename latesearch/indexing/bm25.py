@@ -148,13 +148,17 @@ class BM25Index:
         if allowed is not None:
             mask = np.zeros(len(self.doc_ids), dtype=np.float32)
             mask[np.asarray(allowed, dtype=np.int64)] = 1.0
-        docs, scores = self.retriever.retrieve(
-            [tokens[i] for i in asked],
-            k=min(k, len(self.doc_ids)),
-            show_progress=False,
-            n_threads=n_threads,
-            weight_mask=mask,
-        )
+        try:
+            docs, scores = self.retriever.retrieve(
+                [tokens[i] for i in asked],
+                k=min(k, len(self.doc_ids)),
+                show_progress=False,
+                n_threads=n_threads,
+                weight_mask=mask,
+            )
+        except (IndexError, ValueError) as err:  # memory-mapped matrix damaged on disk
+            raise IndexCorruptError(f"bm25/: the score matrix is damaged ({err}); rebuild it "
+                                    "(Index.add_bm25())") from None
         for i, row_docs, row_scores in zip(asked, docs.tolist(), scores.tolist(), strict=True):
             results[i] = [
                 (self.doc_ids[d], s) for d, s in zip(row_docs, row_scores, strict=True) if s > 0

@@ -185,7 +185,11 @@ class DocStore:
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return self.conn.execute(sql, params).fetchall()
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as err:  # a damaged file (the SQL is ours)
+                raise IndexCorruptError(f"{self.path}: unreadable ({err}); rebuild the index "
+                                        "or restore it from a copy") from None
 
     def max_idx(self) -> int:
         """Largest stored index (-1 when empty): a cheap completeness check."""
@@ -211,10 +215,7 @@ class DocStore:
             if key in self._matching:
                 self._matching.move_to_end(key)
                 return self._matching[key]
-        try:
-            rows = self._rows(f"SELECT idx FROM docs WHERE {sql} ORDER BY idx", params)
-        except sqlite3.OperationalError as err:
-            raise InputError(f"the filter could not be evaluated: {err}", field="filter") from None
+        rows = self._rows(f"SELECT idx FROM docs WHERE {sql} ORDER BY idx", params)
         found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         found.setflags(write=False)
         with self._lock:

@@ -202,3 +202,16 @@ def test_work_in_progress_is_not_reported_as_a_leftover(index):
     with writer_lock(index), warnings.catch_warnings():
         warnings.simplefilter("error")
         IndexStore.open(index)
+
+
+def test_a_damaged_doc_store_read_later_is_named_as_corruption(index):
+    store = IndexStore.open(index)
+    path = index / "docs.sqlite"
+    data = bytearray(path.read_bytes())
+    half = len(data) // 2
+    data[half:] = b"\xff" * (len(data) - half)
+    with open(path, "r+b") as handle:  # in place: the open connection reads these pages
+        handle.write(bytes(data))
+    with pytest.raises(IndexCorruptError, match="docs.sqlite: unreadable"):
+        for start in range(0, store.n_docs, 5):
+            store.documents(list(range(start, min(start + 5, store.n_docs))))
