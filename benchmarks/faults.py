@@ -156,21 +156,25 @@ def damage(path: Path, rng: random.Random) -> None:
     path.write_bytes(bytes(data))
 
 
+def run_and_kill(argv: list[str], delay: float) -> bool:
+    """Run `latesearch ARGV`; kill -9 it after `delay` seconds unless it ended. Killed?"""
+    proc = subprocess.Popen([sys.executable, "-m", "latesearch", *argv],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    return proc.returncode == -signal.SIGKILL
+
+
 def kill_builds(work: Path, reference: dict[str, Any], seconds: float, n: int,
                 rng: random.Random) -> list[dict[str, Any]]:  # fmt: skip
     rows = []
     for i in range(n):
         target = work / f"build-{i}"
-        proc = subprocess.Popen([sys.executable, "-m", "latesearch", "index",
-                                 str(work / "base.jsonl"), str(target), *BUILD],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         delay = rng.uniform(0.1, 1.0) * seconds
-        try:
-            proc.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        killed = proc.returncode == -signal.SIGKILL
+        killed = run_and_kill(["index", str(work / "base.jsonl"), str(target), *BUILD], delay)
         published = target.is_dir()
         state = answers(target) if published else None
         row = {"kill_after_s": round(delay, 1), "killed": killed, "published": published,
@@ -196,19 +200,12 @@ def kill_updates(work: Path, n: int, rng: random.Random, delete: list[str]) -> l
         shutil.copytree(work / "reference", folder)
         before = answers(folder)
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "latesearch", "update", str(folder),
-                                 "--add", str(work / "extra.jsonl"), "--delete", *delete,
-                                 "--quiet"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         delay = rng.uniform(0.1, 1.0) * seconds
-        try:
-            proc.wait(timeout=delay)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        killed = run_and_kill(["update", str(folder), "--add", str(work / "extra.jsonl"),
+                               "--delete", *delete, "--quiet"], delay)  # fmt: skip
         after = answers(folder)
         n_docs = after.get("n_docs")
-        rows.append({"kill_after_s": round(delay, 1), "killed": proc.returncode == -9,
+        rows.append({"kill_after_s": round(delay, 1), "killed": killed,
                      "update_seconds": round(time.perf_counter() - started, 1),
                      "opens_and_verifies": "error" not in after,
                      "documents": n_docs, "old": n_docs == before.get("n_docs") and after == before,
