@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -188,6 +189,16 @@ def check_line(line: str | None) -> str:
 
 
 ID_RULE = "a non-empty string without whitespace or control characters"
+# not text: control characters (tab, newline and carriage return aside), DEL, lone
+# surrogates; an id refuses every whitespace character as well
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_NOT_IN_ID = re.compile("[\\s\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def first_non_text(text: str) -> str | None:
+    """The first character of `text` that is not text (see _NOT_TEXT), or None."""
+    found = _NOT_TEXT.search(text)
+    return None if found is None else found.group()
 
 
 def id_problem(value: str) -> str | None:
@@ -195,10 +206,9 @@ def id_problem(value: str) -> str | None:
     and qrels files, whose fields are separated by whitespace), or None."""
     if not value:
         return "empty id"
-    bad = next((c for c in value if c.isspace() or ord(c) < 32 or ord(c) == 127
-                or 0xD800 <= ord(c) <= 0xDFFF), None)  # fmt: skip
+    bad = _NOT_IN_ID.search(value)
     if bad is not None:
-        return f"id {value!r} holds {bad!r}; an id must be {ID_RULE}"
+        return f"id {value!r} holds {bad.group()!r}; an id must be {ID_RULE}"
     return None
 
 

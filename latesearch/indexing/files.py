@@ -40,7 +40,7 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 # what reading a damaged .npy (or a library's files) can raise: numpy parses the header
 # with `ast` (SyntaxError, tokenize.TokenError), then reads short (EOFError, ValueError)
 READ_ERRORS = (OSError, ValueError, EOFError, SyntaxError, TypeError, KeyError, IndexError,
-               tokenize.TokenError, UnicodeDecodeError)  # fmt: skip
+               tokenize.TokenError)  # fmt: skip
 
 
 def load_npy(path: Path, *, dtype: str, shape: tuple[int, ...], mmap: bool) -> np.ndarray:

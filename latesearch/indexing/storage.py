@@ -119,7 +119,7 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         for attempt in range(_OPEN_ATTEMPTS):
             identity = folder_identity(folder)
             if identity is None or not folder.is_dir():
-                if _publishing(folder) and attempt + 1 < _OPEN_ATTEMPTS:
+                if _set_aside(folder) is not None and attempt + 1 < _OPEN_ATTEMPTS:
                     time.sleep(_OPEN_PAUSE)  # between the two renames of a publish
                     continue
                 raise IndexCorruptError(f"{folder}: no index folder{_missing_hint(folder)}")
@@ -278,7 +278,7 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         return self._docstore.matching(spec)
 
     def documents(self, doc_indices: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
-        """{doc_id, title, text} of each document, in the order asked."""
+        """{doc_id, title, text, metadata} of each document, in the order asked."""
         return self._docstore.documents(np.asarray(doc_indices, dtype=np.int64).reshape(-1))
 
     # ------------------------------------------------------------------ embeddings
@@ -519,10 +519,11 @@ def _report_leftovers(folder: Path) -> None:
         )
 
 
-def _publishing(folder: Path) -> bool:
-    """Whether the previous version of `folder` sits aside, as between the two renames of
-    an update's publish (or after a crash there)."""
-    return any((old / MANIFEST).is_file() for old in folder.parent.glob(f".{folder.name}.old-*"))
+def _set_aside(folder: Path) -> Path | None:
+    """The previous complete version of `folder` moved aside by an update's publish, as
+    between its two renames (or after a crash there), or None."""
+    olds = sorted(folder.parent.glob(f".{folder.name}.old-*"))
+    return next((old for old in olds if (old / MANIFEST).is_file()), None)
 
 
 def _missing_hint(folder: Path) -> str:
@@ -531,10 +532,10 @@ def _missing_hint(folder: Path) -> str:
             f" (an unfinished build is in {building_folder(folder)}: resume it with "
             "--resume, or resume=True in Python)"
         )
-    for old in sorted(folder.parent.glob(f".{folder.name}.old-*")):
-        if (old / MANIFEST).is_file():  # a crash inside replace_folder's two renames
-            return (
-                f" (a crash during an update left the previous complete version in "
-                f"{old}: rename it to {folder.name})"
-            )
+    old = _set_aside(folder)
+    if old is not None:  # a crash inside replace_folder's two renames
+        return (
+            f" (a crash during an update left the previous complete version in "
+            f"{old}: rename it to {folder.name})"
+        )
     return ""

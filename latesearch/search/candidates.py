@@ -18,8 +18,7 @@ def bm25_candidates(
     """Doc indices of each query's BM25 top-`k` (among `allowed` only, where given), in
     BM25 order (ids the embedding index lacks cannot occur: the BM25 index is built from
     the same documents, in the same order)."""
-    results = bm25.search(queries, k, allowed=allowed)
-    return [store.doc_indices([doc_id for doc_id, _ in hits])[0] for hits in results]
+    return [idx for _, idx in bm25_ranked(store, bm25, queries, k, allowed)]
 
 
 def bm25_ranked(

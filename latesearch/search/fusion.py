@@ -24,9 +24,15 @@ Ranked = tuple[np.ndarray, np.ndarray]
 def check_fusion(fusion: str, weight: float) -> None:
     if fusion not in FUSIONS:
         raise InputError(f"fusion must be one of {FUSIONS}, got {fusion!r}", field="fusion")
+    check_weight(weight)
+
+
+def check_weight(weight: object) -> float:
+    """`hybrid_weight` as a float, or InputError unless it is a number in [0, 1]."""
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
         raise InputError(f"hybrid_weight must be a number in [0, 1], got {weight!r}",
                          field="hybrid_weight")  # fmt: skip
+    return float(weight)
 
 
 def fuse(colbert: Ranked, bm25: Ranked, k: int, *, fusion: str = "rrf",

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from latesearch.data._io import first_non_text
 from latesearch.errors import IndexCorruptError, InputError
 from latesearch.indexing import IndexStore
 from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
@@ -129,6 +130,9 @@ class Searcher:
                 check_positive(name, value)
         params = EngineParams.for_k(k, ncells=ncells, ndocs=ndocs,
                                     centroid_score_threshold=centroid_score_threshold)  # fmt: skip
+        depth = max(k, DEFAULT_DEPTH)  # hybrid: each side's depth, and the engine's settings
+        wide = EngineParams.for_k(depth, ncells=ncells, ndocs=ndocs,
+                                  centroid_score_threshold=centroid_score_threshold)
         self.store.check_source(source)  # a bad source fails before any work
         if mode == "hybrid":
             check_fusion(fusion, hybrid_weight)
@@ -147,9 +151,6 @@ class Searcher:
             batch = texts[start : start + batch_size]
             Q, mask = self._encode(batch, timings, device)
             if mode == "hybrid":
-                depth = max(k, DEFAULT_DEPTH)
-                wide = EngineParams.for_k(depth, ncells=ncells, ndocs=ndocs,
-                                          centroid_score_threshold=centroid_score_threshold)
                 dense = self._e2e(Q, mask, depth, wide, timings, source, allowed, engine,
                                   k_prime, nprobe)  # fmt: skip
                 with timings.stage("candidates"):
@@ -263,17 +264,11 @@ def check_queries(queries: Sequence[str]) -> list[str]:
             raise InputError(f"query {n} is {type(text).__name__}, not a string", field="query")
         if not text.strip():
             raise InputError(f"query {n} is empty", field="query")
-        bad = next((c for c in text if _unusable(c)), None)
+        bad = first_non_text(text)
         if bad is not None:
             raise InputError(f"query {n} holds the character U+{ord(bad):04X}, which is not "
                              "text (a lone surrogate or a control character)", field="query")
     return texts
-
-
-def _unusable(c: str) -> bool:
-    """A lone surrogate (not encodable) or a control character other than tab / newline."""
-    code = ord(c)
-    return 0xD800 <= code <= 0xDFFF or (code < 32 and c not in "\t\n\r") or code == 127
 
 
 def check_positive(name: str, value: Any) -> None:

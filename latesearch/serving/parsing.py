@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 from latesearch.data import Document
 from latesearch.errors import InputError
 from latesearch.indexing.filters import compile_filter
-from latesearch.search.fusion import FUSIONS
+from latesearch.search.fusion import FUSIONS, check_weight
 from latesearch.serving.config import MODES, ServeConfig
 
 SEARCH_FIELDS = ("query", "queries", "k", "mode", "return_text", "k_prime", "nprobe", "bm25_k",
@@ -155,7 +155,7 @@ def search_from_json(data: dict[str, Any], config: ServeConfig) -> SearchRequest
         filter=_filter(data),
         return_metadata=_bool(data, "return_metadata"),
         fusion=_choice(data, "fusion", "rrf", FUSIONS),
-        hybrid_weight=_weight(data),
+        hybrid_weight=check_weight(data.get("hybrid_weight", 0.5)),
     )
 
 
@@ -315,14 +315,6 @@ def _filter(data: dict[str, Any]) -> dict[str, Any] | None:
                          field="filter")  # fmt: skip
     compile_filter(value)  # a bad filter is a 400 naming its part, before any work
     return value
-
-
-def _weight(data: dict[str, Any]) -> float:
-    value = data.get("hybrid_weight", 0.5)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise InputError(f"'hybrid_weight' must be a number in [0, 1], got {value!r}",
-                         field="hybrid_weight")  # fmt: skip
-    return float(value)
 
 
 def _url_float(name: str, value: str) -> float:

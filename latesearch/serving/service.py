@@ -1,14 +1,18 @@
 """`SearchService`: routes requests to an `Index` and answers with JSON-ready dicts.
 
-It knows nothing of sockets: `handle(method, target, body)` takes what an HTTP server
-read and returns a `Response`, so the whole protocol is testable without a network.
+It knows nothing of sockets: `health()`, `search_url(query_string)`, `search(data)`,
+`rerank(data)` and `write(data, ...)` (what the FastAPI routes of `serving.app` call), or
+`handle(method, target, body)`, return a `Response`, so the whole protocol is testable
+without a network.
 
     GET  /health                      the index, its size and the modes it can serve
-    GET  /search?q=...&k=10&mode=e2e  one query (optional: text=1, ncells, ndocs, k_prime,
-                                      nprobe, bm25_k)
+    GET  /search?q=...&k=10&mode=e2e  one query (optional: text=1, meta=1, filter=JSON,
+                                      ncells, ndocs, k_prime, nprobe, bm25_k, fusion,
+                                      hybrid_weight)
     POST /search  {"query": ...} or {"queries": [...]}, plus the same options
     POST /rerank  {"query": ..., "candidates": [ids]} or {"queries": [...],
-                  "candidates": [[ids], ...]}, optional "k", "missing": "raise" | "skip"
+                  "candidates": [[ids], ...]}, optional "k", "missing", "filter"
+    POST /documents, PUT /documents, POST /documents/delete   writes (API key)
 """
 
 from __future__ import annotations
