@@ -21,7 +21,14 @@ import numpy as np
 import torch
 
 from latesearch.errors import ConfigError, InputError
-from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary, build_index, update_index
+from latesearch.indexing import (
+    IndexConfig,
+    IndexStore,
+    UpdateSummary,
+    VerifyReport,
+    build_index,
+    update_index,
+)
 from latesearch.indexing.components import (
     ANN_DIR,
     BM25_DIR,
@@ -211,10 +218,11 @@ class Index:
         """The search components present: 'bm25', 'ann'."""
         return present_components(self.store)
 
-    def verify(self) -> None:
-        """Re-hash every file of the index against its manifest's checksums (reads it all);
-        IndexCorruptError names the first file that differs."""
-        self.store.verify()
+    def verify(self) -> VerifyReport:
+        """Re-hash every file of the index against its checksums (reads it all);
+        IndexCorruptError names the first file that differs. The report lists files with
+        no checksum (an index or component written by an older latesearch)."""
+        return self.store.verify()
 
     @property
     def last_timings(self) -> SearchTimings | None:

@@ -2,6 +2,7 @@
 memory-mappable on-disk index."""
 
 from latesearch.indexing.builder import build_index
+from latesearch.indexing.checksums import VerifyReport
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.convert import compress_index
 from latesearch.indexing.files import IndexBusyError, IndexExistsError
@@ -29,6 +30,7 @@ __all__ = [
     "Manifest",
     "UnknownDocumentError",
     "UpdateSummary",
+    "VerifyReport",
     "build_index",
     "compress_index",
     "building_folder",

@@ -215,6 +215,7 @@ class _Build:
             embeddings=emb_name,
             doclens=lens_name,
             sha256=chunk_digest(embeddings),
+            doclens_sha256=chunk_digest(doclens),
         )
 
     # ------------------------------------------------------------------ finishing
@@ -268,7 +269,7 @@ class _Build:
             path.unlink()
         summary.bytes_on_disk = folder_bytes(self.tmp)
         manifest.stats = summary.to_dict()
-        manifest.write(self.tmp)
+        manifest.seal(self.tmp)
         replace_folder(self.tmp, self.folder)  # an old index survives until this point
         return IndexStore.open(self.folder)
 

@@ -12,7 +12,6 @@ the weights of the 8 / nbits dimensions byte b encodes. Decoded vectors are re-n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ import numpy as np
 
 from latesearch._atomic import write_json
 from latesearch.errors import ConfigError, IndexCorruptError
+from latesearch.indexing.checksums import file_digest
 from latesearch.indexing.files import load_npy, save_npy
 
 NBITS = (1, 2, 4)
-CODEC_DIR = "codec"
 CENTROIDS_FILE = "centroids.npy"
 CUTOFFS_FILE = "bucket_cutoffs.npy"
 WEIGHTS_FILE = "bucket_weights.npy"
@@ -206,12 +205,3 @@ def _byte_table(weights: np.ndarray, nbits: int) -> np.ndarray:
     """(256, 8 / nbits) float32: the decoded weights of the dimensions each byte holds."""
     every_byte = np.arange(256, dtype=np.uint8)[:, None]
     return weights[unpack(every_byte, nbits)].astype(np.float32)
-
-
-def file_digest(path: Path, block: int = 1 << 24) -> str:
-    """SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while data := handle.read(block):
-            digest.update(data)
-    return digest.hexdigest()

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from latesearch.errors import ConfigError, LatesearchError
+from latesearch.indexing.checksums import check_component
 from latesearch.indexing.storage import IndexStore
 from latesearch.indexing.updating import ComponentUpdater, IndexChange
 
@@ -59,6 +60,7 @@ def require(store: IndexStore, name: str, mode: str) -> Path:
             f"{store.folder}: mode={mode!r} needs the {name}/ component, which this index "
             f"lacks; add it with {how}"
         )
+    check_component(folder, full=False)  # sizes only; `verify` re-hashes
     return folder
 
 

@@ -25,11 +25,12 @@ from latesearch.indexing.centroids import (
     sample_size_for,
     train_centroids,
 )
-from latesearch.indexing.codec import CODEC_DIR, ResidualCodec, file_digest
+from latesearch.indexing.checksums import file_digest
+from latesearch.indexing.codec import ResidualCodec
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.files import chunk_digest, load_npy
-from latesearch.indexing.ivf import IVF_DIR, InvertedFile
-from latesearch.indexing.manifest import ChunkInfo, compressed_chunk_files
+from latesearch.indexing.ivf import InvertedFile
+from latesearch.indexing.manifest import CODEC_DIR, IVF_DIR, ChunkInfo, compressed_chunk_files
 
 BLOCK_ROWS = 1 << 18  # tokens assigned and coded at a time (128 MiB of float32 at dim 128)
 FIT_ROWS = 1 << 18  # sampled tokens whose residuals set the bucket cutoffs and weights

@@ -14,7 +14,7 @@ from typing import Any
 
 from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.errors import ConfigError
-from latesearch.indexing.codec import CODEC_DIR, ResidualCodec
+from latesearch.indexing.codec import ResidualCodec
 from latesearch.indexing.components import BM25_DIR
 from latesearch.indexing.compression import compress_chunks
 from latesearch.indexing.config import IndexConfig
@@ -22,6 +22,7 @@ from latesearch.indexing.config import from_dict as index_config_from_dict
 from latesearch.indexing.files import IndexExistsError, folder_bytes, link_or_copy, writer_lock
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
+    CODEC_DIR,
     COMPRESSED_FORMAT_VERSION,
     DOC_ID_OFFSETS,
     DOC_IDS,
@@ -57,6 +58,7 @@ def compress_index(
     with IndexStore.open(source) as src:
         if src.compressed:
             raise ConfigError(f"{src.folder}: already compressed")
+        src.verify()  # its vectors are read and coded: never give damage fresh checksums
         config = index_config_from_dict(src.manifest.index_config, source="index_config")
         config = config.replace(nbits=nbits, keep_full=keep_full, **config_fields)
         codec = None
@@ -90,10 +92,11 @@ def compress_index(
                     codec=result.codec,
                     created=datetime.now(UTC).isoformat(timespec="seconds"),
                     stats=stats,
+                    files={},  # recorded by `seal`
                 )
                 manifest.write(stage)
                 manifest.stats["bytes_on_disk"] = folder_bytes(stage)
-                manifest.write(stage)
+                manifest.seal(stage)
                 replace_folder(stage, target)
             except BaseException:
                 shutil.rmtree(stage, ignore_errors=True)

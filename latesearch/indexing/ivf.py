@@ -15,7 +15,6 @@ import numpy as np
 from latesearch.errors import IndexCorruptError
 from latesearch.indexing.files import READ_ERRORS, load_npy, save_npy
 
-IVF_DIR = "ivf"
 DOCS_FILE, OFFSETS_FILE = "docs.npy", "offsets.npy"
 
 

@@ -12,8 +12,9 @@ Layout of an index folder (format version 1: uncompressed; 2: compressed)::
     ivf/                            centroid -> documents inverted file (version 2)
     doc_ids.bin                     UTF-8 document ids, concatenated (internal order)
     doc_ids.offsets.npy             (n_docs + 1,) int64 byte offsets into doc_ids.bin
-    docs.sqlite                     table docs(idx, doc_id, title, text)
-    bm25/, ann/                     optional components (BM25 first stage, faiss IVFPQ)
+    docs.sqlite                     table docs(idx, doc_id, title, text, metadata)
+    bm25/, ann/                     optional components (BM25 first stage, faiss IVFPQ),
+                                    each with its own checksums.json
 
 Documents never span chunks; a chunk's documents are contiguous in internal order.
 """
@@ -28,12 +29,16 @@ from typing import Any
 
 from latesearch._atomic import write_json
 from latesearch.errors import IndexCorruptError
+from latesearch.indexing.checksums import check_records, file_record, seal_component
 
 FORMAT_VERSION = 1  # uncompressed
 COMPRESSED_FORMAT_VERSION = 2  # residual codes (+ codec/, ivf/)
 FORMAT_VERSIONS = (FORMAT_VERSION, COMPRESSED_FORMAT_VERSION)
 MANIFEST = "manifest.json"
 CHUNKS_DIR = "chunks"
+CODEC_DIR = "codec"
+IVF_DIR = "ivf"
+INDEX_DIRS = (CHUNKS_DIR, CODEC_DIR, IVF_DIR)  # any other folder is a component
 DOC_IDS = "doc_ids.bin"
 DOC_ID_OFFSETS = "doc_ids.offsets.npy"
 DOCSTORE = "docs.sqlite"
@@ -78,6 +83,16 @@ class ChunkInfo:
         """The relative paths of the files the chunk uses."""
         return [p for p in (self.embeddings, self.doclens, self.codes, self.residuals) if p]
 
+    def digests(self) -> dict[str, str]:
+        """The chunk's files that carry a checksum, and the checksum ("" where none)."""
+        pairs = [
+            (self.embeddings, self.sha256),
+            (self.doclens, self.doclens_sha256),
+            (self.codes, self.codes_sha256),
+            (self.residuals, self.residuals_sha256),
+        ]
+        return {name: digest for name, digest in pairs if name}
+
 
 @dataclass
 class Manifest:
@@ -97,6 +112,8 @@ class Manifest:
     stats: dict[str, Any] = field(default_factory=dict)
     collection: dict[str, Any] = field(default_factory=dict)
     codec: dict[str, Any] | None = None  # compressed indexes: nbits, centroids, checksums
+    # every other file of the index proper: {path: {"bytes", "sha256"}} (checksums.py)
+    files: dict[str, Any] = field(default_factory=dict)
 
     @property
     def compressed(self) -> bool:
@@ -108,6 +125,15 @@ class Manifest:
     def write(self, folder: str | os.PathLike) -> Path:
         """Write `manifest.json` into `folder` atomically (temp file, fsync, rename)."""
         return write_json(Path(folder) / MANIFEST, self.to_dict())
+
+    def seal(self, folder: str | os.PathLike) -> Path:
+        """The last step before publishing `folder`: write each component's checksums, record
+        those of the index's other files in `files`, and write the manifest."""
+        folder = Path(folder)
+        for component in component_dirs(folder):
+            seal_component(component)
+        self.files = {name: file_record(folder / name) for name in index_files(folder, self)}
+        return self.write(folder)
 
     @classmethod
     def read(cls, folder: str | os.PathLike) -> Manifest:
@@ -137,7 +163,7 @@ def from_dict(data: Any, *, source: str) -> Manifest:
     if (version == COMPRESSED_FORMAT_VERSION) != isinstance(data.get("codec"), dict):
         raise IndexCorruptError(f"{source}: format_version {version} and its codec disagree")
     names = {f.name for f in fields(Manifest)}
-    required = names - {"stats", "collection", "codec"}
+    required = names - {"stats", "collection", "codec", "files"}
     missing = sorted(required - set(data))
     if missing:
         raise IndexCorruptError(f"{source}: missing field(s) {missing}")
@@ -149,6 +175,7 @@ def from_dict(data: Any, *, source: str) -> Manifest:
     except TypeError as err:
         raise IndexCorruptError(f"{source}: malformed chunk entry ({err})") from None
     manifest = Manifest(**{**data, "chunks": chunks})
+    check_records(manifest.files, source=f"{source}: files")
     _check(manifest, source)
     return manifest
 
@@ -175,3 +202,27 @@ def _check(m: Manifest, source: str) -> None:
             f"{source}: chunks hold {doc} documents / {token} embeddings, "
             f"manifest says {m.n_docs} / {m.n_embeddings}"
         )
+
+
+def index_files(folder: Path, manifest: Manifest) -> list[str]:
+    """The files of the index proper that no chunk or codec checksum covers (ids, doc
+    store, `codec/codec.json`): what the manifest's `files` records. Component folders
+    and hidden (staging) entries are not part of it."""
+    covered = {name for c in manifest.chunks for name in c.files()}
+    covered.update((manifest.codec or {}).get("sha256", {}))
+    names = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        top = rel.parts[0]
+        if not path.is_file() or top.startswith(".") or rel.as_posix() in covered:
+            continue
+        if len(rel.parts) > 1 and top not in INDEX_DIRS or rel.as_posix() == MANIFEST:
+            continue
+        names.append(rel.as_posix())
+    return names
+
+
+def component_dirs(folder: Path) -> list[Path]:
+    """The component folders (`bm25/`, `ann/`, ...) of an index folder."""
+    found = [p for p in folder.iterdir() if p.is_dir() and p.name not in INDEX_DIRS]
+    return sorted(p for p in found if not p.name.startswith("."))

@@ -18,17 +18,31 @@ import torch
 
 from latesearch._atomic import replace_folder
 from latesearch.errors import ConfigError, IndexCorruptError, InputError, StaleIndexError
-from latesearch.indexing.codec import CODEC_DIR, ResidualCodec, file_digest
+from latesearch.indexing.checksums import (
+    VerifyReport,
+    check_component,
+    check_digests,
+    check_sizes,
+    component_records,
+    damaged,
+    file_digest,
+    files_under,
+    seal_component,
+)
+from latesearch.indexing.codec import ResidualCodec
 from latesearch.indexing.docstore import DocIdList, DocStore
 from latesearch.indexing.files import chunk_digest, folder_bytes, load_npy, writer_active
-from latesearch.indexing.ivf import IVF_DIR, InvertedFile, ranges
+from latesearch.indexing.ivf import InvertedFile, ranges
 from latesearch.indexing.manifest import (
+    CODEC_DIR,
     DOC_ID_OFFSETS,
     DOC_IDS,
     DOCSTORE,
+    IVF_DIR,
     MANIFEST,
     ChunkInfo,
     Manifest,
+    component_dirs,
 )
 from latesearch.indexing.summary import BuildSummary
 from latesearch.modeling.config import ColBERTConfig
@@ -63,6 +77,7 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         self.identity = identity if identity is not None else folder_identity(folder)
         self.manifest = manifest
         self.colbert_config = _colbert_config(folder, manifest)
+        check_sizes(folder, manifest.files)
         self.codec: ResidualCodec | None = None
         if manifest.codec is not None:
             self.codec = ResidualCodec.load(folder / CODEC_DIR)
@@ -220,30 +235,62 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
             self._ivf = ivf
         return self._ivf
 
-    def verify(self) -> None:
-        """Re-hash every file the manifest has a checksum for (reads the whole index);
-        IndexCorruptError names the first that differs."""
-        for i in range(len(self.manifest.chunks)):
-            self.verify_chunk(i)
-        if self.manifest.codec is not None:
-            for name, expected in self.manifest.codec.get("sha256", {}).items():
-                path = self.folder / name
-                if not path.is_file() or file_digest(path) != expected:
-                    raise IndexCorruptError(f"{path}: missing or checksum mismatch")
+    def verify(self) -> VerifyReport:
+        """Re-hash every file of the index against its checksums (reads the whole index);
+        IndexCorruptError names the first that differs. The report counts what was read
+        and lists the files no checksum covers (written by an older latesearch)."""
+        report, covered = VerifyReport(), {MANIFEST}  # the manifest is validated on open
+        for i, info in enumerate(self.manifest.chunks):
+            report.bytes += self.verify_chunk(i)
+            covered.update(name for name, digest in info.digests().items() if digest)
+        report.bytes += self.verify_codec()
+        covered.update((self.manifest.codec or {}).get("sha256", {}))
+        report.bytes += check_digests(self.folder, self.manifest.files)
+        covered.update(self.manifest.files)
+        for component in component_dirs(self.folder):
+            report.bytes += check_component(component, full=True)
+            records = component_records(component)
+            if records is not None:
+                prefix = f"{component.name}/"
+                covered.update(prefix + name for name in [*records, "checksums.json"])
+        present = [n for n in files_under(self.folder) if not n.startswith(".")]
+        report.unchecked = [n for n in present if n not in covered]
+        report.files = len(present) - len(report.unchecked)
+        return report
 
-    def verify_chunk(self, i: int) -> None:
-        """Re-hash chunk `i`'s vectors, codes and residuals against the manifest."""
+    def verify_chunk(self, i: int) -> int:
+        """Re-hash chunk `i`'s vectors, codes, residuals and doclens against the manifest;
+        the bytes hashed."""
         info = self.manifest.chunks[i]
-        arrays = [(info.embeddings, self._chunks[i], info.sha256)]
+        span = slice(info.first_doc, info.first_doc + info.n_docs)
+        arrays = [(info.embeddings, self._chunks[i], info.sha256),
+                  (info.doclens, self.doclens[span], info.doclens_sha256)]  # fmt: skip
         if self.codec is not None:
             arrays += [(info.codes, self._codes[i], info.codes_sha256),
                        (info.residuals, self._residuals[i], info.residuals_sha256)]  # fmt: skip
+        hashed = 0
         for name, array, expected in arrays:
-            if array is not None and expected and chunk_digest(array) != expected:
-                raise IndexCorruptError(
-                    f"{self.folder / name}: checksum mismatch (the file changed after it was "
-                    "written; rebuild the index or restore it from a copy)"
-                )
+            if array is not None and expected:
+                if chunk_digest(array) != expected:
+                    raise IndexCorruptError(damaged(self.folder / name))
+                hashed += array.nbytes
+        return hashed
+
+    def verify_codec(self) -> int:
+        """Re-hash the codec and inverted-file files of a compressed index; bytes hashed."""
+        hashed = 0
+        for name, expected in (self.manifest.codec or {}).get("sha256", {}).items():
+            path = self.folder / name
+            if not path.is_file() or file_digest(path) != expected:
+                raise IndexCorruptError(damaged(path) if path.is_file() else f"{path}: missing")
+            hashed += path.stat().st_size
+        return hashed
+
+    def verify_file(self, name: str) -> None:
+        """Re-hash one file recorded in the manifest's `files` (nothing where it has no
+        record: an index written before every file had one)."""
+        if name in self.manifest.files:
+            check_digests(self.folder, {name: self.manifest.files[name]})
 
     # ------------------------------------------------------------------ ids and texts
     def doc_index(self, doc_id: str) -> int:
@@ -447,6 +494,7 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         tmp.mkdir()
         try:
             write(tmp)
+            seal_component(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

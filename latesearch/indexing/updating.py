@@ -30,7 +30,7 @@ from latesearch._atomic import replace_folder
 from latesearch.errors import ConfigError, InputError
 from latesearch.indexing.builder import build_index
 from latesearch.indexing.centroids import Assigner
-from latesearch.indexing.codec import CODEC_DIR
+from latesearch.indexing.checksums import check_component
 from latesearch.indexing.compression import code_blocks, write_ivf
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.config import from_dict as index_config_from_dict
@@ -42,21 +42,21 @@ from latesearch.indexing.files import (
     save_npy,
     writer_lock,
 )
-from latesearch.indexing.ivf import IVF_DIR
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
+    CODEC_DIR,
     DOC_ID_OFFSETS,
     DOC_IDS,
     DOCSTORE,
+    IVF_DIR,
     ChunkInfo,
     Manifest,
     chunk_files,
+    component_dirs,
     compressed_chunk_files,
 )
 from latesearch.indexing.reading import documents_of
 from latesearch.indexing.storage import IndexStore
-
-CORE_DIRS = (CHUNKS_DIR, CODEC_DIR, IVF_DIR)
 
 
 @dataclass
@@ -161,11 +161,7 @@ def update_index(
 
 def _components(store: IndexStore, updaters: Mapping[str, ComponentUpdater]) -> list[str]:
     """The component folders of the index; each must have an updater (never left stale)."""
-    names = sorted(
-        p.name
-        for p in store.folder.iterdir()
-        if p.is_dir() and p.name not in CORE_DIRS and not p.name.startswith(".")
-    )
+    names = [path.name for path in component_dirs(store.folder)]
     stale = [n for n in names if n not in updaters]
     if stale:
         raise ConfigError(
@@ -246,9 +242,10 @@ class _Update:
             manifest.write(self.stage)
             with IndexStore.open(self.stage) as new:
                 for name, update in self.updaters.items():
+                    check_component(old.folder / name, full=True)  # what it reads is intact
                     update(self.stage / name, old, new, change)
             manifest.stats["bytes_on_disk"] = folder_bytes(self.stage)
-            manifest.write(self.stage)
+            manifest.seal(self.stage)
             if added is not None:
                 added.close()
             shutil.rmtree(self.side, ignore_errors=True)
@@ -343,9 +340,10 @@ class _Update:
         """A chunk that lost documents (`rows`: its kept tokens), or a new chunk to code."""
         emb_name, lens_name = chunk_files(new.index)
         codes_name, residuals_name = compressed_chunk_files(new.index)
-        save_npy(self.stage / lens_name, lens.astype(np.int32))
+        lens = lens.astype(np.int32)
+        save_npy(self.stage / lens_name, lens)
         new = dataclasses.replace(new, n_docs=int(lens.size), n_embeddings=int(rows.sum()),
-                                  doclens=lens_name)  # fmt: skip
+                                  doclens=lens_name, doclens_sha256=chunk_digest(lens))  # fmt: skip
         whole = bool(rows.all())  # a new chunk: its files are used as they are
         keep_full = not self.old.compressed or self.config.keep_full
         if keep_full and whole:
@@ -392,6 +390,7 @@ class _Update:
         meta = self.old.manifest.codec
         if meta is None:
             return None
+        self.old.verify_codec()
         (self.stage / CODEC_DIR).mkdir()
         for path in (self.old.folder / CODEC_DIR).iterdir():
             link_or_copy(path, self.stage / CODEC_DIR / path.name)
@@ -403,6 +402,7 @@ class _Update:
 
     def _stage_docstore(self, removed: np.ndarray, added: IndexStore | None, kept: int):
         """The old doc store copied, the removed documents deleted, the added appended."""
+        self.old.verify_file(DOCSTORE)  # never carry damaged texts into a new version
         shutil.copyfile(self.old.folder / DOCSTORE, self.stage / DOCSTORE)
         writer = DocStoreWriter(self.stage / DOCSTORE)
         try:
@@ -434,5 +434,6 @@ class _Update:
                 stats[name] = int(stats.get(name, 0)) + int(added.manifest.stats.get(name, 0))
         return Manifest(
             **{**old.to_dict(), "chunks": chunks, "n_docs": n_docs,
-               "n_embeddings": n_embeddings, "stats": stats, "codec": codec},
+               "n_embeddings": n_embeddings, "stats": stats, "codec": codec,
+               "files": {}},  # recorded by `seal`
         )  # fmt: skip
