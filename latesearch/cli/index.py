@@ -33,6 +33,10 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="documents per batch (b)")
     parser.add_argument("--group-size", type=int, default=None, help="documents per group (B)")
     parser.add_argument("--chunk-size", type=int, default=None, help="documents per chunk file")
+    parser.add_argument("--checkpoint-docs", type=int, default=None,
+                        help="save progress at least every N documents (5000; 0: off)")
+    parser.add_argument("--checkpoint-seconds", type=float, default=None,
+                        help="... and about every S seconds of encoding (120; 0: off)")  # fmt: skip
     parser.add_argument("--devices", default=None, help="e.g. cuda:0,cuda:1 (default: all)")
     parser.add_argument("--tokenizer-workers", type=int, default=None, help="0: no threads")
     parser.add_argument(
@@ -75,6 +79,10 @@ def index_config(args: argparse.Namespace) -> Any:
     ):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
+    for name in ("checkpoint_docs", "checkpoint_seconds"):
+        value = getattr(args, name)
+        if value is not None:
+            changes[name] = value or None  # 0: no such limit
     if args.devices:
         changes["devices"] = [d.strip() for d in args.devices.split(",") if d.strip()]
     return IndexConfig().replace(**changes)

@@ -56,6 +56,8 @@ from latesearch.modeling import ColBERT, resolve_device
 
 ExtraBuilder = Callable[[Path, IndexStore], None]
 
+FIRST_GROUP_BATCHES = 2  # batches in a build's first group, which measures throughput
+
 
 @dataclass
 class Group:
@@ -149,6 +151,7 @@ class _Build:
     # ------------------------------------------------------------------ encoding
     def _encode_all(self, model, devices, state: BuildState, on_chunk) -> None:
         self.started, self.base_seconds = time.monotonic(), state.seconds
+        self.committed = 0  # documents saved by this run (its throughput sizes groups)
         self.docstore.truncate(state.n_docs)
         self.seen = StoredIds(self.docstore, stored=state.n_docs)
         self.read_stats, docs = documents_of(self.collection, self.config, self.seen)
@@ -175,11 +178,28 @@ class _Build:
             bar.close()
 
     def _groups(self, docs: Iterator[Document]) -> Iterator[tuple[Group, list[str]]]:
-        """Groups of B documents and the texts the encoder sees (title joined to text)."""
-        while read := list(itertools.islice(docs, self.config.group_size)):
+        """Groups of documents (see `_group_size`) and the texts the encoder sees (title
+        joined to text)."""
+        while read := list(itertools.islice(docs, self._group_size())):
             group = Group([(d.doc_id, d.title, d.text, metadata_json(d.doc_id, d.metadata))
                            for d in read])  # fmt: skip
             yield group, [d.full_text(self.config.title_join) for d in read]
+
+    def _group_size(self) -> int:
+        """B documents, cut short so that work is saved at least every `checkpoint_docs`
+        documents and about every `checkpoint_seconds` of encoding at the throughput seen
+        so far (before any is seen, a first group of FIRST_GROUP_BATCHES batches measures
+        it)."""
+        config = self.config
+        size = min(config.group_size, config.checkpoint_docs or config.group_size)
+        if config.checkpoint_seconds:
+            seconds = time.monotonic() - self.started
+            if self.committed == 0 or seconds <= 0:
+                size = min(size, FIRST_GROUP_BATCHES * config.batch_size)
+            else:
+                rate = self.committed / seconds
+                size = min(size, max(config.batch_size, int(rate * config.checkpoint_seconds)))
+        return size
 
     def _commit(self, group: Group, encoded: EncodedGroup, state: BuildState, on_chunk) -> None:
         """Write the group's chunks, each durably recorded before the next."""
@@ -192,6 +212,7 @@ class _Build:
             self.seen.mark_stored(row[0] for row in group.rows[a:b])
             state.chunks.append(info)
             state.docs_consumed += b - a
+            self.committed += b - a
             state.truncated_docs += int(encoded.truncated[a:b].sum())
             state.empty_docs += int(encoded.empty[a:b].sum())
             state.seconds = self.base_seconds + time.monotonic() - self.started

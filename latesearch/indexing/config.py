@@ -35,7 +35,10 @@ class IndexConfig:
     Documents are read in groups of `group_size` (B), sorted by length when
     `length_bucketing`, and encoded in batches of `batch_size` (b) padded to each batch's
     longest document. Groups are cut into chunk files of `chunk_size` documents (default:
-    one chunk per group); a chunk is the unit of `--resume`.
+    one chunk per group); a chunk is the unit of `--resume`. So that an interrupted build
+    loses little, a group is also cut short at `checkpoint_docs` documents and at about
+    `checkpoint_seconds` of encoding (from the throughput measured so far): a build saves
+    its work at least that often whatever `group_size` (None turns either limit off).
 
     `nbits` (1, 2 or 4) compresses every token to its centroid id plus its residual at
     that many bits per dimension (ColBERTv2), searched by the PLAID-style engine; None
@@ -57,6 +60,8 @@ class IndexConfig:
     tokenizer_workers: int = field(default_factory=default_workers)
     devices: tuple[str, ...] | None = None
     chunk_size: int | None = None
+    checkpoint_docs: int | None = 5_000
+    checkpoint_seconds: float | None = 120.0
     length_bucketing: bool = True
     on_error: str = "raise"
     doc_maxlen: int | None = None
@@ -80,6 +85,13 @@ class IndexConfig:
             _check_int("chunk_size", self.chunk_size, 1)
             if self.chunk_size > self.group_size:
                 _bad("chunk_size", self.chunk_size, f"<= group_size ({self.group_size})")
+        if self.checkpoint_docs is not None:
+            _check_int("checkpoint_docs", self.checkpoint_docs, 1)
+        seconds = self.checkpoint_seconds
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0
+        ):
+            _bad("checkpoint_seconds", seconds, "a positive number of seconds or None")
         if self.doc_maxlen is not None:
             _check_int("doc_maxlen", self.doc_maxlen, 3)
         if self.precision not in PRECISIONS or isinstance(self.precision, bool):

@@ -459,8 +459,11 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         back in the order asked."""
         out_starts = np.concatenate([[0], np.cumsum(lens)[:-1]]) if lens.size else lens
         chunk_of = np.searchsorted(self._chunk_first_doc, idx, side="right") - 1
-        for c in np.unique(chunk_of).tolist():
-            sel = np.nonzero(chunk_of == c)[0]
+        if not idx.size:
+            return
+        order = np.argsort(chunk_of, kind="stable")  # one pass, however many chunks
+        touched, firsts = np.unique(chunk_of[order], return_index=True)
+        for c, sel in zip(touched.tolist(), np.split(order, firsts[1:]), strict=True):
             first_token = self.manifest.chunks[c].first_token
             starts = self.offsets[idx[sel]] - first_token
             yield (

@@ -176,3 +176,41 @@ def test_overwrite_never_replaces_an_unrelated_folder(build, corpus, tmp_path):
     with pytest.raises(InputError, match="refusing to replace"):
         build(corpus, name="not-an-index", overwrite=True)
     assert (folder / "thesis.tex").read_text() == "years of work"
+
+
+def test_checkpoints_every_few_documents_whatever_the_group_size(build, corpus, small_config,
+                                                                  count_encoded):  # fmt: skip
+    config = small_config.replace(group_size=1000, chunk_size=None, checkpoint_docs=7,
+                                  checkpoint_seconds=None)  # fmt: skip
+    with pytest.raises(Crash):
+        build(corpus, config=config, on_chunk=crash_after(3))
+    count_encoded["docs"] = 0
+    resumed = build(corpus, config=config, resume=True)
+    assert count_encoded["docs"] == 40 - 21  # three checkpoints of 7 documents were kept
+    assert [c.n_docs for c in resumed.chunks] == [7] * 5 + [5]
+    same_index(resumed, build(corpus, "reference", config=small_config))
+
+
+def test_checkpoints_follow_encoding_time(build, corpus, small_config):
+    from latesearch.indexing.builder import FIRST_GROUP_BATCHES
+
+    fast = small_config.replace(group_size=1000, chunk_size=None, checkpoint_docs=None,
+                                checkpoint_seconds=1e-9, batch_size=2)  # fmt: skip
+    # until a group is saved the throughput is unknown: the first two groups (the second is
+    # read while the first is encoded) are small
+    first = FIRST_GROUP_BATCHES * fast.batch_size
+    assert 2 * first < 40
+    sizes = [c.n_docs for c in build(corpus, config=fast).chunks]
+    assert sizes == [first, first] + [fast.batch_size] * ((40 - 2 * first) // 2)
+    slow = fast.replace(checkpoint_seconds=3600.0)
+    sizes = [c.n_docs for c in build(corpus, "slow", config=slow).chunks]
+    assert sizes == [first, first, 40 - 2 * first]
+
+
+@pytest.mark.parametrize("field", ["checkpoint_docs", "checkpoint_seconds"])
+def test_checkpoint_limits_are_validated(field):
+    from latesearch.indexing import IndexConfig
+
+    with pytest.raises(ConfigError, match=field):
+        IndexConfig(**{field: 0})
+    assert getattr(IndexConfig(**{field: None}), field) is None
