@@ -28,6 +28,10 @@ WORK = REPO / ".work" / "eval"
 # the paper's format on the default backbone: [Q]/[D] markers, [MASK] augmentation, a seeded
 # orthogonal 128-d head, untrained; PyLate and colbert-ai load it with identical embeddings
 COLBERT_FORMAT = REPO / ".work" / "models" / "colbert-format"
+# the same format with a trained head, as every ColBERT checkpoint people run has: 150 steps
+# of `latesearch train` from COLBERT_FORMAT on SciFact's training judgements (not its test
+# queries), BM25 negatives; made by make_colbert_format_trained when missing
+COLBERT_FORMAT_TRAINED = REPO / ".work" / "models" / "colbert-format-trained"
 PREBUILT = REPO / ".work" / "indexes"
 COLLECTIONS = ("scifact", "vaswani")
 DEMO = REPO / "latesearch" / "resources" / "demo"
@@ -115,6 +119,9 @@ def load_model(model: str | None):
     missing = not COLBERT_FORMAT.exists()
     if model is not None and missing and Path(model).resolve() == COLBERT_FORMAT:
         make_colbert_format()
+    trained = COLBERT_FORMAT_TRAINED / "final"
+    if model is not None and Path(model).resolve() == trained and not trained.exists():
+        make_colbert_format_trained()
     loaded = ColBERT.from_pretrained(model, device="cpu")
     if _THREADS:
         torch.set_num_threads(_THREADS[-1])
@@ -131,6 +138,27 @@ def make_colbert_format() -> Path:
     return COLBERT_FORMAT
 
 
+def make_colbert_format_trained(data: Path = REPO.parent / "shared" / "data") -> Path:
+    """Train COLBERT_FORMAT_TRAINED (about 7 minutes on 2 CPU cores); its final model."""
+    import subprocess
+
+    if not COLBERT_FORMAT.exists():
+        make_colbert_format()
+    scifact = data / "scifact"
+    subprocess.run(
+        [sys.executable, "-m", "latesearch", "train", "--base-model", str(COLBERT_FORMAT),
+         "--qrels", str(scifact / "qrels" / "train.tsv"),
+         "--queries", str(scifact / "queries.jsonl"),
+         "--collection", str(scifact / "corpus.jsonl"), "--mine-negatives", "bm25",
+         "--negatives", "1", "--in-batch-negatives", "--output", str(COLBERT_FORMAT_TRAINED),
+         "--steps", "150", "--batch-size", "8", "--doc-chunk", "32", "--lr", "2e-05",
+         "--projection-lr", "0.001", "--warmup-steps", "15", "--save-every", "50",
+         "--keep-last", "1", "--log-every", "10", "--seed", "12345", "--device", "cpu"],
+        check=True,
+    )  # fmt: skip
+    return COLBERT_FORMAT_TRAINED / "final"
+
+
 def model_label(model: str | None, colbert: Any) -> str:
     """'default (built-in, untrained projection)' or the checkpoint path, plus fingerprint."""
     name = "built-in default" if model is None else str(model)
@@ -138,8 +166,8 @@ def model_label(model: str | None, colbert: Any) -> str:
 
 
 def colbert_index(coll: Collection, colbert: Any, *, progress: bool = True):
-    """An index of `coll` built with `colbert` (bm25 + ann): a prebuilt one whose fingerprint
-    matches, else one built (once) under .work/eval/indexes/."""
+    """An uncompressed index of `coll` built with `colbert` (bm25 + ann): a prebuilt one
+    whose fingerprint matches, else one built (once) under .work/eval/indexes/."""
     from latesearch.index import Index
 
     fingerprint = colbert.fingerprint()
@@ -160,7 +188,8 @@ def colbert_index(coll: Collection, colbert: Any, *, progress: bool = True):
             "set LATESEARCH_BENCH_BUILD=1 to build one (minutes to hours on CPU)"
         )
     print(f"building the {coll.name} index for model {fingerprint[:12]} (once)...", flush=True)
-    return Index.build(coll.corpus, candidates[-1], colbert, bm25=True, progress=progress)
+    return Index.build(coll.corpus, candidates[-1], colbert, bm25=True, nbits=None,
+                       progress=progress)  # the paper's uncompressed store, with ann/
 
 
 def engine_index(coll: Collection, index: Any, nbits: int = 2, *, keep_full: bool = False):

@@ -1,7 +1,8 @@
 """The compressed index and its search engine on CPU: size, quality and latency.
 
-    python benchmarks/engine.py [--data ../shared/data] [--models default colbert-format] \
-        [--latency-queries 100] [--out benchmarks/results]
+    python benchmarks/engine.py [--data ../shared/data] \
+        [--models default colbert-format colbert-format-trained] [--latency-queries 100] \
+        [--out benchmarks/results]
 
 For each model and collection (SciFact, Vaswani) the prebuilt uncompressed fp16 index
 (.work/eval/indexes/<name>-<fingerprint[:12]>, with bm25/ and ann/) is copied compressed
@@ -41,9 +42,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     COLBERT_FORMAT,
+    COLBERT_FORMAT_TRAINED,
     REPO,
     RESULTS,
     WORK,
+    colbert_index,
     collection,
     load_model,
     model_label,
@@ -51,7 +54,8 @@ from _common import (  # noqa: E402
 from _common import write_results as _write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
 
-MODELS = {"default": None, "colbert-format": str(COLBERT_FORMAT)}
+MODELS = {"default": None, "colbert-format": str(COLBERT_FORMAT),
+          "colbert-format-trained": str(COLBERT_FORMAT_TRAINED / "final")}  # fmt: skip
 COLLECTIONS = ("scifact", "vaswani")
 VARIANTS = (
     ("nbits1", 1, False),
@@ -134,8 +138,8 @@ def bench_collection(name: str, colbert: Any, args: argparse.Namespace) -> dict[
 
     coll = collection(name, args.data)
     sets = coll.eval_sets()
-    source = WORK / "indexes" / f"{name}-{colbert.fingerprint()[:12]}"
-    reference = Index.load(source, colbert)
+    reference = colbert_index(coll, colbert)  # built once where missing
+    source = reference.folder
     variants = VARIANTS + (EXTRA_FULL if args.extra_full else ())
     indexes = {label: compressed(source, label, nbits, full) for label, nbits, full in variants}
     loaded = {label: Index.load(info["folder"], colbert) for label, info in indexes.items()}

@@ -56,6 +56,7 @@ def check_records(records: Any, *, source: str) -> dict[str, dict[str, Any]]:
             and isinstance(record.get("bytes"), int)
             and not isinstance(record.get("bytes"), bool)
             and isinstance(record.get("sha256"), str)
+            and not Path(name).is_absolute()
             and ".." not in Path(name).parts
         )
         if not ok:
