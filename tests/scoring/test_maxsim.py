@@ -231,3 +231,16 @@ def test_cuda_matches_cpu(dtype, similarity):
     torch.testing.assert_close(scores.cpu(), ref, **tol)
     pairs = maxsim_pairs(Q.to("cuda", dtype), Dc[:3], mc[:3], similarity=similarity)
     torch.testing.assert_close(pairs.cpu(), ref[[0, 1, 2], [0, 1, 2]], **tol)
+
+
+def test_half_precision_widening_is_exact_for_every_bit_pattern():
+    import numpy as np
+
+    from latesearch.scoring.precision import as_float32
+
+    halves = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    np.testing.assert_array_equal(as_float32(halves.reshape(256, 256)),
+                                  halves.astype(np.float32).reshape(256, 256))  # fmt: skip
+    assert as_float32(halves[::7]).dtype == np.float32  # strided input
+    floats = np.array([[1.5, -2.0]], dtype=np.float64)
+    assert as_float32(floats).dtype == np.float32

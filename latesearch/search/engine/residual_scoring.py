@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from latesearch.indexing import IndexStore
+from latesearch.scoring.precision import as_float32
 from latesearch.search.rerank import score_documents
 from latesearch.search.timing import SearchTimings
 
@@ -40,7 +41,7 @@ def exact_scores(
         vectors, lengths = store.flat(docs, source=source)
     with timings.stage("score"):
         q = Q[0][q_mask[0]].detach().to(torch.float32)
-        vectors = torch.from_numpy(np.asarray(vectors, dtype=np.float32))
+        vectors = torch.from_numpy(as_float32(np.asarray(vectors)))
         sim = (q @ vectors.T).numpy()  # (Lq, n_tokens); torch: NumPy's BLAS is slow here
         out = np.full(docs.size, -np.inf, dtype=np.float32)
         real = lengths > 0
