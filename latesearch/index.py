@@ -260,7 +260,7 @@ class Index:
         source: str = "auto",
         filter: Any = None,  # noqa: A002 (the name vector stores use)
         return_metadata: bool = False,
-        fusion: str = "rrf",
+        fusion: str | None = None,
         hybrid_weight: float = 0.5,
     ) -> Hits | list[Hits]:
         """Top-`k` documents of one query (→ Hits) or of a list of queries (→ list of Hits).
@@ -272,9 +272,13 @@ class Index:
         index: faiss candidates (k' neighbours per query vector, nprobe partitions; None =
         `ANNConfig.k_prime_for`) re-ranked exactly. "rerank": BM25 top-`bm25_k` re-ranked
         exactly; "exact": every document scored; "hybrid": the BM25 and "e2e" top
-        max(k, 100) fused by `fusion` "rrf" (reciprocal rank fusion) or "score" (min-max
-        normalized scores), the ColBERT side weighted `hybrid_weight` (0.5), see
-        `latesearch.search.fusion`; scores are then fused scores. `source` says where exact
+        max(k, 100) fused by `fusion` "rrf" (reciprocal rank fusion, its default) or "score"
+        (min-max normalized scores), the ColBERT side weighted `hybrid_weight` (0.5), see
+        `latesearch.search.fusion`; scores are then fused scores. On an index with a dense
+        view (`dense=` at build): "dense" ranks by its pooled vectors alone (exact), and
+        "fused" fuses the "e2e" and dense top max(k, 100), every document with both scores,
+        by `fusion` "zscore" (its default), "rrf" or "score", weighted `hybrid_weight` on the
+        ColBERT side. `source` says where exact
         scores read vectors: "auto" (uncompressed where kept, else decompressed), "full",
         "residual".
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from latesearch.search.fusion import FUSIONS
+
 
 def add_search_options(parser: argparse.ArgumentParser) -> None:
     """Candidate generation (engine, k', nprobe, BM25 depth), batching, model and device."""
@@ -22,10 +24,11 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
                         help='only documents whose metadata match, e.g. \'{"year": {"$gte": '
                         '2020}}\' (operators $eq $ne $in $nin $gt $gte $lt $lte $exists, '
                         '$and $or $not)')  # fmt: skip
-    parser.add_argument("--fusion", choices=("rrf", "score"), default="rrf",
-                        help="hybrid: reciprocal rank fusion or normalized score fusion (rrf)")
+    parser.add_argument("--fusion", choices=FUSIONS, default=None,
+                        help="hybrid / fused: rank, min-max score or z-score fusion (hybrid: "
+                        "rrf, fused: zscore)")  # fmt: skip
     parser.add_argument("--hybrid-weight", type=float, default=0.5,
-                        help="hybrid: weight of the ColBERT side, 0-1 (0.5)")
+                        help="hybrid / fused: weight of the ColBERT side, 0-1 (0.5)")
     parser.add_argument("--batch-size", type=int, default=64, help="queries per batch (64)")
     add_model_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -50,6 +50,13 @@ def register(subparsers) -> None:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted build")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing index")
     parser.add_argument("--bm25", action="store_true", help="also build a BM25 index")
+    parser.add_argument("--dense", choices=("pooled", "backbone"), default=None,
+                        help="also store a pooled dense vector per document (the dense and "
+                        "fused search modes): the model's own pooled states, or its original "
+                        "backbone's sentence embedding (an extra pass)")  # fmt: skip
+    parser.add_argument("--dense-model", default=None,
+                        help="--dense backbone: a sentence-transformers folder (default: the "
+                        "default model's backbone)")  # fmt: skip
     parser.add_argument("--no-ann", action="store_true",
                         help="uncompressed: skip the faiss IVFPQ index (e2e then unavailable)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -76,6 +83,8 @@ def index_config(args: argparse.Namespace) -> Any:
         "compute_dtype",
         "title_join",
         "n_centroids",
+        "dense",
+        "dense_model",
     ):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)

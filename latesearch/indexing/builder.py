@@ -29,7 +29,12 @@ from latesearch.indexing.compression import CompressionResult, compress_chunks
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.device_pool import DevicePool
 from latesearch.indexing.docstore import DocStoreWriter, metadata_json
-from latesearch.indexing.encoder_run import DocumentEncoder, EncodedGroup, EncoderSettings
+from latesearch.indexing.encoder_run import (
+    STORAGE_DTYPES,
+    DocumentEncoder,
+    EncodedGroup,
+    EncoderSettings,
+)
 from latesearch.indexing.files import (
     IndexExistsError,
     chunk_digest,
@@ -48,11 +53,14 @@ from latesearch.indexing.manifest import (
     ChunkInfo,
     Manifest,
     chunk_files,
+    dense_chunk_file,
 )
 from latesearch.indexing.reading import StoredIds, documents_of, total_documents
 from latesearch.indexing.storage import IndexStore, building_folder
 from latesearch.indexing.summary import BuildSummary
 from latesearch.modeling import ColBERT, resolve_device
+from latesearch.modeling.default import default_model_path
+from latesearch.modeling.dense import DenseEncoder
 
 ExtraBuilder = Callable[[Path, IndexStore], None]
 
@@ -65,6 +73,7 @@ class Group:
 
     # doc_id, title, text, metadata JSON (None: none)
     rows: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # what the encoders see
 
 
 def build_index(
@@ -106,6 +115,9 @@ class _Build:
             raise self._interrupted()  # said before the model loads (tens of seconds)
         devices = _resolve_devices(self.config, model)
         model = _load_model(model, self.config, devices[0])
+        self.dense_encoder = None
+        if self.config.dense == "backbone":
+            self.dense_encoder = backbone_dense_encoder(model, self.config, devices[0])
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         with writer_lock(self.folder):
             state = self._start_state(model, resume=resume, overwrite=overwrite)
@@ -164,6 +176,7 @@ class _Build:
             storage_dtype=self.config.dtype,
             compute_dtype=self.config.compute_dtype,
             doc_maxlen=self.config.doc_maxlen,
+            pooled=self.config.dense == "pooled",
         )
         if len(devices) > 1:
             encoder: Any = DevicePool(model, devices, settings, progress=bar.update)
@@ -183,7 +196,8 @@ class _Build:
         while read := list(itertools.islice(docs, self._group_size())):
             group = Group([(d.doc_id, d.title, d.text, metadata_json(d.doc_id, d.metadata))
                            for d in read])  # fmt: skip
-            yield group, [d.full_text(self.config.title_join) for d in read]
+            group.texts = [d.full_text(self.config.title_join) for d in read]
+            yield group, group.texts
 
     def _group_size(self) -> int:
         """B documents, cut short so that work is saved at least every `checkpoint_docs`
@@ -204,6 +218,9 @@ class _Build:
     def _commit(self, group: Group, encoded: EncodedGroup, state: BuildState, on_chunk) -> None:
         """Write the group's chunks, each durably recorded before the next."""
         n, per = len(group.rows), self.config.docs_per_chunk
+        if self.dense_encoder is not None:  # the backbone's pass, after the token pass
+            dense = self.dense_encoder.encode(group.texts, batch_size=self.config.batch_size)
+            encoded.dense = dense.to(STORAGE_DTYPES[self.config.dtype])
         offsets = np.concatenate([[0], np.cumsum(encoded.doclens.numpy(), dtype=np.int64)])
         for a in range(0, n, per):
             b = min(a + per, n)
@@ -227,6 +244,11 @@ class _Build:
         doclens = encoded.doclens[a:b].numpy().astype(np.int32)
         save_npy(self.tmp / emb_name, embeddings)
         save_npy(self.tmp / lens_name, doclens)
+        dense = {}
+        if encoded.dense is not None:
+            vectors = encoded.dense[a:b].numpy()
+            save_npy(self.tmp / dense_chunk_file(index), vectors)
+            dense = {"dense": dense_chunk_file(index), "dense_sha256": chunk_digest(vectors)}
         return ChunkInfo(
             index=index,
             first_doc=state.n_docs,
@@ -237,6 +259,7 @@ class _Build:
             doclens=lens_name,
             sha256=chunk_digest(embeddings),
             doclens_sha256=chunk_digest(doclens),
+            **dense,
         )
 
     # ------------------------------------------------------------------ finishing
@@ -279,6 +302,7 @@ class _Build:
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             collection=state.collection,
             codec=codec,
+            dense_dim=_dense_dim(self.tmp, chunks),
         )
         manifest.write(self.tmp)
         if extra:
@@ -363,7 +387,7 @@ def _check_target(folder: Path, *, overwrite: bool) -> None:
 
 def _remove_unfinished(tmp: Path, state: BuildState) -> None:
     """Delete chunk files an interrupted run wrote but did not record."""
-    finished = {name for c in state.chunks for name in (c.embeddings, c.doclens)}
+    finished = {name for c in state.chunks for name in c.files()}
     for path in (tmp / CHUNKS_DIR).glob("*"):
         if f"{CHUNKS_DIR}/{path.name}" not in finished:
             path.unlink()
@@ -381,6 +405,24 @@ def _resolve_devices(config: IndexConfig, model: Any) -> list[str]:
     if isinstance(model, ColBERT):
         return [str(model.device)]
     return [str(resolve_device(None))]
+
+
+def _dense_dim(folder: Path, chunks: list[ChunkInfo]) -> int:
+    """The dimension of the chunks' pooled dense vectors (0: no dense view)."""
+    if not chunks or not chunks[0].dense:
+        return 0
+    return int(np.load(folder / chunks[0].dense, mmap_mode="r").shape[1])
+
+
+def backbone_dense_encoder(model: ColBERT, config: IndexConfig, device: str) -> DenseEncoder:
+    """The encoder of a "backbone" dense view: `config.dense_model`, else the default
+    model's original backbone (only for the default model)."""
+    if config.dense_model is None and Path(getattr(model, "source", "")) != default_model_path():
+        raise ConfigError(
+            'IndexConfig.dense="backbone" needs dense_model (a sentence-transformers folder) '
+            "for a model other than the default, whose backbone is known"
+        )
+    return DenseEncoder.from_pretrained(config.dense_model, device=device)
 
 
 def _load_model(model: Any, config: IndexConfig, device: str) -> ColBERT:

@@ -18,7 +18,7 @@ PROGRESS = "progress.json"
 HEAD_BYTES = 1 << 20
 MAX_FILES = 64
 # IndexConfig fields whose change would make a resumed index inconsistent.
-RESUME_FIXED = ("precision", "title_join")
+RESUME_FIXED = ("precision", "title_join", "dense", "dense_model")
 
 
 def describe_source(collection: Any) -> dict[str, Any]:

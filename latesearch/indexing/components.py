@@ -26,13 +26,18 @@ def present_components(store: IndexStore) -> list[str]:
 
 def servable_modes(store: IndexStore) -> list[str]:
     """The search modes the index can answer: "exact" always, "rerank" with bm25/, "e2e"
-    on a compressed index (its engine) or with ann/, "hybrid" where both of those work."""
+    on a compressed index (its engine) or with ann/, "hybrid" where both of those work;
+    "dense", and "fused" where e2e works, on an index with a dense view."""
     present = present_components(store)
     modes = ["exact"] + [mode for mode, name in MODE_COMPONENTS.items() if name in present]
     if store.compressed and "e2e" not in modes:
         modes.append("e2e")
     if "rerank" in modes and "e2e" in modes:
         modes.append("hybrid")  # BM25 and end to end, fused
+    if store.has_dense:
+        modes.append("dense")
+        if "e2e" in modes:
+            modes.append("fused")  # end to end and the dense view, fused
     return modes
 
 

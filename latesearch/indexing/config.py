@@ -17,6 +17,7 @@ PRECISIONS = (16, 32)
 COMPUTE_DTYPES = ("float16", "bfloat16")
 NBITS = (1, 2, 4)
 ASSIGNMENTS = ("auto", "exact", "tree", "hnsw")
+DENSE_SOURCES = ("pooled", "backbone")
 
 
 def default_workers() -> int:
@@ -51,6 +52,12 @@ class IndexConfig:
     `kmeans_niter`, `assignment` ("auto": exact below
     32,768 centroids, a two-level tree from there on; "exact"; "tree"; "hnsw") and
     `seed` set how the centroids are trained and assigned.
+
+    `dense` also stores one pooled dense vector per document (fp16), searched by the
+    "dense" and "fused" modes: "pooled" is the attention-masked mean of the ColBERT model's
+    own last hidden states (free: the same forward pass); "backbone" is the mean-pooled
+    sentence embedding of `dense_model` (a sentence-transformers folder; None: the
+    default model's original backbone), an extra forward pass.
     """
 
     group_size: int = 100_000
@@ -72,6 +79,8 @@ class IndexConfig:
     kmeans_niter: int = 4
     assignment: str = "auto"
     seed: int = 0
+    dense: str | None = None
+    dense_model: str | None = None
 
     def __post_init__(self) -> None:
         if self.devices is not None and not isinstance(self.devices, tuple):
@@ -114,6 +123,12 @@ class IndexConfig:
             _bad("assignment", self.assignment, f"one of {ASSIGNMENTS}")
         if self.compute_dtype is not None and self.compute_dtype not in COMPUTE_DTYPES:
             _bad("compute_dtype", self.compute_dtype, f"None or one of {COMPUTE_DTYPES}")
+        if self.dense is not None and self.dense not in DENSE_SOURCES:
+            _bad("dense", self.dense, f"None or one of {DENSE_SOURCES}")
+        if self.dense_model is not None and (
+            not isinstance(self.dense_model, str) or self.dense != "backbone"
+        ):
+            _bad("dense_model", self.dense_model, 'a path, with dense="backbone"')
         if self.devices is not None:
             if not self.devices:
                 _bad("devices", self.devices, "a non-empty list (or None for auto)")

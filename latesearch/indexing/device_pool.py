@@ -41,7 +41,8 @@ def _worker(
         while (item := inbox.get()) is not None:
             key, texts = item
             g = encoder.encode(texts)
-            results.put(("ok", rank, (key, g.embeddings, g.doclens, g.truncated, g.empty)))
+            results.put(("ok", rank, (key, g.embeddings, g.doclens, g.truncated, g.empty,
+                                      g.dense)))  # fmt: skip
     except BaseException:
         results.put(("error", rank, traceback.format_exc()))
     finally:
@@ -102,10 +103,11 @@ class DevicePool:
             elif kind == "error":
                 raise RuntimeError(f"encoder process on {self.devices[rank]} failed:\n{payload}")
             else:
-                key, embeddings, doclens, truncated, empty = payload
+                key, embeddings, doclens, truncated, empty, dense = payload
                 self._done[(key, rank)] = EncodedGroup(
-                    embeddings.clone(), doclens.clone(), truncated.clone(), empty.clone()
-                )
+                    embeddings.clone(), doclens.clone(), truncated.clone(), empty.clone(),
+                    None if dense is None else dense.clone(),
+                )  # fmt: skip
         return EncodedGroup.concat([self._done.pop(key) for key in wanted])
 
     def _check_alive(self) -> None:

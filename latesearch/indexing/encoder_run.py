@@ -32,6 +32,7 @@ class EncoderSettings:
     storage_dtype: str
     compute_dtype: str | None = None
     doc_maxlen: int | None = None
+    pooled: bool = False  # also a pooled dense vector per document (IndexConfig.dense)
 
 
 @dataclass
@@ -51,14 +52,17 @@ class EncodedGroup:
     doclens: torch.Tensor  # (n_docs,) int32
     truncated: torch.Tensor  # (n_docs,) bool
     empty: torch.Tensor  # (n_docs,) bool
+    dense: torch.Tensor | None = None  # (n_docs, dense_dim): pooled vectors, where asked
 
     @staticmethod
     def concat(parts: Sequence[EncodedGroup]) -> EncodedGroup:
+        dense = [p.dense for p in parts]
         return EncodedGroup(
             torch.cat([p.embeddings for p in parts]),
             torch.cat([p.doclens for p in parts]),
             torch.cat([p.truncated for p in parts]),
             torch.cat([p.empty for p in parts]),
+            None if any(d is None for d in dense) else torch.cat(dense),  # type: ignore[arg-type]
         )
 
 
@@ -146,6 +150,10 @@ class DocumentEncoder:
         doclens = self.doclens(ids)
         offsets = np.concatenate([[0], np.cumsum(doclens, dtype=np.int64)])
         out = torch.empty((int(offsets[-1]), self.model.config.dim), dtype=self.storage_dtype)
+        dense = None
+        if self.settings.pooled:
+            hidden = self.model.backbone.config.hidden_size
+            dense = torch.zeros((len(ids), hidden), dtype=self.storage_dtype)
         order = np.arange(len(ids))
         if self.settings.length_bucketing:
             lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
@@ -163,7 +171,12 @@ class DocumentEncoder:
         )
         with torch.inference_mode(), autocast:
             for rows, batch in padded:
-                embedded, mask = self.model.forward_documents(batch)
+                if dense is not None:
+                    embedded, pooled = self.model.embed_and_pool(batch)
+                    mask = batch.output_mask.to(embedded.device)
+                    dense[torch.from_numpy(rows)] = pooled.to("cpu", self.storage_dtype)
+                else:
+                    embedded, mask = self.model.forward_documents(batch)
                 kept = embedded[mask].to("cpu", self.storage_dtype)
                 n = doclens[rows].astype(np.int64)
                 if kept.shape[0] != int(n.sum()):
@@ -178,6 +191,7 @@ class DocumentEncoder:
             torch.from_numpy(doclens),
             torch.from_numpy(tokenized.truncated),
             torch.from_numpy(tokenized.empty),
+            dense,
         )
 
     def encode(self, texts: list[str]) -> EncodedGroup:

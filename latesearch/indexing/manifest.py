@@ -8,6 +8,8 @@ Layout of an index folder (format version 1: uncompressed; 2: compressed)::
                                     only with keep_full)
     chunks/NNNNN.codes.npy          (n_tokens,) uint16|int32 centroid ids (version 2)
     chunks/NNNNN.residuals.npy      (n_tokens, dim * nbits / 8) uint8 packed residuals (v2)
+    chunks/NNNNN.dense.npy          (n_docs_in_chunk, dense_dim) float16 pooled vectors (with
+                                    a dense view, IndexConfig.dense)
     codec/                          centroids, bucket cutoffs and weights (version 2)
     ivf/                            centroid -> documents inverted file (version 2)
     doc_ids.bin                     UTF-8 document ids, concatenated (internal order)
@@ -51,6 +53,11 @@ def chunk_files(index: int) -> tuple[str, str]:
     return f"{stem}.embeddings.npy", f"{stem}.doclens.npy"
 
 
+def dense_chunk_file(index: int) -> str:
+    """Relative path of chunk `index`'s pooled dense vectors (an index with a dense view)."""
+    return f"{CHUNKS_DIR}/{index:05d}.dense.npy"
+
+
 def compressed_chunk_files(index: int) -> tuple[str, str]:
     """Relative paths of chunk `index`'s centroid codes and packed residuals files."""
     stem = f"{CHUNKS_DIR}/{index:05d}"
@@ -78,10 +85,13 @@ class ChunkInfo:
     codes_sha256: str = ""
     residuals_sha256: str = ""
     doclens_sha256: str = ""
+    dense: str = ""  # (n_docs, dense_dim) float16 pooled vectors, with a dense view
+    dense_sha256: str = ""
 
     def files(self) -> list[str]:
         """The relative paths of the files the chunk uses."""
-        return [p for p in (self.embeddings, self.doclens, self.codes, self.residuals) if p]
+        names = (self.embeddings, self.doclens, self.codes, self.residuals, self.dense)
+        return [p for p in names if p]
 
     def digests(self) -> dict[str, str]:
         """The chunk's files that carry a checksum, and the checksum ("" where none)."""
@@ -90,6 +100,7 @@ class ChunkInfo:
             (self.doclens, self.doclens_sha256),
             (self.codes, self.codes_sha256),
             (self.residuals, self.residuals_sha256),
+            (self.dense, self.dense_sha256),
         ]
         return {name: digest for name, digest in pairs if name}
 
@@ -114,6 +125,7 @@ class Manifest:
     codec: dict[str, Any] | None = None  # compressed indexes: nbits, centroids, checksums
     # every other file of the index proper: {path: {"bytes", "sha256"}} (checksums.py)
     files: dict[str, Any] = field(default_factory=dict)
+    dense_dim: int = 0  # the pooled dense vectors' dimension (0: no dense view)
 
     @property
     def compressed(self) -> bool:
@@ -163,7 +175,7 @@ def from_dict(data: Any, *, source: str) -> Manifest:
     if (version == COMPRESSED_FORMAT_VERSION) != isinstance(data.get("codec"), dict):
         raise IndexCorruptError(f"{source}: format_version {version} and its codec disagree")
     names = {f.name for f in fields(Manifest)}
-    required = names - {"stats", "collection", "codec", "files"}
+    required = names - {"stats", "collection", "codec", "files", "dense_dim"}
     missing = sorted(required - set(data))
     if missing:
         raise IndexCorruptError(f"{source}: missing field(s) {missing}")
@@ -181,7 +193,7 @@ def from_dict(data: Any, *, source: str) -> Manifest:
 
 
 def _check(m: Manifest, source: str) -> None:
-    for name in ("n_docs", "n_embeddings", "dim"):
+    for name in ("n_docs", "n_embeddings", "dim", "dense_dim"):
         value = getattr(m, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise IndexCorruptError(f"{source}: {name} must be a non-negative integer")
@@ -191,6 +203,8 @@ def _check(m: Manifest, source: str) -> None:
         stored = (chunk.codes and chunk.residuals) if m.compressed else chunk.embeddings
         if not stored or not chunk.doclens:
             raise IndexCorruptError(f"{source}: chunk {chunk.index} names no stored vectors")
+        if bool(chunk.dense) != bool(m.dense_dim):
+            raise IndexCorruptError(f"{source}: chunk {chunk.index} and dense_dim disagree")
     doc = token = 0
     for i, chunk in enumerate(m.chunks):
         if (chunk.index, chunk.first_doc, chunk.first_token) != (i, doc, token):

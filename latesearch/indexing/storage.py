@@ -47,6 +47,7 @@ from latesearch.indexing.manifest import (
 from latesearch.indexing.summary import BuildSummary
 from latesearch.modeling.config import ColBERTConfig
 from latesearch.modeling.config import from_dict as colbert_config_from_dict
+from latesearch.scoring.precision import as_float32
 
 SOURCES = ("auto", "full", "residual")
 _OPEN_ATTEMPTS, _OPEN_PAUSE = 20, 0.05  # opening during an update's publish: about 1 s
@@ -86,8 +87,13 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         self._chunks: list[np.memmap | None] = []  # uncompressed vectors, where stored
         self._codes: list[np.memmap] = []
         self._residuals: list[np.memmap] = []
+        self._dense: list[np.memmap] = []  # pooled vectors per document, with a dense view
         doclens = []
         for chunk in manifest.chunks:
+            if manifest.dense_dim:
+                shape = (chunk.n_docs, manifest.dense_dim)
+                self._dense.append(load_npy(folder / chunk.dense, dtype="float16", shape=shape,
+                                            mmap=True))  # fmt: skip
             if chunk.embeddings:
                 shape = (chunk.n_embeddings, self.dim)
                 self._chunks.append(
@@ -166,6 +172,7 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
     def close(self) -> None:
         """Release memory maps and database connections."""
         self._chunks, self._codes, self._residuals, self._ivf = [], [], [], None
+        self._dense = []
         self._docstore.close()
 
     def __enter__(self) -> IndexStore:
@@ -223,6 +230,33 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         return all(array is not None for array in self._chunks)
 
     @property
+    def has_dense(self) -> bool:
+        """Whether the index holds a pooled dense vector per document (a dense view)."""
+        return bool(self.manifest.dense_dim)
+
+    @property
+    def dense_source(self) -> str | None:
+        """Where the dense vectors come from ("pooled", "backbone"), None without them."""
+        return self.manifest.index_config.get("dense") if self.has_dense else None
+
+    def dense_chunks(self) -> list[np.memmap]:
+        """Each chunk's (n_docs, dense_dim) float16 pooled vectors (memory-mapped)."""
+        if not self.has_dense:
+            raise ConfigError(
+                f"{self.folder}: this index has no dense view (build it with "
+                "dense='pooled' or 'backbone', CLI --dense)"
+            )
+        return self._dense
+
+    def dense_scores(self, queries: np.ndarray) -> np.ndarray:
+        """(n_queries, n_docs) cosine of unit query vectors against every document's
+        pooled vector: exact, a matrix product per chunk."""
+        q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+        parts = [(q @ torch.from_numpy(as_float32(np.asarray(d))).T).numpy()
+                 for d in self.dense_chunks()]  # fmt: skip
+        return np.concatenate(parts, axis=1) if parts else np.zeros((len(q), 0), np.float32)
+
+    @property
     def ivf(self) -> InvertedFile:
         """The centroid -> documents inverted file of a compressed index (memory-mapped)."""
         if self.codec is None:
@@ -268,6 +302,8 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         if self.codec is not None:
             arrays += [(info.codes, self._codes[i], info.codes_sha256),
                        (info.residuals, self._residuals[i], info.residuals_sha256)]  # fmt: skip
+        if self._dense:
+            arrays.append((info.dense, self._dense[i], info.dense_sha256))
         hashed = 0
         for name, array, expected in arrays:
             if array is not None and expected:

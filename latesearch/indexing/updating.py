@@ -54,6 +54,7 @@ from latesearch.indexing.manifest import (
     chunk_files,
     component_dirs,
     compressed_chunk_files,
+    dense_chunk_file,
 )
 from latesearch.indexing.reading import documents_of
 from latesearch.indexing.storage import IndexStore
@@ -301,6 +302,7 @@ class _Update:
                 else:
                     rows = np.repeat(mask, lens.astype(np.int64))
                     new = self._write_chunk(store, i, rows, lens[mask], new)
+                    new = self._write_dense(store, i, mask, new)
                 out.append(new)
                 doc, token = doc + new.n_docs, token + new.n_embeddings
         return out
@@ -320,7 +322,8 @@ class _Update:
         emb_name, lens_name = chunk_files(new.index)
         codes_name, residuals_name = compressed_chunk_files(new.index)
         names = {info.embeddings: emb_name, info.doclens: lens_name, info.codes: codes_name,
-                 info.residuals: residuals_name}  # fmt: skip
+                 info.residuals: residuals_name,
+                 info.dense: dense_chunk_file(new.index)}  # fmt: skip
         for old_name, new_name in names.items():
             if old_name:
                 link_or_copy(store.folder / old_name, self.stage / new_name)
@@ -333,7 +336,20 @@ class _Update:
             doclens=lens_name,
             codes=codes_name if info.codes else "",
             residuals=residuals_name if info.residuals else "",
+            dense=dense_chunk_file(new.index) if info.dense else "",
         )
+
+    def _write_dense(self, store: IndexStore, i: int, kept: np.ndarray,
+                     new: ChunkInfo) -> ChunkInfo:  # fmt: skip
+        """The pooled vectors of a rewritten chunk's kept documents (a dense view)."""
+        if not self.old.has_dense:
+            return new
+        if not store.has_dense:
+            raise ConfigError("the new documents were encoded without the index's dense view")
+        vectors = np.asarray(store.dense_chunks()[i])[kept]
+        save_npy(self.stage / dense_chunk_file(new.index), vectors)
+        return dataclasses.replace(new, dense=dense_chunk_file(new.index),
+                                   dense_sha256=chunk_digest(vectors))  # fmt: skip
 
     def _write_chunk(self, store: IndexStore, i: int, rows: np.ndarray, lens: np.ndarray,
                      new: ChunkInfo) -> ChunkInfo:  # fmt: skip

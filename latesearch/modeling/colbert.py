@@ -162,6 +162,25 @@ class ColBERT(nn.Module):
         embeddings = F.normalize(self.linear(hidden), p=2, dim=-1)
         return embeddings * batch.output_mask.unsqueeze(-1).to(embeddings.dtype)
 
+    def embed_and_pool(self, batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward pass: the (n, L, dim) normalized embeddings (unscored positions zero)
+        and the (n, hidden) unit mean of the attended last hidden states (a pooled dense
+        vector per text, before the head)."""
+        batch = batch.to(self.device)
+        hidden = self.token_states(batch)
+        embeddings = F.normalize(self.linear(hidden), p=2, dim=-1)
+        embeddings = embeddings * batch.output_mask.unsqueeze(-1).to(embeddings.dtype)
+        return embeddings, mean_pool(hidden, batch.attention_mask)
+
+    @torch.inference_mode()
+    def encode_pooled_queries(self, queries: Sequence[str]) -> torch.Tensor:
+        """(n, hidden) float32 CPU pooled dense vectors of queries, tokenized as for MaxSim
+        (the query side of an index's "pooled" dense view)."""
+        if not queries:
+            return torch.zeros((0, self.backbone.config.hidden_size))
+        batch = self.tokenizer.queries(list(queries)).to(self.device)
+        return mean_pool(self.token_states(batch), batch.attention_mask).float().cpu()
+
     def forward_queries(self, batch: TokenBatch) -> torch.Tensor:
         """(n, L, dim) normalized query embeddings; unscored positions are zero."""
         return self._embed(batch)
@@ -246,3 +265,11 @@ class ColBERT(nn.Module):
             for j, i in enumerate(rows):
                 result[i] = embedded[j][mask[j]]
         return result  # type: ignore[return-value]
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Attention-masked mean of (n, L, h) token states, L2-normalized: (n, h)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    summed = (hidden * mask).sum(dim=1)
+    pooled = summed / mask.sum(dim=1).clamp(min=1e-9)
+    return F.normalize(pooled, p=2, dim=-1)

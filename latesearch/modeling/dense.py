@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from latesearch.errors import CheckpointError
-from latesearch.modeling.colbert import resolve_device, resolve_dtype
+from latesearch.modeling.colbert import mean_pool, resolve_device, resolve_dtype
 from latesearch.modeling.default import backbone_path
 
 DEFAULT_MAX_LENGTH = 512
@@ -81,11 +80,3 @@ class DenseEncoder:
             hidden = self.backbone(**batch).last_hidden_state
             out[rows] = mean_pool(hidden, batch["attention_mask"]).float().cpu()
         return out
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Attention-masked mean of (n, L, h) token states, L2-normalized: (n, h)."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    summed = (hidden * mask).sum(dim=1)
-    pooled = summed / mask.sum(dim=1).clamp(min=1e-9)
-    return F.normalize(pooled, p=2, dim=-1)

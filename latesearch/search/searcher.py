@@ -1,8 +1,10 @@
 """`Searcher`: query encoding, candidate generation and exact MaxSim scoring over one
 on-disk index, in three modes: "e2e" (end to end: the engine of `latesearch.search.engine`
 on a compressed index, the paper's faiss ANN candidates (Section 3.6) on an uncompressed
-one), "rerank" (BM25 candidates, Section 3.5), "exact" (every document) and "hybrid" (BM25
-and end-to-end rankings fused, `latesearch.search.fusion`)."""
+one), "rerank" (BM25 candidates, Section 3.5), "exact" (every document), "hybrid" (BM25
+and end-to-end rankings fused, `latesearch.search.fusion`), and on an index with a dense
+view "dense" (its pooled vectors alone, exact) and "fused" (MaxSim and the dense view
+fused, `latesearch.search.dense_view`)."""
 
 from __future__ import annotations
 
@@ -18,14 +20,15 @@ from latesearch.errors import IndexCorruptError, InputError
 from latesearch.indexing import IndexStore
 from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
 from latesearch.modeling import ColBERT
+from latesearch.search import dense_view
 from latesearch.search.candidates import ann_candidates, bm25_candidates, bm25_ranked, restrict
 from latesearch.search.engine import Engine, EngineParams
 from latesearch.search.exact import exhaustive_top_k
-from latesearch.search.fusion import DEFAULT_DEPTH, check_fusion, fuse
+from latesearch.search.fusion import DEFAULT_DEPTH, check_fusion, fuse, fuse_union
 from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents, top_k
 from latesearch.search.timing import SearchTimings
 
-MODES = ("e2e", "rerank", "exact", "hybrid")
+MODES = ("e2e", "rerank", "exact", "hybrid", "dense", "fused")
 Ranked = tuple[np.ndarray, np.ndarray]  # (scores, doc indices), best first
 
 
@@ -51,6 +54,7 @@ class Searcher:
         self._bm25: Any = None
         self._ann: Any = None
         self._engine: Engine | None = None
+        self._dense_encoder: Any = None
         self.last_timings: SearchTimings | None = None
 
     # ------------------------------------------------------------------ components
@@ -89,6 +93,16 @@ class Searcher:
             self._engine = Engine(self.store)
         return self._engine
 
+    @property
+    def dense_encoder(self) -> Any:
+        """The query encoder of a "backbone" dense view (loaded on first use)."""
+        if self._dense_encoder is None:
+            from latesearch.modeling.dense import DenseEncoder
+
+            path = self.store.manifest.index_config.get("dense_model")
+            self._dense_encoder = DenseEncoder.from_pretrained(path, device=self.model.device)
+        return self._dense_encoder
+
     def reset_components(self) -> None:
         """Forget loaded components (after one was added or replaced)."""
         self._bm25 = self._ann = self._engine = None
@@ -110,7 +124,7 @@ class Searcher:
         ndocs: int | None = None,
         source: str = "auto",
         allowed: np.ndarray | None = None,
-        fusion: str = "rrf",
+        fusion: str | None = None,
         hybrid_weight: float = 0.5,
     ) -> list[Ranked]:
         """The top-`k` (scores, doc indices) of each query; timings in `last_timings`.
@@ -134,22 +148,40 @@ class Searcher:
         wide = EngineParams.for_k(depth, ncells=ncells, ndocs=ndocs,
                                   centroid_score_threshold=centroid_score_threshold)
         self.store.check_source(source)  # a bad source fails before any work
-        if mode == "hybrid":
-            check_fusion(fusion, hybrid_weight)
-        engine = mode in ("e2e", "hybrid") and self.store.compressed
+        if mode in ("hybrid", "fused"):
+            fusion = check_fusion(fusion, hybrid_weight, mode)
+        engine = mode in ("e2e", "hybrid", "fused") and self.store.compressed
         _ = self.model
+        if mode in ("dense", "fused"):
+            self.store.dense_chunks()  # ConfigError without a dense view
+            if self.store.dense_source == "backbone":
+                _ = self.dense_encoder
         if mode in ("rerank", "hybrid"):
             _ = self.bm25
         if engine:
             _ = self.engine
-        elif mode in ("e2e", "hybrid"):
+        elif mode in ("e2e", "hybrid", "fused"):
             _ = self.ann
         timings = SearchTimings(n_queries=len(texts), mode=mode)
         started = time.perf_counter()
         out: list[Ranked] = []
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
+            if mode == "dense":
+                scores = self._dense_scores(batch, timings)
+                with timings.stage("score"):
+                    out.extend(dense_view.ranked(row, k, allowed) for row in scores)
+                continue
             Q, mask = self._encode(batch, timings, device)
+            if mode == "fused":
+                late = self._e2e(Q, mask, depth, wide, timings, source, allowed, engine,
+                                 k_prime, nprobe)  # fmt: skip
+                scores = self._dense_scores(batch, timings)
+                for i, row in enumerate(scores):
+                    out.append(self._fuse(Q[i : i + 1], mask[i : i + 1], late[i], row, k,
+                                          depth, allowed, fusion, hybrid_weight, timings,
+                                          source))  # fmt: skip
+                continue
             if mode == "hybrid":
                 dense = self._e2e(Q, mask, depth, wide, timings, source, allowed, engine,
                                   k_prime, nprobe)  # fmt: skip
@@ -216,6 +248,28 @@ class Searcher:
             Q, mask = model.encode_queries(texts, to_cpu=False, return_mask=True)
             dtype = torch.float16 if target.type == "cuda" else torch.float32
             return Q.to(device=target, dtype=dtype), mask.to(target)
+
+    def _dense_scores(self, texts: list[str], timings: SearchTimings) -> np.ndarray:
+        """(len(texts), n_docs) cosine of each query's dense vector with every document's."""
+        with timings.stage("encode"):
+            vectors = dense_view.query_vectors(self.store, self.model, self._dense_encoder,
+                                               texts)  # fmt: skip
+        with timings.stage("candidates"):
+            return self.store.dense_scores(vectors)
+
+    def _fuse(self, Q, mask, late: Ranked, dense: np.ndarray, k: int, depth: int, allowed,
+              fusion, weight: float, timings: SearchTimings, source: str) -> Ranked:  # fmt: skip
+        """One query's fused ranking: the union of MaxSim's and the dense view's top
+        `depth`, each document with both scores (MaxSim computed where the end-to-end
+        search did not return it)."""
+        late_scores, late_docs = late
+        dense_docs = dense_view.ranked(dense, depth, allowed)[1]
+        missing = np.setdiff1d(dense_docs, late_docs)
+        extra_scores, extra_docs = self._rerank(Q, mask, [missing], None, timings, source)[0]
+        with timings.stage("score"):
+            docs = np.concatenate([late_docs, extra_docs]).astype(np.int64)
+            colbert = np.concatenate([late_scores, extra_scores])
+            return fuse_union(docs, colbert, dense[docs], k, fusion=fusion, weight=weight)
 
     def _e2e(self, Q, mask, k, params, timings, source, allowed, engine, k_prime, nprobe):
         """End-to-end top-`k` (the engine, or faiss candidates re-ranked)."""

@@ -51,7 +51,7 @@ class SearchRequest:
     ndocs: int | None = None
     filter: dict[str, Any] | None = None
     return_metadata: bool = False
-    fusion: str = "rrf"
+    fusion: str | None = None
     hybrid_weight: float = 0.5
 
     def options(self) -> dict[str, Any]:
@@ -154,7 +154,7 @@ def search_from_json(data: dict[str, Any], config: ServeConfig) -> SearchRequest
         ndocs=_int(data, "ndocs", None, config.max_candidates),
         filter=_filter(data),
         return_metadata=_bool(data, "return_metadata"),
-        fusion=_choice(data, "fusion", "rrf", FUSIONS),
+        fusion=None if data.get("fusion") is None else _choice(data, "fusion", "", FUSIONS),
         hybrid_weight=check_weight(data.get("hybrid_weight", 0.5)),
     )
 

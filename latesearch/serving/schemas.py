@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from latesearch.search.results import Hit  # the response schema of a hit is the dataclass
 
-Mode = Literal["e2e", "rerank", "exact", "hybrid"]
-Fusion = Literal["rrf", "score"]
+Mode = Literal["e2e", "rerank", "exact", "hybrid", "dense", "fused"]
+Fusion = Literal["rrf", "score", "zscore"]
 Missing = Literal["raise", "skip"]
 Count = Field(default=None, ge=1)
 
@@ -37,7 +37,9 @@ class SearchBody(_Request):
         default=None, description='metadata filter, e.g. {"year": {"$gte": 2020}}'
     )
     return_metadata: bool = Field(default=False, description="include documents' metadata")
-    fusion: Fusion | None = Field(default=None, description="hybrid: rrf (default) or score")
+    fusion: Fusion | None = Field(
+        default=None, description="hybrid: rrf (default) or score; fused: zscore (default), rrf "
+        "or score")
     hybrid_weight: float | None = Field(default=None, ge=0, le=1,
                                         description="hybrid: the ColBERT side's weight (0.5)")
 
