@@ -173,6 +173,17 @@ class ColBERT(nn.Module):
         return embeddings, mean_pool(hidden, batch.attention_mask)
 
     @torch.inference_mode()
+    def encode_queries_and_pooled(
+        self, queries: Sequence[str]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One pass over the queries: their (n, L, dim) embeddings (on the model's device),
+        the (n, L) mask of scored positions, and their (n, hidden) float32 CPU pooled
+        vectors (the query side of a "pooled" dense view)."""
+        batch = self.tokenizer.queries(list(queries)).to(self.device)
+        embeddings, pooled = self.embed_and_pool(batch)
+        return embeddings, batch.output_mask.to(torch.bool), pooled.float().cpu()
+
+    @torch.inference_mode()
     def encode_pooled_queries(self, queries: Sequence[str]) -> torch.Tensor:
         """(n, hidden) float32 CPU pooled dense vectors of queries, tokenized as for MaxSim
         (the query side of an index's "pooled" dense view)."""

@@ -80,6 +80,9 @@ def fuse_union(docs: np.ndarray, colbert: np.ndarray, dense: np.ndarray, k: int,
         return np.zeros(0, dtype=np.float32), docs
     sides = []
     for scores in (np.asarray(colbert, np.float64), np.asarray(dense, np.float64)):
+        finite = np.isfinite(scores)
+        if not finite.all():  # a document without tokens: as low as the lowest
+            scores = np.where(finite, scores, scores[finite].min() if finite.any() else 0.0)
         if fusion == "rrf":
             ranks = np.empty(scores.size, dtype=np.float64)
             ranks[np.lexsort((docs, -scores))] = np.arange(1, scores.size + 1)

@@ -23,6 +23,7 @@ from latesearch.modeling import ColBERT
 from latesearch.search import dense_view
 from latesearch.search.candidates import ann_candidates, bm25_candidates, bm25_ranked, restrict
 from latesearch.search.engine import Engine, EngineParams
+from latesearch.search.engine.residual_scoring import exact_scores
 from latesearch.search.exact import exhaustive_top_k
 from latesearch.search.fusion import DEFAULT_DEPTH, check_fusion, fuse, fuse_union
 from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents, top_k
@@ -172,11 +173,10 @@ class Searcher:
                 with timings.stage("score"):
                     out.extend(dense_view.ranked(row, k, allowed) for row in scores)
                 continue
-            Q, mask = self._encode(batch, timings, device)
             if mode == "fused":
+                Q, mask, scores = self._encode_both(batch, timings, device)
                 late = self._e2e(Q, mask, depth, wide, timings, source, allowed, engine,
                                  k_prime, nprobe)  # fmt: skip
-                scores = self._dense_scores(batch, timings)
                 for i, row in enumerate(scores):
                     out.append(self._fuse(Q[i : i + 1], mask[i : i + 1], late[i], row, k,
                                           depth, allowed, fusion, hybrid_weight, timings,
@@ -191,6 +191,7 @@ class Searcher:
                     out.extend(fuse(d, b, k, fusion=fusion, weight=hybrid_weight)
                                for d, b in zip(dense, lexical, strict=True))  # fmt: skip
                 continue
+            Q, mask = self._encode(batch, timings, device)
             if mode == "exact" and allowed is not None:  # every allowed document scored
                 out.extend(self._rerank(Q, mask, [allowed] * len(batch), k, timings, source))
                 continue
@@ -249,6 +250,22 @@ class Searcher:
             dtype = torch.float16 if target.type == "cuda" else torch.float32
             return Q.to(device=target, dtype=dtype), mask.to(target)
 
+    def _encode_both(self, texts: list[str], timings: SearchTimings, device: Any):
+        """Token embeddings and mask of the queries, and their dense scores against every
+        document: one forward pass where the dense view is the model's own pooled states."""
+        if self.store.dense_source == "backbone":
+            Q, mask = self._encode(texts, timings, device)
+            return Q, mask, self._dense_scores(texts, timings)
+        model = self.model
+        target = torch.device(device) if device is not None else self.device or model.device
+        timings.device = str(target)
+        with timings.stage("encode", target):
+            Q, mask, pooled = model.encode_queries_and_pooled(texts)
+            dtype = torch.float16 if target.type == "cuda" else torch.float32
+            Q, mask = Q.to(device=target, dtype=dtype), mask.to(target)
+        with timings.stage("candidates"):
+            return Q, mask, self.store.dense_scores(pooled.numpy())
+
     def _dense_scores(self, texts: list[str], timings: SearchTimings) -> np.ndarray:
         """(len(texts), n_docs) cosine of each query's dense vector with every document's."""
         with timings.stage("encode"):
@@ -265,10 +282,11 @@ class Searcher:
         late_scores, late_docs = late
         dense_docs = dense_view.ranked(dense, depth, allowed)[1]
         missing = np.setdiff1d(dense_docs, late_docs)
-        extra_scores, extra_docs = self._rerank(Q, mask, [missing], None, timings, source)[0]
+        extra = exact_scores(self.store, Q, mask, missing, timings=timings, source=source,
+                             similarity=self.store.colbert_config.similarity)  # fmt: skip
         with timings.stage("score"):
-            docs = np.concatenate([late_docs, extra_docs]).astype(np.int64)
-            colbert = np.concatenate([late_scores, extra_scores])
+            docs = np.concatenate([late_docs, missing]).astype(np.int64)
+            colbert = np.concatenate([late_scores, extra])
             return fuse_union(docs, colbert, dense[docs], k, fusion=fusion, weight=weight)
 
     def _e2e(self, Q, mask, k, params, timings, source, allowed, engine, k_prime, nprobe):

@@ -95,6 +95,8 @@ def test_fusion_over_the_union():
     np.testing.assert_allclose(scores, np.sort(expected)[::-1], rtol=1e-6)
     _, order = fuse_union(docs, colbert, dense, 2, fusion="rrf", weight=1.0)
     assert list(order) == [7, 3]
+    scores, order = fuse_union(docs, np.array([3.0, -np.inf, 1.0]), dense, 3)
+    assert np.isfinite(scores).all() and order[-1] in (3, 9)  # no tokens: as low as the lowest
 
 
 def test_updates_keep_the_dense_view(tmp_path, tiny_colbert):

@@ -233,3 +233,19 @@ def test_input_error_is_raised_for_direct_parsing():
 def test_a_lone_surrogate_is_a_400(index):
     response = post(SearchService(index), "/search", {"query": "\ud800 x"})
     assert response.status == 400 and response.body["field"] == "query"
+
+
+def test_the_dense_view_modes_over_http(tmp_path_factory, tiny_colbert):
+    from .conftest import build
+
+    index = build(tmp_path_factory, tiny_colbert, "serve-dense", dense="pooled")
+    service = SearchService(index)
+    assert {"dense", "fused"} <= set(service.handle("GET", "/health").body["modes"])
+    for data in ({"query": QUERY, "k": 3, "mode": "dense"},
+                 {"query": QUERY, "k": 3, "mode": "fused", "fusion": "rrf",
+                  "hybrid_weight": 0.7}):  # fmt: skip
+        body = post(service, "/search", data).body
+        options = {key: value for key, value in data.items() if key != "query"}
+        same_hits(body["hits"], index.search(QUERY, **options))
+    response = post(service, "/search", {"query": QUERY, "mode": "hybrid", "fusion": "zscore"})
+    assert response.status == 400 and response.body["field"] == "fusion"
