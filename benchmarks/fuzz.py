@@ -47,7 +47,7 @@ def main() -> None:
         failed = re.findall(r"^FAILED (\S+)", out, flags=re.M)
         runs.append({"seed": seed, "returncode": code, "failed": failed,
                      "seconds": round(time.perf_counter() - started, 1),
-                     "output": out[-3000:] if code else ""})  # fmt: skip
+                     "output": failure_report(out) if code else ""})  # fmt: skip
         print(f"seed {seed}: {'ok' if code == 0 else failed or out[-200:]}", flush=True)
     payload = {"benchmark": "fuzz", "machine": machine_info(), "seeds": args.seeds,
                "cases": {k: v * args.seeds for k, v in CASES.items()},
@@ -69,5 +69,15 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def failure_report(out: str) -> str:
+    """The failures section of pytest's output (the falsifying example and traceback), not
+    its warnings; at most 3,000 characters."""
+    start = out.find("= FAILURES =")
+    end = out.find("warnings summary", start)
+    section = out[start:end] if start >= 0 else out
+    return section[-3000:]
+
+
 if __name__ == "__main__":
     main()
+
