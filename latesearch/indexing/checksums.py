@@ -16,12 +16,12 @@ Opening checks sizes only (a `stat` per file); `verify` re-hashes.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from latesearch._atomic import write_json
+from latesearch._configio import read_json
 from latesearch.errors import IndexCorruptError
 
 CHECKSUMS = "checksums.json"
@@ -109,11 +109,7 @@ def component_records(folder: Path) -> dict[str, dict[str, Any]] | None:
     path = folder / CHECKSUMS
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise IndexCorruptError(f"{path}: unreadable ({err})") from None
-    return check_records(data, source=str(path))
+    return check_records(read_json(path, error=IndexCorruptError), source=str(path))
 
 
 def check_component(folder: Path, *, full: bool) -> int:
