@@ -29,12 +29,7 @@ from latesearch.indexing.compression import CompressionResult, compress_chunks
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.device_pool import DevicePool
 from latesearch.indexing.docstore import DocStoreWriter, metadata_json
-from latesearch.indexing.encoder_run import (
-    STORAGE_DTYPES,
-    DocumentEncoder,
-    EncodedGroup,
-    EncoderSettings,
-)
+from latesearch.indexing.encoder_run import DocumentEncoder, EncodedGroup, EncoderSettings
 from latesearch.indexing.files import (
     IndexExistsError,
     chunk_digest,
@@ -220,7 +215,7 @@ class _Build:
         n, per = len(group.rows), self.config.docs_per_chunk
         if self.dense_encoder is not None:  # the backbone's pass, after the token pass
             dense = self.dense_encoder.encode(group.texts, batch_size=self.config.batch_size)
-            encoded.dense = dense.to(STORAGE_DTYPES[self.config.dtype])
+            encoded.dense = dense.to(torch.float16)
         offsets = np.concatenate([[0], np.cumsum(encoded.doclens.numpy(), dtype=np.int64)])
         for a in range(0, n, per):
             b = min(a + per, n)

@@ -153,7 +153,8 @@ class DocumentEncoder:
         dense = None
         if self.settings.pooled:
             hidden = self.model.backbone.config.hidden_size
-            dense = torch.zeros((len(ids), hidden), dtype=self.storage_dtype)
+            dense = torch.zeros((len(ids), hidden), dtype=torch.float16)  # fp16 whatever
+            # the token vectors' precision: one vector a document is small either way
         order = np.arange(len(ids))
         if self.settings.length_bucketing:
             lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
@@ -174,7 +175,7 @@ class DocumentEncoder:
                 if dense is not None:
                     embedded, pooled = self.model.embed_and_pool(batch)
                     mask = batch.output_mask.to(embedded.device)
-                    dense[torch.from_numpy(rows)] = pooled.to("cpu", self.storage_dtype)
+                    dense[torch.from_numpy(rows)] = pooled.to("cpu", torch.float16)
                 else:
                     embedded, mask = self.model.forward_documents(batch)
                 kept = embedded[mask].to("cpu", self.storage_dtype)

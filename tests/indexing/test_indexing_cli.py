@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from latesearch.cli.main import main
@@ -63,3 +65,19 @@ def test_bad_rows_fail_with_file_and_line_or_are_skipped(tmp_path, tiny_bert_dir
                        *FAST, "--skip-bad-rows")  # fmt: skip
     assert code == 0 and "blank_line: 1" in out and "duplicate_id: 1" in out
     assert list(IndexStore.open(tmp_path / "b").doc_ids) == ["1", "2"]
+
+
+def test_dense_view_from_the_command_line(corpus, tmp_path, tiny_bert_dir, capsys):
+    target = tmp_path / "dense"
+    code, _, err = run(capsys, str(corpus), str(target), "--model", str(tiny_bert_dir), *FAST,
+                       "--dense", "backbone", "--dense-model", str(tiny_bert_dir))  # fmt: skip
+    assert code == 0, err
+    store = IndexStore.open(target)
+    assert store.dense_source == "backbone" and store.has_dense
+    code = main(["search", str(target), "protein", "--model", str(tiny_bert_dir), "--mode",
+                 "fused", "--fusion", "rrf", "-k", "3", "--json"])  # fmt: skip
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert code == 0 and len(hits) == 3
+    code, _, err = run(capsys, str(corpus), str(tmp_path / "x"), "--model", str(tiny_bert_dir),
+                       *FAST, "--dense-model", str(tiny_bert_dir))  # fmt: skip
+    assert code == 2 and "dense_model" in err
