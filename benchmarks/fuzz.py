@@ -1,7 +1,8 @@
 """The long run of the fuzz tests (tests/test_fuzz.py): every hypothesis test of that file
 under --seeds different seeds, i.e. seeds x (60 reader/parser cases per test, 40 damaged
 indexes). A failure is any exception other than a LatesearchError (or a hang past the
-timeout); the summary lists the cases tried and the failures found, with their output.
+timeout), or a damaged index file that opens and passes `verify`; the summary lists the
+cases tried and the failures found, with their output.
 
     python benchmarks/fuzz.py --seeds 25
 
@@ -62,7 +63,8 @@ def markdown(payload: dict[str, Any]) -> str:
              f"`{TESTS}` under {payload['seeds']} hypothesis seeds: "
              + ", ".join(f"{n:,} {k} cases" for k, n in cases.items())
              + f" ({sum(cases.values()):,} in all). A failure is an exception other than "
-             "a `LatesearchError`, or a hang.", "",
+             "a `LatesearchError`, a hang, or a damaged index file (any but the checksum "
+             "records) that opens and passes `verify`.", "",
              f"Failures: **{len(payload['failures'])}** of {payload['seeds']} seeds."]  # fmt: skip
     for failure in payload["failures"]:
         lines += ["", f"- seed {failure['seed']}: {failure['failed'] or 'see the JSON'}"]
