@@ -182,6 +182,7 @@ class Searcher:
                                           depth, allowed, fusion, hybrid_weight, timings,
                                           source))  # fmt: skip
                 continue
+            Q, mask = self._encode(batch, timings, device)
             if mode == "hybrid":
                 dense = self._e2e(Q, mask, depth, wide, timings, source, allowed, engine,
                                   k_prime, nprobe)  # fmt: skip
@@ -191,7 +192,6 @@ class Searcher:
                     out.extend(fuse(d, b, k, fusion=fusion, weight=hybrid_weight)
                                for d, b in zip(dense, lexical, strict=True))  # fmt: skip
                 continue
-            Q, mask = self._encode(batch, timings, device)
             if mode == "exact" and allowed is not None:  # every allowed document scored
                 out.extend(self._rerank(Q, mask, [allowed] * len(batch), k, timings, source))
                 continue
