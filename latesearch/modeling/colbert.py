@@ -158,7 +158,10 @@ class ColBERT(nn.Module):
 
     def _embed(self, batch: TokenBatch) -> torch.Tensor:
         batch = batch.to(self.device)
-        hidden = self.token_states(batch)
+        return self._head(self.token_states(batch), batch)
+
+    def _head(self, hidden: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
+        """The projection of (n, L, hidden) states: unit vectors, unscored positions zero."""
         embeddings = F.normalize(self.linear(hidden), p=2, dim=-1)
         return embeddings * batch.output_mask.unsqueeze(-1).to(embeddings.dtype)
 
@@ -168,9 +171,7 @@ class ColBERT(nn.Module):
         vector per text, before the head)."""
         batch = batch.to(self.device)
         hidden = self.token_states(batch)
-        embeddings = F.normalize(self.linear(hidden), p=2, dim=-1)
-        embeddings = embeddings * batch.output_mask.unsqueeze(-1).to(embeddings.dtype)
-        return embeddings, mean_pool(hidden, batch.attention_mask)
+        return self._head(hidden, batch), mean_pool(hidden, batch.attention_mask)
 
     @torch.inference_mode()
     def encode_queries_and_pooled(
@@ -189,8 +190,7 @@ class ColBERT(nn.Module):
         (the query side of an index's "pooled" dense view)."""
         if not queries:
             return torch.zeros((0, self.backbone.config.hidden_size))
-        batch = self.tokenizer.queries(list(queries)).to(self.device)
-        return mean_pool(self.token_states(batch), batch.attention_mask).float().cpu()
+        return self.encode_queries_and_pooled(queries)[2]
 
     def forward_queries(self, batch: TokenBatch) -> torch.Tensor:
         """(n, L, dim) normalized query embeddings; unscored positions are zero."""

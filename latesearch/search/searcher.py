@@ -182,7 +182,7 @@ class Searcher:
                                           depth, allowed, fusion, hybrid_weight, timings,
                                           source))  # fmt: skip
                 continue
-            Q, mask = self._encode(batch, timings, device)
+            Q, mask, _ = self._encode(batch, timings, device)
             if mode == "hybrid":
                 dense = self._e2e(Q, mask, depth, wide, timings, source, allowed, engine,
                                   k_prime, nprobe)  # fmt: skip
@@ -232,7 +232,7 @@ class Searcher:
         timings = timings or SearchTimings(mode="rerank")
         timings.n_queries = len(texts)
         started = time.perf_counter()
-        Q, mask = self._encode(texts, timings, device)
+        Q, mask, _ = self._encode(texts, timings, device)
         out = self._rerank(Q, mask, candidates, k, timings, source)
         timings.total += time.perf_counter() - started
         self.last_timings = timings
@@ -240,29 +240,29 @@ class Searcher:
 
     # ------------------------------------------------------------------ stages
     def _encode(
-        self, texts: list[str], timings: SearchTimings, device: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, texts: list[str], timings: SearchTimings, device: Any, *, pooled: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Query embeddings and mask on the scoring device (float16 on CUDA, float32
+        elsewhere); with `pooled`, also the queries' pooled vectors from the same pass."""
         model = self.model
         target = torch.device(device) if device is not None else self.device or model.device
         timings.device = str(target)
         with timings.stage("encode", target):
-            Q, mask = model.encode_queries(texts, to_cpu=False, return_mask=True)
+            vectors = None
+            if pooled:
+                Q, mask, vectors = model.encode_queries_and_pooled(texts)
+            else:
+                Q, mask = model.encode_queries(texts, to_cpu=False, return_mask=True)
             dtype = torch.float16 if target.type == "cuda" else torch.float32
-            return Q.to(device=target, dtype=dtype), mask.to(target)
+            return Q.to(device=target, dtype=dtype), mask.to(target), vectors
 
     def _encode_both(self, texts: list[str], timings: SearchTimings, device: Any):
         """Token embeddings and mask of the queries, and their dense scores against every
         document: one forward pass where the dense view is the model's own pooled states."""
         if self.store.dense_source == "backbone":
-            Q, mask = self._encode(texts, timings, device)
+            Q, mask, _ = self._encode(texts, timings, device)
             return Q, mask, self._dense_scores(texts, timings)
-        model = self.model
-        target = torch.device(device) if device is not None else self.device or model.device
-        timings.device = str(target)
-        with timings.stage("encode", target):
-            Q, mask, pooled = model.encode_queries_and_pooled(texts)
-            dtype = torch.float16 if target.type == "cuda" else torch.float32
-            Q, mask = Q.to(device=target, dtype=dtype), mask.to(target)
+        Q, mask, pooled = self._encode(texts, timings, device, pooled=True)
         with timings.stage("candidates"):
             return Q, mask, self.store.dense_scores(pooled.numpy())
 
