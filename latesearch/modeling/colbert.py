@@ -156,13 +156,23 @@ class ColBERT(nn.Module):
             input_ids=batch.input_ids, attention_mask=batch.attention_mask
         ).last_hidden_state
 
+    def embed_ids(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(n, L, dim) embeddings of every position (the backbone, then the head); no
+        output mask applied. The graph an exported encoder (ONNX) reproduces."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.project(hidden)
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The head over (n, L, hidden) states: the projection, then L2 normalization."""
+        return F.normalize(self.linear(hidden), p=2, dim=-1)
+
     def _embed(self, batch: TokenBatch) -> torch.Tensor:
         batch = batch.to(self.device)
         return self._head(self.token_states(batch), batch)
 
     def _head(self, hidden: torch.Tensor, batch: TokenBatch) -> torch.Tensor:
         """The projection of (n, L, hidden) states: unit vectors, unscored positions zero."""
-        embeddings = F.normalize(self.linear(hidden), p=2, dim=-1)
+        embeddings = self.project(hidden)
         return embeddings * batch.output_mask.unsqueeze(-1).to(embeddings.dtype)
 
     def embed_and_pool(self, batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
