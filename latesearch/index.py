@@ -40,6 +40,7 @@ from latesearch.indexing.components import (
     updaters,
 )
 from latesearch.modeling import ColBERT
+from latesearch.modeling.onnx import attach_onnx, check_backend
 from latesearch.search.models import ModelMismatchError, load_index_model
 from latesearch.search.results import Hit, Hits
 from latesearch.search.searcher import Ranked, Searcher, check_queries
@@ -68,6 +69,8 @@ class Index:
     The model is loaded on the first query: the one given, or the manifest's
     `model_source`; its fingerprint must match the index's unless `check_model=False`.
     `last_timings` holds the per-stage `SearchTimings` of the latest search or rerank.
+    `backend="onnx"` encodes queries with ONNX Runtime (`onnx_precision` "fp32" or "int8",
+    `onnx_threads`; needs latesearch[onnx]), exported from the checked model and cached.
     """
 
     def __init__(
@@ -77,12 +80,20 @@ class Index:
         *,
         device: str | torch.device | None = None,
         check_model: bool = True,
+        backend: str = "torch",
+        onnx_precision: str = "fp32",
+        onnx_threads: int | None = None,
     ) -> None:
+        check_backend(backend, onnx_precision, onnx_threads)  # fails before any loading
         self.store = store
         self._device, self._check_model = device, check_model
 
         def load() -> ColBERT:
-            return load_index_model(store, model, device=device, check=check_model)
+            loaded = load_index_model(store, model, device=device, check=check_model)
+            current = getattr(loaded, "onnx_encoder", None)
+            if backend == "onnx" and (current is None or current.precision != onnx_precision):
+                attach_onnx(loaded, onnx_precision, threads=onnx_threads)
+            return loaded
 
         self.searcher = Searcher(store, load, device=device)
 
@@ -141,9 +152,15 @@ class Index:
         *,
         device: str | torch.device | None = None,
         check_model: bool = True,
+        backend: str = "torch",
+        onnx_precision: str = "fp32",
+        onnx_threads: int | None = None,
     ) -> Index:
-        """Open (memory-map) an index; the model is loaded on the first query."""
-        return cls(IndexStore.open(folder), model, device=device, check_model=check_model)
+        """Open (memory-map) an index; the model is loaded on the first query (`backend`:
+        "torch", or "onnx" with `onnx_precision` and `onnx_threads`, see `Index`)."""
+        return cls(IndexStore.open(folder), model, device=device, check_model=check_model,
+                   backend=backend, onnx_precision=onnx_precision,
+                   onnx_threads=onnx_threads)  # fmt: skip
 
     def reloaded(self) -> Index:
         """A new `Index` on the version of the folder on disk now (after an update published

@@ -39,6 +39,20 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="query encoder (default: the index's)")
     parser.add_argument("--no-check-model", action="store_true", help="skip fingerprint check")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                        help="query encoder runtime: torch, or onnx (ONNX Runtime on CPU, "
+                        "exported once and cached; needs latesearch[onnx])")  # fmt: skip
+    parser.add_argument("--onnx-precision", choices=("fp32", "int8"), default="fp32",
+                        help="onnx: fp32 (same rankings) or int8 (faster, approximate)")
+    parser.add_argument("--onnx-threads", type=int, default=None,
+                        help="onnx: intra-op threads (default: torch's thread count)")
+
+
+def load_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    """The `Index.load` keyword arguments the model options set."""
+    return {"device": args.device, "check_model": not args.no_check_model,
+            "backend": args.backend, "onnx_precision": args.onnx_precision,
+            "onnx_threads": args.onnx_threads}  # fmt: skip
 
 
 def search_kwargs(args: argparse.Namespace) -> dict[str, object]:

@@ -12,6 +12,7 @@ from latesearch.cli._options import (
     add_search_options,
     add_subset_options,
     judged_subset,
+    load_kwargs,
     search_kwargs,
 )
 from latesearch.errors import InputError
@@ -105,9 +106,7 @@ def _search(args: argparse.Namespace, data: Any) -> tuple[dict, dict[str, Any]]:
     from latesearch.evaluation.runner import run_queries
     from latesearch.index import Index
 
-    index = Index.load(
-        args.index_dir, args.model, device=args.device, check_model=not args.no_check_model
-    )
+    index = Index.load(args.index_dir, args.model, **load_kwargs(args))
     if args.mode == "bm25":
         bm25 = index.searcher.bm25
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from latesearch.cli._options import add_search_options, search_kwargs
+from latesearch.cli._options import add_search_options, load_kwargs, search_kwargs
 from latesearch.errors import InputError
 from latesearch.search.searcher import MODES
 
@@ -39,9 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.query is None) == (args.queries is None):
         raise InputError("give either a QUERY or --queries FILE", field="query")
-    index = Index.load(
-        args.index_dir, args.model, device=args.device, check_model=not args.no_check_model
-    )
+    index = Index.load(args.index_dir, args.model, **load_kwargs(args))
     options = {"k": args.k, "mode": args.mode, **search_kwargs(args)}
     if args.queries is not None:
         return _batch(index, args, options)

@@ -7,7 +7,7 @@ import importlib.util
 import os
 import sys
 
-from latesearch.cli._options import add_model_options
+from latesearch.cli._options import add_model_options, load_kwargs
 from latesearch.errors import InputError
 from latesearch.serving.app import INSTALL_HINT
 from latesearch.serving.config import MODES
@@ -53,9 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(INSTALL_HINT)  # before the model loads
     config = ServeConfig(default_k=args.k, default_mode=args.mode, max_k=args.max_k,
                          max_queries=args.max_queries, batch_size=args.batch_size)  # fmt: skip
-    index = Index.load(
-        args.index_dir, args.model, device=args.device, check_model=not args.no_check_model
-    )
+    index = Index.load(args.index_dir, args.model, **load_kwargs(args))
     service = SearchService(index, config, api_key=args.api_key)
     service.warm_up()
     try:

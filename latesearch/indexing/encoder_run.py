@@ -96,21 +96,11 @@ class DocumentEncoder:
     # ------------------------------------------------------------------ tokenization
     def tokenize(self, texts: list[str]) -> Tokenized:
         """Token ids of every text, truncated at doc_maxlen (counted)."""
-        tok = self.tokenizer
-        limit = tok.config.doc_maxlen - tok.frame
         if not texts:
             return Tokenized([], np.zeros(0, bool), np.zeros(0, bool))
-        content = tok.hf(
-            texts,
-            add_special_tokens=False,
-            truncation=True,
-            max_length=limit + 1,  # one extra token tells truncated documents apart
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )["input_ids"]
-        truncated = np.fromiter((len(c) > limit for c in content), bool, len(content))
-        empty = np.fromiter((not c for c in content), bool, len(content))
-        ids = [[*tok.doc_prefix, *c[:limit], tok.sep_id] for c in content]
+        ids, truncated, empty = self.tokenizer.document_ids_flagged(texts)
+        truncated = np.asarray(truncated, dtype=bool)
+        empty = np.asarray(empty, dtype=bool)
         return Tokenized(ids, truncated, empty)
 
     def submit_tokenize(self, texts: list[str]) -> Callable[[], Tokenized]:

@@ -1,4 +1,4 @@
-"""The ColBERT encoder: a BERT-family backbone, a bias-free projection, L2 normalization."""
+"""The ColBERT encoder: a transformer backbone, a projection head, L2 normalization."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from latesearch.errors import ConfigError
-from latesearch.modeling.checkpoints import read_checkpoint, resolve_folder, write_checkpoint
+from latesearch.modeling.backbones import resolve_folder
+from latesearch.modeling.checkpoints import read_checkpoint
 from latesearch.modeling.config import ColBERTConfig
 from latesearch.modeling.default import base_model_path, default_model_path
 from latesearch.modeling.delta import is_delta, read_delta, read_manifest
+from latesearch.modeling.head import ProjectionHead, head_layers
+from latesearch.modeling.saving import push_to_hub, write_checkpoint
 from latesearch.modeling.tokenization import ColBERTTokenizer, TokenBatch
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -65,11 +68,14 @@ class ColBERT(nn.Module):
         backbone: nn.Module,
         hf_tokenizer: Any,
         config: ColBERTConfig,
-        projection: torch.Tensor | None = None,
+        head_state: dict[str, torch.Tensor] | torch.Tensor | None = None,
         *,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
     ) -> None:
+        """`head_state`: the projection head's weights (named as in `head.state_dict()`),
+        or just the [dim, hidden] weight of the paper's single layer; None draws a seeded
+        random projection (the paper's head only)."""
         super().__init__()
         self.config = config
         self.backbone = backbone
@@ -82,13 +88,21 @@ class ColBERT(nn.Module):
                     f"ColBERTConfig.{field}={getattr(config, field)} exceeds the backbone's "
                     f"max_position_embeddings={max_positions}"
                 )
-        self.linear = nn.Linear(hidden, config.dim, bias=False)
-        with torch.no_grad():
-            self.linear.weight.copy_(
-                new_projection(hidden, config.dim) if projection is None else projection
-            )
+        self.head = ProjectionHead(head_layers(config, hidden))
+        if head_state is None:
+            if not config.simple_head:
+                raise ConfigError("a head of several layers needs its weights")
+            head_state = new_projection(hidden, config.dim)
+        if isinstance(head_state, torch.Tensor):
+            head_state = {"linear.weight": head_state}
+        self.head.load(head_state, "head weights")
         self.to(device=resolve_device(device), dtype=resolve_dtype(dtype))
         self.eval()
+
+    @property
+    def linear(self) -> nn.Linear:
+        """The head's first (for the paper's head, only) linear layer."""
+        return self.head.linear
 
     # ------------------------------------------------------------------ loading / saving
     @classmethod
@@ -98,37 +112,73 @@ class ColBERT(nn.Module):
         *,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        trust_remote_code: bool = False,
+        backend: str = "torch",
+        onnx_precision: str = "fp32",
+        onnx_threads: int | None = None,
         **config_overrides: Any,
     ) -> ColBERT:
-        """Load a checkpoint: ours, colbert-ai (colbertv2.0), PyLate, or a plain backbone
-        (new seeded projection). No argument: the embedded default model, offline."""
+        """Load a checkpoint: ours, colbert-ai (colbertv2.0), PyLate / sentence-transformers,
+        BGE-M3, Hofstätter's ColBERT, or a plain backbone (new seeded projection), encoding
+        as its own library does. No argument: the embedded default model, offline.
+        `trust_remote_code`: allow a checkpoint that ships its own model code (Jina).
+        `backend="onnx"`: encode with ONNX Runtime on CPU (`onnx_precision` "fp32" or
+        "int8", `onnx_threads` intra-op threads; needs latesearch[onnx]; see onnx.py)."""
+        from latesearch.modeling import onnx
+
+        onnx.check_backend(backend, onnx_precision, onnx_threads)
         folder = default_model_path() if name_or_path is None else resolve_folder(name_or_path)
         if is_delta(folder):
             base = read_manifest(folder)["base"].get("name", "")
             base_folder = base_model_path(base) or resolve_folder(base)
             parts = read_delta(folder, base_folder, **config_overrides)
         else:
-            parts = read_checkpoint(folder, **config_overrides)
+            parts = read_checkpoint(
+                folder, trust_remote_code=trust_remote_code, **config_overrides
+            )
         model = cls(
             parts.backbone,
             parts.tokenizer,
             parts.config,
-            parts.projection,
+            parts.head_state,
             device=device,
             dtype=dtype,
         )
         model.source = str(folder)
         model.layout = parts.layout
+        model.backend, model.onnx_precision = backend, onnx_precision
+        if backend == "onnx":
+            onnx.attach_onnx(model, onnx_precision, threads=onnx_threads)
         return model
 
-    def save_pretrained(self, folder: str | os.PathLike) -> Path:
-        """Write the colbertv2.0 layout (loadable by colbert-ai and PyLate) plus our config."""
+    def save_pretrained(self, folder: str | os.PathLike, *, base_model: str | None = None) -> Path:
+        """Write a checkpoint latesearch, colbert-ai and PyLate read alike (see saving.py),
+        with a model card (README.md; `base_model` names the backbone on the hub)."""
         return write_checkpoint(
             folder,
             config=self.config,
             backbone=self.backbone,
             tokenizer=self.tokenizer.hf,
-            projection=self.linear.weight,
+            head=self.head,
+            base_model=base_model,
+        )
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | None = None,
+        base_model: str | None = None,
+        commit_message: str = "Upload latesearch ColBERT model",
+    ) -> str:
+        """Save as `save_pretrained` does and upload to the Hugging Face hub (online)."""
+        return push_to_hub(
+            lambda folder: self.save_pretrained(folder, base_model=base_model),
+            repo_id,
+            private=private,
+            token=token,
+            commit_message=commit_message,
         )
 
     # ------------------------------------------------------------------ properties
@@ -142,8 +192,9 @@ class ColBERT(nn.Module):
 
     def fingerprint(self) -> str:
         """SHA-256 over config and weights: names the exact model an index was built with."""
-        digest = hashlib.sha256(repr(sorted(self.config.to_dict().items())).encode())
+        digest = hashlib.sha256(repr(sorted(fingerprint_config(self.config).items())).encode())
         for name, tensor in sorted(self.state_dict().items()):
+            name = name.removeprefix("head.")  # names before the head had its own module
             digest.update(name.encode())
             digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
         return digest.hexdigest()
@@ -163,10 +214,14 @@ class ColBERT(nn.Module):
         return self.project(hidden)
 
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The head over (n, L, hidden) states: the projection, then L2 normalization."""
-        return F.normalize(self.linear(hidden), p=2, dim=-1)
+        """The head over (n, L, hidden) states, then L2 normalization (unless the config's
+        `normalize` is False)."""
+        projected = self.head(hidden)
+        return F.normalize(projected, p=2, dim=-1) if self.config.normalize else projected
 
     def _embed(self, batch: TokenBatch) -> torch.Tensor:
+        if getattr(self, "onnx_encoder", None) is not None and not torch.is_grad_enabled():
+            return self.onnx_encoder.embed(batch, self.device, self.dtype)
         batch = batch.to(self.device)
         return self._head(self.token_states(batch), batch)
 
@@ -179,6 +234,8 @@ class ColBERT(nn.Module):
         """One forward pass: the (n, L, dim) normalized embeddings (unscored positions zero)
         and the (n, hidden) unit mean of the attended last hidden states (a pooled dense
         vector per text, before the head)."""
+        if getattr(self, "onnx_encoder", None) is not None and not torch.is_grad_enabled():
+            return self.onnx_encoder.embed_and_pool(batch, self.device, self.dtype)
         batch = batch.to(self.device)
         hidden = self.token_states(batch)
         return self._head(hidden, batch), mean_pool(hidden, batch.attention_mask)
@@ -227,7 +284,8 @@ class ColBERT(nn.Module):
             raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
         if len(batch) <= chunk_size:
             return self._embed(batch)
-        lengths = batch.attention_mask.sum(1)
+        # a row's extent: its attended or scored positions (unattended [MASK] are scored)
+        lengths = (batch.attention_mask.bool() | batch.output_mask.bool()).sum(1)
         order = torch.argsort(lengths, descending=True, stable=True)
         width = batch.input_ids.shape[1]
         parts = []
@@ -260,8 +318,8 @@ class ColBERT(nn.Module):
             mask = torch.zeros((0, width), dtype=torch.bool, device=device)
             return (out, mask) if return_mask else out
         batch = self.tokenizer.queries(queries)
-        # with augmentation every position is scored, so chunks keep the full width
-        out = self._embed_sorted(batch, batch_size, cut=not self.config.query_augmentation)
+        # with padding augmentation every position is scored: chunks keep the full width
+        out = self._embed_sorted(batch, batch_size, cut=True)
         out = out.cpu() if to_cpu else out
         if not return_mask:
             return out
@@ -286,6 +344,20 @@ class ColBERT(nn.Module):
             for j, i in enumerate(rows):
                 result[i] = embedded[j][mask[j]]
         return result  # type: ignore[return-value]
+
+
+def fingerprint_config(config: ColBERTConfig) -> dict[str, Any]:
+    """The config's fields for a fingerprint: fields added after the first release count
+    only when they differ from their defaults, so existing indexes keep their fingerprint."""
+    data = config.to_dict()
+    defaults = ColBERTConfig().to_dict()
+    return {k: v for k, v in data.items() if k not in LATER_FIELDS or v != defaults[k]}
+
+
+LATER_FIELDS = (
+    "strip_text", "lowercase", "query_mask_tokens", "skiplist", "skiplist_lookup",
+    "drop_cls", "normalize", "head",
+)
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

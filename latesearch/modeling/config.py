@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, fields
+import string
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from latesearch.errors import ConfigError
 
 CONFIG_FILE = "latesearch_config.json"
 SIMILARITIES = ("cosine", "l2")
+SKIPLIST_LOOKUPS = ("encode", "vocabulary")
+ACTIVATIONS = ("identity", "tanh", "relu", "gelu", "sigmoid")
+HEAD_LAYER_KEYS = {"in_features": int, "out_features": int, "bias": bool,
+                   "activation": str, "residual": bool}
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,14 @@ class ColBERTConfig:
     `markers=False` leaves out [Q]/[D] (the plain backbone's ``[CLS] tokens [SEP]``); with
     `query_augmentation=False` and an orthogonal head of the backbone's width it scores
     exactly the raw MaxSim of the backbone's own token states, a zero-shot baseline.
+
+    Settings for other libraries' checkpoints: `strip_text` / `lowercase` (texts stripped /
+    lowercased before tokenizing, as sentence-transformers does), `query_mask_tokens` (0:
+    queries padded with [MASK] up to `query_maxlen`, as colbert-ai does; N > 0: exactly N
+    [MASK] appended, as Hofstätter's ColBERT does), `skiplist` and `skiplist_lookup`
+    ("encode": a word's first token when encoded, colbert-ai; "vocabulary": the word as one
+    vocabulary entry, PyLate), `drop_cls` (BGE-M3), `normalize` (False: raw vectors), and
+    `head` (dense layers after the backbone; empty: one bias-free [hidden -> dim] layer).
     """
 
     query_maxlen: int = 32
@@ -36,10 +49,25 @@ class ColBERTConfig:
     attend_to_mask_tokens: bool = False
     query_token: str = "[unused0]"
     doc_token: str = "[unused1]"
+    strip_text: bool = False
+    lowercase: bool = False
+    query_mask_tokens: int = 0
+    skiplist: tuple = field(default_factory=lambda: tuple(string.punctuation))
+    skiplist_lookup: str = "encode"
+    drop_cls: bool = False
+    normalize: bool = True
+    head: tuple = ()
 
     def __post_init__(self) -> None:
+        for name in ("skiplist", "head"):
+            value = getattr(self, name)
+            if not isinstance(value, list | tuple):
+                raise ConfigError(f"ColBERTConfig.{name} must be a list, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.type == "tuple":
+                continue
             expected = {"int": int, "str": str, "bool": bool}[str(f.type)]
             if expected is int and isinstance(value, bool) or not isinstance(value, expected):
                 raise ConfigError(
@@ -49,6 +77,12 @@ class ColBERTConfig:
             raise ConfigError(f"ColBERTConfig.query_maxlen must be >= 4, got {self.query_maxlen}")
         if self.doc_maxlen < 3:
             raise ConfigError(f"ColBERTConfig.doc_maxlen must be >= 3, got {self.doc_maxlen}")
+        if self.query_mask_tokens < 0:
+            raise ConfigError(
+                f"ColBERTConfig.query_mask_tokens must be >= 0, got {self.query_mask_tokens}"
+            )
+        if self.query_mask_tokens and not self.query_augmentation:
+            raise ConfigError("ColBERTConfig.query_mask_tokens needs query_augmentation=True")
         if self.dim < 1:
             raise ConfigError(f"ColBERTConfig.dim must be >= 1, got {self.dim}")
         if self.similarity not in SIMILARITIES:
@@ -57,13 +91,46 @@ class ColBERTConfig:
             )
         if not self.query_token.strip() or not self.doc_token.strip():
             raise ConfigError("ColBERTConfig.query_token and doc_token must be non-empty tokens")
+        if not all(isinstance(w, str) and w for w in self.skiplist):
+            raise ConfigError("ColBERTConfig.skiplist must be a list of non-empty strings")
+        if self.skiplist_lookup not in SKIPLIST_LOOKUPS:
+            raise ConfigError(
+                f"ColBERTConfig.skiplist_lookup must be one of {SKIPLIST_LOOKUPS}, "
+                f"got {self.skiplist_lookup!r}"
+            )
+        object.__setattr__(self, "head", tuple(_head_layer(i, x) for i, x in enumerate(self.head)))
+        if self.head:
+            if self.head[-1]["out_features"] != self.dim:
+                raise ConfigError(
+                    f"ColBERTConfig.head ends at {self.head[-1]['out_features']} features, "
+                    f"dim is {self.dim}"
+                )
+            for i, (a, b) in enumerate(zip(self.head, self.head[1:], strict=False)):
+                if a["out_features"] != b["in_features"]:
+                    raise ConfigError(
+                        f"ColBERTConfig.head[{i + 1}].in_features must be "
+                        f"{a['out_features']} (the previous layer's output)"
+                    )
+
+    @property
+    def simple_head(self) -> bool:
+        """True for the paper's head: one bias-free linear layer, no activation."""
+        return not self.head or (
+            len(self.head) == 1
+            and not self.head[0]["bias"]
+            and self.head[0]["activation"] == "identity"
+            and not self.head[0]["residual"]
+        )
 
     def replace(self, **changes: Any) -> ColBERTConfig:
         """A copy with some fields changed (validated)."""
         return from_dict({**self.to_dict(), **changes}, source="overrides")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["skiplist"] = list(self.skiplist)
+        data["head"] = [dict(layer) for layer in self.head]
+        return data
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write `latesearch_config.json` into `folder` atomically."""
@@ -79,3 +146,26 @@ class ColBERTConfig:
 def from_dict(data: Any, *, source: str = "config") -> ColBERTConfig:
     """Build a config from a mapping; unknown fields and bad values are errors naming them."""
     return config_from_dict(ColBERTConfig, data, source=source)
+
+
+def _head_layer(index: int, layer: Any) -> dict[str, Any]:
+    """One validated layer of a projection head (a mapping with HEAD_LAYER_KEYS)."""
+    where = f"ColBERTConfig.head[{index}]"
+    if not isinstance(layer, dict):
+        raise ConfigError(f"{where} must be an object, got {layer!r}")
+    unknown = sorted(set(layer) - set(HEAD_LAYER_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {unknown}")
+    out = {"bias": False, "activation": "identity", "residual": False, **layer}
+    for key, kind in HEAD_LAYER_KEYS.items():
+        value = out.get(key)
+        wrong_kind = isinstance(value, bool) != (kind is bool) or not isinstance(value, kind)
+        if value is None or wrong_kind:
+            raise ConfigError(f"{where}.{key} must be {kind.__name__}, got {value!r}")
+    if out["in_features"] < 1 or out["out_features"] < 1:
+        raise ConfigError(f"{where}: in_features and out_features must be >= 1")
+    if out["activation"] not in ACTIVATIONS:
+        raise ConfigError(
+            f"{where}.activation must be one of {ACTIVATIONS}, got {out['activation']!r}"
+        )
+    return out

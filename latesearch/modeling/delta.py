@@ -21,7 +21,8 @@ from safetensors.torch import load_file, save_file
 
 from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.errors import CheckpointError
-from latesearch.modeling.checkpoints import CheckpointParts, read_checkpoint
+from latesearch.modeling.backbones import CheckpointParts
+from latesearch.modeling.checkpoints import read_checkpoint
 from latesearch.modeling.config import from_dict
 
 DELTA_FILE = "delta.json"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import string
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -52,12 +51,16 @@ def check_texts(texts: Sequence[str], kind: str, *, allow_empty: bool) -> list[s
 
 
 class ColBERTTokenizer:
-    """Wraps a Hugging Face tokenizer; inserts [Q]/[D] markers by token id (unless
-    ``config.markers`` is False).
+    """Wraps a Hugging Face tokenizer and builds ColBERT's inputs, as colbert-ai and PyLate
+    do: the tokenizer's own special tokens around the text, truncated one token short, and
+    the marker token (``config.query_token`` / ``doc_token``, unless ``config.markers`` is
+    False) inserted at position 1.
 
     Query: ``[CLS] [Q] tokens [SEP]`` padded with [MASK] to ``query_maxlen`` (query
     augmentation), truncated beyond. Document: ``[CLS] [D] tokens [SEP]`` truncated at
-    ``doc_maxlen`` and padded to the batch's longest. Same ids as colbert-ai.
+    ``doc_maxlen`` and padded to the batch's longest. Punctuation (``config.skiplist``,
+    looked up as colbert-ai or PyLate does) is dropped from documents' outputs;
+    ``config.drop_cls`` drops position 0 from both (BGE-M3's multi-vector output).
     """
 
     def __init__(self, hf_tokenizer, config: ColBERTConfig) -> None:
@@ -66,83 +69,152 @@ class ColBERTTokenizer:
         self._gate = _TruncationGate()
         self.query_token_id = self._token_id(config.query_token, "query_token")
         self.doc_token_id = self._token_id(config.doc_token, "doc_token")
-        specials = {
-            "cls": hf_tokenizer.cls_token_id,
-            "sep": hf_tokenizer.sep_token_id,
-            "mask": hf_tokenizer.mask_token_id,
-            "pad": hf_tokenizer.pad_token_id,
-        }
-        missing = [name for name, value in specials.items() if value is None]
-        if missing:
-            raise CheckpointError(f"tokenizer has no {', '.join(missing)} token")
-        self.cls_id, self.sep_id = specials["cls"], specials["sep"]
-        self.mask_id, self.pad_id = specials["mask"], specials["pad"]
-        self.skiplist = self._punctuation_ids() if config.mask_punctuation else frozenset()
-        self.query_prefix = [self.cls_id, self.query_token_id] if config.markers else [self.cls_id]
-        self.doc_prefix = [self.cls_id, self.doc_token_id] if config.markers else [self.cls_id]
-        self.frame = len(self.query_prefix) + 1  # prefix + [SEP]
+        mask_id = hf_tokenizer.mask_token_id
+        if mask_id is None and config.query_augmentation:
+            raise CheckpointError(
+                "tokenizer has no mask token, needed for query augmentation "
+                "(set query_augmentation=False)"
+            )
+        pad_id = hf_tokenizer.pad_token_id
+        self.mask_id = mask_id if mask_id is not None else pad_id
+        self.pad_id = pad_id if pad_id is not None else self.mask_id
+        if self.pad_id is None:
+            raise CheckpointError("tokenizer has neither a pad nor a mask token")
+        self.head_ids, self.tail_ids = self._special_frame()
+        self.skiplist = self._skiplist_ids() if config.mask_punctuation else frozenset()
+        self.frame = len(self.head_ids) + len(self.tail_ids) + (1 if config.markers else 0)
 
     def _token_id(self, token: str, field: str) -> int:
         token_id = self.hf.convert_tokens_to_ids(token)
         if token_id is None or (
             token_id == self.hf.unk_token_id and token != self.hf.unk_token
         ):
+            if not self.config.markers:
+                return -1  # not used
             raise CheckpointError(f"marker {field}={token!r} is not in the tokenizer's vocabulary")
         return int(token_id)
 
-    def _punctuation_ids(self) -> frozenset[int]:
+    def _special_frame(self) -> tuple[list[int], list[int]]:
+        """The special token ids the tokenizer puts before and after a text's tokens."""
+        probe = self.hf("late interaction", add_special_tokens=False)["input_ids"]
+        full = self.hf("late interaction", add_special_tokens=True)["input_ids"]
+        for start in range(len(full) - len(probe) + 1):
+            if full[start : start + len(probe)] == probe:
+                return list(full[:start]), list(full[start + len(probe):])
+        raise CheckpointError("tokenizer's special tokens change the text's own tokens")
+
+    def _skiplist_ids(self) -> frozenset[int]:
         ids = set()
-        for symbol in string.punctuation:
-            encoded = self.hf.encode(symbol, add_special_tokens=False)
-            if encoded:
-                ids.add(encoded[0])
+        for word in self.config.skiplist:
+            if self.config.skiplist_lookup == "vocabulary":  # PyLate
+                token_id = self.hf.convert_tokens_to_ids(word)
+                if token_id is not None:
+                    ids.add(int(token_id))
+            else:  # colbert-ai: the first token of the word encoded as text
+                encoded = self.hf.encode(word, add_special_tokens=False)
+                if encoded:
+                    ids.add(int(encoded[0]))
         return frozenset(ids)
 
-    def _content_ids(self, texts: list[str], maxlen: int) -> list[list[int]]:
+    def _content_ids(self, texts: list[str], maxlen: int, *, extra: int = 0) -> list[list[int]]:
+        """Each text's own token ids, truncated to fit `maxlen` with the frame (plus
+        `extra` tokens, to tell truncated texts apart)."""
         if not texts:
             return []
-        with self._gate.holding(maxlen - self.frame):
+        if self.config.strip_text:  # sentence-transformers (PyLate) strips every text
+            texts = [text.strip() for text in texts]
+        if self.config.lowercase:  # and lowercases it where the model says do_lower_case
+            texts = [text.lower() for text in texts]
+        limit = maxlen - self.frame + extra
+        with self._gate.holding(limit):
             encoded = self.hf(
                 texts,
                 add_special_tokens=False,
                 truncation=True,
-                max_length=maxlen - self.frame,
+                max_length=limit,
                 return_attention_mask=False,
                 return_token_type_ids=False,
             )
         return encoded["input_ids"]
 
+    def assemble(self, content: Sequence[int], marker_id: int) -> list[int]:
+        """Specials around the content, the marker at position 1."""
+        seq = [*self.head_ids, *content, *self.tail_ids]
+        if self.config.markers:
+            seq.insert(1, marker_id)
+        return seq
+
     def query_lengths(self, texts: list[str]) -> list[int]:
         """Token counts (markers included) each query would have before padding."""
-        return [len(ids) + self.frame for ids in self._content_ids(texts, self.config.query_maxlen)]
+        extra = self.config.query_mask_tokens
+        maxlen = self.config.query_maxlen - extra
+        return [len(ids) + self.frame + extra for ids in self._content_ids(texts, maxlen)]
 
     def queries(self, texts: Sequence[str]) -> TokenBatch:
         """Tokenize queries. With augmentation all ``query_maxlen`` positions are scored."""
         texts = check_texts(texts, "query", allow_empty=False)
         cfg = self.config
-        content = self._content_ids(texts, cfg.query_maxlen)
-        longest = max(len(c) for c in content) + self.frame
+        if cfg.query_mask_tokens:
+            return self._queries_with_masks(texts)
+        seqs = [
+            self.assemble(c, self.query_token_id)
+            for c in self._content_ids(texts, cfg.query_maxlen)
+        ]
+        longest = max(len(seq) for seq in seqs)
         width = cfg.query_maxlen if cfg.query_augmentation else longest
         fill = self.mask_id if cfg.query_augmentation else self.pad_id
         ids = torch.full((len(texts), width), fill, dtype=torch.long)
         attention = torch.zeros((len(texts), width), dtype=torch.long)
-        for row, tokens in enumerate(content):
-            seq = [*self.query_prefix, *tokens, self.sep_id]
+        for row, seq in enumerate(seqs):
             ids[row, : len(seq)] = torch.tensor(seq)
             attention[row, : len(seq)] = 1
         if cfg.query_augmentation:
             output = torch.ones_like(ids, dtype=torch.bool)
             if cfg.attend_to_mask_tokens:
-                attention[ids == self.mask_id] = 1
+                attention[:] = 1
         else:
             output = attention.bool()
+        if cfg.drop_cls:
+            output[:, 0] = False
+        return TokenBatch(ids, attention, output)
+
+    def _queries_with_masks(self, texts: list[str]) -> TokenBatch:
+        """Queries with exactly `query_mask_tokens` [MASK] appended (Hofstätter's ColBERT),
+        truncated so that the whole fits `query_maxlen`; padding beyond is not scored."""
+        cfg = self.config
+        extra = cfg.query_mask_tokens
+        seqs = [
+            [*self.assemble(c, self.query_token_id), *[self.mask_id] * extra]
+            for c in self._content_ids(texts, cfg.query_maxlen - extra)
+        ]
+        width = max(len(seq) for seq in seqs)
+        ids = torch.full((len(texts), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(texts), width), dtype=torch.long)
+        output = torch.zeros((len(texts), width), dtype=torch.bool)
+        for row, seq in enumerate(seqs):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            output[row, : len(seq)] = True
+            attention[row, : len(seq) - (0 if cfg.attend_to_mask_tokens else extra)] = 1
+        if cfg.drop_cls:
+            output[:, 0] = False
         return TokenBatch(ids, attention, output)
 
     def document_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Full token ids (``[CLS] [D] ... [SEP]``) for each document, unpadded."""
         texts = check_texts(texts, "document", allow_empty=True)
         content = self._content_ids(texts, self.config.doc_maxlen)
-        return [[*self.doc_prefix, *c, self.sep_id] for c in content]
+        return [self.assemble(c, self.doc_token_id) for c in content]
+
+    def document_ids_flagged(
+        self, texts: list[str], doc_maxlen: int | None = None
+    ) -> tuple[list[list[int]], list[bool], list[bool]]:
+        """`document_ids` at `doc_maxlen` (default: the config's), and for each text
+        whether it was truncated and whether it has no tokens at all."""
+        maxlen = self.config.doc_maxlen if doc_maxlen is None else doc_maxlen
+        limit = maxlen - self.frame
+        content = self._content_ids(texts, maxlen, extra=1)
+        ids = [self.assemble(c[:limit], self.doc_token_id) for c in content]
+        return ids, [len(c) > limit for c in content], [not c for c in content]
 
     def pad_documents(self, id_lists: Sequence[Sequence[int]]) -> TokenBatch:
         """Pad documents' ids to the batch's longest; the output mask drops punctuation."""
@@ -156,6 +228,8 @@ class ColBERTTokenizer:
         if self.skiplist:
             skip = torch.tensor(sorted(self.skiplist), dtype=torch.long)
             output &= ~torch.isin(ids, skip)
+        if self.config.drop_cls:
+            output[:, 0] = False
         return TokenBatch(ids, attention, output)
 
     def documents(self, texts: Sequence[str]) -> TokenBatch:

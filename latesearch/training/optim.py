@@ -32,7 +32,7 @@ def freeze_lower_layers(model: nn.Module, train_layers: int | None) -> None:
         raise ConfigError(f"train_layers={train_layers} but the backbone has {len(layers)} layers")
     keep = {id(p) for layer in layers[len(layers) - train_layers :] for p in layer.parameters()}
     for name, param in model.named_parameters():
-        if not name.startswith("linear.") and id(param) not in keep:
+        if not name.startswith("head.") and id(param) not in keep:
             param.requires_grad_(False)
 
 
@@ -46,10 +46,10 @@ def _encoder_layers(model: nn.Module) -> list[nn.Module]:
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW over three groups: backbone (decayed), backbone biases/norms (not decayed), and
-    the projection `linear.weight` at `projection_lr` (default: `lr`)."""
+    the projection head at `projection_lr` (default: `lr`)."""
     decay, no_decay, projection = [], [], []
     for name, param in trainable_parameters(model):
-        if name.startswith("linear."):
+        if name.startswith("head."):
             projection.append(param)
         elif name.endswith(_NO_DECAY):
             no_decay.append(param)
@@ -92,7 +92,7 @@ class Anchor:
         self.pairs = [
             (p, start[name].detach().to(p.device, p.dtype).clone())
             for name, p in trainable_parameters(model)
-            if not name.startswith("linear.")
+            if not name.startswith("head.")
         ]
 
     def penalty(self) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -70,7 +71,8 @@ def test_colbert_ai_layout(trained_like, tmp_path):
     """As colbert-ai writes it: pytorch_model.bin, artifact.metadata with many extra keys."""
     folder = tmp_path / "colbert-ai"
     trained_like.save_pretrained(folder)
-    (folder / "latesearch_config.json").unlink()
+    for name in ("latesearch_config.json", "modules.json", "README.md"):
+        (folder / name).unlink()
     state = {
         "bert." + k: v for k, v in trained_like.backbone.state_dict().items()
     } | {"linear.weight": trained_like.linear.weight.detach().clone()}
@@ -119,7 +121,11 @@ def test_pylate_layout(trained_like, tmp_path):
     )
     loaded = ColBERT.from_pretrained(folder, device="cpu", similarity="l2")
     assert loaded.layout == "pylate"
-    assert loaded.config == trained_like.config
+    # PyLate strips texts and skips its own word list, looked up in the vocabulary
+    assert loaded.config.strip_text and loaded.config.skiplist_lookup == "vocabulary"
+    assert loaded.config.skiplist == ("!", ".", ",")
+    pylate = {"strip_text": True, "skiplist": ("!", ".", ","), "skiplist_lookup": "vocabulary"}
+    assert loaded.config == dataclasses.replace(trained_like.config, **pylate)
     assert_same_embeddings(trained_like, loaded)
 
 
@@ -159,7 +165,8 @@ def test_bad_config_in_checkpoint(trained_like, tmp_path):
     with pytest.raises(CheckpointError, match="flavour"):
         ColBERT.from_pretrained(folder)
     (folder / "latesearch_config.json").write_text(json.dumps(cfg | {"dim": 12}))
-    with pytest.raises(CheckpointError, match="projection has shape"):
+    misfit = r"ckpt: projection: head tensor linear.weight has shape \(8, 32\)"
+    with pytest.raises(CheckpointError, match=misfit):
         ColBERT.from_pretrained(folder)
     (folder / "latesearch_config.json").write_text(json.dumps(cfg | {"doc_token": "[nope]"}))
     with pytest.raises(CheckpointError, match="doc_token"):

@@ -50,7 +50,7 @@ def test_interpolation_is_linear_in_every_weight(pair):
             torch.testing.assert_close(tensor, 0.75 * a[name] + 0.25 * b[name])
         else:
             assert torch.equal(tensor, a[name])
-    assert not torch.equal(mixed["linear.weight"], a["linear.weight"])
+    assert not torch.equal(mixed["head.linear.weight"], a["head.linear.weight"])
 
 
 def test_soup_is_the_uniform_average_and_leaves_ingredients_alone(pair):

@@ -53,10 +53,10 @@ def test_query_ids_equal_colbert_ai(tiny_colbert):
     assert torch.equal(batch.input_ids, ids)
     assert torch.equal(batch.attention_mask, mask)
     assert batch.output_mask.all()  # every position scored (query augmentation)
-    assert (batch.input_ids[:, 0] == tok.cls_id).all()
+    assert (batch.input_ids[:, 0] == tok.head_ids[0]).all()
     assert (batch.input_ids[:, 1] == tok.query_token_id).all()
     # the long query is truncated with [SEP] last
-    assert batch.input_ids[2, -1] == tok.sep_id
+    assert batch.input_ids[2, -1] == tok.tail_ids[-1]
 
 
 def test_document_ids_equal_colbert_ai(tiny_colbert):
@@ -99,7 +99,7 @@ def test_no_augmentation_pads_with_pad(tiny_bert_dir):
 def test_empty_document_keeps_markers(tiny_colbert):
     tok = tiny_colbert.tokenizer
     ids = tok.document_ids(["", "   "])
-    assert ids == [[tok.cls_id, tok.doc_token_id, tok.sep_id]] * 2
+    assert ids == [[*tok.head_ids, tok.doc_token_id, *tok.tail_ids]] * 2
 
 
 @pytest.mark.parametrize("bad", [[""], ["   \n"], [None], [3], "a string, not a list"])

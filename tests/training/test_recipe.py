@@ -95,8 +95,9 @@ def test_train_layers_freezes_embeddings_and_lower_layers(tiny_colbert):
     model = copy.deepcopy(tiny_colbert)
     freeze_lower_layers(model, 1)
     names = [name for name, _ in trainable_parameters(model)]
-    assert "linear.weight" in names
-    assert all(n == "linear.weight" or n.startswith("backbone.encoder.layer.1.") for n in names)
+    assert "head.linear.weight" in names
+    top = "backbone.encoder.layer.1."
+    assert all(n == "head.linear.weight" or n.startswith(top) for n in names)
     assert any(n.startswith("backbone.encoder.layer.1.") for n in names)
     with pytest.raises(ConfigError, match="train_layers"):
         freeze_lower_layers(copy.deepcopy(tiny_colbert), 3)
