@@ -110,6 +110,7 @@ class _Build:
             raise self._interrupted()  # said before the model loads (tens of seconds)
         devices = _resolve_devices(self.config, model)
         model = _load_model(model, self.config, devices[0])
+        check_unit_vectors(model.config.to_dict(), self.config)
         self.dense_encoder = None
         if self.config.dense == "backbone":
             self.dense_encoder = backbone_dense_encoder(model, self.config, devices[0])
@@ -418,6 +419,16 @@ def backbone_dense_encoder(model: ColBERT, config: IndexConfig, device: str) -> 
             "for a model other than the default, whose backbone is known"
         )
     return DenseEncoder.from_pretrained(config.dense_model, device=device)
+
+
+def check_unit_vectors(colbert_config: dict[str, Any], config: IndexConfig) -> None:
+    """The compressed format codes unit vectors around unit centroids; a model whose vectors
+    are not normalized (Hofstätter's ColBERT) is indexed uncompressed only."""
+    if config.compressed and not colbert_config.get("normalize", True):
+        raise ConfigError(
+            "this model's token vectors are not normalized (ColBERTConfig.normalize=False): "
+            "the compressed index needs unit vectors; build with nbits=None"
+        )
 
 
 def _load_model(model: Any, config: IndexConfig, device: str) -> ColBERT:

@@ -14,6 +14,7 @@ from typing import Any
 
 from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.errors import ConfigError
+from latesearch.indexing.builder import check_unit_vectors
 from latesearch.indexing.codec import ResidualCodec
 from latesearch.indexing.components import BM25_DIR
 from latesearch.indexing.compression import compress_chunks
@@ -61,6 +62,7 @@ def compress_index(
         src.verify()  # its vectors are read and coded: never give damage fresh checksums
         config = index_config_from_dict(src.manifest.index_config, source="index_config")
         config = config.replace(nbits=nbits, keep_full=keep_full, **config_fields)
+        check_unit_vectors(src.manifest.colbert_config, config)
         codec = None
         if codec_from is not None:
             codec = ResidualCodec.load(Path(codec_from) / CODEC_DIR)

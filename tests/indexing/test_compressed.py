@@ -180,3 +180,20 @@ def test_additions_to_an_index_that_keeps_full_vectors_keep_them(tiny_colbert, t
     ours = store.flat(np.arange(store.n_docs), source="full")[0]
     assert np.allclose(ours, plain.flat(np.arange(plain.n_docs))[0], atol=1e-5)
     store.verify()
+
+
+def test_a_model_without_normalized_vectors_is_indexed_uncompressed_only(
+    corpus, tiny_bert_dir, tmp_path
+):
+    from latesearch import ColBERT
+    from latesearch.errors import ConfigError
+
+    raw = ColBERT.from_pretrained(tiny_bert_dir, device="cpu", dim=16, normalize=False)
+    with pytest.raises(ConfigError, match="not normalized"):
+        build_index(corpus, tmp_path / "compressed", raw, CONFIG, progress=False)
+    assert not (tmp_path / "compressed").exists()
+    plain = build_index(corpus, tmp_path / "plain", raw, UNCOMPRESSED, progress=False)
+    norms = np.linalg.norm(plain.flat([0])[0].astype(np.float32), axis=1)
+    assert not np.allclose(norms, 1.0, atol=1e-2)  # stored as the model gives them
+    with pytest.raises(ConfigError, match="not normalized"):
+        compress_index(plain.folder, tmp_path / "converted", nbits=2, n_centroids=16)

@@ -213,3 +213,39 @@ def test_cli_search_with_the_onnx_backend(ort, index_folder, capsys):
     got = hits("--backend", "onnx")
     assert [h["doc_id"] for h in got] == [h["doc_id"] for h in want]
     assert [h["score"] for h in got] == pytest.approx([h["score"] for h in want], abs=1e-4)
+
+
+def _tiny_backbone(folder, tiny_bert_dir, architecture: str):
+    """A random 2-layer backbone of `architecture` with the tiny BERT's tokenizer."""
+    import transformers
+
+    vocab = len(transformers.AutoTokenizer.from_pretrained(str(tiny_bert_dir)))
+    common = {"vocab_size": vocab, "hidden_size": 32, "num_attention_heads": 2,
+              "pad_token_id": 0}  # fmt: skip
+    configs = {
+        "distilbert": lambda: transformers.DistilBertConfig(
+            vocab_size=vocab, dim=32, n_layers=2, n_heads=2, hidden_dim=64, pad_token_id=0),
+        "xlm-roberta": lambda: transformers.XLMRobertaConfig(
+            **common, num_hidden_layers=2, intermediate_size=64, max_position_embeddings=130),
+        "modernbert": lambda: transformers.ModernBertConfig(
+            **common, num_hidden_layers=2, intermediate_size=64, max_position_embeddings=128,
+            global_attn_every_n_layers=2, local_attention=16),
+    }
+    torch.manual_seed(3)
+    transformers.AutoModel.from_config(configs[architecture]()).save_pretrained(str(folder))
+    for path in tiny_bert_dir.iterdir():
+        if path.name not in ("config.json", "model.safetensors"):
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.mark.parametrize("architecture", ["distilbert", "xlm-roberta", "modernbert"])
+def test_fp32_equals_torch_on_other_architectures(ort, tiny_bert_dir, tmp_path, architecture):
+    folder = _tiny_backbone(tmp_path / architecture, tiny_bert_dir, architecture)
+    reference = ColBERT.from_pretrained(folder, device="cpu", **OVERRIDES)
+    exported = ColBERT.from_pretrained(folder, device="cpu", backend="onnx", **OVERRIDES)
+    assert torch.allclose(exported.encode_queries(QUERIES), reference.encode_queries(QUERIES),
+                          atol=1e-5)  # fmt: skip
+    docs = zip(exported.encode_documents(DOCS), reference.encode_documents(DOCS), strict=True)
+    for ours, theirs in docs:
+        assert ours.shape == theirs.shape and torch.allclose(ours, theirs, atol=1e-5)
