@@ -54,6 +54,7 @@ from latesearch.indexing.reading import StoredIds, documents_of, total_documents
 from latesearch.indexing.storage import IndexStore, building_folder
 from latesearch.indexing.summary import BuildSummary
 from latesearch.modeling import ColBERT, resolve_device
+from latesearch.modeling.backbones import usable_positions
 from latesearch.modeling.default import default_model_path
 from latesearch.modeling.dense import DenseEncoder
 
@@ -433,11 +434,11 @@ def check_unit_vectors(colbert_config: dict[str, Any], config: IndexConfig) -> N
 
 def _load_model(model: Any, config: IndexConfig, device: str) -> ColBERT:
     if isinstance(model, ColBERT):
-        limit = getattr(model.backbone.config, "max_position_embeddings", None)
+        limit = usable_positions(model.backbone.config)
         if config.doc_maxlen and limit and config.doc_maxlen > limit:
             raise ConfigError(
-                f"IndexConfig.doc_maxlen={config.doc_maxlen} exceeds the backbone's "
-                f"max_position_embeddings={limit}"
+                f"IndexConfig.doc_maxlen={config.doc_maxlen} exceeds the {limit} tokens the "
+                f"backbone takes (max_position_embeddings)"
             )
         if torch.device(device) != model.device:
             model = copy.deepcopy(model).to(device)

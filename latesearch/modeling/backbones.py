@@ -35,6 +35,17 @@ class CheckpointParts:
     head_state: dict[str, torch.Tensor] | torch.Tensor | None
 
 
+def usable_positions(hf_config: Any) -> int | None:
+    """The most tokens the backbone takes: its position embeddings, less the two that
+    RoBERTa-style models reserve for their padding offset (None: not bounded)."""
+    positions = getattr(hf_config, "max_position_embeddings", None)
+    if not positions:
+        return None
+    if getattr(hf_config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        return int(positions) - 2
+    return int(positions)
+
+
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from latesearch.errors import ConfigError
-from latesearch.modeling.backbones import resolve_folder
+from latesearch.modeling.backbones import resolve_folder, usable_positions
 from latesearch.modeling.checkpoints import read_checkpoint
 from latesearch.modeling.config import ColBERTConfig
 from latesearch.modeling.default import base_model_path, default_model_path
@@ -81,12 +81,13 @@ class ColBERT(nn.Module):
         self.backbone = backbone
         self.tokenizer = ColBERTTokenizer(hf_tokenizer, config)
         hidden = backbone.config.hidden_size
-        max_positions = getattr(backbone.config, "max_position_embeddings", None)
+        max_positions = usable_positions(backbone.config)
         for field in ("query_maxlen", "doc_maxlen"):
             if max_positions and getattr(config, field) > max_positions:
                 raise ConfigError(
-                    f"ColBERTConfig.{field}={getattr(config, field)} exceeds the backbone's "
-                    f"max_position_embeddings={max_positions}"
+                    f"ColBERTConfig.{field}={getattr(config, field)} exceeds the "
+                    f"{max_positions} tokens the backbone takes (max_position_embeddings="
+                    f"{backbone.config.max_position_embeddings})"
                 )
         self.head = ProjectionHead(head_layers(config, hidden))
         if head_state is None:

@@ -30,6 +30,7 @@ from latesearch.modeling.backbones import (
     make_config,
     read_json,
     resolve_folder,
+    usable_positions,
 )
 from latesearch.modeling.config import ColBERTConfig
 from latesearch.modeling.head import simplified
@@ -38,6 +39,7 @@ COLBERT_METADATA = "artifact.metadata"
 BGE_M3_COLBERT = "colbert_linear.pt"
 PYLATE_CONFIG = "config_sentence_transformers.json"
 HOFSTAETTER_MASKS = 8
+BGE_M3_MAXLEN = 512  # FlagEmbedding's default query and passage lengths
 # artifact.metadata keys mapped onto ColBERTConfig (colbert-ai writes many more; ignored)
 METADATA_KEYS = {
     "query_maxlen": "query_maxlen",
@@ -198,9 +200,9 @@ def read_bge_m3(folder: Path, overrides: dict[str, Any], trust: bool) -> Checkpo
     if weight is None or bias is None:
         raise CheckpointError(f"{folder / BGE_M3_COLBERT}: expected 'weight' and 'bias'")
     dim, hidden = (int(n) for n in weight.shape)
-    maxlen = _max_tokens(backbone.config, 8192)
+    maxlen = min(BGE_M3_MAXLEN, usable_positions(backbone.config) or BGE_M3_MAXLEN)
     values = {
-        "dim": dim, "query_maxlen": min(512, maxlen), "doc_maxlen": maxlen,
+        "dim": dim, "query_maxlen": maxlen, "doc_maxlen": maxlen,
         "markers": False, "query_augmentation": False, "mask_punctuation": False,
         "drop_cls": True,
         "head": [{"in_features": hidden, "out_features": dim, "bias": True}],
@@ -224,7 +226,7 @@ def read_hofstaetter(folder: Path, overrides: dict[str, Any], trust: bool) -> Ch
     has_tokenizer = any((folder / n).exists() for n in ("tokenizer.json", "vocab.txt"))
     tokenizer = load_tokenizer(folder if has_tokenizer else base, trust_remote_code=trust)
     dim, hidden = (int(n) for n in weight.shape)
-    maxlen = _max_tokens(backbone.config, 512)
+    maxlen = min(512, usable_positions(backbone.config) or 512)
     values = {
         "dim": dim, "query_maxlen": maxlen, "doc_maxlen": maxlen,
         "markers": False, "mask_punctuation": False, "normalize": False,
@@ -236,15 +238,6 @@ def read_hofstaetter(folder: Path, overrides: dict[str, Any], trust: bool) -> Ch
     config = make_config(values, overrides, str(folder / "config.json"))
     head = {"linear.weight": weight} | ({} if bias is None else {"linear.bias": bias})
     return CheckpointParts("hofstaetter", folder, config, backbone, tokenizer, head)
-
-
-def _max_tokens(hf_config: Any, cap: int) -> int:
-    """The most tokens the backbone takes: its positions (RoBERTa-style models reserve two
-    for the padding offset), at most `cap`."""
-    positions = int(getattr(hf_config, "max_position_embeddings", cap) or cap)
-    if getattr(hf_config, "model_type", "") in ("roberta", "xlm-roberta"):
-        positions -= 2
-    return min(cap, positions)
 
 
 def colbert_ai_metadata(config: ColBERTConfig) -> dict[str, Any]:

@@ -7,10 +7,16 @@ import json
 from typing import Any
 
 from latesearch.modeling.config import ColBERTConfig
+from latesearch.modeling.tokenization import ColBERTTokenizer
 
 
 def model_card(
-    config: ColBERTConfig, backbone: Any, *, base_model: str | None, colbert_ai: bool
+    config: ColBERTConfig,
+    backbone: Any,
+    *,
+    base_model: str | None,
+    colbert_ai: bool,
+    tokenizer: Any = None,
 ) -> str:
     """README.md text with YAML front matter (library, tags, base model, pipeline)."""
     base = base_model or getattr(backbone.config, "_name_or_path", "") or ""
@@ -38,7 +44,7 @@ def model_card(
         ("projection head", _head_text(config, backbone.config.hidden_size)),
     ]
     table = ["| setting | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in settings]
-    gaps = pylate_gaps(config)
+    gaps = pylate_gaps(config, tokenizer)
     if gaps:
         pylate = f"\nPyLate cannot encode this model as latesearch does ({'; '.join(gaps)}).\n"
     else:
@@ -83,8 +89,10 @@ def model_card(
     return "\n".join(front + body)
 
 
-def pylate_gaps(config: ColBERTConfig) -> list[str]:
-    """The settings of `config` PyLate has no equivalent for."""
+def pylate_gaps(config: ColBERTConfig, tokenizer: Any = None) -> list[str]:
+    """The settings of `config` PyLate has no equivalent for (with the Hugging Face
+    `tokenizer`, also those that change this tokenizer's output: PyLate strips every text
+    and looks skiplist words up in the vocabulary)."""
     gaps = []
     if config.drop_cls:
         gaps.append("it keeps the [CLS] vector")
@@ -92,6 +100,18 @@ def pylate_gaps(config: ColBERTConfig) -> list[str]:
         gaps.append("it normalizes every vector")
     if config.query_mask_tokens:
         gaps.append("it pads queries with [MASK] up to the query length")
+    if tokenizer is not None:
+        if not config.strip_text:
+            plain = tokenizer("late interaction", add_special_tokens=False)["input_ids"]
+            spaced = tokenizer(" late interaction ", add_special_tokens=False)["input_ids"]
+            if plain != spaced:
+                gaps.append("it strips surrounding whitespace, which this tokenizer encodes")
+        if config.mask_punctuation and config.skiplist_lookup == "encode":
+            ours = ColBERTTokenizer(tokenizer, config).skiplist
+            theirs = ColBERTTokenizer(tokenizer, config.replace(skiplist_lookup="vocabulary"))
+            if ours != theirs.skiplist:
+                gaps.append("it looks punctuation up in the vocabulary, which skips other "
+                            "tokens with this tokenizer")
     return gaps
 
 

@@ -81,7 +81,8 @@ def write_files(folder: Path, *, config, backbone, tokenizer, head, base_model) 
     config.save(folder)
     _write_pylate(folder, config, head)
     (folder / "README.md").write_text(
-        model_card(config, backbone, base_model=base_model, colbert_ai=colbert_ai),
+        model_card(config, backbone, base_model=base_model, colbert_ai=colbert_ai,
+                   tokenizer=tokenizer),
         encoding="utf-8",
     )
 
