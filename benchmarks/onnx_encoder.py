@@ -2,7 +2,8 @@
 latency, agreement with torch, retrieval quality, document encoding throughput.
 
 1. latency: each SciFact test query encoded alone (`encode_queries([q])`, tokenization
-   included), each backend in turn over all the queries, two rounds, at 1 and 2 threads
+   included), each backend in turn over all the queries, --latency-rounds rounds (4), at
+   1 and 2 threads
    (torch: torch.set_num_threads; ONNX Runtime: the session's intra-op threads); median
    and p90;
 2. agreement: cosine of every scored query token, and of the kept tokens of the first
@@ -18,7 +19,7 @@ Targets, set before measuring: the ONNX encoder at least 2x faster than torch on
 with nDCG@10 within 0.002 of torch on every set; int8 accepted only within 0.005.
 
     python benchmarks/onnx_encoder.py [--data ../shared/data] [--docs 1000] [--rounds 2]
-        [--latency-queries 100]
+        [--latency-rounds 4] [--latency-queries 100]
 
 Needs latesearch[onnx]. Writes benchmarks/results/onnx-encoder-cpu.json and .md.
 """
@@ -49,6 +50,8 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=common.REPO.parent / "shared" / "data")
     p.add_argument("--docs", type=int, default=1000, help="SciFact documents encoded (1000)")
     p.add_argument("--rounds", type=int, default=2, help="throughput rounds (best of, 2)")
+    p.add_argument("--latency-rounds", type=int, default=4,
+                   help="query latency rounds, the backends in rotating order (4)")
     p.add_argument("--latency-queries", type=int, default=100,
                    help="queries timed end to end per backend (100)")  # fmt: skip
     p.add_argument("--max-queries", type=int, default=None,
@@ -89,7 +92,7 @@ def main() -> None:
         torch.set_num_threads(threads)
         colbert.onnx_encoder = None if name == "torch" else encoders[(name, threads)]
 
-    payload["latency"] = query_latency(colbert, queries, use)
+    payload["latency"] = query_latency(colbert, queries, use, args.latency_rounds)
     print(payload["latency"], flush=True)
     payload["agreement"] = agreement(colbert, queries, docs, use)
     print(payload["agreement"], flush=True)
@@ -115,11 +118,11 @@ def read_docs(path: Path, n: int) -> list[str]:
 
 
 # ---------------------------------------------------------------------- 1. latency
-def query_latency(colbert: Any, queries: list[str], use: Any, rounds: int = 2) -> dict[str, Any]:
+def query_latency(colbert: Any, queries: list[str], use: Any, rounds: int = 4) -> dict[str, Any]:
     """ms per single-query `encode_queries` call: each backend over all the queries in a
     block (after 5 warm-up calls), `rounds` rounds in rotating order. (Interleaving the
-    backends call by call would make torch's and the runtime's spinning thread pools
-    compete for the cores, which a process using one backend never sees.)"""
+    backends call by call would make the runtime compete with torch's spinning thread pool
+    for the cores, which a process using one backend never sees.)"""
     out: dict[str, Any] = {"queries": len(queries), "rounds": rounds}
     for threads in THREADS:
         times: dict[str, list[float]] = {name: [] for name in BACKENDS}

@@ -78,6 +78,12 @@ def test_fp32_pooled_output_equals_torch(torch_model, onnx_model):
     assert torch.allclose(got_d, want_d, atol=1e-5) and torch.allclose(got_p, want_p, atol=1e-5)
 
 
+def test_threads_stop_spinning_after_a_run(onnx_model):
+    """Busy-waiting runtime threads would slow the search stages that follow on the CPU."""
+    options = onnx_model.onnx_encoder.session.get_session_options()
+    assert options.get_session_config_entry("session.force_spinning_stop") == "1"
+
+
 def test_passes_with_gradients_run_in_torch(onnx_model):
     batch = onnx_model.tokenizer.queries(QUERIES[:2])
     with torch.enable_grad():
