@@ -137,8 +137,7 @@ def build_backbone(
             f"{folder}: weights lack {len(required)} backbone tensors, e.g. {required[:3]}"
         )
     for key in missing:
-        if not key.endswith("position_ids"):
-            own[key] = torch.zeros_like(expected[key])
+        own[key] = torch.zeros_like(expected[key])
     backbone_state = {k: v for k, v in own.items() if k in expected}
     for key, tensor in backbone_state.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):

@@ -7,10 +7,9 @@ class assembles them. Writing is in `saving.py`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from latesearch.errors import CheckpointError, ConfigError
 from latesearch.modeling import layouts
@@ -23,7 +22,6 @@ from latesearch.modeling.backbones import (
     read_json,
 )
 from latesearch.modeling.config import CONFIG_FILE, ColBERTConfig
-from latesearch.modeling.head import ProjectionHead, head_layers
 
 COLBERT_METADATA = layouts.COLBERT_METADATA
 
@@ -35,22 +33,20 @@ def detect_layout(folder: Path) -> str:
         return "latesearch"
     if layouts.pylate_modules(folder):
         return "pylate"
-    if (folder / COLBERT_METADATA).exists() or "HF_ColBERT" in _architectures(folder):
+    hf_path = folder / "config.json"
+    hf_config = read_json(hf_path) if hf_path.exists() else None
+    architectures = list((hf_config or {}).get("architectures") or [])
+    if (folder / COLBERT_METADATA).exists() or "HF_ColBERT" in architectures:
         return "colbert-ai"
     if (folder / layouts.BGE_M3_COLBERT).exists():
         return "bge-m3"
-    if (folder / "config.json").exists() and "bert_model" in read_json(folder / "config.json"):
+    if hf_config is not None and "bert_model" in hf_config:
         return "hofstaetter"
-    if any("colbert" in name.lower() for name in _architectures(folder)):
+    if any("colbert" in name.lower() for name in architectures):
         return "colbert-ai"  # e.g. Vespa's VespaColBERT: `bert.` + `linear`, no metadata
-    if (folder / "config.json").exists():
+    if hf_config is not None:
         return "hf"
     raise CheckpointError(f"{folder}: no config.json, {COLBERT_METADATA} or modules.json found")
-
-
-def _architectures(folder: Path) -> list[str]:
-    path = folder / "config.json"
-    return list(read_json(path).get("architectures") or []) if path.exists() else []
 
 
 def read_checkpoint(
@@ -66,9 +62,7 @@ def read_checkpoint(
         "hofstaetter": layouts.read_hofstaetter,
         "hf": _read_plain,
     }[layout]
-    parts = reader(folder, overrides, trust_remote_code)
-    _check_head(parts)
-    return parts
+    return reader(folder, overrides, trust_remote_code)
 
 
 def _read_latesearch(folder: Path, overrides: dict[str, Any], trust: bool) -> CheckpointParts:
@@ -78,17 +72,11 @@ def _read_latesearch(folder: Path, overrides: dict[str, Any], trust: bool) -> Ch
             config = config.replace(**overrides)
     except ConfigError as err:
         raise CheckpointError(str(err)) from None
-    if layouts.pylate_modules(folder):  # saved by latesearch: PyLate's files hold the head
-        parts = layouts.read_pylate(folder, {}, trust)
-        return CheckpointParts("latesearch", folder, config, parts.backbone, parts.tokenizer,
-                               parts.head_state)
-    state = load_weights(folder)
-    projection = state.get("linear.weight")
-    if projection is None:
-        raise CheckpointError(f"{folder}: ColBERT weights lack 'linear.weight'")
-    backbone = build_backbone(folder, state, trust_remote_code=trust)
-    tokenizer = load_tokenizer(folder, trust_remote_code=trust)
-    return CheckpointParts("latesearch", folder, config, backbone, tokenizer, projection)
+    # the weights are in colbert-ai's layout (the paper's head) or PyLate's (any head; every
+    # checkpoint saved since several-layer heads exist has PyLate's files)
+    read = layouts.read_pylate if layouts.pylate_modules(folder) else layouts.read_colbert_ai
+    parts = read(folder, {}, trust)
+    return dataclasses.replace(parts, layout="latesearch", config=config)
 
 
 def _read_plain(folder: Path, overrides: dict[str, Any], trust: bool) -> CheckpointParts:
@@ -96,23 +84,3 @@ def _read_plain(folder: Path, overrides: dict[str, Any], trust: bool) -> Checkpo
     backbone = build_backbone(folder, load_weights(folder), trust_remote_code=trust)
     tokenizer = load_tokenizer(folder, trust_remote_code=trust)
     return CheckpointParts("hf", folder, config, backbone, tokenizer, None)
-
-
-def _check_head(parts: CheckpointParts) -> None:
-    """The head's weights must fit its layers: the first takes the backbone's width, the
-    last gives `dim`; a misfit names the checkpoint folder."""
-    hidden = parts.backbone.config.hidden_size
-    state = parts.head_state
-    if state is None:  # a plain backbone: the model seeds a new projection
-        return
-    if isinstance(state, torch.Tensor):
-        state = {"linear.weight": state}
-    layers = head_layers(parts.config, hidden)
-    if layers[-1]["out_features"] != parts.config.dim:
-        raise CheckpointError(
-            f"{parts.folder}: the head gives {layers[-1]['out_features']} features, "
-            f"the config's dim is {parts.config.dim}"
-        )
-    with torch.device("meta"):
-        head = ProjectionHead(layers)
-    head.load_shapes(state, f"{parts.folder}: projection")

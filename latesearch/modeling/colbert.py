@@ -72,10 +72,12 @@ class ColBERT(nn.Module):
         *,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        weights_from: str | None = None,
     ) -> None:
         """`head_state`: the projection head's weights (named as in `head.state_dict()`),
         or just the [dim, hidden] weight of the paper's single layer; None draws a seeded
-        random projection (the paper's head only)."""
+        random projection (the paper's head only). `weights_from` names the checkpoint in
+        the error a misshapen head gets."""
         super().__init__()
         self.config = config
         self.backbone = backbone
@@ -96,7 +98,7 @@ class ColBERT(nn.Module):
             head_state = new_projection(hidden, config.dim)
         if isinstance(head_state, torch.Tensor):
             head_state = {"linear.weight": head_state}
-        self.head.load(head_state, "head weights")
+        self.head.load(head_state, f"{weights_from}: projection" if weights_from else "head")
         self.to(device=resolve_device(device), dtype=resolve_dtype(dtype))
         self.eval()
 
@@ -144,6 +146,7 @@ class ColBERT(nn.Module):
             parts.head_state,
             device=device,
             dtype=dtype,
+            weights_from=str(folder),
         )
         model.source = str(folder)
         model.layout = parts.layout
@@ -220,9 +223,14 @@ class ColBERT(nn.Module):
         projected = self.head(hidden)
         return F.normalize(projected, p=2, dim=-1) if self.config.normalize else projected
 
+    def _onnx(self) -> Any:
+        """The ONNX Runtime encoder when attached and no gradients are wanted, else None."""
+        encoder = getattr(self, "onnx_encoder", None)
+        return None if torch.is_grad_enabled() else encoder
+
     def _embed(self, batch: TokenBatch) -> torch.Tensor:
-        if getattr(self, "onnx_encoder", None) is not None and not torch.is_grad_enabled():
-            return self.onnx_encoder.embed(batch, self.device, self.dtype)
+        if (onnx := self._onnx()) is not None:
+            return onnx.embed(batch, self.device, self.dtype)
         batch = batch.to(self.device)
         return self._head(self.token_states(batch), batch)
 
@@ -235,8 +243,8 @@ class ColBERT(nn.Module):
         """One forward pass: the (n, L, dim) normalized embeddings (unscored positions zero)
         and the (n, hidden) unit mean of the attended last hidden states (a pooled dense
         vector per text, before the head)."""
-        if getattr(self, "onnx_encoder", None) is not None and not torch.is_grad_enabled():
-            return self.onnx_encoder.embed_and_pool(batch, self.device, self.dtype)
+        if (onnx := self._onnx()) is not None:
+            return onnx.embed_and_pool(batch, self.device, self.dtype)
         batch = batch.to(self.device)
         hidden = self.token_states(batch)
         return self._head(hidden, batch), mean_pool(hidden, batch.attention_mask)
@@ -276,11 +284,12 @@ class ColBERT(nn.Module):
         mask = batch.output_mask.to(self.device)
         if chunk_size is None:
             return self._embed(batch), mask
-        return self._embed_sorted(batch, chunk_size, cut=True), mask
+        return self._embed_sorted(batch, chunk_size), mask
 
-    def _embed_sorted(self, batch: TokenBatch, chunk_size: int, *, cut: bool) -> torch.Tensor:
+    def _embed_sorted(self, batch: TokenBatch, chunk_size: int) -> torch.Tensor:
         """`_embed(batch)` computed over length-sorted chunks of at most `chunk_size` rows,
-        each cut to its own longest row when `cut`; rows in the batch's order, at its width."""
+        each cut to its own longest row (queries padded with scored [MASK] keep the full
+        width); rows in the batch's order, at its width."""
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
         if len(batch) <= chunk_size:
@@ -292,7 +301,7 @@ class ColBERT(nn.Module):
         parts = []
         for start in range(0, len(batch), chunk_size):
             rows = order[start : start + chunk_size]
-            end = int(lengths[rows].max()) if cut else width
+            end = int(lengths[rows].max())
             part = self._embed(TokenBatch(*(t[rows, :end] for t in batch.astuple())))
             parts.append(F.pad(part, (0, 0, 0, width - end)))
         inverse = torch.empty_like(order)
@@ -319,8 +328,7 @@ class ColBERT(nn.Module):
             mask = torch.zeros((0, width), dtype=torch.bool, device=device)
             return (out, mask) if return_mask else out
         batch = self.tokenizer.queries(queries)
-        # with padding augmentation every position is scored: chunks keep the full width
-        out = self._embed_sorted(batch, batch_size, cut=True)
+        out = self._embed_sorted(batch, batch_size)
         out = out.cpu() if to_cpu else out
         if not return_mask:
             return out

@@ -76,13 +76,6 @@ class ProjectionHead(nn.Module):
 
     def load(self, state: dict[str, torch.Tensor], source: str) -> None:
         """Load weights named as in `state_dict()`; a missing or misshapen one is an error."""
-        expected = self.load_shapes(state, source)
-        with torch.no_grad():
-            for key, tensor in expected.items():
-                tensor.copy_(state[key])
-
-    def load_shapes(self, state: dict[str, torch.Tensor], source: str) -> dict:
-        """Check that `state` has every weight in its shape; returns `state_dict()`."""
         expected = self.state_dict()
         missing = sorted(set(expected) - set(state))
         if missing:
@@ -93,4 +86,6 @@ class ProjectionHead(nn.Module):
                     f"{source}: head tensor {key} has shape {tuple(state[key].shape)}, "
                     f"expected {tuple(tensor.shape)}"
                 )
-        return expected
+        with torch.no_grad():
+            for key, tensor in expected.items():
+                tensor.copy_(state[key])

@@ -46,14 +46,6 @@ FOLDER_NAME = "latesearch-onnx"  # inside a model folder (sentence-transformers 
 MODEL_FILE, META_FILE = "model.onnx", "meta.json"
 INPUTS, OUTPUTS = ("input_ids", "attention_mask"), ("embeddings", "pooled")
 OPSET = 17
-# onnxruntime's threads busy-wait for work: "on" (its default) also between runs, "stop"
-# only during a run, "off" never
-SPIN_POLICIES = {
-    "on": {},
-    "stop": {"session.force_spinning_stop": "1"},
-    "off": {"session.intra_op.allow_spinning": "0"},
-}
-SPIN = "stop"
 FORMAT = 1  # bump when the exported graph changes: older cache entries are then unused
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}  # the export's check against torch (fp32)
 PACKAGE = Path(__file__).resolve().parents[1]
@@ -96,7 +88,6 @@ def attach_onnx(
     """Make `model` (a ColBERT) encode with ONNX Runtime from now on (its inference passes:
     queries, documents, pooled vectors); returns the model. `threads`: intra-op threads
     (default: torch's current count)."""
-    check_backend("onnx", precision, threads)
     model.onnx_encoder = load_encoder(model, precision, threads=threads, cache_dir=cache_dir)
     model.backend, model.onnx_precision = "onnx", precision
     return model
@@ -113,10 +104,7 @@ def detach_onnx(model: Any) -> Any:
 class OnnxEncoder:
     """An onnxruntime CPU session over an exported ColBERT graph."""
 
-    def __init__(
-        self, path: Path, precision: str, threads: int, *, exported: bool,
-        spin: str | None = None,
-    ) -> None:
+    def __init__(self, path: Path, precision: str, threads: int, *, exported: bool) -> None:
         ort = require_onnxruntime()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -124,8 +112,8 @@ class OnnxEncoder:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        for key, value in SPIN_POLICIES[spin or SPIN].items():  # see the module docstring
-            options.add_session_config_entry(key, value)
+        # threads spin only during a run (see the module docstring)
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         self.session = ort.InferenceSession(
             str(path), options, providers=["CPUExecutionProvider"]
         )

@@ -201,18 +201,15 @@ class ColBERTTokenizer:
 
     def document_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Full token ids (``[CLS] [D] ... [SEP]``) for each document, unpadded."""
-        texts = check_texts(texts, "document", allow_empty=True)
-        content = self._content_ids(texts, self.config.doc_maxlen)
-        return [self.assemble(c, self.doc_token_id) for c in content]
+        return self.document_ids_flagged(check_texts(texts, "document", allow_empty=True))[0]
 
     def document_ids_flagged(
-        self, texts: list[str], doc_maxlen: int | None = None
+        self, texts: list[str]
     ) -> tuple[list[list[int]], list[bool], list[bool]]:
-        """`document_ids` at `doc_maxlen` (default: the config's), and for each text
-        whether it was truncated and whether it has no tokens at all."""
-        maxlen = self.config.doc_maxlen if doc_maxlen is None else doc_maxlen
-        limit = maxlen - self.frame
-        content = self._content_ids(texts, maxlen, extra=1)
+        """`document_ids`, and for each text whether it was truncated and whether it has no
+        tokens at all (one token more is read to tell truncated texts apart)."""
+        limit = self.config.doc_maxlen - self.frame
+        content = self._content_ids(texts, self.config.doc_maxlen, extra=1)
         ids = [self.assemble(c[:limit], self.doc_token_id) for c in content]
         return ids, [len(c) > limit for c in content], [not c for c in content]
 
