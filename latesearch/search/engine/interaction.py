@@ -73,10 +73,13 @@ def full_interaction(scores: np.ndarray, codes: np.ndarray, lengths: np.ndarray)
     real = lengths > 0
     if not real.any():
         return out
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[real]
-    rows = np.take(scores, codes, axis=0)  # np.take: much faster than fancy indexing
-    best = np.maximum.reduceat(rows, starts, axis=0)  # (n_real_docs, Lq)
-    out[real] = best.sum(axis=1)
+    # torch's gather and scatter: several times faster than np.take + np.maximum.reduceat
+    rows = torch.from_numpy(scores).index_select(0, torch.from_numpy(codes))  # (n_tokens, Lq)
+    owner = torch.from_numpy(np.repeat(np.arange(lengths.size), lengths))
+    best = torch.full((lengths.size, scores.shape[1]), -torch.inf).scatter_reduce_(
+        0, owner[:, None].expand_as(rows), rows, "amax"
+    )  # (n_docs, Lq)
+    out[real] = best[torch.from_numpy(real)].sum(dim=1).numpy()
     return out
 
 
