@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -209,17 +210,24 @@ def unigram_tokenizer(folder: Path, extra_special: tuple[str, ...] = ()):
         normalizers,
         pre_tokenizers,
         processors,
-        trainers,
     )
     from transformers import XLMRobertaTokenizerFast
 
-    tok = Tokenizer(models.Unigram())
+    # the vocabulary is derived, not trained: tokenizers' Unigram trainer gives another
+    # vocabulary on every run, and the comparison must be the same from run to run
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    words: dict[str, int] = {}
+    for text in corpus():
+        for word in unicodedata.normalize("NFKC", text).split():
+            words[word] = words.get(word, 0) + 1
+    total = sum(words.values())
+    chars = sorted({c for word in words for c in word})
+    pieces = [(f"\u2581{w}", math.log(n / total)) for w, n in sorted(words.items()) if n > 1]
+    pieces += [("\u2581", -6.0)] + [(c, -8.0) for c in chars]
+    tok = Tokenizer(models.Unigram([(t, 0.0) for t in specials] + pieces, unk_id=3))
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    specials = ["<s>", "<pad>", "</s>", "<unk>"]
-    tok.train_from_iterator(corpus() * 3, trainers.UnigramTrainer(
-        vocab_size=300, special_tokens=specials, unk_token="<unk>"))
     tok.add_special_tokens(["<mask>", *extra_special])
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
