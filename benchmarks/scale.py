@@ -75,6 +75,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ndocs", type=int, default=None,
+                   help="the engine's ndocs when searching (default: EngineParams.for_k)")
     p.add_argument("--keep", action="store_true", help="keep the compressed indexes")
     p.add_argument("--report", action="store_true", help="only rewrite the result files")
     p.add_argument("--notes", type=Path, help="markdown added to the report (findings)")
@@ -120,7 +122,8 @@ def _pass_through(args: argparse.Namespace) -> list[str]:
             "--mean-len", str(args.mean_len), "--noise", str(args.noise),
             "--chunk-docs", str(args.chunk_docs), "--nbits", str(args.nbits),
             "--queries", str(args.queries), "--warmup", str(args.warmup), "--k", str(args.k),
-            "--threads", str(args.threads), "--seed", str(args.seed)]  # fmt: skip
+            "--threads", str(args.threads), "--seed", str(args.seed),
+            *(["--ndocs", str(args.ndocs)] if args.ndocs else [])]  # fmt: skip
 
 
 def _emit(path: Path, result: dict[str, Any]) -> None:
@@ -200,7 +203,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
         save_npy(folder / emb_name, embeddings)
         save_npy(folder / lens_name, lens.astype(np.int32))
         ids = [f"s{i:07d}" for i in range(n_docs + 1, n_docs + m + 1)]
-        docstore.add(n_docs, [(doc_id, "", "") for doc_id in ids])
+        docstore.add(n_docs, [(doc_id, "", "", None) for doc_id in ids])
         chunks.append(ChunkInfo(index=len(chunks), first_doc=n_docs, n_docs=m,
                                 first_token=n_tokens, n_embeddings=int(rows.size),
                                 embeddings=emb_name, doclens=lens_name,
@@ -352,12 +355,13 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
     load_s = time.perf_counter() - started
     after_load = _proc_status()
     load_before = list(os.getloadavg())
+    options = {} if args.ndocs is None else {"ndocs": args.ndocs}
     for text in texts[: args.warmup]:
-        index.search(text, k=args.k)
+        index.search(text, k=args.k, **options)
     rows, n_hits = [], []
     for text in texts:
         start, cpu = time.perf_counter(), time.process_time()
-        hits = index.search(text, k=args.k)
+        hits = index.search(text, k=args.k, **options)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         t = index.last_timings.to_dict()
         rows.append({**{s: float(t[s]) for s in STAGES}, "wall": wall, "cpu": cpu,
@@ -379,6 +383,7 @@ def search(args: argparse.Namespace) -> dict[str, Any]:
         "queries": len(rows),
         "warmup": args.warmup,
         "k": args.k,
+        "engine_options": options,
         "threads": {"torch": torch.get_num_threads(), "faiss": faiss.omp_get_max_threads()},
         "mode": str(index.last_timings.mode),
         "load_seconds": round(load_s, 3),
