@@ -1,4 +1,5 @@
-"""MaxSim (ColBERT late interaction) over padded tensors.
+"""MaxSim (ColBERT late interaction) over padded tensors, and over documents laid back to
+back (`segment_maxsim`).
 
 S(q, d) = sum_i max_j sim(q_i, d_j) over the query's real tokens i and the document's real
 tokens j. ``similarity="cosine"`` is the plain dot product (embeddings are assumed
@@ -16,6 +17,7 @@ half inputs are upcast to float32 chunk by chunk; on CUDA the matmul stays in ha
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 SIMILARITIES = ("cosine", "l2")
@@ -116,6 +118,25 @@ def maxsim_pairs(
             best = best - _sq_norms(Qc).to(out_dtype)
         parts.append(_reduce(best, q_mask[s : s + step], dm))
     return torch.cat(parts) if parts else Q.new_zeros((0,), dtype=out_dtype)
+
+
+def segment_maxsim(sim: torch.Tensor, lengths: np.ndarray) -> np.ndarray:
+    """(n_docs,) float32 MaxSim of documents laid back to back, from `sim` (n_tokens, Lq):
+    every token's score against each query token, the documents' `lengths` summing to
+    n_tokens. A document without tokens scores -inf; with no query token, 0. One scatter
+    (torch's `scatter_reduce`): several times faster than `np.maximum.reduceat` over many
+    short documents."""
+    n = lengths.size
+    out = np.full(n, -np.inf, dtype=np.float32)
+    real = lengths > 0
+    if not real.any():
+        return out
+    owner = torch.from_numpy(np.repeat(np.arange(n), lengths))
+    best = torch.full((n, sim.shape[1]), -torch.inf, dtype=sim.dtype).scatter_reduce_(
+        0, owner[:, None].expand_as(sim), sim, "amax"
+    )  # (n_docs, Lq): each document's best per query token
+    out[real] = best[torch.from_numpy(real)].sum(dim=1).numpy()
+    return out
 
 
 def flops_maxsim(Lq: int, Ld: int, dim: int, nd: int, nq: int = 1) -> int:

@@ -244,3 +244,19 @@ def test_half_precision_widening_is_exact_for_every_bit_pattern():
     assert as_float32(halves[::7]).dtype == np.float32  # strided input
     floats = np.array([[1.5, -2.0]], dtype=np.float64)
     assert as_float32(floats).dtype == np.float32
+
+
+def test_segment_maxsim_equals_padded_maxsim():
+    from latesearch.scoring.maxsim import segment_maxsim
+
+    g = torch.Generator().manual_seed(3)
+    lengths = np.array([4, 0, 1, 7, 2])
+    Q = F.normalize(torch.randn(5, 8, generator=g), dim=-1)
+    flat = F.normalize(torch.randn(int(lengths.sum()), 8, generator=g), dim=-1)
+    D = torch.zeros(len(lengths), int(lengths.max()), 8)
+    mask = torch.arange(D.shape[1])[None, :] < torch.from_numpy(lengths)[:, None]
+    D[mask] = flat
+    got = segment_maxsim(flat @ Q.T, lengths)
+    np.testing.assert_allclose(got, maxsim(Q, D, mask).numpy(), rtol=1e-5, atol=1e-6)
+    assert got[1] == -np.inf  # no tokens
+    assert segment_maxsim(flat @ Q[:0].T, lengths).tolist() == [0, -np.inf, 0, 0, 0]

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from latesearch.indexing.ivf import InvertedFile
+from latesearch.scoring.maxsim import segment_maxsim
 
 
 def pruned_interaction(
@@ -69,18 +70,8 @@ def best_per_centroid(scores: np.ndarray) -> np.ndarray:
 def full_interaction(scores: np.ndarray, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """(n_docs,) approximate scores from every token's centroid: `codes` are the documents'
     token codes back to back, `lengths` their counts (an empty document scores -inf)."""
-    out = np.full(lengths.size, -np.inf, dtype=np.float32)
-    real = lengths > 0
-    if not real.any():
-        return out
-    # torch's gather and scatter: several times faster than np.take + np.maximum.reduceat
     rows = torch.from_numpy(scores).index_select(0, torch.from_numpy(codes))  # (n_tokens, Lq)
-    owner = torch.from_numpy(np.repeat(np.arange(lengths.size), lengths))
-    best = torch.full((lengths.size, scores.shape[1]), -torch.inf).scatter_reduce_(
-        0, owner[:, None].expand_as(rows), rows, "amax"
-    )  # (n_docs, Lq)
-    out[real] = best[torch.from_numpy(real)].sum(dim=1).numpy()
-    return out
+    return segment_maxsim(rows, lengths)
 
 
 def best(values: np.ndarray, docs: np.ndarray, n: int) -> np.ndarray:

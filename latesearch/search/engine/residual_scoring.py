@@ -4,9 +4,9 @@ uncompressed vectors.
 
 On CPU with cosine similarity the survivors' vectors stay back to back (no padding): one
 matrix product of all of them against the query's real tokens, then a maximum per document
-and query token (a scatter) and a sum. Elsewhere (CUDA, l2) the padded kernel every other mode
-uses (`search.rerank.score_documents`). Both compute the same dot products; scores agree
-with `mode="exact"` to float rounding.
+and query token and a sum (`scoring.maxsim.segment_maxsim`). Elsewhere (CUDA, l2) the
+padded kernel every other mode uses (`search.rerank.score_documents`). Both compute the
+same dot products; scores agree with `mode="exact"` to float rounding.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from latesearch.indexing import IndexStore
+from latesearch.scoring.maxsim import segment_maxsim
+from latesearch.scoring.precision import as_float32
 from latesearch.search.rerank import score_documents
 from latesearch.search.timing import SearchTimings
 
@@ -40,18 +42,8 @@ def exact_scores(
         vectors, lengths = store.flat(docs, source=source)
     with timings.stage("score"):
         q = Q[0][q_mask[0]].detach().to(torch.float32)
-        # torch's casts and products: several times faster than NumPy's for these shapes
-        vectors = torch.from_numpy(np.asarray(vectors)).to(torch.float32)
-        out = np.full(docs.size, -np.inf, dtype=np.float32)
-        real = lengths > 0
-        if real.any() and q.shape[0]:
-            sim = vectors @ q.T.contiguous()  # (n_tokens, Lq): the tall operand first
-            owner = torch.from_numpy(np.repeat(np.arange(docs.size), lengths))
-            best = torch.full((docs.size, q.shape[0]), -torch.inf).scatter_reduce_(
-                0, owner[:, None].expand_as(sim), sim, "amax"
-            )  # each document's best per query token
-            out[real] = best[torch.from_numpy(real)].sum(dim=1).numpy()
-        elif real.any():
-            out[real] = 0.0
+        vectors = torch.from_numpy(as_float32(np.asarray(vectors)))
+        # (n_tokens, Lq), the tall operand first; torch: NumPy's BLAS is slow here
+        out = segment_maxsim(vectors @ q.T.contiguous(), lengths)
     timings.n_candidates += docs.size
     return out
