@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import json
 import logging
 import os
@@ -57,6 +58,7 @@ OPSET = 17
 FORMAT = 1  # bump when the exported graph changes: older cache entries are then unused
 INT8_SCHEME = {"op": "MatMulNBits", "bits": 8, "block_size": 128, "symmetric": True,
                "accuracy_level": 4}  # fmt: skip  (see the module docstring)
+INT8_ORT = "1.24"  # the first onnxruntime whose MatMulNBits quantizer takes 8 bits
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-3}  # the export's check against torch (fp32)
 PACKAGE = Path(__file__).resolve().parents[1]
 log = logging.getLogger(__name__)
@@ -398,11 +400,14 @@ def check_export(graph: _Graph, path: Path) -> None:
 
 def quantize(source: Path, target: Path) -> Path:
     """The int8 entry from an fp32 export (`INT8_SCHEME`, see the module docstring)."""
+    need = f'int8 needs onnxruntime >= {INT8_ORT}: pip install -U "latesearch[onnx]"'
     try:
         import onnx
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
     except ImportError as err:
-        raise ConfigError(f"{INSTALL_HINT} ({err})") from None
+        raise ConfigError(f"{need} ({err})") from None
+    if "bits" not in inspect.signature(MatMulNBitsQuantizer).parameters:  # 4-bit only
+        raise ConfigError(f"{need} (this onnxruntime quantizes MatMul weights to 4 bits only)")
     scheme = INT8_SCHEME
     quantizer = MatMulNBitsQuantizer(
         onnx.load(str(source)), bits=scheme["bits"], block_size=scheme["block_size"],

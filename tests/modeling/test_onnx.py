@@ -260,3 +260,18 @@ def test_fp32_equals_torch_on_other_architectures(ort, tiny_bert_dir, tmp_path, 
     docs = zip(exported.encode_documents(DOCS), reference.encode_documents(DOCS), strict=True)
     for ours, theirs in docs:
         assert ours.shape == theirs.shape and torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_int8_with_a_4bit_only_onnxruntime_says_which_version(ort, tiny_bert_dir, tmp_path,
+                                                             monkeypatch):  # fmt: skip
+    from onnxruntime.quantization import matmul_nbits_quantizer
+
+    class FourBitOnly:  # the quantizer of onnxruntime < 1.24: no `bits`
+        def __init__(self, model, block_size=128, is_symmetric=False, accuracy_level=None):
+            raise AssertionError("not to be reached")
+
+    monkeypatch.setattr(matmul_nbits_quantizer, "MatMulNBitsQuantizer", FourBitOnly)
+    model = ColBERT.from_pretrained(tiny_bert_dir, device="cpu", **OVERRIDES)
+    with pytest.raises(ConfigError, match=r"int8 needs onnxruntime >= 1\.24"):
+        onnx.attach_onnx(model, "int8", cache_dir=tmp_path)
+    assert [p.name.split("-")[0] for p in tmp_path.iterdir()] == ["fp32"]  # no int8 left
