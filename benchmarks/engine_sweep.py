@@ -5,9 +5,10 @@ For each model and collection, on the 2-bit index with the fp16 tier (`keep_full
 survivors are scored exactly, so every loss is a candidate-generation or centroid-interaction
 loss) and the exhaustive MaxSim top 10 of every test query over the uncompressed index:
 
-1. stages: at the defaults, the share of the exhaustive top 10 still present after each
-   stage (the candidates of each query token's `ncells` best centroids; the `ndocs` kept by
-   the pruned centroid interaction; the ndocs / 4 kept by the full one);
+1. stages: at PLAID's k=10 setting (ncells 1, t_cs 0.5, ndocs 256), the share of the
+   exhaustive top 10 still present after each stage (the candidates of each query token's
+   `ncells` best centroids; the `ndocs` kept by the pruned centroid interaction; the
+   ndocs / 4 kept by the full one);
 2. sweep: overlap@10 and nDCG@10 of every setting in the grid, and its search time (one
    query per call, query encoding excluded, --threads threads, --latency-queries queries,
    the settings interleaved per query with today's faiss IVFPQ end-to-end path, whose
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as common  # noqa: E402
 
 MODELS = {"default": None, "colbert-format-trained": str(common.COLBERT_FORMAT_TRAINED / "final")}
-# (ncells, t_cs, ndocs): the k=10 defaults first, then wider searches one knob at a time
+# (ncells, t_cs, ndocs): PLAID's k=10 setting first, then wider searches one knob at a time
 GRID = ((1, 0.5, 256), (1, 0.4, 256), (1, 0.5, 512), (1, 0.5, 768), (1, 0.5, 1024), (2, 0.5, 256),
         (2, 0.45, 512), (2, 0.45, 1024), (4, 0.45, 1024), (4, 0.4, 2048))  # fmt: skip
 
@@ -101,37 +102,23 @@ def search_all(index: Any, queries: dict[str, str], **options: Any) -> dict[str,
 
 
 def stages(engine_index: Any, queries: dict[str, str], top10: dict[str, list[str]]) -> dict:
-    """At the k=10 defaults, the mean share of the exhaustive top 10 each stage keeps."""
-    import torch
-
+    """At PLAID's k=10 setting (the grid's first row), the mean share of the exhaustive
+    top 10 each stage of the engine keeps."""
     from latesearch.search.engine import EngineParams
-    from latesearch.search.engine.candidates import (
-        candidate_documents,
-        centroid_scores,
-        top_cells,
-    )
-    from latesearch.search.engine.interaction import best, full_interaction, pruned_interaction
+    from latesearch.search.timing import SearchTimings
 
-    store = engine_index.store
-    centroids, ivf, params = store.codec.centroids32, store.ivf, EngineParams.for_k(10)
+    store, engine = engine_index.store, engine_index.searcher.engine
+    ncells, t_cs, ndocs = GRID[0]
+    params = EngineParams(ncells=ncells, centroid_score_threshold=t_cs, ndocs=ndocs)
     kept: dict[str, list[float]] = {"candidates": [], "pruned interaction": [],
                                     "full interaction": []}  # fmt: skip
     for qid, text in queries.items():
         want = set(store.doc_indices(top10[qid])[0].tolist())
         Q, mask = engine_index.model.encode_queries([text], return_mask=True)
-        real = Q[0][mask[0]].to(torch.float32).numpy()
-        scores = centroid_scores(centroids, real)
-        docs = candidate_documents(ivf, top_cells(scores, params.ncells))
-        kept["candidates"].append(len(want & set(docs.tolist())) / len(want))
-        if docs.size > params.ndocs:
-            approx = pruned_interaction(scores, params.centroid_score_threshold, ivf, docs)
-            docs = best(approx, docs, params.ndocs)
-        kept["pruned interaction"].append(len(want & set(docs.tolist())) / len(want))
-        survivors = params.exact_survivors(10)
-        if docs.size > survivors:
-            codes, lengths = store.codes(docs)
-            docs = best(full_interaction(scores, codes, lengths), docs, survivors)
-        kept["full interaction"].append(len(want & set(docs.tolist())) / len(want))
+        trace: dict[str, np.ndarray] = {}
+        engine.shortlist(Q, mask, 10, params, SearchTimings(n_queries=1), trace=trace)
+        for stage, docs in trace.items():
+            kept[stage].append(len(want & set(docs.tolist())) / len(want))
     return {name: round(statistics.fmean(v), 4) for name, v in kept.items()}
 
 
@@ -178,7 +165,8 @@ def markdown(payload: dict[str, Any]) -> str:
                 continue
             st = result["stages"]
             lines += [f"### {name} ({result['queries']} queries)", "",
-                      "Share of the exhaustive top 10 kept at the defaults: candidates "
+                      "Share of the exhaustive top 10 kept at PLAID's k=10 setting "
+                      "(1, 0.5, 256): candidates "
                       f"{st['candidates']:.3f}, after the pruned interaction "
                       f"{st['pruned interaction']:.3f}, after the full interaction "
                       f"{st['full interaction']:.3f}.", "",

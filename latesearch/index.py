@@ -285,9 +285,10 @@ class Index:
         mode "e2e" on a compressed index: the engine (`latesearch.search.engine`): each
         query token's `ncells` best centroids give the candidates, centroid interaction with
         pruning below `centroid_score_threshold` keeps `ndocs`, a quarter of those are
-        scored exactly (None: `EngineParams.for_k(k)`, PLAID's settings). On an uncompressed
-        index: faiss candidates (k' neighbours per query vector, nprobe partitions; None =
-        `ANNConfig.k_prime_for`) re-ranked exactly. "rerank": BM25 top-`bm25_k` re-ranked
+        scored exactly (None: `EngineParams.for_k`, PLAID's settings for k, wider for models
+        with [MASK] query augmentation). On an uncompressed index: faiss candidates (k'
+        neighbours per query vector, nprobe partitions; None = `ANNConfig.k_prime_for`)
+        re-ranked exactly. "rerank": BM25 top-`bm25_k` re-ranked
         exactly; "exact": every document scored; "hybrid": the BM25 and "e2e" top
         max(k, 100) fused by `fusion` "rrf" (reciprocal rank fusion, its default) or "score"
         (min-max normalized scores), the ColBERT side weighted `hybrid_weight` (0.5), see

@@ -132,9 +132,10 @@ class Searcher:
         `allowed`: sorted doc indices, the only ones that may be returned (a filter's).
 
         `ncells`, `centroid_score_threshold` and `ndocs` tune the engine (compressed
-        indexes; None: `EngineParams.for_k(k)`); `k_prime` and `nprobe` the faiss ANN
-        (uncompressed). `source`: where exact scores read vectors ("auto": uncompressed
-        where stored, else decompressed residuals; "full"; "residual")."""
+        indexes; None: `EngineParams.for_k`'s defaults for k and the model); `k_prime` and
+        `nprobe` the faiss ANN (uncompressed). `source`: where exact scores read vectors
+        ("auto": uncompressed where stored, else decompressed residuals; "full";
+        "residual")."""
         if mode not in MODES:
             raise InputError(f"mode must be one of {MODES}, got {mode!r}", field="mode")
         texts = check_queries(queries)
@@ -143,11 +144,12 @@ class Searcher:
         for name, value in (("k_prime", k_prime), ("nprobe", nprobe)):
             if value is not None:
                 check_positive(name, value)
-        params = EngineParams.for_k(k, ncells=ncells, ndocs=ndocs,
-                                    centroid_score_threshold=centroid_score_threshold)  # fmt: skip
+        knobs = {"ncells": ncells, "ndocs": ndocs, "centroid_score_threshold":
+                 centroid_score_threshold,
+                 "query_augmentation": self.store.colbert_config.query_augmentation}
+        params = EngineParams.for_k(k, **knobs)
         depth = max(k, DEFAULT_DEPTH)  # hybrid: each side's depth, and the engine's settings
-        wide = EngineParams.for_k(depth, ncells=ncells, ndocs=ndocs,
-                                  centroid_score_threshold=centroid_score_threshold)
+        wide = EngineParams.for_k(depth, **knobs)
         self.store.check_source(source)  # a bad source fails before any work
         if mode in ("hybrid", "fused"):
             fusion = check_fusion(fusion, hybrid_weight, mode)

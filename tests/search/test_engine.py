@@ -68,6 +68,11 @@ def test_params_follow_k_and_are_checked():
     assert EngineParams.for_k(5000).ndocs == 20000
     assert EngineParams.for_k(10, ncells=3).ncells == 3
     assert EngineParams.for_k(10).exact_survivors(10) == 64
+    # queries padded with [MASK]: more documents through the centroid interaction
+    assert EngineParams.for_k(10, query_augmentation=True) == EngineParams(1, 0.5, 768)
+    assert EngineParams.for_k(100, query_augmentation=True) == EngineParams(3, 0.45, 2048)
+    assert EngineParams.for_k(1000, query_augmentation=True) == EngineParams.for_k(1000)
+    assert EngineParams.for_k(10, ndocs=300, query_augmentation=True).ndocs == 300
     for bad in ({"ncells": 0}, {"ndocs": -1}, {"centroid_score_threshold": float("nan")}):
         with pytest.raises(InputError):
             EngineParams.for_k(10, **bad)
@@ -110,3 +115,40 @@ def test_pruned_interaction_is_the_same_from_the_lists_and_from_the_codes(index,
         rows = scores[doc[np.max(scores[doc], axis=1) >= threshold]]
         expected.append(rows.max(axis=0).sum() if len(rows) else 0.0)
     assert np.allclose(from_codes, expected, atol=1e-5)
+
+
+def test_defaults_follow_the_models_query_augmentation(index, monkeypatch):
+    seen = []
+    engine = index.searcher.engine
+    search = engine.search
+    monkeypatch.setattr(engine, "search", lambda *a, **kw: seen.append(a[3]) or search(*a, **kw))
+    assert index.store.colbert_config.query_augmentation
+    index.search(QUERIES[0], k=10)
+    index.search(QUERIES[0], k=10, ndocs=40)
+    assert [p.ndocs for p in seen] == [768, 40]
+
+
+def test_shortlist_traces_each_stage(index):
+    from latesearch.search.timing import SearchTimings
+
+    Q, mask = index.model.encode_queries([QUERIES[1]], return_mask=True)
+    params = EngineParams(ncells=2, centroid_score_threshold=0.0, ndocs=30)
+    trace = {}
+    docs = index.searcher.engine.shortlist(Q, mask, 5, params, SearchTimings(), trace=trace)
+    stages = [set(trace[s].tolist()) for s in ("candidates", "pruned interaction",
+                                                "full interaction")]  # fmt: skip
+    assert stages[0] >= stages[1] >= stages[2] == set(docs.tolist())
+    assert len(stages[1]) <= 30 and len(stages[2]) == max(5, 30 // 4)
+
+
+def test_subset_codes_equal_reading_the_subset(index):
+    from latesearch.search.engine.pipeline import subset_codes
+
+    store = index.store
+    docs = np.arange(0, store.n_docs, 2)
+    codes, lengths = store.codes(docs)
+    for subset in (docs[::3], docs[:1], docs[-2:], docs[:0], docs):
+        got_codes, got_lengths = subset_codes(docs, codes, lengths, subset)
+        want_codes, want_lengths = store.codes(subset)
+        np.testing.assert_array_equal(got_lengths, want_lengths)
+        np.testing.assert_array_equal(got_codes, want_codes)

@@ -53,6 +53,29 @@ class Engine:
     def _one(self, Q, q_mask, k: int, params: EngineParams, timings, source: str,
              allowed: np.ndarray | None) -> Ranked:  # fmt: skip
         """One query, Q (1, Lq, dim) and q_mask (1, Lq)."""
+        docs = self.shortlist(Q, q_mask, k, params, timings, allowed=allowed)
+        exact = exact_scores(
+            self.store, Q, q_mask, docs, similarity=self.store.colbert_config.similarity,
+            timings=timings, source=source,
+        )  # fmt: skip
+        with timings.stage("score"):
+            return top_k(exact, docs, k)
+
+    def shortlist(
+        self,
+        Q: torch.Tensor,
+        q_mask: torch.Tensor,
+        k: int,
+        params: EngineParams,
+        timings: SearchTimings,
+        *,
+        allowed: np.ndarray | None = None,
+        trace: dict[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Stages 1-3 for one query, Q (1, Lq, dim): the doc indices to score exactly.
+        `trace`, where given, receives the documents each stage keeps ("candidates",
+        "pruned interaction", "full interaction")."""
+        trace = {} if trace is None else trace
         with timings.stage("candidates"):
             real = Q[0][q_mask[0]].detach().to("cpu", torch.float32).numpy()
             scores = centroid_scores(self.centroids, real)  # (n_centroids, Lq)
@@ -62,21 +85,36 @@ class Engine:
                 docs = candidate_documents(self.ivf, top_cells(scores, params.ncells))
                 if allowed is not None:
                     docs = restrict(docs, allowed, params.exact_survivors(k))
+            trace["candidates"] = docs
         with timings.stage("interaction"):
+            fetched: list = []  # the candidates' codes, where the pruned stage read them
+
+            def codes_of(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                fetched[:] = [d, *self.store.codes(d)]
+                return fetched[1], fetched[2]
+
             if docs.size > params.ndocs:
                 approx = pruned_interaction(
                     scores, params.centroid_score_threshold, self.ivf, docs,
-                    codes_of=self.store.codes,
-                    candidate_tokens=int(self.store.doclens[docs].sum()),
+                    codes_of=codes_of, candidate_tokens=int(self.store.doclens[docs].sum()),
                 )  # fmt: skip
                 docs = best(approx, docs, params.ndocs)
+            trace["pruned interaction"] = docs
             survivors = params.exact_survivors(k)
             if docs.size > survivors:
-                codes, lengths = self.store.codes(docs)
+                codes, lengths = (subset_codes(*fetched, docs) if fetched
+                                  else self.store.codes(docs))  # fmt: skip
                 docs = best(full_interaction(scores, codes, lengths), docs, survivors)
-        exact = exact_scores(
-            self.store, Q, q_mask, docs, similarity=self.store.colbert_config.similarity,
-            timings=timings, source=source,
-        )  # fmt: skip
-        with timings.stage("score"):
-            return top_k(exact, docs, k)
+            trace["full interaction"] = docs
+        return docs
+
+
+def subset_codes(docs: np.ndarray, codes: np.ndarray, lengths: np.ndarray,
+                 subset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The codes and lengths of `subset` (sorted, within the sorted `docs`) out of the codes
+    of `docs` laid back to back, without reading the index again."""
+    pos = np.searchsorted(docs, subset)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))[pos]
+    lens = lengths[pos]
+    shift = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
+    return codes[np.arange(int(lens.sum())) + shift], lens

@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from latesearch.indexing import IndexStore
-from latesearch.scoring.maxsim import segment_maxsim
-from latesearch.scoring.precision import as_float32
+from latesearch.scoring.maxsim import segment_maxsim, token_scores
 from latesearch.search.rerank import score_documents
 from latesearch.search.timing import SearchTimings
 
@@ -42,8 +41,6 @@ def exact_scores(
         vectors, lengths = store.flat(docs, source=source)
     with timings.stage("score"):
         q = Q[0][q_mask[0]].detach().to(torch.float32)
-        vectors = torch.from_numpy(as_float32(np.asarray(vectors)))
-        # (n_tokens, Lq), the tall operand first; torch: NumPy's BLAS is slow here
-        out = segment_maxsim(vectors @ q.T.contiguous(), lengths)
+        out = segment_maxsim(token_scores(np.asarray(vectors), q), lengths)
     timings.n_candidates += docs.size
     return out
