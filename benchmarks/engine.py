@@ -1,7 +1,7 @@
 """The compressed index and its search engine on CPU: size, quality and latency.
 
     python benchmarks/engine.py [--data ../shared/data] \
-        [--models default colbert-format colbert-format-trained] [--latency-queries 100] \
+        [--models default colbert-format-trained] [--latency-queries 100] \
         [--out benchmarks/results]
 
 For each model and collection (SciFact, Vaswani) the prebuilt uncompressed fp16 index
@@ -86,6 +86,7 @@ def main() -> None:
         colbert = load_model(MODELS[name])
         run = payload["runs"].setdefault(name, {"collections": {}})
         run["model"] = model_label(MODELS[name], colbert)
+        run["machine"] = payload["machine"]  # models may be measured on different machines
         for coll in args.collections:
             print(f"== {name} / {coll}", flush=True)
             result = bench_collection(coll, colbert, args)
@@ -98,7 +99,8 @@ def main() -> None:
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--models", nargs="+", default=["default", "colbert-format-trained"],
+                   choices=list(MODELS))
     p.add_argument("--collections", nargs="+", default=list(COLLECTIONS), choices=COLLECTIONS)
     p.add_argument(
         "--latency-queries",
@@ -380,13 +382,15 @@ def markdown(payload: dict[str, Any]) -> str:
     lines = [
         "# Compressed index and engine (CPU)",
         "",
-        f"Machine: {describe(payload['machine'])}. The CPU is shared with other jobs "
-        "(load averages in the JSON): compare rows of one run, not absolute numbers.",
+        "The CPU is shared with other jobs (load averages in the JSON): compare rows of one "
+        "run, not absolute numbers.",
         "",
     ]
     for name, run in payload["runs"].items():
         lines += [
             f"## Model {name}: {run['model']}",
+            "",
+            f"Machine: {describe(run.get('machine', payload['machine']))}.",
             "",
             *_commands(run),
         ]

@@ -37,9 +37,9 @@ def pruned_interaction(
     list_work = int((ivf.offsets[kept + 1] - ivf.offsets[kept]).sum())
     if codes_of is not None and candidate_tokens is not None and candidate_tokens < list_work:
         codes, lengths = codes_of(candidates)
-        hit = keep[codes]
-        pos = np.repeat(np.arange(candidates.size), lengths)[hit]  # non-decreasing
-        rows = codes[hit]
+        at = np.flatnonzero(keep[codes])  # the tokens of kept centroids, in order
+        pos = np.searchsorted(np.cumsum(lengths), at, side="right")  # their documents
+        rows = codes[at]
     else:
         docs, owner = ivf.pairs(kept)
         pos = np.searchsorted(candidates, docs)
