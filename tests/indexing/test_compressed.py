@@ -87,6 +87,21 @@ def test_keep_full_keeps_the_vectors_and_they_match_an_uncompressed_build(build_
     assert cosine.mean() > 0.9
 
 
+def test_codes_and_vectors_come_back_in_the_order_asked_across_chunks(build_corpus):
+    store = build_corpus("full", CONFIG.replace(keep_full=True))
+    assert len(store.chunks) > 1
+    every_codes, every_vectors = codes(store), store.flat(np.arange(store.n_docs))[0]
+    starts = store.offsets
+    for wanted in ([33, 0, 7, 20, 5, 33], [4, 5, 6, 7], list(range(store.n_docs))[::-1], []):
+        rows = np.concatenate([np.arange(starts[d], starts[d + 1]) for d in wanted] or [[]])
+        rows = rows.astype(np.int64)
+        got_codes, lengths = store.codes(wanted)
+        got_vectors, _ = store.flat(wanted, source="full")
+        assert lengths.tolist() == [int(store.doclens[d]) for d in wanted]
+        np.testing.assert_array_equal(got_codes, every_codes[rows])
+        np.testing.assert_array_equal(got_vectors, every_vectors[rows])
+
+
 def test_compress_index_equals_a_compressed_build(build_corpus, tmp_path):
     direct = build_corpus("direct")
     plain = build_corpus("plain", UNCOMPRESSED)
