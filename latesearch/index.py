@@ -114,6 +114,7 @@ class Index:
         progress: bool = True,
         device: str | torch.device | None = None,
         config: IndexConfig | None = None,
+        ray: bool | str | None = None,
         **index_config_fields: Any,
     ) -> Index:
         """Encode `collection` into `folder`, compressed (`nbits` 2 by default; `nbits=None`
@@ -121,8 +122,11 @@ class Index:
         index before it is published, and the faiss ANN component with `ann` (None: only
         for an uncompressed index, whose end-to-end mode needs it). Extra keyword arguments
         are `IndexConfig` fields (nbits, keep_full, batch_size, doc_maxlen, ...) overriding
-        `config`."""
+        `config`. `ray` encodes on a Ray cluster (True or "auto": the one running, else a
+        local one; "local"; or an address like "ray://head:10001"; `IndexConfig.ray`)."""
         config = config or IndexConfig()
+        if ray is not None and ray is not False:
+            index_config_fields["ray"] = "auto" if ray is True else ray
         if index_config_fields:
             config = config.replace(**index_config_fields)
         if ann and config.compressed and not config.keep_full:
@@ -279,6 +283,7 @@ class Index:
         return_metadata: bool = False,
         fusion: str | None = None,
         hybrid_weight: float = 0.5,
+        encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> Hits | list[Hits]:
         """Top-`k` documents of one query (→ Hits) or of a list of queries (→ list of Hits).
 
@@ -305,6 +310,9 @@ class Index:
         {"$gte": 2020}, "lang": {"$in": ["en", "de"]}}`; it restricts the candidates before
         they are scored, so a selective filter still fills the top-k. Hits carry text and
         title when `return_text`, metadata when `return_metadata`.
+
+        `encoded`: the queries' embeddings and mask as `model.encode_queries(texts,
+        return_mask=True)` returns them, when already computed (not for "dense"/"fused").
         """
         texts, single = _as_list(queries)
         allowed = None if filter is None else self.store.matching(filter)
@@ -312,7 +320,7 @@ class Index:
             texts, k, mode, k_prime=k_prime, nprobe=nprobe, bm25_k=bm25_k,
             batch_size=batch_size, device=device, ncells=ncells, ndocs=ndocs,
             centroid_score_threshold=centroid_score_threshold, source=source, allowed=allowed,
-            fusion=fusion, hybrid_weight=hybrid_weight,
+            fusion=fusion, hybrid_weight=hybrid_weight, encoded=encoded,
         )  # fmt: skip
         results = [self._hits(r, return_text, return_metadata=return_metadata) for r in ranked]
         return results[0] if single else results
@@ -328,12 +336,14 @@ class Index:
         device: str | torch.device | None = None,
         filter: Any = None,  # noqa: A002
         return_metadata: bool = False,
+        encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> Hits | list[Hits]:
         """Exact MaxSim of `query` against `candidate_ids` (duplicates counted once); the
         top-`k` (all when None). An id the index lacks raises `UnknownDocumentError` with
         missing="raise"; with "skip" it is left out and listed in the result's `skipped`.
         A list of queries takes a list of candidate lists and returns a list of Hits.
-        `filter` drops the candidates whose metadata do not match (see `search`)."""
+        `filter` drops the candidates whose metadata do not match (see `search`); `encoded`
+        as in `search`."""
         texts, single = _as_list(query)
         lists = [candidate_ids] if single else list(candidate_ids)
         if len(lists) != len(texts) or any(isinstance(c, str) for c in lists):
@@ -353,7 +363,8 @@ class Index:
                 indices.append(found)
                 skipped.append(unknown)
         timings.total = timings.candidates
-        ranked = self.searcher.rerank(texts, indices, k, device=device, timings=timings)
+        ranked = self.searcher.rerank(texts, indices, k, device=device, timings=timings,
+                                      encoded=encoded)  # fmt: skip
         results = [self._hits(r, return_text, s, return_metadata=return_metadata)
                    for r, s in zip(ranked, skipped, strict=True)]  # fmt: skip
         return results[0] if single else results

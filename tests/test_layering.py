@@ -27,7 +27,8 @@ ALLOWED = {
     "evaluation": BASE | {"data", "search"},
     "training": BASE | {"scoring", "modeling", "data", "indexing", "search", "evaluation"},
     "index": BASE | {"scoring", "modeling", "data", "indexing", "search"},
-    "serving": BASE | {"__init__", "data", "indexing", "search", "index"},
+    "sharding": BASE | {"data", "indexing", "modeling", "search", "index"},
+    "serving": BASE | {"__init__", "data", "indexing", "search", "index", "sharding"},
     "cli": None,  # the top: anything
     "__main__": {"cli"},
     "__init__": set(),  # re-exports by name only (import_module), checked below

@@ -38,6 +38,18 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint-seconds", type=float, default=None,
                         help="... and about every S seconds of encoding (120; 0: off)")  # fmt: skip
     parser.add_argument("--devices", default=None, help="e.g. cuda:0,cuda:1 (default: all)")
+    parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                        help="encode on a Ray cluster: the one running (or a new local one) "
+                        "without ADDRESS; 'local'; or e.g. ray://head:10001")
+    parser.add_argument("--ray-workers", type=int, default=None,
+                        help="--ray: encoder actors (default: one per GPU, else per CPU)")
+    parser.add_argument("--ray-cpus-per-worker", type=int, default=None,
+                        help="--ray: CPUs (and torch threads) of each actor (1)")
+    parser.add_argument("--ray-transport", choices=("object_store", "shared"), default=None,
+                        help="--ray: encoded documents come back through Ray's object store "
+                        "(default), or as files in the index folder every node mounts")
+    parser.add_argument("--shards", type=int, default=None,
+                        help="build a sharded index of N ordinary indexes (ShardedIndex)")
     parser.add_argument("--tokenizer-workers", type=int, default=None, help="0: no threads")
     parser.add_argument(
         "--no-length-bucketing", action="store_true", help="keep collection order in batches"
@@ -85,6 +97,10 @@ def index_config(args: argparse.Namespace) -> Any:
         "n_centroids",
         "dense",
         "dense_model",
+        "ray",
+        "ray_workers",
+        "ray_cpus_per_worker",
+        "ray_transport",
     ):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)

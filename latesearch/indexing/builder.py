@@ -61,6 +61,7 @@ from latesearch.modeling.dense import DenseEncoder
 ExtraBuilder = Callable[[Path, IndexStore], None]
 
 FIRST_GROUP_BATCHES = 2  # batches in a build's first group, which measures throughput
+RAY_SPILL = "ray-spill"  # where Ray actors leave encoded shards (ray_transport="shared")
 
 
 @dataclass
@@ -175,8 +176,17 @@ class _Build:
             doc_maxlen=self.config.doc_maxlen,
             pooled=self.config.dense == "pooled",
         )
-        if len(devices) > 1:
-            encoder: Any = DevicePool(model, devices, settings, progress=bar.update)
+        if self.config.ray is not None:
+            from latesearch.indexing.ray_pool import RayEncoderPool
+
+            encoder: Any = RayEncoderPool(
+                model, settings, address=self.config.ray, workers=self.config.ray_workers,
+                cpus_per_worker=self.config.ray_cpus_per_worker,
+                transport=self.config.ray_transport, spill=self.tmp / RAY_SPILL,
+                progress=bar.update,
+            )  # fmt: skip
+        elif len(devices) > 1:
+            encoder = DevicePool(model, devices, settings, progress=bar.update)
         else:
             encoder = DocumentEncoder(model, settings, progress=bar.update)
         try:

@@ -18,6 +18,7 @@ COMPUTE_DTYPES = ("float16", "bfloat16")
 NBITS = (1, 2, 4)
 ASSIGNMENTS = ("auto", "exact", "tree", "hnsw")
 DENSE_SOURCES = ("pooled", "backbone")
+RAY_TRANSPORTS = ("object_store", "shared")
 
 
 def default_workers() -> int:
@@ -58,6 +59,14 @@ class IndexConfig:
     own last hidden states (free: the same forward pass); "backbone" is the mean-pooled
     sentence embedding of `dense_model` (a sentence-transformers folder; None: the
     default model's original backbone), an extra forward pass.
+
+    `ray` encodes on a Ray cluster instead of this process's devices ("auto": the cluster
+    of RAY_ADDRESS or one running here, else a new local one; "local"; or an address such
+    as "ray://head:10001"): `ray_workers` actors (None: one per GPU of the cluster, else one
+    per `ray_cpus_per_worker` CPUs), each loading the model once; encoded documents return
+    through Ray's object store, or with `ray_transport="shared"` (every node mounts the
+    index's folder) as files in the build folder. The index is the one a single-process
+    build makes, up to floating-point rounding.
     """
 
     group_size: int = 100_000
@@ -81,6 +90,10 @@ class IndexConfig:
     seed: int = 0
     dense: str | None = None
     dense_model: str | None = None
+    ray: str | None = None
+    ray_workers: int | None = None
+    ray_cpus_per_worker: int = 1
+    ray_transport: str = "object_store"
 
     def __post_init__(self) -> None:
         if self.devices is not None and not isinstance(self.devices, tuple):
@@ -129,6 +142,13 @@ class IndexConfig:
             not isinstance(self.dense_model, str) or self.dense != "backbone"
         ):
             _bad("dense_model", self.dense_model, 'a path, with dense="backbone"')
+        if self.ray is not None and (not isinstance(self.ray, str) or not self.ray.strip()):
+            _bad("ray", self.ray, 'None, "auto", "local" or a cluster address')
+        if self.ray_workers is not None:
+            _check_int("ray_workers", self.ray_workers, 1)
+        _check_int("ray_cpus_per_worker", self.ray_cpus_per_worker, 1)
+        if self.ray_transport not in RAY_TRANSPORTS:
+            _bad("ray_transport", self.ray_transport, f"one of {RAY_TRANSPORTS}")
         if self.devices is not None:
             if not self.devices:
                 _bad("devices", self.devices, "a non-empty list (or None for auto)")

@@ -127,9 +127,13 @@ class Searcher:
         allowed: np.ndarray | None = None,
         fusion: str | None = None,
         hybrid_weight: float = 0.5,
+        encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> list[Ranked]:
         """The top-`k` (scores, doc indices) of each query; timings in `last_timings`.
         `allowed`: sorted doc indices, the only ones that may be returned (a filter's).
+        `encoded`: the queries' embeddings and mask (n, Lq, dim), (n, Lq) from this index's
+        model, already computed (a sharded index encodes once for all its shards); not
+        for the "dense" and "fused" modes, which also need the pooled vectors.
 
         `ncells`, `centroid_score_threshold` and `ndocs` tune the engine (compressed
         indexes; None: `EngineParams.for_k`'s defaults for k and the model); `k_prime` and
@@ -165,6 +169,8 @@ class Searcher:
             _ = self.engine
         elif mode in ("e2e", "hybrid", "fused"):
             _ = self.ann
+        if encoded is not None:
+            encoded = self._check_encoded(encoded, len(texts), mode)
         timings = SearchTimings(n_queries=len(texts), mode=mode)
         started = time.perf_counter()
         out: list[Ranked] = []
@@ -184,7 +190,10 @@ class Searcher:
                                           depth, allowed, fusion, hybrid_weight, timings,
                                           source))  # fmt: skip
                 continue
-            Q, mask, _ = self._encode(batch, timings, device)
+            if encoded is None:
+                Q, mask, _ = self._encode(batch, timings, device)
+            else:
+                Q, mask = self._place(encoded, start, len(batch), timings, device)
             if mode == "hybrid":
                 dense = self._e2e(Q, mask, depth, wide, timings, source, allowed, engine,
                                   k_prime, nprobe)  # fmt: skip
@@ -220,9 +229,10 @@ class Searcher:
         device: str | torch.device | None = None,
         timings: SearchTimings | None = None,
         source: str = "auto",
+        encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> list[Ranked]:
         """Exact MaxSim of each query against its own candidate doc indices; top-`k` (all
-        candidates when k is None)."""
+        candidates when k is None); `encoded` as in `search`."""
         texts = check_queries(queries)
         if len(candidates) != len(texts):
             raise InputError(
@@ -234,13 +244,46 @@ class Searcher:
         timings = timings or SearchTimings(mode="rerank")
         timings.n_queries = len(texts)
         started = time.perf_counter()
-        Q, mask, _ = self._encode(texts, timings, device)
+        if encoded is None:
+            Q, mask, _ = self._encode(texts, timings, device)
+        else:
+            encoded = self._check_encoded(encoded, len(texts), "rerank")
+            Q, mask = self._place(encoded, 0, len(texts), timings, device)
         out = self._rerank(Q, mask, candidates, k, timings, source)
         timings.total += time.perf_counter() - started
         self.last_timings = timings
         return out
 
     # ------------------------------------------------------------------ stages
+    def _check_encoded(self, encoded: Any, n: int, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encoded` checked against the queries and this index's model."""
+        if mode in ("dense", "fused"):
+            raise InputError(f'mode "{mode}" encodes its own queries (pooled vectors); '
+                             "pass no encoded queries", field="encoded")  # fmt: skip
+        try:
+            Q, mask = (torch.as_tensor(t) for t in encoded)
+        except (TypeError, ValueError) as err:
+            raise InputError("encoded must be (embeddings, mask)", field="encoded") from err
+        dim = self.store.dim
+        if Q.ndim != 3 or Q.shape[0] != n or Q.shape[2] != dim or mask.shape != Q.shape[:2]:
+            raise InputError(
+                f"encoded must be embeddings ({n}, Lq, {dim}) and a mask ({n}, Lq) for {n} "
+                f"queries, got {tuple(Q.shape)} and {tuple(mask.shape)}", field="encoded",
+            )  # fmt: skip
+        return Q, mask.to(torch.bool)
+
+    def _place(
+        self, encoded: tuple[torch.Tensor, torch.Tensor], start: int, n: int,
+        timings: SearchTimings, device: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Queries start..start+n of `encoded` on the scoring device, as `_encode` leaves
+        them."""
+        target = torch.device(device) if device is not None else self.device or self.model.device
+        timings.device = str(target)
+        dtype = torch.float16 if target.type == "cuda" else torch.float32
+        Q, mask = encoded[0][start : start + n], encoded[1][start : start + n]
+        return Q.to(device=target, dtype=dtype), mask.to(target)
+
     def _encode(
         self, texts: list[str], timings: SearchTimings, device: Any, *, pooled: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

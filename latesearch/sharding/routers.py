@@ -1,0 +1,134 @@
+"""Where a sharded index's shards live: in this process (`LocalShards`) or in Ray actors,
+one or more per shard, on any node of a cluster (`RayShards`). Both run the same
+`ShardWorker` and answer `call(method, per-shard arguments)` with one result per shard."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from latesearch.index import Index
+from latesearch.indexing import UpdateSummary, VerifyReport
+from latesearch.search.results import Hits
+
+
+class ShardWorker:
+    """One shard: an ordinary `Index`, searched with queries encoded elsewhere."""
+
+    def __init__(self, folder: str, model: Any = None, device: str | None = None,
+                 check_model: bool = True) -> None:  # fmt: skip
+        self.index = Index.load(folder, model, device=device, check_model=check_model)
+
+    def search(self, texts: list[str], k: int, mode: str, encoded: tuple[np.ndarray, np.ndarray],
+               options: dict[str, Any]) -> list[Hits]:  # fmt: skip
+        return self.index.search(texts, k, mode, encoded=_tensors(encoded), **options)
+
+    def rerank(
+        self, texts: list[str], candidates: list[list[str]], k: int | None,
+        encoded: tuple[np.ndarray, np.ndarray], options: dict[str, Any],
+    ) -> list[Hits]:  # fmt: skip
+        return self.index.rerank(texts, candidates, k, encoded=_tensors(encoded), **options)
+
+    def update(self, add: list[Any] | None, delete: list[str], replace: bool,
+               missing: str) -> UpdateSummary:  # fmt: skip
+        return self.index.update(add=add, delete=delete, replace=replace, missing=missing,
+                                 progress=False)  # fmt: skip
+
+    def known(self, doc_ids: list[str]) -> list[str]:
+        """The ids among `doc_ids` this shard holds."""
+        found, _ = self.index.store.doc_indices(doc_ids, missing="skip")
+        return [str(i) for i in self.index.store.doc_ids[found]] if len(found) else []
+
+    def size(self) -> tuple[int, int]:
+        """(documents, token embeddings)."""
+        return self.index.store.n_docs, self.index.store.n_embeddings
+
+    def verify(self) -> VerifyReport:
+        return self.index.verify()
+
+    def reload(self) -> None:
+        """Reopen the shard (another replica changed it)."""
+        self.index = self.index.reloaded()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _tensors(encoded: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(np.array(encoded[0])), torch.from_numpy(np.array(encoded[1]))
+
+
+class LocalShards:
+    """Every shard in this process, called in turn."""
+
+    def __init__(self, folders: Sequence[Path], model: Any = None, device: str | None = None,
+                 check_model: bool = True) -> None:  # fmt: skip
+        self.workers = [ShardWorker(str(f), model, device, check_model) for f in folders]
+
+    def call(self, method: str, args: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """workers[i].method(*args[i]) for every shard i."""
+        return [getattr(w, method)(*a) for w, a in zip(self.workers, args, strict=True)]
+
+    def write(self, method: str, args: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """A write (an update) on every shard."""
+        return self.call(method, args)
+
+    def shared(self, value: Any) -> Any:
+        """A value every shard reads (here: itself)."""
+        return value
+
+    def close(self) -> None:
+        self.workers = []
+
+
+class RayShards:
+    """Shards in Ray actors (`replicas` per shard, called round-robin), placed by Ray on
+    any node; calls to different shards run in parallel."""
+
+    def __init__(self, folders: Sequence[Path], model: Any = None, *, address: str,
+                 replicas: int = 1, cpus_per_actor: float = 1, gpus_per_actor: float = 0,
+                 device: str | None = None, check_model: bool = True) -> None:  # fmt: skip
+        from latesearch.indexing.ray_pool import connect
+
+        ray = self.ray = connect(address)
+        shared_model = ray.put(model) if model is not None and not isinstance(
+            model, str | os.PathLike) else model  # fmt: skip
+        actor = ray.remote(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor,
+                           max_restarts=3, max_task_retries=3)(ShardWorker)  # fmt: skip
+        self.actors = [
+            [actor.remote(str(f), shared_model, device, check_model) for _ in range(replicas)]
+            for f in folders
+        ]
+        self._turn = 0
+
+    def call(self, method: str, args: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Every shard's method on its arguments, in parallel; one result per shard."""
+        self._turn += 1
+        refs = [getattr(replicas[self._turn % len(replicas)], method).remote(*a)
+                for replicas, a in zip(self.actors, args, strict=True)]  # fmt: skip
+        return self.ray.get(refs)
+
+    def write(self, method: str, args: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """A write (an update) on each shard's first replica, in parallel; the other
+        replicas then reopen the shard."""
+        first = [replicas[0] for replicas in self.actors]
+        results = self.ray.get([getattr(a, method).remote(*x)
+                                for a, x in zip(first, args, strict=True)])  # fmt: skip
+        self.ray.get([r.reload.remote() for replicas in self.actors for r in replicas[1:]])
+        return results
+
+    def shared(self, value: Any) -> Any:
+        """`value` put once into Ray's object store, read by every actor."""
+        return self.ray.put(value)
+
+    def close(self) -> None:
+        """Stop the actors (the cluster stays up)."""
+        for replicas in self.actors:
+            for actor in replicas:
+                self.ray.kill(actor)
+        self.actors = []

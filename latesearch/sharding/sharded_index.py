@@ -1,0 +1,283 @@
+"""`ShardedIndex`: N ordinary indexes behind one `Index`-like object.
+
+index = ShardedIndex.build("corpus.jsonl", "indexes/corpus", n_shards=4)   # local
+index = ShardedIndex.load("indexes/corpus", ray="auto")   # shards in Ray actors
+hits = index.search("query text", k=10)
+
+A document lives in the shard its id hashes to (`routing.shard_of`), so additions and
+deletions go to the shard that owns the id. A query is encoded once, here; the encoded
+query goes to every shard, each returns its top k with exact MaxSim scores, and the top k of
+their union is the answer: for the exact modes ("exact", "rerank" of the same candidates,
+given ids) it is the unsharded index's answer, since the global top k lies in the union of
+the shards' top k. The approximate modes ("e2e", BM25 "rerank") search each shard with its
+own centroids and BM25 statistics: at settings that keep every candidate they also equal
+the unsharded index; at the defaults each shard searches as widely as a whole index would.
+"hybrid", "dense" and "fused" are refused: their scores are ranks or z-scores within one
+index and do not merge.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latesearch._atomic import check_replaceable, replace_folder
+from latesearch.data import read_collection
+from latesearch.errors import ConfigError, InputError
+from latesearch.index import Index, _as_list
+from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary
+from latesearch.indexing.files import IndexExistsError
+from latesearch.indexing.storage import UnknownDocumentError
+from latesearch.modeling import ColBERT
+from latesearch.search.models import load_index_model
+from latesearch.search.results import Hit, Hits
+from latesearch.sharding.manifest import SHARDS_MANIFEST, ShardsManifest, shard_name
+from latesearch.sharding.routers import LocalShards, RayShards
+from latesearch.sharding.routing import by_shard, shard_of
+from latesearch.sharding.split import split_collection
+
+MERGED_MODES = ("e2e", "exact", "rerank")
+
+
+class ShardedIndex:
+    """Shards (ordinary indexes, each loadable alone) named by `shards.json`, searched
+    through `LocalShards` or `RayShards`; the same search/rerank/add/delete as `Index`."""
+
+    def __init__(self, folder: Path, manifest: ShardsManifest, router: Any, model: ColBERT):
+        self.folder, self.manifest, self.router, self.model = folder, manifest, router, model
+
+    # ------------------------------------------------------------------ building / loading
+    @classmethod
+    def build(
+        cls,
+        collection: Any,
+        folder: str | os.PathLike,
+        model: Any = None,
+        *,
+        n_shards: int,
+        ray: bool | str | None = None,
+        bm25: bool = False,
+        ann: bool | None = None,
+        overwrite: bool = False,
+        resume: bool = False,
+        progress: bool = True,
+        config: IndexConfig | None = None,
+        **index_config_fields: Any,
+    ) -> ShardedIndex:
+        """Split `collection` by document id into `n_shards` and build each shard as an
+        ordinary index (`Index.build`'s options; `ray` encodes on a Ray cluster). Staged in
+        `<folder>.building/` and renamed into place when every shard is built; `resume`
+        continues an interrupted build, shard by shard."""
+        if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
+            raise ConfigError(f"n_shards must be an integer >= 1, got {n_shards!r}")
+        config = config or IndexConfig()
+        if ray is not None and ray is not False:
+            index_config_fields["ray"] = "auto" if ray is True else ray
+        if index_config_fields:
+            config = config.replace(**index_config_fields)
+        folder = Path(folder)
+        _check_target(folder, overwrite=overwrite)
+        tmp = folder.with_name(folder.name + ".building")
+        if tmp.exists() and not resume:
+            if not overwrite:
+                raise IndexExistsError(
+                    f"{tmp}: an interrupted sharded build of {folder} is there; resume it "
+                    "(--resume / resume=True) or start again (--overwrite / overwrite=True)"
+                )
+            shutil.rmtree(tmp)
+        if not isinstance(model, ColBERT):  # one load for every shard
+            model = ColBERT.from_pretrained(model, device="cpu", **(
+                {"doc_maxlen": config.doc_maxlen} if config.doc_maxlen else {}))  # fmt: skip
+        names = [shard_name(i) for i in range(n_shards)]
+        files = split_collection(collection, tmp, n_shards, config)
+        for name, part in zip(names, files, strict=True):
+            if (tmp / name / "manifest.json").is_file():
+                continue  # built before an interruption
+            Index.build(part, tmp / name, model, config=config, bm25=bm25, ann=ann,
+                        resume=resume, overwrite=not resume, progress=progress)  # fmt: skip
+        shutil.rmtree(files[0].parent)
+        manifest = ShardsManifest(shards=tuple(names), model_fingerprint=model.fingerprint())
+        manifest.save(tmp / SHARDS_MANIFEST)
+        replace_folder(tmp, folder)
+        return cls.load(folder, model)
+
+    @classmethod
+    def load(
+        cls,
+        folder: str | os.PathLike,
+        model: Any = None,
+        *,
+        ray: bool | str | None = None,
+        replicas: int = 1,
+        cpus_per_actor: float = 1,
+        gpus_per_actor: float = 0,
+        device: str | None = None,
+        check_model: bool = True,
+    ) -> ShardedIndex:
+        """Open a sharded index: its shards in this process, or with `ray` (True or "auto",
+        "local", or an address) in Ray actors, `replicas` per shard, each asking Ray for
+        `cpus_per_actor` CPUs and `gpus_per_actor` GPUs. Queries are encoded here, by the
+        model the shards were built with (or `model`, checked against them)."""
+        folder = Path(folder)
+        manifest = ShardsManifest.load(folder / SHARDS_MANIFEST)
+        folders = [folder / name for name in manifest.shards]
+        for path in folders:
+            if not (path / "manifest.json").is_file():
+                raise ConfigError(f"{folder / SHARDS_MANIFEST}: shard {path.name} is missing")
+        with IndexStore.open(folders[0]) as first:
+            encoder = load_index_model(first, model, device=device, check=check_model)
+        if ray is None or ray is False:
+            router: Any = LocalShards(folders, encoder, device, check_model)
+        else:
+            router = RayShards(folders, model, address="auto" if ray is True else ray,
+                               replicas=replicas, cpus_per_actor=cpus_per_actor,
+                               gpus_per_actor=gpus_per_actor, device=device,
+                               check_model=check_model)  # fmt: skip
+        return cls(folder, manifest, router, encoder)
+
+    def close(self) -> None:
+        self.router.close()
+
+    def __enter__(self) -> ShardedIndex:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ searching
+    def search(
+        self, queries: str | list[str], k: int = 10, mode: str = "e2e", **options: Any
+    ) -> Hits | list[Hits]:
+        """`Index.search` over every shard, merged (see the module's docstring for which
+        modes merge exactly). Options are `Index.search`'s (filter, ndocs, bm25_k, ...)."""
+        if mode not in MERGED_MODES:
+            raise InputError(f'mode "{mode}" is not available on a sharded index (one of '
+                             f"{MERGED_MODES}): its scores do not merge across shards",
+                             field="mode")  # fmt: skip
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InputError(f"k must be a positive integer, got {k!r}", field="k")
+        texts, single = _as_list(queries)
+        encoded = self.router.shared(self._encode(texts))
+        n = self.manifest.n_shards
+        per_shard = self.router.call("search", [(texts, k, mode, encoded, options)] * n)
+        merged = [_merge([shard[q] for shard in per_shard], k) for q in range(len(texts))]
+        return merged[0] if single else merged
+
+    def rerank(
+        self,
+        query: str | list[str],
+        candidate_ids: list[str] | list[list[str]],
+        k: int | None = None,
+        **options: Any,
+    ) -> Hits | list[Hits]:
+        """`Index.rerank`: each candidate is scored by the shard that owns it; the hits
+        merged (missing="skip" lists the ids no shard holds)."""
+        texts, single = _as_list(query)
+        lists = [candidate_ids] if single else list(candidate_ids)
+        if len(lists) != len(texts) or any(isinstance(c, str) for c in lists):
+            raise InputError("candidate_ids must be a list of ids (one query) or one list per "
+                             "query", field="candidate_ids")  # fmt: skip
+        n = self.manifest.n_shards
+        routed = [by_shard(dict.fromkeys(ids), n) for ids in lists]
+        encoded = self.router.shared(self._encode(texts))
+        per_shard = self.router.call("rerank", [
+            (texts, [r.get(s, []) for r in routed], k, encoded, options) for s in range(n)
+        ])  # fmt: skip
+        merged = []
+        for q, ids in enumerate(lists):
+            hits = _merge([shard[q] for shard in per_shard], k)
+            missing = {i for shard in per_shard for i in shard[q].skipped}
+            hits.skipped = [i for i in dict.fromkeys(ids) if i in missing]
+            merged.append(hits)
+        return merged[0] if single else merged
+
+    def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        Q, mask = self.model.encode_queries(texts, return_mask=True)
+        return Q.float().cpu().numpy(), mask.cpu().numpy()
+
+    # ------------------------------------------------------------------ updating
+    def add(self, collection: Any, *, replace: bool = False) -> UpdateSummary:
+        """Add the documents of `collection`, each to the shard its id routes to (each
+        shard's update is atomic; shards are updated one after another)."""
+        n = self.manifest.n_shards
+        parts: list[list[Any]] = [[] for _ in range(n)]
+        for doc in read_collection(collection):
+            parts[shard_of(doc.doc_id, n)].append(doc)
+        return self._update([(p or None, [], replace, "raise") for p in parts])
+
+    def delete(self, doc_ids: str | list[str], *, missing: str = "raise") -> UpdateSummary:
+        """Remove documents by id from the shards that hold them; with missing="raise" an
+        id no shard holds raises `UnknownDocumentError` before anything is deleted."""
+        ids = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids)
+        n = self.manifest.n_shards
+        routed = by_shard(dict.fromkeys(ids), n)
+        if missing == "raise":
+            held = self.router.call("known", [(routed.get(s, []),) for s in range(n)])
+            unknown = [i for i in dict.fromkeys(ids) if i not in {x for h in held for x in h}]
+            if unknown:
+                raise UnknownDocumentError(f"{len(unknown)} id(s) not in the index: "
+                                           f"{unknown[:5]}")  # fmt: skip
+        elif missing != "skip":
+            raise InputError(f'missing must be "raise" or "skip", got {missing!r}',
+                             field="missing")  # fmt: skip
+        return self._update([(None, routed.get(s, []), False, "skip") for s in range(n)])
+
+    def _update(self, args: list[tuple[Any, ...]]) -> UpdateSummary:
+        todo = [i for i, a in enumerate(args) if a[0] or a[1]]
+        results = {i: r for i, r in zip(todo, self._write_some(todo, args), strict=True)}
+        total = UpdateSummary()
+        for i in range(len(args)):
+            r = results.get(i)
+            if r is None:
+                continue
+            total.added += r.added
+            total.deleted += r.deleted
+            total.replaced += r.replaced
+            total.unknown += r.unknown
+            total.seconds += r.seconds
+            total.components = r.components
+        total.docs, total.embeddings = (int(x) for x in np.sum(self._sizes(), axis=0))
+        return total
+
+    def _write_some(self, shards: list[int], args: list[tuple[Any, ...]]) -> list[Any]:
+        """`update` on the listed shards only (the others get a no-op)."""
+        results = self.router.write("update", [
+            args[s] if s in shards else (None, [], False, "skip") for s in range(len(args))
+        ])  # fmt: skip
+        return [results[s] for s in shards]
+
+    def _sizes(self) -> list[tuple[int, int]]:
+        return self.router.call("size", [()] * self.manifest.n_shards)
+
+    # ------------------------------------------------------------------ properties
+    def verify(self) -> list[Any]:
+        """Every shard's `VerifyReport` (IndexCorruptError names the first bad file)."""
+        return self.router.call("verify", [()] * self.manifest.n_shards)
+
+    def __len__(self) -> int:
+        return int(sum(d for d, _ in self._sizes()))
+
+    def __repr__(self) -> str:
+        return (f"ShardedIndex({str(self.folder)!r}, n_shards={self.manifest.n_shards}, "
+                f"router={type(self.router).__name__})")  # fmt: skip
+
+
+def _merge(parts: list[Hits], k: int | None) -> Hits:
+    """The top `k` of the shards' hits by score (ties: the earlier shard first)."""
+    pooled = [hit for part in parts for hit in part]
+    pooled.sort(key=lambda h: -h.score)
+    top = pooled if k is None else pooled[:k]
+    return Hits([Hit(h.doc_id, h.score, rank + 1, h.title, h.text, h.metadata)
+                 for rank, h in enumerate(top)])  # fmt: skip
+
+
+def _check_target(folder: Path, *, overwrite: bool) -> None:
+    if overwrite:
+        check_replaceable(folder, SHARDS_MANIFEST)
+    elif folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise IndexExistsError(f"{folder}: already exists; pass --overwrite to replace it")
+
