@@ -55,3 +55,14 @@ def tiny_colbert(tiny_bert_dir):
     return ColBERT.from_pretrained(
         tiny_bert_dir, device="cpu", dim=16, query_maxlen=12, doc_maxlen=24
     )
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray cluster of this machine's CPUs (at most 2), started once for the tests
+    that need it; the `ray` module."""
+    ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)  # fmt: skip
+    yield ray
+    ray.shutdown()

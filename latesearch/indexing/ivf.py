@@ -50,6 +50,18 @@ class InvertedFile:
         owner = np.repeat(np.arange(centroids.size), stops - starts)
         return self.docs[ranges(starts, stops)].astype(np.int64), owner
 
+    def by_document(self, n_docs: int) -> DocumentCentroids:
+        """The same pairs document by document: each document's distinct centroids,
+        ascending (one stable sort of the pairs; held in memory, 2 bytes a pair up to
+        65,536 centroids)."""
+        docs = np.asarray(self.docs)
+        owner = np.repeat(np.arange(self.n_centroids, dtype=codes_dtype(self.n_centroids)),
+                          self.lengths())  # fmt: skip
+        order = np.argsort(docs, kind="stable")  # lists are sorted: centroids stay ascending
+        offsets = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(docs, minlength=n_docs), out=offsets[1:])
+        return DocumentCentroids(owner[order], offsets)
+
     @classmethod
     def build(
         cls, parts: Iterable[tuple[np.ndarray, np.ndarray]], n_centroids: int, n_docs: int
@@ -93,6 +105,27 @@ class InvertedFile:
         if n_pairs and not mmap and (docs.min() < 0 or docs.max() >= n_docs):
             raise IndexCorruptError(f"{folder / DOCS_FILE}: document index out of range")
         return cls(docs, offsets)
+
+
+@dataclass
+class DocumentCentroids:
+    """Document -> its distinct centroids: `codes[offsets[d]:offsets[d + 1]]` are document
+    d's (the inverted file read the other way; a document's duplicate codes count once, which
+    changes no MaxSim over centroids)."""
+
+    codes: np.ndarray  # (n_pairs,) uint16 or int32
+    offsets: np.ndarray  # (n_docs + 1,) int64
+
+    def of(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the documents' centroids back to back (int64), their counts) for `docs`."""
+        docs = np.asarray(docs, dtype=np.int64)
+        starts, stops = self.offsets[docs], self.offsets[docs + 1]
+        return self.codes[ranges(starts, stops)].astype(np.int64), stops - starts
+
+
+def codes_dtype(n_centroids: int) -> np.dtype:
+    """uint16 centroid ids up to 65,536 centroids, int32 beyond."""
+    return np.dtype(np.uint16) if n_centroids <= 1 << 16 else np.dtype(np.int32)
 
 
 def docs_dtype(n_docs: int) -> np.dtype:

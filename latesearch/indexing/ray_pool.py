@@ -113,7 +113,8 @@ class RayEncoderPool:
             spill.mkdir(parents=True, exist_ok=True)
         per_worker = EncoderSettings(**{**vars(settings), "tokenizer_workers": 0})
         cpu_model = model if model.device.type == "cpu" else _cpu_copy(model)
-        shared = ray.put(cpu_model)
+        # kept while the actors live: Ray restarts a dead actor from this very object
+        shared = self._model = ray.put(cpu_model)
         actor = ray.remote(
             num_cpus=cpus_per_worker, num_gpus=1 if use_gpu else 0,
             max_restarts=RESTARTS, max_task_retries=RESTARTS,

@@ -96,7 +96,8 @@ class RayShards:
         from latesearch.indexing.ray_pool import connect
 
         ray = self.ray = connect(address)
-        shared_model = ray.put(model) if model is not None and not isinstance(
+        # kept while the actors live: Ray restarts a dead actor from this very object
+        shared_model = self._model = ray.put(model) if model is not None and not isinstance(
             model, str | os.PathLike) else model  # fmt: skip
         actor = ray.remote(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor,
                            max_restarts=3, max_task_retries=3)(ShardWorker)  # fmt: skip

@@ -152,3 +152,15 @@ def test_subset_codes_equal_reading_the_subset(index):
         want_codes, want_lengths = store.codes(subset)
         np.testing.assert_array_equal(got_lengths, want_lengths)
         np.testing.assert_array_equal(got_codes, want_codes)
+
+
+def test_document_centroids_are_each_documents_distinct_codes(index):
+    store = index.store
+    by_doc = index.searcher.engine.doc_centroids
+    docs = np.array([0, 5, 3, store.n_docs - 1])
+    got, counts = by_doc.of(docs)
+    parts = np.split(got, np.cumsum(counts)[:-1])
+    for doc, part in zip(docs, parts, strict=True):
+        codes, _ = store.codes([doc])
+        np.testing.assert_array_equal(part, np.unique(codes))
+    assert by_doc.offsets[-1] == len(store.ivf)
