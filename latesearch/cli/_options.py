@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+from latesearch.errors import InputError
 from latesearch.search.fusion import FUSIONS
 
 
@@ -46,6 +48,29 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="onnx: fp32 (same rankings) or int8 (faster, approximate)")
     parser.add_argument("--onnx-threads", type=int, default=None,
                         help="onnx: intra-op threads (default: torch's thread count)")
+    parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                        help="a sharded index: its shards in Ray actors (the cluster running, "
+                        "or a new local one, without ADDRESS; 'local'; or ray://head:10001)")
+
+
+def open_index(folder: str, args: argparse.Namespace) -> Any:
+    """An `Index`, or a `ShardedIndex` where `folder` holds one (its shards in Ray actors
+    with --ray)."""
+    from pathlib import Path
+
+    from latesearch.sharding.manifest import SHARDS_MANIFEST
+
+    if (Path(folder) / SHARDS_MANIFEST).is_file():
+        from latesearch.sharding import ShardedIndex
+
+        return ShardedIndex.load(folder, args.model, ray=getattr(args, "ray", None),
+                                 device=args.device, check_model=not args.no_check_model)
+    if getattr(args, "ray", None):
+        raise InputError(f"{folder}: --ray serves sharded indexes (latesearch index --shards)",
+                         field="ray")  # fmt: skip
+    from latesearch.index import Index
+
+    return Index.load(folder, args.model, **load_kwargs(args))
 
 
 def load_kwargs(args: argparse.Namespace) -> dict[str, object]:

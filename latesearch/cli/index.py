@@ -132,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     from latesearch.indexing import build_index
 
     config = index_config(args)
+    if args.shards is not None:
+        return _run_sharded(args, config)
     store = build_index(
         args.collection,
         args.index_dir,
@@ -160,3 +162,17 @@ def print_summary(summary: Any, folder: str) -> None:
     for label, value in summary.rows():
         table.add_row(label, value)
     Console().print(table)
+
+
+def _run_sharded(args: argparse.Namespace, config: Any) -> int:
+    from latesearch.sharding import ShardedIndex
+
+    index = ShardedIndex.build(
+        args.collection, args.index_dir, args.model, n_shards=args.shards, config=config,
+        bm25=args.bm25, ann=False if args.no_ann else None, overwrite=args.overwrite,
+        resume=args.resume, progress=not args.quiet,
+    )  # fmt: skip
+    print(f"{index.folder}: {len(index):,} documents in {index.manifest.n_shards} shards "
+          f"({', '.join(index.manifest.shards)})")  # fmt: skip
+    index.close()
+    return 0

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from latesearch.cli._options import add_search_options, load_kwargs, search_kwargs
+from latesearch.cli._options import add_search_options, open_index, search_kwargs
 from latesearch.errors import InputError
 from latesearch.search.searcher import MODES
 
@@ -35,18 +35,17 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latesearch.index import Index
-
     if (args.query is None) == (args.queries is None):
         raise InputError("give either a QUERY or --queries FILE", field="query")
-    index = Index.load(args.index_dir, args.model, **load_kwargs(args))
+    index = open_index(args.index_dir, args)
     options = {"k": args.k, "mode": args.mode, **search_kwargs(args)}
     if args.queries is not None:
         return _batch(index, args, options)
     hits = index.search(args.query, return_text=args.show_text,
                         return_metadata=args.show_metadata, **options)  # fmt: skip
     if args.json:
-        timings = index.last_timings.to_dict() if index.last_timings else {}
+        last = getattr(index, "last_timings", None)
+        timings = last.to_dict() if last else {}
         out = {"query": args.query, "mode": args.mode, "hits": hits.to_dicts(),
                "timings": timings}  # fmt: skip
         print(json.dumps(out, ensure_ascii=False, indent=2))
