@@ -245,6 +245,11 @@ class Index:
         no checksum (an index or component written by an older latesearch)."""
         return self.store.verify()
 
+    def is_current(self) -> bool:
+        """Whether the folder on disk is still the version this object opened (an update
+        by another object or process publishes a new one: see `reloaded`)."""
+        return self.store.is_current()
+
     @property
     def last_timings(self) -> SearchTimings | None:
         return self.searcher.last_timings

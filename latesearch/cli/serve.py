@@ -7,7 +7,7 @@ import importlib.util
 import os
 import sys
 
-from latesearch.cli._options import add_model_options, load_kwargs
+from latesearch.cli._options import add_model_options, open_index
 from latesearch.errors import InputError
 from latesearch.serving.app import INSTALL_HINT
 from latesearch.serving.config import MODES
@@ -44,7 +44,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latesearch.index import Index
     from latesearch.serving import RunningServer, SearchService, ServeConfig
 
     if not 0 <= args.port <= 65535:
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(INSTALL_HINT)  # before the model loads
     config = ServeConfig(default_k=args.k, default_mode=args.mode, max_k=args.max_k,
                          max_queries=args.max_queries, batch_size=args.batch_size)  # fmt: skip
-    index = Index.load(args.index_dir, args.model, **load_kwargs(args))
+    index = open_index(args.index_dir, args)  # an Index, or a ShardedIndex (--ray: actors)
     service = SearchService(index, config, api_key=args.api_key)
     service.warm_up()
     try:

@@ -96,7 +96,7 @@ class SearchService:
     def _current(self) -> Any:
         """The index to answer from (call with the lock held): the newest published
         version, loaded here the first time a request sees it."""
-        if self.index.store.is_current():
+        if self.index.is_current():
             return self.index
         try:
             fresh = self.index.reloaded()
@@ -207,16 +207,11 @@ class SearchService:
     def _health(self, query: str, body: bytes) -> Response:
         with self._lock:
             index = self._current()
-        store = index.store
         return Response(200, {
             "status": "ok",
             "version": __version__,
             "index": str(index.folder),
-            "documents": len(index),
-            "embeddings": store.n_embeddings,
-            "model": store.manifest.model_source,
-            "components": present_components(store),
-            "modes": servable_modes(store),
+            **_describe(index),
             "default_mode": self.config.default_mode,
             "default_k": self.config.default_k,
             "max_k": self.config.max_k,
@@ -264,6 +259,17 @@ class SearchService:
         if request.single:
             return Response(200, {**rows[0], "timings": timings})
         return Response(200, {"results": rows, "timings": timings})
+
+
+def _describe(index: Any) -> dict[str, Any]:
+    """documents, embeddings, model, components, modes (and shards) of an index or a
+    sharded index."""
+    if hasattr(index, "describe"):
+        return index.describe()
+    store = index.store
+    return {"documents": len(index), "embeddings": store.n_embeddings,
+            "model": store.manifest.model_source, "components": present_components(store),
+            "modes": servable_modes(store)}  # fmt: skip
 
 
 def _timings(index: Any) -> dict[str, Any]:

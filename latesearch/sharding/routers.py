@@ -36,6 +36,10 @@ class ShardWorker:
 
     def update(self, add: list[Any] | None, delete: list[str], replace: bool,
                missing: str) -> UpdateSummary:  # fmt: skip
+        """`Index.update`; with nothing to add or delete, the shard is left as it is."""
+        if not add and not delete:
+            store = self.index.store
+            return UpdateSummary(docs=store.n_docs, embeddings=store.n_embeddings)
         return self.index.update(add=add, delete=delete, replace=replace, missing=missing,
                                  progress=False)  # fmt: skip
 
@@ -50,6 +54,19 @@ class ShardWorker:
 
     def verify(self) -> VerifyReport:
         return self.index.verify()
+
+    def current(self) -> bool:
+        """Whether the shard on disk is the version this worker opened."""
+        return self.index.is_current()
+
+    def describe(self) -> dict[str, Any]:
+        """What the shard holds: documents, embeddings, model source, components, modes."""
+        from latesearch.indexing.components import present_components, servable_modes
+
+        store = self.index.store
+        return {"documents": store.n_docs, "embeddings": store.n_embeddings,
+                "model": store.manifest.model_source,
+                "components": present_components(store), "modes": servable_modes(store)}
 
     def reload(self) -> None:
         """Reopen the shard (another replica changed it)."""
@@ -68,6 +85,7 @@ class LocalShards:
 
     def __init__(self, folders: Sequence[Path], model: Any = None, device: str | None = None,
                  check_model: bool = True) -> None:  # fmt: skip
+        self.device, self.check = device, check_model
         self.workers = [ShardWorker(str(f), model, device, check_model) for f in folders]
 
     def call(self, method: str, args: Sequence[tuple[Any, ...]]) -> list[Any]:

@@ -49,6 +49,7 @@ class ShardedIndex:
 
     def __init__(self, folder: Path, manifest: ShardsManifest, router: Any, model: ColBERT):
         self.folder, self.manifest, self.router, self.model = folder, manifest, router, model
+        self.last_timings = None  # the shards time their own searches
 
     # ------------------------------------------------------------------ building / loading
     @classmethod
@@ -200,6 +201,45 @@ class ShardedIndex:
         return Q.float().cpu().numpy(), mask.cpu().numpy()
 
     # ------------------------------------------------------------------ updating
+    def update(self, *, add: Any = None, delete: str | list[str] = (), replace: bool = False,
+               missing: str = "raise", progress: bool = False) -> UpdateSummary:  # fmt: skip
+        """`delete` then `add` (`Index.update`'s arguments), each routed by id."""
+        total = UpdateSummary()
+        if delete:
+            total = self.delete(delete, missing=missing)
+        if add is not None:
+            added = self.add(add, replace=replace)
+            added.deleted, added.unknown = total.deleted, total.unknown
+            total = added
+        if not delete and add is None:
+            total.docs, total.embeddings = (int(x) for x in np.sum(self._sizes(), axis=0))
+        return total
+
+    def is_current(self) -> bool:
+        """Whether every shard on disk is the version its worker opened."""
+        return all(self.router.call("current", [()] * self.manifest.n_shards))
+
+    def reloaded(self) -> ShardedIndex:
+        """The shards as they are on disk now: a new object over new local workers (this
+        one keeps answering from the versions it opened), or, with Ray actors, this object
+        once every actor has reopened its shard."""
+        if isinstance(self.router, LocalShards):
+            folders = [self.folder / name for name in self.manifest.shards]
+            router = LocalShards(folders, self.model, self.router.device, self.router.check)
+            return ShardedIndex(self.folder, self.manifest, router, self.model)
+        self.router.write("reload", [()] * self.manifest.n_shards)
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """documents, embeddings, model, components and modes (those every shard has and
+        that merge), and the shards."""
+        parts = self.router.call("describe", [()] * self.manifest.n_shards)
+        common = [c for c in parts[0]["components"] if all(c in p["components"] for p in parts)]
+        modes = [m for m in MERGED_MODES if all(m in p["modes"] for p in parts)]
+        return {"documents": sum(p["documents"] for p in parts),
+                "embeddings": sum(p["embeddings"] for p in parts), "model": parts[0]["model"],
+                "components": common, "modes": modes, "shards": list(self.manifest.shards)}
+
     def add(self, collection: Any, *, replace: bool = False) -> UpdateSummary:
         """Add the documents of `collection`, each to the shard its id routes to (each
         shard's update is atomic; shards are updated one after another)."""
@@ -207,6 +247,12 @@ class ShardedIndex:
         parts: list[list[Any]] = [[] for _ in range(n)]
         for doc in read_collection(collection):
             parts[shard_of(doc.doc_id, n)].append(doc)
+        if not replace:  # refused before any shard changes
+            held = self.router.call("known", [([d.doc_id for d in p],) for p in parts])
+            present = [i for h in held for i in h]
+            if present:
+                raise InputError(f"{len(present)} id(s) already in the index: {present[:5]}; "
+                                 "pass replace=True to replace them", field="doc_id")  # fmt: skip
         return self._update([(p or None, [], replace, "raise") for p in parts])
 
     def delete(self, doc_ids: str | list[str], *, missing: str = "raise") -> UpdateSummary:
@@ -244,7 +290,8 @@ class ShardedIndex:
         return total
 
     def _write_some(self, shards: list[int], args: list[tuple[Any, ...]]) -> list[Any]:
-        """`update` on the listed shards only (the others get a no-op)."""
+        """`update` on the listed shards (the others are asked for nothing and left as
+        they are)."""
         results = self.router.write("update", [
             args[s] if s in shards else (None, [], False, "skip") for s in range(len(args))
         ])  # fmt: skip

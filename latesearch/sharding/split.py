@@ -14,6 +14,7 @@ from latesearch._configio import read_json
 from latesearch.data import read_collection
 from latesearch.errors import InputError
 from latesearch.indexing import IndexConfig
+from latesearch.indexing.buildstate import describe_source
 from latesearch.sharding.routing import shard_of
 
 SPLIT_DIR = "split"
@@ -27,8 +28,14 @@ def split_collection(collection: Any, staging: Path, n_shards: int,
     folder = staging / SPLIT_DIR
     files = [folder / f"shard-{i:03d}.jsonl" for i in range(n_shards)]
     done = folder / DONE
-    if done.is_file() and read_json(done).get("n_shards") == n_shards:
-        return files
+    source = describe_source(collection)
+    if done.is_file():
+        split = read_json(done)
+        if split.get("n_shards") == n_shards and split.get("collection") == source:
+            return files
+        raise InputError(f"{staging}: the interrupted sharded build had another collection or "
+                         f"another number of shards ({split.get('n_shards')}); start again "
+                         "with --overwrite (overwrite=True)")  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     counts = [0] * n_shards
     handles = [open(f, "w", encoding="utf-8") for f in files]  # noqa: SIM115
@@ -50,5 +57,5 @@ def split_collection(collection: Any, staging: Path, n_shards: int,
     if empty:
         raise InputError(f"{n_shards} shards for {sum(counts)} documents: shard(s) {empty} "
                          "would be empty; use fewer shards")  # fmt: skip
-    write_json(done, {"n_shards": n_shards, "documents": counts})
+    write_json(done, {"n_shards": n_shards, "documents": counts, "collection": source})
     return files

@@ -168,3 +168,30 @@ def test_bad_manifests_and_arguments_are_clear_errors(tmp_path, tiny_colbert, ki
     (broken / SHARDS_MANIFEST).write_text(json.dumps({"shards": ["a"]}))
     with pytest.raises(ConfigError, match="missing"):
         ShardedIndex.load(broken)
+
+
+def test_a_resume_with_other_shards_or_another_collection_is_refused(tmp_path, tiny_colbert,
+                                                                     monkeypatch, kit):  # fmt: skip
+    corpus = kit.write_corpus(tmp_path / "corpus.jsonl", n=12)
+
+    def interrupted(cls, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Index, "build", classmethod(interrupted))
+    with pytest.raises(KeyboardInterrupt):
+        ShardedIndex.build(corpus, tmp_path / "s", tiny_colbert, n_shards=2, progress=False)
+    monkeypatch.undo()
+    with pytest.raises(InputError, match="number of shards"):
+        ShardedIndex.build(corpus, tmp_path / "s", tiny_colbert, n_shards=3, resume=True)
+    kit.write_corpus(corpus, n=13)
+    with pytest.raises(InputError, match="another collection"):
+        ShardedIndex.build(corpus, tmp_path / "s", tiny_colbert, n_shards=2, resume=True)
+
+
+def test_adding_ids_already_held_changes_no_shard(sharded_pair):
+    sharded, _ = sharded_pair
+    before = len(sharded)
+    with pytest.raises(InputError, match="already in the index"):
+        sharded.add([{"_id": "d100", "text": "new one"}, {"_id": "d5", "text": "again"}])
+    assert len(sharded) == before
+    assert "d100" not in {h.doc_id for h in sharded.search("new one", k=40, mode="exact")}
