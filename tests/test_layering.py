@@ -28,7 +28,7 @@ ALLOWED = {
     "training": BASE | {"scoring", "modeling", "data", "indexing", "search", "evaluation"},
     "index": BASE | {"scoring", "modeling", "data", "indexing", "search"},
     "sharding": BASE | {"data", "indexing", "modeling", "search", "index"},
-    "serving": BASE | {"__init__", "data", "indexing", "search", "index", "sharding"},
+    "serving": BASE | {"__init__", "data", "indexing", "search", "index"},
     "cli": None,  # the top: anything
     "__main__": {"cli"},
     "__init__": set(),  # re-exports by name only (import_module), checked below
