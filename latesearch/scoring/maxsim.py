@@ -20,8 +20,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from latesearch.scoring.precision import as_float32
-
 SIMILARITIES = ("cosine", "l2")
 DEFAULT_MAX_ELEMENTS = 1 << 24  # 16M similarity values per mini-batch (64 MiB in float32)
 
@@ -120,13 +118,6 @@ def maxsim_pairs(
             best = best - _sq_norms(Qc).to(out_dtype)
         parts.append(_reduce(best, q_mask[s : s + step], dm))
     return torch.cat(parts) if parts else Q.new_zeros((0,), dtype=out_dtype)
-
-
-def token_scores(vectors: np.ndarray, q: torch.Tensor) -> torch.Tensor:
-    """(n_tokens, Lq) float32 scores of token `vectors` (n_tokens, dim; float16 or float32)
-    against query tokens `q` (Lq, dim, float32): one widening (torch's cast) and one
-    product, the tall operand first (torch: NumPy's bundled BLAS is slow for these shapes)."""
-    return torch.from_numpy(as_float32(vectors)) @ q.T.contiguous()
 
 
 def segment_maxsim(sim: torch.Tensor, lengths: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from latesearch.errors import IndexCorruptError
 from latesearch.indexing import IndexConfig, IndexStore, build_index, compress_index, update_index
@@ -100,6 +101,11 @@ def test_codes_and_vectors_come_back_in_the_order_asked_across_chunks(build_corp
         assert lengths.tolist() == [int(store.doclens[d]) for d in wanted]
         np.testing.assert_array_equal(got_codes, every_codes[rows])
         np.testing.assert_array_equal(got_vectors, every_vectors[rows])
+        for source in ("full", "residual"):
+            blocks = list(store.vector_blocks(wanted, source=source, rows=7))
+            assert all(b.dtype == torch.float32 and len(b) <= 7 for b in blocks)
+            joined = torch.cat(blocks).numpy() if blocks else np.zeros((0, store.dim))
+            np.testing.assert_array_equal(joined, store.flat(wanted, source=source)[0])
 
 
 def test_compress_index_equals_a_compressed_build(build_corpus, tmp_path):
