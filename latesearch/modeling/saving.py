@@ -96,13 +96,15 @@ def _write_pylate(folder: Path, config: ColBERTConfig, head) -> None:
         modules.append({"idx": i + 1, "name": str(i + 1), "path": path,
                         "type": "pylate.models.Dense.Dense"})
         (folder / path).mkdir()
-        _write_json(folder / path / "config.json", {
+        dense = {
             "in_features": spec["in_features"],
             "out_features": spec["out_features"],
             "bias": spec["bias"],
             "activation_function": ACTIVATION_NAMES[spec["activation"]],
-            "use_residual": spec["residual"],
-        })
+        }
+        if spec["residual"]:  # only where used: PyLate before 1.3 refuses the key
+            dense["use_residual"] = True
+        _write_json(folder / path / "config.json", dense)
         tensors = {"linear.weight": _cpu(linear.weight)}
         if linear.bias is not None:
             tensors["linear.bias"] = _cpu(linear.bias)

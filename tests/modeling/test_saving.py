@@ -105,7 +105,7 @@ def test_settings_without_markers_or_expansion_are_written_for_every_library(pla
         ("", "sentence_transformers.models.Transformer"), ("1_Dense", "pylate.models.Dense.Dense")]
     assert read_json(folder / "1_Dense" / "config.json") == {
         "in_features": 32, "out_features": 16, "bias": False,
-        "activation_function": "torch.nn.modules.linear.Identity", "use_residual": False}
+        "activation_function": "torch.nn.modules.linear.Identity"}  # PyLate 1.2 reads it
     weight = plain.linear.weight.detach()
     assert torch.equal(load_file(folder / "1_Dense" / "model.safetensors")["linear.weight"], weight)
     assert torch.equal(load_file(folder / "model.safetensors")["linear.weight"], weight)
@@ -163,7 +163,7 @@ def test_a_multi_layer_head_is_saved_as_pylate_dense_folders(two_layer, tmp_path
     assert read_json(folder / "config.json")["architectures"] == ["BertModel"]
     assert read_json(folder / "1_Dense" / "config.json") == {
         "in_features": 32, "out_features": 24, "bias": True,
-        "activation_function": "torch.nn.modules.activation.Tanh", "use_residual": False}
+        "activation_function": "torch.nn.modules.activation.Tanh"}
     assert read_json(folder / "2_Dense" / "config.json") == {
         "in_features": 24, "out_features": 16, "bias": False,
         "activation_function": "torch.nn.modules.linear.Identity", "use_residual": True}
