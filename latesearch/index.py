@@ -349,13 +349,7 @@ class Index:
         A list of queries takes a list of candidate lists and returns a list of Hits.
         `filter` drops the candidates whose metadata do not match (see `search`); `encoded`
         as in `search`."""
-        texts, single = _as_list(query)
-        lists = [candidate_ids] if single else list(candidate_ids)
-        if len(lists) != len(texts) or any(isinstance(c, str) for c in lists):
-            raise InputError(
-                "candidate_ids must be a list of ids (one query) or one list per query",
-                field="candidate_ids",
-            )
+        texts, lists, single = candidate_lists(query, candidate_ids)
         _ = self.searcher.model  # loaded before the clock starts
         timings = SearchTimings(mode="rerank")
         indices, skipped = [], []
@@ -389,6 +383,18 @@ class Index:
                 hit.metadata = docs[rank]["metadata"]
             hits.append(hit)
         return Hits(hits, list(skipped))
+
+
+def candidate_lists(query: str | list[str], candidate_ids: Any
+                    ) -> tuple[list[str], list[list[str]], bool]:  # fmt: skip
+    """(queries, one candidate list per query, whether one query was given) of a rerank
+    call, checked."""
+    texts, single = _as_list(query)
+    lists = [candidate_ids] if single else list(candidate_ids)
+    if len(lists) != len(texts) or any(isinstance(c, str) for c in lists):
+        raise InputError("candidate_ids must be a list of ids (one query) or one list per "
+                         "query", field="candidate_ids")  # fmt: skip
+    return texts, lists, single
 
 
 def _as_list(queries: str | list[str]) -> tuple[list[str], bool]:

@@ -28,7 +28,7 @@ import numpy as np
 from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.data import read_collection
 from latesearch.errors import ConfigError, InputError
-from latesearch.index import Index, _as_list
+from latesearch.index import Index, _as_list, candidate_lists
 from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary
 from latesearch.indexing.files import IndexExistsError
 from latesearch.indexing.storage import UnknownDocumentError
@@ -177,11 +177,7 @@ class ShardedIndex:
     ) -> Hits | list[Hits]:
         """`Index.rerank`: each candidate is scored by the shard that owns it; the hits
         merged (missing="skip" lists the ids no shard holds)."""
-        texts, single = _as_list(query)
-        lists = [candidate_ids] if single else list(candidate_ids)
-        if len(lists) != len(texts) or any(isinstance(c, str) for c in lists):
-            raise InputError("candidate_ids must be a list of ids (one query) or one list per "
-                             "query", field="candidate_ids")  # fmt: skip
+        texts, lists, single = candidate_lists(query, candidate_ids)
         n = self.manifest.n_shards
         routed = [by_shard(dict.fromkeys(ids), n) for ids in lists]
         encoded = self.router.shared(self._encode(texts))

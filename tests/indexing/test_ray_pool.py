@@ -72,3 +72,24 @@ def test_ray_settings_are_checked():
                 {"ray_transport": "nfs"}):  # fmt: skip
         with pytest.raises(ConfigError, match="IndexConfig.ray"):
             IndexConfig(**bad)
+
+
+def test_an_interrupted_ray_build_resumes_to_the_same_index(ray_cluster, local_build,
+                                                            tiny_colbert, tmp_path):  # fmt: skip
+    corpus, local = local_build
+    config = CONFIG.replace(ray="auto", ray_workers=2)
+    seen = []
+
+    def stop_after_two(chunk):
+        seen.append(chunk.index)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_index(corpus, tmp_path / "ray", tiny_colbert, config, progress=False,
+                    on_chunk=stop_after_two)  # fmt: skip
+    assert not [n for n in ray_cluster.util.list_named_actors() if n.startswith(ACTOR_PREFIX)]
+    store = build_index(corpus, tmp_path / "ray", tiny_colbert, config, progress=False,
+                        resume=True)  # fmt: skip
+    assert store.manifest.stats["resumed"]
+    assert_same_index(store, local)
