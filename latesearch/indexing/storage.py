@@ -442,7 +442,8 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         rows: int = VECTOR_BLOCK,
     ) -> Iterator[torch.Tensor]:  # fmt: skip
         """The documents' vectors back to back in the order asked (as `flat`), as float32
-        tensors of at most `rows` rows: each block is gathered and widened (or decompressed)
+        tensors of about `rows` rows (pieces from several chunks are joined, so a block
+        holds at most 2 * rows - 1): each block is gathered and widened (or decompressed)
         when asked for, so it is still in cache for what the caller does with it next.
         Documents not in index order are gathered whole first."""
         idx = self._check_indices(doc_indices)
@@ -453,7 +454,22 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
             for start in range(0, len(vectors), rows):
                 yield torch.from_numpy(as_float32(vectors[start : start + rows]))
             return
-        for c, _, chunk_rows in sorted(parts, key=lambda part: part[1].start):
+        pending: list[torch.Tensor] = []
+        count = 0
+        for piece in self._pieces(sorted(parts, key=lambda part: part[1].start), source, rows):
+            pending.append(piece)
+            count += len(piece)
+            if count >= rows:
+                yield torch.cat(pending).float() if len(pending) > 1 else pending[0].float()
+                pending, count = [], 0
+        if pending:
+            yield torch.cat(pending).float()
+
+    def _pieces(self, parts: list[tuple[int, Any, np.ndarray]], source: str,
+                rows: int) -> Iterator[torch.Tensor]:  # fmt: skip
+        """Each chunk's rows of `parts`, at most `rows` at a time, as stored (float16 or
+        float32) or decompressed (float32)."""
+        for c, _, chunk_rows in parts:
             if source == "residual":
                 for start in range(0, chunk_rows.size, rows):
                     yield torch.from_numpy(self._decompress(c, chunk_rows[start : start + rows]))
@@ -463,7 +479,7 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
                 array = torch.from_numpy(self._full(c))
             index = torch.from_numpy(chunk_rows)
             for start in range(0, chunk_rows.size, rows):
-                yield torch.index_select(array, 0, index[start : start + rows]).float()
+                yield torch.index_select(array, 0, index[start : start + rows])
 
     def codes(self, doc_indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(centroid codes of the documents' tokens, back to back (int64), lengths (n,))."""

@@ -98,8 +98,9 @@ class ShardedIndex:
         for name, part in zip(names, files, strict=True):
             if (tmp / name / "manifest.json").is_file():
                 continue  # built before an interruption
+            started = (tmp / f"{name}.building").is_dir()  # interrupted in this shard
             Index.build(part, tmp / name, model, config=config, bm25=bm25, ann=ann,
-                        resume=resume, overwrite=not resume, progress=progress)  # fmt: skip
+                        resume=resume and started, overwrite=True, progress=progress)  # fmt: skip
         shutil.rmtree(files[0].parent)
         manifest = ShardsManifest(shards=tuple(names), model_fingerprint=model.fingerprint())
         manifest.save(tmp / SHARDS_MANIFEST)
