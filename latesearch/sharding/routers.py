@@ -24,9 +24,11 @@ class ShardWorker:
                  check_model: bool = True) -> None:  # fmt: skip
         self.index = Index.load(folder, model, device=device, check_model=check_model)
 
-    def search(self, texts: list[str], k: int, mode: str, encoded: tuple[np.ndarray, np.ndarray],
+    def search(self, texts: list[str], k: int, mode: str,
+               encoded: tuple[np.ndarray, np.ndarray] | None,
                options: dict[str, Any]) -> list[Hits]:  # fmt: skip
-        return self.index.search(texts, k, mode, encoded=_tensors(encoded), **options)
+        tensors = None if encoded is None else _tensors(encoded)
+        return self.index.search(texts, k, mode, encoded=tensors, **options)
 
     def rerank(
         self, texts: list[str], candidates: list[list[str]], k: int | None,

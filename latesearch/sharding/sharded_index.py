@@ -12,8 +12,9 @@ given ids) it is the unsharded index's answer, since the global top k lies in th
 the shards' top k. The approximate modes ("e2e", BM25 "rerank") search each shard with its
 own centroids and BM25 statistics: at settings that keep every candidate they also equal
 the unsharded index; at the defaults each shard searches as widely as a whole index would.
-"hybrid", "dense" and "fused" are refused: their scores are ranks or z-scores within one
-index and do not merge.
+"dense" (exact scores of pooled vectors; each shard encodes the query's pooled vector)
+merges exactly too. "hybrid" and "fused" are refused: their scores are ranks or z-scores
+within one index and do not merge.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from latesearch.sharding.routers import LocalShards, RayShards
 from latesearch.sharding.routing import by_shard, shard_of
 from latesearch.sharding.split import split_collection
 
-MERGED_MODES = ("e2e", "exact", "rerank")
+MERGED_MODES = ("e2e", "exact", "rerank", "dense")
+ENCODED_HERE = ("e2e", "exact", "rerank")  # "dense" needs pooled vectors: each shard encodes
 
 
 class ShardedIndex:
@@ -163,7 +165,7 @@ class ShardedIndex:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}", field="k")
         texts, single = _as_list(queries)
-        encoded = self.router.shared(self._encode(texts))
+        encoded = self.router.shared(self._encode(texts)) if mode in ENCODED_HERE else None
         n = self.manifest.n_shards
         per_shard = self.router.call("search", [(texts, k, mode, encoded, options)] * n)
         merged = [_merge([shard[q] for shard in per_shard], k) for q in range(len(texts))]

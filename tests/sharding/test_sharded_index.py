@@ -87,7 +87,7 @@ def test_every_shard_is_an_ordinary_index_holding_the_ids_it_routes(sharded_pair
 
 def test_modes_that_do_not_merge_are_refused(sharded_pair):
     sharded, _ = sharded_pair
-    for mode in ("hybrid", "dense", "fused"):
+    for mode in ("hybrid", "fused"):
         with pytest.raises(InputError, match="sharded"):
             sharded.search(QUERIES[0], mode=mode)
     with pytest.raises(InputError):
@@ -195,3 +195,16 @@ def test_adding_ids_already_held_changes_no_shard(sharded_pair):
         sharded.add([{"_id": "d100", "text": "new one"}, {"_id": "d5", "text": "again"}])
     assert len(sharded) == before
     assert "d100" not in {h.doc_id for h in sharded.search("new one", k=40, mode="exact")}
+
+
+def test_dense_search_equals_the_unsharded_index(tmp_path, tiny_colbert, kit):
+    corpus = kit.write_corpus(tmp_path / "corpus.jsonl", n=20)
+    options = {**kit.SETTINGS, "dense": "pooled"}
+    sharded = ShardedIndex.build(corpus, tmp_path / "s", tiny_colbert, n_shards=2,
+                                 progress=False, **options)  # fmt: skip
+    whole = Index.build(corpus, tmp_path / "w", tiny_colbert, progress=False, **options)
+    for k in (3, 20):
+        for a, b in zip(sharded.search(QUERIES, k=k, mode="dense"),
+                        whole.search(QUERIES, k=k, mode="dense"), strict=True):  # fmt: skip
+            assert_same_hits(a, b)
+    assert "dense" in sharded.describe()["modes"]
