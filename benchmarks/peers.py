@@ -8,6 +8,10 @@ that all three libraries load:
     python benchmarks/peers.py --peers-python /tmp/peers/bin/python \\
         --model .work/models/colbert-format
 
+(peers-cpu.md: the trained checkpoint of benchmarks/_common.py,
+`make_colbert_format_trained`, re-saved with `ColBERT.from_pretrained(...).save_pretrained`
+into .work/models/colbert-format-trained-peers, the files PyLate 1.2 reads.)
+
 The driver (this python) starts one long-lived worker process per system (latesearch in
 this python, the peers in the peers' python, each running `peers.py worker --system S`)
 and talks to them in JSON lines over pipes. Steps:
