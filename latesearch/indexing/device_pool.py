@@ -4,6 +4,7 @@ group; shards are merged back in document order."""
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import queue
 import signal
@@ -15,7 +16,12 @@ import numpy as np
 import torch
 import torch.multiprocessing as mp
 
-from latesearch.indexing.encoder_run import DocumentEncoder, EncodedGroup, EncoderSettings
+from latesearch.indexing.encoder_run import (
+    DocumentEncoder,
+    EncodedGroup,
+    EncoderSettings,
+    pipelined,
+)
 from latesearch.modeling import ColBERT
 
 T = TypeVar("T")
@@ -122,16 +128,14 @@ class DevicePool:
         self, groups: Iterable[tuple[T, list[str]]]
     ) -> Iterator[tuple[T, EncodedGroup]]:
         """Encode groups in order; group g+1 is sent out before group g is collected."""
-        iterator = iter(enumerate(groups))
-        item = next(iterator, None)
-        if item is not None:
-            self._submit(item[0], item[1][1])
-        while item is not None:
-            serial, (key, _) = item
-            item = next(iterator, None)
-            if item is not None:
-                self._submit(item[0], item[1][1])
-            yield key, self._collect(serial)
+        serials = itertools.count()
+
+        def submit(texts: list[str]) -> int:
+            serial = next(serials)
+            self._submit(serial, texts)
+            return serial
+
+        return pipelined(groups, submit, self._collect)
 
     def close(self) -> None:
         """Stop the processes (politely, then by force)."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -193,15 +193,26 @@ class DocumentEncoder:
     ) -> Iterator[tuple[T, EncodedGroup]]:
         """Encode groups in turn; with worker threads, group g+1 is tokenized while group g
         is encoded."""
-        iterator = iter(groups)
+        return pipelined(groups, self.submit_tokenize,
+                         lambda wait: self.encode_tokens(wait()))  # fmt: skip
+
+
+def pipelined(
+    groups: Iterable[tuple[T, list[str]]],
+    submit: Callable[[list[str]], Any],
+    collect: Callable[[Any], EncodedGroup],
+) -> Iterator[tuple[T, EncodedGroup]]:
+    """(key, encoded group) for each (key, texts) of `groups`, in order, group g+1 sent
+    out (`submit(texts)` -> a handle) before group g is collected (`collect(handle)`), so
+    that the two overlap."""
+    iterator = iter(groups)
+    item = next(iterator, None)
+    pending = None if item is None else (item[0], submit(item[1]))
+    while pending is not None:
+        key, handle = pending
         item = next(iterator, None)
-        pending = None if item is None else (item[0], self.submit_tokenize(item[1]))
-        while pending is not None:
-            key, wait = pending
-            tokenized = wait()
-            item = next(iterator, None)
-            pending = None if item is None else (item[0], self.submit_tokenize(item[1]))
-            yield key, self.encode_tokens(tokenized)
+        pending = None if item is None else (item[0], submit(item[1]))
+        yield key, collect(handle)
 
 
 def background(items: Iterator[T], maxsize: int) -> Iterator[T]:

@@ -9,6 +9,7 @@ Ray is an optional dependency (`pip install "latesearch[ray]"`), imported only h
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import uuid
@@ -20,7 +21,12 @@ import numpy as np
 import torch
 
 from latesearch.errors import ConfigError
-from latesearch.indexing.encoder_run import DocumentEncoder, EncodedGroup, EncoderSettings
+from latesearch.indexing.encoder_run import (
+    DocumentEncoder,
+    EncodedGroup,
+    EncoderSettings,
+    pipelined,
+)
 from latesearch.modeling import ColBERT
 
 T = TypeVar("T")
@@ -112,7 +118,7 @@ class RayEncoderPool:
         if self.spill is not None:
             spill.mkdir(parents=True, exist_ok=True)
         per_worker = EncoderSettings(**{**vars(settings), "tokenizer_workers": 0})
-        cpu_model = model if model.device.type == "cpu" else _cpu_copy(model)
+        cpu_model = model if model.device.type == "cpu" else copy.deepcopy(model).cpu()
         # kept while the actors live: Ray restarts a dead actor from this very object
         shared = self._model = ray.put(cpu_model)
         actor = ray.remote(
@@ -148,14 +154,7 @@ class RayEncoderPool:
         self, groups: Iterable[tuple[T, list[str]]]
     ) -> Iterator[tuple[T, EncodedGroup]]:
         """Encode groups in order; group g+1 is sent out before group g is collected."""
-        iterator = iter(groups)
-        item = next(iterator, None)
-        pending = None if item is None else (item[0], self._submit(item[1]))
-        while pending is not None:
-            key, refs = pending
-            item = next(iterator, None)
-            pending = None if item is None else (item[0], self._submit(item[1]))
-            yield key, self._collect(refs)
+        return pipelined(groups, self._submit, self._collect)
 
     def close(self) -> None:
         """Stop the actors (the cluster itself stays up)."""
@@ -177,9 +176,3 @@ def _group(result: dict[str, Any]) -> EncodedGroup:
         *(torch.from_numpy(np.array(result[name])) for name in FIELDS[:4]),
         None if result["dense"] is None else torch.from_numpy(np.array(result["dense"])),
     )
-
-
-def _cpu_copy(model: ColBERT) -> ColBERT:
-    import copy
-
-    return copy.deepcopy(model).cpu()

@@ -474,9 +474,7 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
                 for start in range(0, chunk_rows.size, rows):
                     yield torch.from_numpy(self._decompress(c, chunk_rows[start : start + rows]))
                 continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # a read-only memory map
-                array = torch.from_numpy(self._full(c))
+            array = _readonly_tensor(self._full(c))
             index = torch.from_numpy(chunk_rows)
             for start in range(0, chunk_rows.size, rows):
                 yield torch.index_select(array, 0, index[start : start + rows])
@@ -683,11 +681,17 @@ def take_rows(array: np.ndarray, rows: np.ndarray, out: np.ndarray,
     """out[out_rows] = array[rows] for arrays of one dtype, gathered by torch: NumPy's fancy
     indexing of a memory map was 4x slower here (it copies twice, row by row); where
     `out_rows` is a slice the rows land in `out` directly."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a read-only memory map: only read
-        source = torch.from_numpy(array)
+    source = _readonly_tensor(array)
     index = torch.from_numpy(rows)
     if isinstance(out_rows, slice):
         torch.index_select(source, 0, index, out=torch.from_numpy(out[out_rows]))
     else:
         out[out_rows] = torch.index_select(source, 0, index).numpy()
+
+
+def _readonly_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor over `array` (often a read-only memory map), only ever read: torch's
+    warning about non-writable arrays is silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)

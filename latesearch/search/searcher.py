@@ -278,11 +278,14 @@ class Searcher:
     ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """Queries start..start+n of `encoded` on the scoring device, as `_encode` leaves
         them."""
+        target = self._target(device, timings)
+        return _on_device(encoded[0][start : start + n], encoded[1][start : start + n], target)
+
+    def _target(self, device: Any, timings: SearchTimings) -> torch.device:
+        """The scoring device: the call's, else the searcher's, else the model's."""
         target = torch.device(device) if device is not None else self.device or self.model.device
         timings.device = str(target)
-        dtype = torch.float16 if target.type == "cuda" else torch.float32
-        Q, mask = encoded[0][start : start + n], encoded[1][start : start + n]
-        return Q.to(device=target, dtype=dtype), mask.to(target)
+        return target
 
     def _encode(
         self, texts: list[str], timings: SearchTimings, device: Any, *, pooled: bool = False
@@ -290,16 +293,14 @@ class Searcher:
         """Query embeddings and mask on the scoring device (float16 on CUDA, float32
         elsewhere); with `pooled`, also the queries' pooled vectors from the same pass."""
         model = self.model
-        target = torch.device(device) if device is not None else self.device or model.device
-        timings.device = str(target)
+        target = self._target(device, timings)
         with timings.stage("encode", target):
             vectors = None
             if pooled:
                 Q, mask, vectors = model.encode_queries_and_pooled(texts)
             else:
                 Q, mask = model.encode_queries(texts, to_cpu=False, return_mask=True)
-            dtype = torch.float16 if target.type == "cuda" else torch.float32
-            return Q.to(device=target, dtype=dtype), mask.to(target), vectors
+            return (*_on_device(Q, mask, target), vectors)
 
     def _encode_both(self, texts: list[str], timings: SearchTimings, device: Any):
         """Token embeddings and mask of the queries, and their dense scores against every
@@ -399,3 +400,11 @@ def _check_size(store: IndexStore, name: str, found: int, expected: int) -> None
             f"{store.folder / name}: holds {found} entries but the index has {expected}; "
             "it is stale: rebuild it (add_bm25() / add_ann())"
         )
+
+
+def _on_device(Q: torch.Tensor, mask: torch.Tensor,
+               target: torch.device) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Query embeddings and mask as scoring takes them: on `target`, float16 on CUDA,
+    float32 elsewhere."""
+    dtype = torch.float16 if target.type == "cuda" else torch.float32
+    return Q.to(device=target, dtype=dtype), mask.to(target)

@@ -241,7 +241,7 @@ class ShardedIndex:
 
     def add(self, collection: Any, *, replace: bool = False) -> UpdateSummary:
         """Add the documents of `collection`, each to the shard its id routes to (each
-        shard's update is atomic; shards are updated one after another)."""
+        shard's update is atomic, the whole is not)."""
         n = self.manifest.n_shards
         parts: list[list[Any]] = [[] for _ in range(n)]
         for doc in read_collection(collection):
@@ -272,29 +272,19 @@ class ShardedIndex:
         return self._update([(None, routed.get(s, []), False, "skip") for s in range(n)])
 
     def _update(self, args: list[tuple[Any, ...]]) -> UpdateSummary:
-        todo = [i for i, a in enumerate(args) if a[0] or a[1]]
-        results = {i: r for i, r in zip(todo, self._write_some(todo, args), strict=True)}
+        """`update` on every shard (a shard asked for nothing is left as it is and only
+        reports its size), the summaries added up."""
         total = UpdateSummary()
-        for i in range(len(args)):
-            r = results.get(i)
-            if r is None:
-                continue
+        for r in self.router.write("update", args):
             total.added += r.added
             total.deleted += r.deleted
             total.replaced += r.replaced
             total.unknown += r.unknown
             total.seconds += r.seconds
-            total.components = r.components
-        total.docs, total.embeddings = (int(x) for x in np.sum(self._sizes(), axis=0))
+            total.docs += r.docs
+            total.embeddings += r.embeddings
+            total.components = r.components or total.components
         return total
-
-    def _write_some(self, shards: list[int], args: list[tuple[Any, ...]]) -> list[Any]:
-        """`update` on the listed shards (the others are asked for nothing and left as
-        they are)."""
-        results = self.router.write("update", [
-            args[s] if s in shards else (None, [], False, "skip") for s in range(len(args))
-        ])  # fmt: skip
-        return [results[s] for s in shards]
 
     def _sizes(self) -> list[tuple[int, int]]:
         return self.router.call("size", [()] * self.manifest.n_shards)
