@@ -51,8 +51,8 @@ from latesearch.scoring.precision import as_float32
 
 SOURCES = ("auto", "full", "residual")
 # rows per block of `vector_blocks`: 1,024 float32 vectors of dim 128 (512 KiB) stay in the
-# cache between being widened and being multiplied (measured 20% faster than whole arrays
-# on the project's CPU machine when other work has emptied the caches, as in a server)
+# cache between being widened and being multiplied (faster than whole arrays when other
+# work has emptied the caches, as between a server's queries)
 VECTOR_BLOCK = 1024
 _OPEN_ATTEMPTS, _OPEN_PAUSE = 20, 0.05  # opening during an update's publish: about 1 s
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}

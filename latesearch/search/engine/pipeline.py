@@ -32,7 +32,7 @@ class Engine:
         self.centroids = store.codec.centroids32
         self.ivf = store.ivf
         # each document's distinct centroids: the interactions read them instead of the
-        # token codes (a SciFact document holds each of its centroids 2.7 times on average)
+        # token codes (a document often holds one centroid for several of its tokens)
         self.doc_centroids = self.ivf.by_document(store.n_docs)
 
     def search(
