@@ -177,7 +177,7 @@ class Searcher:
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             if mode == "dense":
-                scores = self._dense_scores(batch, timings)
+                scores = self.dense_scores(batch, timings)
                 with timings.stage("score"):
                     out.extend(dense_view.ranked(row, k, allowed) for row in scores)
                 continue
@@ -307,16 +307,19 @@ class Searcher:
         document: one forward pass where the dense view is the model's own pooled states."""
         if self.store.dense_source == "backbone":
             Q, mask, _ = self._encode(texts, timings, device)
-            return Q, mask, self._dense_scores(texts, timings)
+            return Q, mask, self.dense_scores(texts, timings)
         Q, mask, pooled = self._encode(texts, timings, device, pooled=True)
         with timings.stage("candidates"):
             return Q, mask, self.store.dense_scores(pooled.numpy())
 
-    def _dense_scores(self, texts: list[str], timings: SearchTimings) -> np.ndarray:
-        """(len(texts), n_docs) cosine of each query's dense vector with every document's."""
+    def dense_scores(self, texts: list[str], timings: SearchTimings | None = None) -> np.ndarray:
+        """(len(texts), n_docs) cosine of each query's dense vector with every document's
+        (ConfigError without a dense view)."""
+        timings = timings or SearchTimings(n_queries=len(texts), mode="dense")
+        self.store.dense_chunks()
+        encoder = self.dense_encoder if self.store.dense_source == "backbone" else None
         with timings.stage("encode"):
-            vectors = dense_view.query_vectors(self.store, self.model, self._dense_encoder,
-                                               texts)  # fmt: skip
+            vectors = dense_view.query_vectors(self.store, self.model, encoder, texts)
         with timings.stage("candidates"):
             return self.store.dense_scores(vectors)
 

@@ -14,6 +14,7 @@ import torch
 
 from latesearch.index import Index
 from latesearch.indexing import UpdateSummary, VerifyReport
+from latesearch.search.candidates import bm25_ranked
 from latesearch.search.results import Hits
 
 
@@ -35,6 +36,47 @@ class ShardWorker:
         encoded: tuple[np.ndarray, np.ndarray], options: dict[str, Any],
     ) -> list[Hits]:  # fmt: skip
         return self.index.rerank(texts, candidates, k, encoded=_tensors(encoded), **options)
+
+    def sides(self, texts: list[str], depth: int, mode: str,
+              encoded: tuple[np.ndarray, np.ndarray], options: dict[str, Any],
+              ) -> list[tuple[Hits, Hits]]:  # fmt: skip
+        """The two rankings a "hybrid" or "fused" search fuses, each query's top `depth`
+        of this shard: ("e2e" hits, BM25 hits with BM25 scores) or ("e2e", "dense")."""
+        late = self.search(texts, depth, "e2e", encoded, options)
+        if mode == "fused":
+            other = self.index.search(texts, depth, "dense", **options)
+        else:
+            store = self.index.store
+            wanted = options.get("filter")
+            allowed = None if wanted is None else store.matching(wanted)
+            ranked = bm25_ranked(store, self.index.searcher.bm25, texts, depth, allowed)
+            other = [self.index._hits(r, options.get("return_text", False),
+                                      return_metadata=options.get("return_metadata", False))
+                     for r in ranked]  # fmt: skip
+        return list(zip(late, other, strict=True))
+
+    def scores_of(self, texts: list[str], maxsim_ids: list[list[str]],
+                  dense_ids: list[list[str]], encoded: tuple[np.ndarray, np.ndarray],
+                  source: str) -> list[tuple[list[float], list[float]]]:  # fmt: skip
+        """Each query's exact MaxSim with `maxsim_ids[q]` and dense scores of
+        `dense_ids[q]` (ids this shard holds), in the order given."""
+        store, searcher = self.index.store, self.index.searcher
+        indices = [store.doc_indices(ids)[0] for ids in maxsim_ids]
+        ranked = [(np.zeros(0), idx) for idx in indices]
+        if any(idx.size for idx in indices):
+            ranked = searcher.rerank(texts, indices, None, encoded=_tensors(encoded),
+                                     source=source)  # fmt: skip
+        maxsim = []
+        for idx, (scores, order) in zip(indices, ranked, strict=True):
+            by_doc = dict(zip(order.tolist(), scores.tolist(), strict=True))
+            maxsim.append([by_doc[i] for i in idx.tolist()])
+        wanted = [q for q, ids in enumerate(dense_ids) if ids]
+        dense: list[list[float]] = [[] for _ in texts]
+        if wanted:
+            rows = searcher.dense_scores([texts[q] for q in wanted])
+            for row, q in zip(rows, wanted, strict=True):
+                dense[q] = row[store.doc_indices(dense_ids[q])[0]].tolist()
+        return list(zip(maxsim, dense, strict=True))
 
     def update(self, add: list[Any] | None, delete: list[str], replace: bool,
                missing: str) -> UpdateSummary:  # fmt: skip

@@ -13,8 +13,9 @@ the shards' top k. The approximate modes ("e2e", BM25 "rerank") search each shar
 own centroids and BM25 statistics: at settings that keep every candidate they also equal
 the unsharded index; at the defaults each shard searches as widely as a whole index would.
 "dense" (exact scores of pooled vectors; each shard encodes the query's pooled vector)
-merges exactly too. "hybrid" and "fused" are refused: their scores are ranks or z-scores
-within one index and do not merge.
+merges exactly too. "hybrid" and "fused" merge each of the two rankings they fuse and fuse
+them here (`latesearch.sharding.fusing`): "fused" equals the unsharded index where "e2e"
+does; "hybrid"'s BM25 side ranks by each shard's own BM25 statistics.
 """
 
 from __future__ import annotations
@@ -36,13 +37,15 @@ from latesearch.indexing.storage import UnknownDocumentError
 from latesearch.modeling import ColBERT
 from latesearch.search.models import load_index_model
 from latesearch.search.results import Hit, Hits
+from latesearch.sharding.fusing import fused_search
 from latesearch.sharding.manifest import SHARDS_MANIFEST, ShardsManifest, shard_name
 from latesearch.sharding.routers import LocalShards, RayShards
 from latesearch.sharding.routing import by_shard, shard_of
 from latesearch.sharding.split import split_collection
 
-MERGED_MODES = ("e2e", "exact", "rerank", "dense")
-ENCODED_HERE = ("e2e", "exact", "rerank")  # "dense" needs pooled vectors: each shard encodes
+MERGED_MODES = ("e2e", "exact", "rerank", "dense", "hybrid", "fused")
+# "dense" needs pooled vectors: each shard encodes them (and the dense side of "fused")
+ENCODED_HERE = ("e2e", "exact", "rerank", "hybrid", "fused")
 
 
 class ShardedIndex:
@@ -157,16 +160,18 @@ class ShardedIndex:
         self, queries: str | list[str], k: int = 10, mode: str = "e2e", **options: Any
     ) -> Hits | list[Hits]:
         """`Index.search` over every shard, merged (see the module's docstring for which
-        modes merge exactly). Options are `Index.search`'s (filter, ndocs, bm25_k, ...)."""
+        modes merge exactly). Options are `Index.search`'s (filter, ndocs, bm25_k, fusion,
+        ...)."""
         if mode not in MERGED_MODES:
-            raise InputError(f'mode "{mode}" is not available on a sharded index (one of '
-                             f"{MERGED_MODES}): its scores do not merge across shards",
-                             field="mode")  # fmt: skip
+            raise InputError(f"mode must be one of {MERGED_MODES}, got {mode!r}", field="mode")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InputError(f"k must be a positive integer, got {k!r}", field="k")
         texts, single = _as_list(queries)
         encoded = self.router.shared(self._encode(texts)) if mode in ENCODED_HERE else None
         n = self.manifest.n_shards
+        if mode in ("hybrid", "fused"):
+            results = fused_search(self.router, n, texts, k, mode, encoded, options)
+            return results[0] if single else results
         per_shard = self.router.call("search", [(texts, k, mode, encoded, options)] * n)
         merged = [_merge([shard[q] for shard in per_shard], k) for q in range(len(texts))]
         return merged[0] if single else merged

@@ -22,6 +22,10 @@ def test_ray_shards_equal_local_shards(ray_cluster, sharded_pair, tiny_colbert, 
                 assert [h.doc_id for h in a] == [h.doc_id for h in b]
                 np.testing.assert_allclose([h.score for h in a], [h.score for h in b],
                                            atol=1e-5)  # fmt: skip
+        for a, b in zip(remote.search(QUERIES, k=7, mode="hybrid", **kit.EVERYTHING),
+                        local.search(QUERIES, k=7, mode="hybrid", **kit.EVERYTHING),
+                        strict=True):  # fmt: skip
+            assert [h.score for h in a] == [h.score for h in b]
         ids = ["d1", "d2", "d30", "nope"]
         got = remote.rerank(QUERIES[0], ids, missing="skip")
         assert got.skipped == ["nope"]

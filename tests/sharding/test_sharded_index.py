@@ -85,13 +85,55 @@ def test_every_shard_is_an_ordinary_index_holding_the_ids_it_routes(sharded_pair
     assert all(report is not None for report in sharded.verify())
 
 
-def test_modes_that_do_not_merge_are_refused(sharded_pair):
+def test_unknown_modes_and_bad_k_are_refused(sharded_pair):
     sharded, _ = sharded_pair
-    for mode in ("hybrid", "fused"):
-        with pytest.raises(InputError, match="sharded"):
-            sharded.search(QUERIES[0], mode=mode)
+    with pytest.raises(InputError, match="mode"):
+        sharded.search(QUERIES[0], mode="nope")
     with pytest.raises(InputError):
         sharded.search(QUERIES[0], k=0)
+    with pytest.raises(InputError, match="fusion"):
+        sharded.search(QUERIES[0], mode="hybrid", fusion="zscore")
+
+
+def assert_same_fused(ours, theirs):
+    """The same documents with the same fused scores, ranked by score (equal scores in any
+    order: one index orders them by position, a sharded one by id)."""
+    assert len(ours) == len(theirs)
+    mine, other = ({h.doc_id: h.score for h in hits} for hits in (ours, theirs))
+    assert mine.keys() == other.keys()
+    np.testing.assert_allclose([mine[i] for i in other], list(other.values()), rtol=1e-5,
+                               atol=1e-7)  # fmt: skip
+    np.testing.assert_allclose([h.score for h in ours], [h.score for h in theirs], rtol=1e-5,
+                               atol=1e-7)  # fmt: skip
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_hybrid_colbert_side_merges_exactly(sharded_pair, filtered):
+    """hybrid_weight=1: the fused ranking is the ColBERT side's, merged across shards."""
+    sharded, whole = sharded_pair
+    options = {**EVERYTHING, "hybrid_weight": 1.0, **({"filter": FILTER} if filtered else {})}
+    for fusion in ("rrf", "score"):
+        ours = sharded.search(QUERIES, k=40, mode="hybrid", fusion=fusion, **options)
+        theirs = whole.search(QUERIES, k=40, mode="hybrid", fusion=fusion, **options)
+        for a, b in zip(ours, theirs, strict=True):
+            assert_same_fused(a, b)
+            assert [h.doc_id for h in a][:5] == [h.doc_id for h in b][:5]
+
+
+def test_hybrid_over_one_shard_equals_the_index(tmp_path, tiny_colbert, kit):
+    """One shard has the collection's BM25 statistics: every fusion and weight agree."""
+    corpus = kit.write_corpus(tmp_path / "corpus.jsonl", n=24)
+    sharded = ShardedIndex.build(corpus, tmp_path / "s", tiny_colbert, n_shards=1, bm25=True,
+                                 progress=False, **SETTINGS)  # fmt: skip
+    whole = Index.build(corpus, tmp_path / "w", tiny_colbert, bm25=True, progress=False,
+                        **SETTINGS)  # fmt: skip
+    for fusion, weight in (("rrf", 0.5), ("score", 0.3), ("rrf", 0.0)):
+        options = {**EVERYTHING, "fusion": fusion, "hybrid_weight": weight}
+        ours = sharded.search(QUERIES, k=24, mode="hybrid", return_text=True, **options)
+        theirs = whole.search(QUERIES, k=24, mode="hybrid", **options)
+        for a, b in zip(ours, theirs, strict=True):
+            assert_same_fused(a, b)
+            assert all(h.text for h in a)
 
 
 def test_add_and_delete_route_to_the_owning_shard(tmp_path, tiny_colbert, kit):
@@ -197,14 +239,25 @@ def test_adding_ids_already_held_changes_no_shard(sharded_pair):
     assert "d100" not in {h.doc_id for h in sharded.search("new one", k=40, mode="exact")}
 
 
-def test_dense_search_equals_the_unsharded_index(tmp_path, tiny_colbert, kit):
+@pytest.mark.parametrize("filtered", [False, True])
+def test_dense_and_fused_search_equal_the_unsharded_index(tmp_path, tiny_colbert, kit, filtered):
     corpus = kit.write_corpus(tmp_path / "corpus.jsonl", n=20)
     options = {**kit.SETTINGS, "dense": "pooled"}
     sharded = ShardedIndex.build(corpus, tmp_path / "s", tiny_colbert, n_shards=2,
                                  progress=False, **options)  # fmt: skip
     whole = Index.build(corpus, tmp_path / "w", tiny_colbert, progress=False, **options)
+    wanted = {"filter": FILTER} if filtered else {}
     for k in (3, 20):
-        for a, b in zip(sharded.search(QUERIES, k=k, mode="dense"),
-                        whole.search(QUERIES, k=k, mode="dense"), strict=True):  # fmt: skip
+        ours = sharded.search(QUERIES, k=k, mode="dense", **wanted)
+        for a, b in zip(ours, whole.search(QUERIES, k=k, mode="dense", **wanted), strict=True):
             assert_same_hits(a, b)
-    assert "dense" in sharded.describe()["modes"]
+    for fusion, k in (("zscore", 3), ("zscore", 20), ("rrf", 20), ("score", 20)):
+        fused = {**EVERYTHING, **wanted, "fusion": fusion}
+        ours = sharded.search(QUERIES, k=k, mode="fused", **fused)
+        for a, b in zip(ours, whole.search(QUERIES, k=k, mode="fused", **fused), strict=True):
+            assert_same_fused(a, b)
+    # at the defaults each shard's top 100 holds all its documents: the same answer
+    narrow = {**wanted, "hybrid_weight": 0.7}
+    assert_same_fused(sharded.search(QUERIES[0], k=5, mode="fused", **narrow),
+                      whole.search(QUERIES[0], k=5, mode="fused", **narrow))
+    assert {"dense", "fused"} <= set(sharded.describe()["modes"])
