@@ -16,7 +16,8 @@ the same nbits, so the two differ only by the kept fp16 vectors). Measured:
   `EngineParams.for_k`) at k=10 (nDCG@10, overlap@10 with the exhaustive top-10) and at
   k=100 (R@100), and the faiss IVFPQ e2e of the uncompressed index likewise, against
   exhaustive MaxSim (mode="exact" on the uncompressed index), on SciFact test,
-  SciFact-novel and Vaswani;
+  SciFact-novel and Vaswani, each difference with the p-value of a paired randomization
+  test over the queries;
 - CPU latency at k=10, one query per call: the engine on nbits=2 (with and without
   keep_full) against the faiss e2e, interleaved query by query (call order rotated per
   query) after 2 warm-ups, at 1 and 2 threads (torch and faiss): median / p95 of the whole
@@ -234,29 +235,34 @@ def _bytes(path: Path) -> int:
 
 # ---------------------------------------------------------------------- quality
 def measure_quality(reference: Any, loaded: dict[str, Any], sets: list[Any]) -> dict[str, Any]:
-    """nDCG@10 / R@100 / overlap@10 of every method, and its difference to exhaustive."""
+    """nDCG@10 / R@100 / overlap@10 of every method, its difference to exhaustive and the
+    difference's paired significance."""
+    from latesearch.evaluation.significance import paired_comparison
+
     queries = sets[0].queries
     exact, _ = _run(reference, queries, 100, "exact")
     top10 = {q: list(docs)[:10] for q, docs in exact.items()}
-    ref = _evaluate(exact, sets)
+    ref, ref_per_query = _evaluate(exact, sets)
     out: dict[str, Any] = {"exact": {"metrics": ref, "overlap_at_10": 1.0}}
     methods = {"faiss-e2e": reference, **{f"engine-{v}": index for v, index in loaded.items()}}
     for name, index in methods.items():
         print(f"  quality {name}", flush=True)
         run10, t10 = _run(index, queries, 10, "e2e")
         run100, t100 = _run(index, queries, 100, "e2e")
-        metrics = {
-            s: {"nDCG@10": m10["nDCG@10"], "R@100": m100["R@100"]}
-            for (s, m10), m100 in zip(
-                _evaluate(run10, sets).items(), _evaluate(run100, sets).values(), strict=True
-            )
-        }
+        (at10, q10), (at100, q100) = _evaluate(run10, sets), _evaluate(run100, sets)
+        metrics = {s: {"nDCG@10": at10[s]["nDCG@10"], "R@100": at100[s]["R@100"]} for s in at10}
+        per_query = {s: {"nDCG@10": q10[s]["nDCG@10"], "R@100": q100[s]["R@100"]} for s in q10}
         delta = {
             s: {m: round(v - ref[s][m], 4) for m, v in row.items()} for s, row in metrics.items()
         }
         out[name] = {
             "metrics": metrics,
             "delta_vs_exact": delta,
+            "p_value_vs_exact": {
+                s: {m: round(paired_comparison(ref_per_query[s][m], values).p_value, 4)
+                    for m, values in row.items()}
+                for s, row in per_query.items()
+            },  # fmt: skip
             "overlap_at_10": _overlap(run10, top10),
             "k10": t10,
             "k100": t100,
@@ -287,18 +293,17 @@ def _run(index: Any, queries: dict[str, str], k: int, mode: str) -> tuple[dict, 
     }
 
 
-def _evaluate(run: dict, sets: list[Any]) -> dict[str, dict[str, float]]:
+def _evaluate(run: dict, sets: list[Any]) -> tuple[dict, dict]:
+    """({set: {metric: mean}}, {set: {metric: {qid: value}}}) of a run on every set."""
     from latesearch.evaluation import evaluate_run
 
-    return {
-        s.name: {
-            m: round(float(v), 4)
-            for m, v in evaluate_run(
-                {q: run[q] for q in s.queries if q in run}, s.qrels, METRICS
-            ).aggregate.items()
-        }
-        for s in sets
-    }
+    means, per_query = {}, {}
+    for s in sets:
+        result = evaluate_run({q: run[q] for q in s.queries if q in run}, s.qrels, METRICS)
+        means[s.name] = {m: round(float(v), 4) for m, v in result.aggregate.items()}
+        per_query[s.name] = {m: {q: row[m] for q, row in result.per_query.items()}
+                             for m in result.aggregate}  # fmt: skip
+    return means, per_query
 
 
 def _overlap(run: dict, top10: dict[str, list[str]]) -> float:
@@ -403,7 +408,10 @@ def markdown(payload: dict[str, Any]) -> str:
         "number of token embeddings (the faiss ann/ component is only in the "
         "uncompressed reference: the engine does not use it). Engine quality at the "
         "`EngineParams.for_k` defaults (k=10: nDCG@10 and overlap@10; k=100: R@100); "
-        "the faiss e2e at its defaults. overlap@10 = mean |top-10 ∩ exhaustive "
+        "the faiss e2e at its defaults; in brackets the difference to exhaustive search "
+        "and the p-value of a two-sided paired randomization test over the queries "
+        "(`latesearch.evaluation.significance`, 10,000 sign flips). "
+        "overlap@10 = mean |top-10 ∩ exhaustive "
         "top-10| / 10. Latency: wall time of one `Index.search` call at k=10; search "
         "= total less query encoding; ratio = faiss-e2e / engine of the search "
         "medians.",
@@ -459,7 +467,9 @@ def _quality_table(coll: str, result: dict[str, Any]) -> list[str]:
             for s in sets:
                 value = row["metrics"][s][metric]
                 delta = row.get("delta_vs_exact", {}).get(s, {}).get(metric)
-                cells.append(f"{value:.4f}" + ("" if delta is None else f" ({delta:+.4f})"))
+                p = row.get("p_value_vs_exact", {}).get(s, {}).get(metric)
+                extra = "" if p is None else f", p {p:.2f}"
+                cells.append(f"{value:.4f}" + ("" if delta is None else f" ({delta:+.4f}{extra})"))
         docs = row["k10"]["docs_scored_per_query"] if "k10" in row else "all"
         lines.append(f"| {name} | {' | '.join(cells)} | {row['overlap_at_10']:.3f} | {docs} |")
     return [*lines, ""]

@@ -331,8 +331,14 @@ class _Build:
 
         bar = tqdm(total=state.n_embeddings, unit="token", unit_scale=True, desc="compressing",
                    disable=not self.show_progress, dynamic_ncols=True)  # fmt: skip
+        coder = None
+        if self.config.ray is not None:  # coded where it was encoded
+            from latesearch.indexing.ray_coding import RayCoder
+
+            coder = RayCoder.for_config(self.config)
         try:
-            return compress_chunks(self.tmp, state.chunks, dim, self.config, progress=bar.update)
+            return compress_chunks(self.tmp, state.chunks, dim, self.config, progress=bar.update,
+                                   coder=coder)  # fmt: skip
         finally:
             bar.close()
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from latesearch.indexing.centroids import (
     Assigner,
+    method_for,
     n_centroids_for,
     sample_size_for,
     train_centroids,
@@ -53,10 +54,12 @@ def compress_chunks(
     *,
     codec: ResidualCodec | None = None,
     progress: Callable[[int], None] | None = None,
+    coder: ChunkCoder | None = None,
 ) -> CompressionResult:
     """Code every chunk of `folder` (whose `embeddings` files must exist) with `codec`, or
     with one trained here on a sample; write codec/, ivf/ and the chunks' codes/residuals.
-    `progress` is told the number of tokens coded."""
+    `progress` is told the number of tokens coded. `coder` codes the chunks (default: here,
+    `LocalCoder`; `ray_coding.RayCoder` on a Ray cluster)."""
     seconds: dict[str, float] = {}
     n_tokens = sum(c.n_embeddings for c in chunks)
     started = time.perf_counter()
@@ -66,9 +69,10 @@ def compress_chunks(
         seconds["train"] = round(time.perf_counter() - started, 3)
     digests = codec.save(folder / CODEC_DIR)
     started = time.perf_counter()
-    assign = Assigner(codec.centroids32, config.assignment, seed=config.seed)
-    coded = [code_chunk(folder, c, codec, assign, progress) for c in chunks]
+    coder = coder or LocalCoder()
+    coded = coder(folder, chunks, codec, config, progress)
     seconds["assign_and_code"] = round(time.perf_counter() - started, 3)
+    method = method_for(codec.n_centroids, config.assignment)
     started = time.perf_counter()
     ivf_digests = write_ivf(folder, coded, codec.n_centroids)
     seconds["ivf"] = round(time.perf_counter() - started, 3)
@@ -83,8 +87,9 @@ def compress_chunks(
         "codes_dtype": codec.codes_dtype.name,
         "keep_full": config.keep_full,
         "assignment": config.assignment,
-        "assignment_method": assign.method,
-        "approximate_assignment": assign.approximate,
+        "assignment_method": method,
+        "approximate_assignment": method != "exact",
+        "coded_by": coder.label,
         "kmeans_niter": config.kmeans_niter,
         "seed": config.seed,
         "trained_on": trained_on,
@@ -121,9 +126,32 @@ def read_rows(folder: Path, chunks: list[ChunkInfo], rows: np.ndarray, dim: int)
         lo = np.searchsorted(rows, chunk.first_token)
         hi = np.searchsorted(rows, chunk.first_token + chunk.n_embeddings)
         if lo < hi:
-            array = _embeddings(folder, chunk, dim)
+            array = chunk_embeddings(folder, chunk, dim)
             out[lo:hi] = array[rows[lo:hi] - chunk.first_token]
     return out
+
+
+class ChunkCoder(Protocol):
+    """Codes chunks with a codec: writes each chunk's codes and residuals files into the
+    folder and returns the chunks' records in order; `label` names where it ran."""
+
+    label: str
+
+    def __call__(self, folder: Path, chunks: list[ChunkInfo], codec: ResidualCodec,
+                 config: IndexConfig, progress: Callable[[int], None] | None,
+                 ) -> list[ChunkInfo]: ...  # fmt: skip
+
+
+class LocalCoder:
+    """Every chunk coded in this process, one after another."""
+
+    label = "local"
+
+    def __call__(self, folder: Path, chunks: list[ChunkInfo], codec: ResidualCodec,
+                 config: IndexConfig, progress: Callable[[int], None] | None = None,
+                 ) -> list[ChunkInfo]:  # fmt: skip
+        assign = Assigner(codec.centroids32, config.assignment, seed=config.seed)
+        return [code_chunk(folder, c, codec, assign, progress) for c in chunks]
 
 
 def code_chunk(
@@ -134,12 +162,24 @@ def code_chunk(
     progress: Callable[[int], None] | None = None,
 ) -> ChunkInfo:
     """Write a chunk's codes and packed residuals next to its embeddings."""
-    embeddings = _embeddings(folder, chunk, codec.dim)
+    embeddings = chunk_embeddings(folder, chunk, codec.dim)
+    return write_codes(folder, chunk, codec, code_blocks(embeddings, codec, assign), progress)
+
+
+def write_codes(
+    folder: Path,
+    chunk: ChunkInfo,
+    codec: ResidualCodec,
+    blocks: Iterable[tuple[int, np.ndarray, np.ndarray]],
+    progress: Callable[[int], None] | None = None,
+) -> ChunkInfo:
+    """Write a chunk's codes and packed residuals, given as (first row, codes, residuals)
+    blocks covering it, each file fsynced and renamed into place; the chunk's record."""
     n = chunk.n_embeddings
     codes_name, residuals_name = compressed_chunk_files(chunk.index)
     codes_out = _open(folder / codes_name, (n,), codec.codes_dtype)
     residuals_out = _open(folder / residuals_name, (n, codec.packed_dim), np.uint8)
-    for start, codes, residuals in code_blocks(embeddings, codec, assign):
+    for start, codes, residuals in blocks:
         codes_out[start : start + len(codes)] = codes
         residuals_out[start : start + len(codes)] = residuals
         if progress is not None:
@@ -184,7 +224,8 @@ def chunk_code_parts(folder: Path, chunks: list[ChunkInfo]) -> Iterator[tuple[np
         yield np.asarray(codes), docs
 
 
-def _embeddings(folder: Path, chunk: ChunkInfo, dim: int) -> np.ndarray:
+def chunk_embeddings(folder: Path, chunk: ChunkInfo, dim: int) -> np.ndarray:
+    """A chunk's embeddings file, memory-mapped (float16 or float32)."""
     path = folder / chunk.embeddings
     dtype = np.load(path, mmap_mode="r").dtype.name
     return load_npy(path, dtype=dtype, shape=(chunk.n_embeddings, dim), mmap=True)

@@ -65,8 +65,11 @@ class IndexConfig:
     as "ray://head:10001"): `ray_workers` actors (None: one per GPU of the cluster, else one
     per `ray_cpus_per_worker` CPUs), each loading the model once; encoded documents return
     through Ray's object store, or with `ray_transport="shared"` (every node mounts the
-    index's folder) as files in the build folder. The index is the one a single-process
-    build makes, up to floating-point rounding.
+    index's folder) as files in the build folder. A compressed build's codes are made on
+    the cluster too (`ray_coding`): the centroids are trained once here, then coder actors
+    assign and quantize the chunks, reading and writing them in the build folder
+    ("shared") or receiving blocks and returning codes ("object_store"). The index is the
+    one a single-process build makes, up to floating-point rounding.
     """
 
     group_size: int = 100_000

@@ -41,6 +41,7 @@ def test_a_ray_build_equals_a_local_build(ray_cluster, local_build, tiny_colbert
     config = CONFIG.replace(ray="auto", ray_workers=2, ray_transport=transport)
     store = build_index(corpus, tmp_path / "ray", tiny_colbert, config, progress=False)
     assert_same_index(store, local)
+    assert store.manifest.codec["coded_by"] == f"ray ({transport})"
     assert not (tmp_path / "ray" / "ray-spill").exists()
     assert not [n for n in ray_cluster.util.list_named_actors() if n.startswith(ACTOR_PREFIX)]
 
