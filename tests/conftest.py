@@ -66,3 +66,25 @@ def ray_cluster():
              configure_logging=False)  # fmt: skip
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def kill_once(ray_cluster):
+    """kill_once(prefix) -> a callback (any arguments) that, the first time it is called,
+    kills the first live actor whose name starts with `prefix`, leaving Ray to restart it;
+    the callback's `killed` lists the pids it killed."""
+
+    def make(prefix: str):
+        def callback(*_args) -> None:
+            if callback.killed:
+                return
+            names = sorted(n for n in ray_cluster.util.list_named_actors()
+                           if n.startswith(prefix))  # fmt: skip
+            actor = ray_cluster.get_actor(names[0])
+            callback.killed.append(ray_cluster.get(actor.pid.remote()))
+            ray_cluster.kill(actor, no_restart=False)
+
+        callback.killed = []
+        return callback
+
+    return make

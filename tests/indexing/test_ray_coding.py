@@ -29,25 +29,16 @@ def _copy(source, target):
 
 @pytest.mark.parametrize("transport", ["shared", "object_store"])
 def test_ray_coding_writes_the_local_coders_files_though_an_actor_dies(
-    ray_cluster, uncompressed, tmp_path, transport
+    ray_cluster, kill_once, uncompressed, tmp_path, transport
 ):
     source, chunks, dim = uncompressed
     assert len(chunks) > 3
     local_dir, ray_dir = _copy(source, tmp_path / "local"), _copy(source, tmp_path / "ray")
     local = compress_chunks(local_dir, chunks, dim, CODING)
-    killed = []
-
-    def kill_one(_tokens):  # after the first result: other tasks are in flight or to come
-        if killed:
-            return
-        names = [n for n in ray_cluster.util.list_named_actors() if n.startswith(CODER_PREFIX)]
-        actor = ray_cluster.get_actor(sorted(names)[0])
-        killed.append(ray_cluster.get(actor.pid.remote()))
-        ray_cluster.kill(actor, no_restart=False)
-
+    kill_one = kill_once(CODER_PREFIX)  # after the first result: others in flight or to come
     coder = RayCoder("auto", workers=2, transport=transport)
     ours = compress_chunks(ray_dir, chunks, dim, CODING, coder=coder, progress=kill_one)
-    assert killed
+    assert kill_one.killed
     assert ours.codec["coded_by"] == f"ray ({transport})" and local.codec["coded_by"] == "local"
     assert ours.codec["sha256"] == local.codec["sha256"]  # codec/ and ivf/ files
     for a, b in zip(ours.chunks, local.chunks, strict=True):

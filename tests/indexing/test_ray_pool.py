@@ -47,24 +47,14 @@ def test_a_ray_build_equals_a_local_build(ray_cluster, local_build, tiny_colbert
 
 
 def test_a_killed_encoder_is_restarted_and_the_index_is_the_same(
-    ray_cluster, local_build, tiny_colbert, tmp_path
+    ray_cluster, kill_once, local_build, tiny_colbert, tmp_path
 ):
     corpus, local = local_build
-    killed = []
-
-    def kill_one(chunk):  # after the first chunk: later groups are in flight or to come
-        if killed:
-            return
-        names = [n for n in ray_cluster.util.list_named_actors() if n.startswith(ACTOR_PREFIX)]
-        actor = ray_cluster.get_actor(sorted(names)[0])
-        pid = ray_cluster.get(actor.pid.remote())
-        ray_cluster.kill(actor, no_restart=False)
-        killed.append((actor, pid))
-
+    kill_one = kill_once(ACTOR_PREFIX)  # after the first chunk: later groups in flight
     config = CONFIG.replace(ray="auto", ray_workers=2)
     store = build_index(corpus, tmp_path / "ray", tiny_colbert, config, progress=False,
                         on_chunk=kill_one)  # fmt: skip
-    assert killed
+    assert kill_one.killed
     assert_same_index(store, local)
 
 
