@@ -289,6 +289,7 @@ class Index:
         fusion: str | None = None,
         hybrid_weight: float = 0.5,
         encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+        bm25_statistics: Any = None,
     ) -> Hits | list[Hits]:
         """Top-`k` documents of one query (→ Hits) or of a list of queries (→ list of Hits).
 
@@ -318,6 +319,9 @@ class Index:
 
         `encoded`: the queries' embeddings and mask as `model.encode_queries(texts,
         return_mask=True)` returns them, when already computed (not for "dense"/"fused").
+        `bm25_statistics` (`latesearch.indexing.bm25_statistics.BM25Statistics`): a larger
+        collection's, this index being part of it; BM25 then scores as that collection
+        would (a sharded index passes all its shards' statistics).
         """
         texts, single = _as_list(queries)
         allowed = None if filter is None else self.store.matching(filter)
@@ -326,6 +330,7 @@ class Index:
             batch_size=batch_size, device=device, ncells=ncells, ndocs=ndocs,
             centroid_score_threshold=centroid_score_threshold, source=source, allowed=allowed,
             fusion=fusion, hybrid_weight=hybrid_weight, encoded=encoded,
+            bm25_statistics=bm25_statistics,
         )  # fmt: skip
         results = [self._hits(r, return_text, return_metadata=return_metadata) for r in ranked]
         return results[0] if single else results
@@ -342,13 +347,14 @@ class Index:
         filter: Any = None,  # noqa: A002
         return_metadata: bool = False,
         encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+        source: str = "auto",
     ) -> Hits | list[Hits]:
         """Exact MaxSim of `query` against `candidate_ids` (duplicates counted once); the
         top-`k` (all when None). An id the index lacks raises `UnknownDocumentError` with
         missing="raise"; with "skip" it is left out and listed in the result's `skipped`.
         A list of queries takes a list of candidate lists and returns a list of Hits.
         `filter` drops the candidates whose metadata do not match (see `search`); `encoded`
-        as in `search`."""
+        and `source` as in `search`."""
         texts, lists, single = candidate_lists(query, candidate_ids)
         _ = self.searcher.model  # loaded before the clock starts
         timings = SearchTimings(mode="rerank")
@@ -363,7 +369,7 @@ class Index:
                 skipped.append(unknown)
         timings.total = timings.candidates
         ranked = self.searcher.rerank(texts, indices, k, device=device, timings=timings,
-                                      encoded=encoded)  # fmt: skip
+                                      encoded=encoded, source=source)  # fmt: skip
         results = [self._hits(r, return_text, s, return_metadata=return_metadata)
                    for r, s in zip(ranked, skipped, strict=True)]  # fmt: skip
         return results[0] if single else results

@@ -29,11 +29,13 @@ from latesearch.indexing._store import (
     read_json,
     write_json,
 )
+from latesearch.indexing.bm25_statistics import RESCORABLE, BM25Statistics, rescored
 from latesearch.indexing.files import READ_ERRORS
 
 METHODS = ("lucene", "robertson", "atire")
 CONFIG_FILE = "config.json"
 DOC_IDS_FILE = "doc_ids.json"
+LENGTHS_FILE = "doc_lengths.npy"  # tokens per document after stopwords (BM25's lengths)
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,11 @@ def _bad(name: str, value: Any, expected: str) -> None:
 class BM25Index:
     """A bm25s index plus its string document ids (row i of the index is `doc_ids[i]`)."""
 
-    def __init__(self, retriever: bm25s.BM25, doc_ids: list[str], config: BM25Config) -> None:
+    def __init__(self, retriever: bm25s.BM25, doc_ids: list[str], config: BM25Config,
+                 lengths: np.ndarray | None = None) -> None:  # fmt: skip
         self.retriever, self.doc_ids, self.config = retriever, doc_ids, config
+        self.lengths = lengths  # None: a bm25/ saved before lengths were kept
+        self._by_id: dict[int, str] | None = None  # vocabulary id -> term, made when asked
         # Query tokenizer: same settings, vocabulary = the index's; never grows the vocab.
         self._tokenizer = config.tokenizer()
         vocab = dict(retriever.vocab_dict)
@@ -116,7 +121,7 @@ class BM25Index:
             raise InputError("no documents to index")
         retriever = bm25s.BM25(k1=config.k1, b=config.b, method=config.method)
         retriever.index(Tokenized(ids=ids, vocab=tokenizer.get_vocab_dict()), show_progress=False)
-        return cls(retriever, doc_ids, config)
+        return cls(retriever, doc_ids, config, np.array([len(t) for t in ids], dtype=np.int32))
 
     def tokenize(self, queries: list[str]) -> list[list[int]]:
         """Token ids of `queries` in the index vocabulary (unknown words dropped)."""
@@ -129,12 +134,36 @@ class BM25Index:
                 allow_empty=False,
             )
 
+    @property
+    def rescorable(self) -> bool:
+        """Whether `search` can score with another collection's statistics."""
+        return self.lengths is not None and self.config.method in RESCORABLE
+
+    def statistics(self, queries: list[str]) -> BM25Statistics:
+        """This index's statistics for the terms of `queries` (a shard's share of a whole
+        collection's, see `bm25_statistics`)."""
+        tokens = self.tokenize(list(queries))
+        indptr = self.retriever.scores["indptr"]
+        names = self._names()
+        df = {names[t]: int(indptr[t + 1] - indptr[t]) for ids in tokens for t in ids}
+        total = int(self.lengths.sum()) if self.lengths is not None else 0
+        return BM25Statistics(len(self.doc_ids), total, df)
+
+    def _names(self) -> dict[int, str]:
+        if self._by_id is None:
+            self._by_id = {i: term for term, i in self.retriever.vocab_dict.items()}
+        return self._by_id
+
     def search(
-        self, queries: list[str], k: int, *, n_threads: int = 0, allowed: Any = None
-    ) -> list[list[tuple[str, float]]]:
-        """Top-`k` `(doc_id, score)` per query, best first. Queries with no indexed term
-        get an empty list; fewer than `k` results come back when fewer documents match.
-        `allowed`: positions (in build order) of the only documents that may be returned."""
+        self, queries: list[str], k: int, *, n_threads: int = 0, allowed: Any = None,
+        statistics: BM25Statistics | None = None,
+    ) -> list[list[tuple[str, float]]]:  # fmt: skip
+        """Top-`k` `(doc_id, score)` per query, best first (equal scores: the one indexed
+        first). Queries with no indexed term get an empty list; fewer than `k` results come
+        back when fewer documents match.
+        `allowed`: positions (in build order) of the only documents that may be returned.
+        `statistics`: a whole collection's, this index being part of it (a shard), to score
+        with instead of this index's own (where `rescorable`; otherwise ignored)."""
         if isinstance(queries, str):
             raise InputError("queries must be a list of strings, not one string", field="queries")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -148,6 +177,10 @@ class BM25Index:
         if allowed is not None:
             mask = np.zeros(len(self.doc_ids), dtype=np.float32)
             mask[np.asarray(allowed, dtype=np.int64)] = 1.0
+        if statistics is not None and self.rescorable:
+            for i in asked:
+                results[i] = self._rescored_top(tokens[i], k, mask, statistics)
+            return results
         try:
             docs, scores = self.retriever.retrieve(
                 [tokens[i] for i in asked],
@@ -160,16 +193,32 @@ class BM25Index:
             raise IndexCorruptError(f"bm25/: the score matrix is damaged ({err}); rebuild it "
                                     "(Index.add_bm25())") from None
         for i, row_docs, row_scores in zip(asked, docs.tolist(), scores.tolist(), strict=True):
-            results[i] = [
-                (self.doc_ids[d], s) for d, s in zip(row_docs, row_scores, strict=True) if s > 0
-            ]
+            kept = sorted(((-s, d) for d, s in zip(row_docs, row_scores, strict=True) if s > 0))
+            results[i] = [(self.doc_ids[d], -s) for s, d in kept]  # ties: lower position first
         return results
+
+    def _rescored_top(self, ids: list[int], k: int, mask: np.ndarray | None,
+                      whole: BM25Statistics) -> list[tuple[str, float]]:  # fmt: skip
+        """One query's top `k` scored with `whole`'s statistics (ties: lower position)."""
+        data, indices = self.retriever.scores["data"], self.retriever.scores["indices"]
+        indptr, names = self.retriever.scores["indptr"], self._names()
+        postings = [(names[t], np.asarray(indices[indptr[t] : indptr[t + 1]], dtype=np.int64),
+                     np.asarray(data[indptr[t] : indptr[t + 1]])) for t in ids]  # fmt: skip
+        own = BM25Statistics(len(self.doc_ids), int(self.lengths.sum()))
+        scores = rescored(postings, self.lengths, own, whole, self.config.k1, self.config.b)
+        if mask is not None:
+            scores *= mask
+        hits = np.flatnonzero(scores > 0)
+        top = hits[np.lexsort((hits, -scores[hits]))[:k]]
+        return [(self.doc_ids[d], float(scores[d])) for d in top]
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write the index into `folder`, atomically (temp sibling folder + `os.replace`)."""
         with atomic_folder(folder, marker=CONFIG_FILE) as tmp:
             self.retriever.save(tmp, show_progress=False)
             write_json(tmp / DOC_IDS_FILE, self.doc_ids)
+            if self.lengths is not None:
+                np.save(tmp / LENGTHS_FILE, self.lengths)
             self.config.save(tmp / CONFIG_FILE)
         return Path(folder)
 
@@ -190,7 +239,16 @@ class BM25Index:
                 f"{folder}: {len(doc_ids)} doc ids but the bm25s index has "
                 f"{retriever.scores.get('num_docs')} documents"
             )
-        return cls(retriever, doc_ids, config)
+        lengths = None
+        if (folder / LENGTHS_FILE).is_file():
+            try:
+                lengths = np.load(folder / LENGTHS_FILE)
+            except READ_ERRORS as err:
+                raise IndexCorruptError(f"{folder / LENGTHS_FILE}: unreadable ({err})") from None
+            if lengths.shape != (len(doc_ids),) or lengths.dtype.kind not in "iu":
+                raise IndexCorruptError(f"{folder / LENGTHS_FILE}: expected {len(doc_ids)} "
+                                        f"integer lengths, got {lengths.shape} {lengths.dtype}")
+        return cls(retriever, doc_ids, config, lengths)
 
 
 def _check_doc(item: Any, n: int) -> tuple[str, str]:

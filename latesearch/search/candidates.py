@@ -9,25 +9,27 @@ import torch
 from latesearch.indexing import IndexStore
 from latesearch.indexing.ann import TokenANNIndex
 from latesearch.indexing.bm25 import BM25Index
+from latesearch.indexing.bm25_statistics import BM25Statistics
 
 
 def bm25_candidates(
     store: IndexStore, bm25: BM25Index, queries: list[str], k: int,
-    allowed: np.ndarray | None = None,
+    allowed: np.ndarray | None = None, statistics: BM25Statistics | None = None,
 ) -> list[np.ndarray]:  # fmt: skip
     """Doc indices of each query's BM25 top-`k` (among `allowed` only, where given), in
     BM25 order (ids the embedding index lacks cannot occur: the BM25 index is built from
     the same documents, in the same order)."""
-    return [idx for _, idx in bm25_ranked(store, bm25, queries, k, allowed)]
+    return [idx for _, idx in bm25_ranked(store, bm25, queries, k, allowed, statistics)]
 
 
 def bm25_ranked(
     store: IndexStore, bm25: BM25Index, queries: list[str], k: int,
-    allowed: np.ndarray | None = None,
+    allowed: np.ndarray | None = None, statistics: BM25Statistics | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
-    """(BM25 scores, doc indices) of each query's BM25 top-`k`, best first."""
+    """(BM25 scores, doc indices) of each query's BM25 top-`k`, best first; scored with
+    `statistics` (a whole collection's, this index a shard of it) where given."""
     out = []
-    for hits in bm25.search(queries, k, allowed=allowed):
+    for hits in bm25.search(queries, k, allowed=allowed, statistics=statistics):
         idx = store.doc_indices([doc_id for doc_id, _ in hits])[0]
         out.append((np.array([s for _, s in hits], dtype=np.float32), idx))
     return out

@@ -18,6 +18,7 @@ import torch
 from latesearch.data._io import first_non_text
 from latesearch.errors import IndexCorruptError, InputError
 from latesearch.indexing import IndexStore
+from latesearch.indexing.bm25_statistics import BM25Statistics
 from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
 from latesearch.modeling import ColBERT
 from latesearch.search import dense_view
@@ -128,12 +129,15 @@ class Searcher:
         fusion: str | None = None,
         hybrid_weight: float = 0.5,
         encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
+        bm25_statistics: BM25Statistics | None = None,
     ) -> list[Ranked]:
         """The top-`k` (scores, doc indices) of each query; timings in `last_timings`.
         `allowed`: sorted doc indices, the only ones that may be returned (a filter's).
         `encoded`: the queries' embeddings and mask (n, Lq, dim), (n, Lq) from this index's
         model, already computed (a sharded index encodes once for all its shards); not
         for the "dense" and "fused" modes, which also need the pooled vectors.
+        `bm25_statistics`: a whole collection's BM25 statistics for the queries' terms, to
+        score BM25 ("rerank", "hybrid") as that collection would (a sharded index's).
 
         `ncells`, `centroid_score_threshold` and `ndocs` tune the engine (compressed
         indexes; None: `EngineParams.for_k`'s defaults for k and the model); `k_prime` and
@@ -198,7 +202,8 @@ class Searcher:
                 dense = self._e2e(Q, mask, depth, wide, timings, source, allowed, engine,
                                   k_prime, nprobe)  # fmt: skip
                 with timings.stage("candidates"):
-                    lexical = bm25_ranked(self.store, self.bm25, batch, depth, allowed)
+                    lexical = bm25_ranked(self.store, self.bm25, batch, depth, allowed,
+                                          bm25_statistics)  # fmt: skip
                 with timings.stage("score"):
                     out.extend(fuse(d, b, k, fusion=fusion, weight=hybrid_weight)
                                for d, b in zip(dense, lexical, strict=True))  # fmt: skip
@@ -214,7 +219,8 @@ class Searcher:
                                      k_prime, nprobe))  # fmt: skip
                 continue
             with timings.stage("candidates"):
-                cands = bm25_candidates(self.store, self.bm25, batch, bm25_k, allowed)
+                cands = bm25_candidates(self.store, self.bm25, batch, bm25_k, allowed,
+                                        bm25_statistics)  # fmt: skip
             out.extend(self._rerank(Q, mask, cands, k, timings, source))
         timings.total = time.perf_counter() - started
         self.last_timings = timings

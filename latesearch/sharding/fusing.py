@@ -6,11 +6,10 @@ by score, and the fusion (`latesearch.search.fusion`) runs here, on the merged s
   unsharded index's where "e2e" merges exactly (see `sharded_index`); the union's missing
   scores (MaxSim of dense-only documents, dense scores of MaxSim-only ones) are asked of
   the shards that own them, and the fused list equals the unsharded index's.
-- "hybrid": the ColBERT side merges like "e2e"; the BM25 side is ranked by each shard's
-  own BM25 scores, whose statistics (document frequencies, average length) are those of
-  the shard's documents. With documents spread by a hash of their id, a shard's statistics
-  approximate the collection's, as a BM25 "rerank" over shards does; with one shard, or
-  hybrid_weight=1, the result is the unsharded index's.
+- "hybrid": the ColBERT side merges like "e2e"; the BM25 side is scored by every shard
+  with the whole collection's statistics (passed in `options["bm25_statistics"]`), so
+  it merges exactly too, and the result is the unsharded index's where "e2e" merges
+  exactly (shards whose bm25/ cannot take them score with their own statistics).
 
 Equal fused scores are ordered by document id (one index orders them by position)."""
 
@@ -34,8 +33,8 @@ def fused_search(router: Any, n_shards: int, texts: list[str], k: int, mode: str
     weight = check_weight(weight)
     depth = max(k, DEFAULT_DEPTH)
     per_shard = router.call("sides", [(texts, depth, mode, encoded, options)] * n_shards)
-    sides = [(_merged([s[q][0] for s in per_shard], depth),
-              _merged([s[q][1] for s in per_shard], depth)) for q in range(len(texts))]  # fmt: skip
+    sides = [tuple(merge_side([s[q][side] for s in per_shard], depth) for side in (0, 1))
+             for q in range(len(texts))]  # fmt: skip
     if mode == "hybrid":
         return [_fuse_ranks(late, other, k, fusion, weight) for late, other in sides]
     missing = [_missing_scores(late, other) for late, other in sides]
@@ -62,7 +61,7 @@ def fused_search(router: Any, n_shards: int, texts: list[str], k: int, mode: str
     return out
 
 
-def _merged(parts: list[Hits], depth: int) -> Hits:
+def merge_side(parts: list[Hits], depth: int) -> Hits:
     """The top `depth` of the shards' hits of one side, by score (ties: in each shard's
     order, the earlier shard first)."""
     pooled = sorted((h for part in parts for h in part), key=lambda h: -h.score)

@@ -14,6 +14,7 @@ import torch
 
 from latesearch.index import Index
 from latesearch.indexing import UpdateSummary, VerifyReport
+from latesearch.indexing.bm25_statistics import BM25Statistics
 from latesearch.search.candidates import bm25_ranked
 from latesearch.search.results import Hits
 
@@ -46,14 +47,27 @@ class ShardWorker:
         if mode == "fused":
             other = self.index.search(texts, depth, "dense", **options)
         else:
-            store = self.index.store
-            wanted = options.get("filter")
-            allowed = None if wanted is None else store.matching(wanted)
-            ranked = bm25_ranked(store, self.index.searcher.bm25, texts, depth, allowed)
-            other = [self.index._hits(r, options.get("return_text", False),
-                                      return_metadata=options.get("return_metadata", False))
-                     for r in ranked]  # fmt: skip
+            other = self.lexical(texts, depth, options)
         return list(zip(late, other, strict=True))
+
+    def lexical(self, texts: list[str], depth: int, options: dict[str, Any]) -> list[Hits]:
+        """Each query's BM25 top `depth` here, with BM25 scores (by the statistics in
+        `options["bm25_statistics"]` where given), filtered by `options["filter"]`."""
+        store = self.index.store
+        wanted = options.get("filter")
+        allowed = None if wanted is None else store.matching(wanted)
+        ranked = bm25_ranked(store, self.index.searcher.bm25, texts, depth, allowed,
+                             options.get("bm25_statistics"))  # fmt: skip
+        return [self.index._hits(r, options.get("return_text", False),
+                                 return_metadata=options.get("return_metadata", False))
+                for r in ranked]  # fmt: skip
+
+    def bm25_statistics(self, texts: list[str]) -> BM25Statistics | None:
+        """This shard's BM25 statistics of the queries' terms; None where its bm25/ cannot
+        score with a whole collection's (saved without document lengths, or a BM25 variant
+        other than Lucene's)."""
+        bm25 = self.index.searcher.bm25
+        return bm25.statistics(texts) if bm25.rescorable else None
 
     def scores_of(self, texts: list[str], maxsim_ids: list[list[str]],
                   dense_ids: list[list[str]], encoded: tuple[np.ndarray, np.ndarray],

@@ -9,17 +9,20 @@ deletions go to the shard that owns the id. A query is encoded once, here; the e
 query goes to every shard, each returns its top k with exact MaxSim scores, and the top k of
 their union is the answer: for the exact modes ("exact", "rerank" of the same candidates,
 given ids) it is the unsharded index's answer, since the global top k lies in the union of
-the shards' top k. The approximate modes ("e2e", BM25 "rerank") search each shard with its
-own centroids and BM25 statistics: at settings that keep every candidate they also equal
-the unsharded index; at the defaults each shard searches as widely as a whole index would.
-"dense" (exact scores of pooled vectors; each shard encodes the query's pooled vector)
-merges exactly too. "hybrid" and "fused" merge each of the two rankings they fuse and fuse
-them here (`latesearch.sharding.fusing`): "fused" equals the unsharded index where "e2e"
-does; "hybrid"'s BM25 side ranks by each shard's own BM25 statistics.
+the shards' top k. BM25 ("rerank" candidates, "hybrid") is scored with the whole
+collection's statistics, every shard's added up (`indexing.bm25_statistics`), so each
+shard's BM25 top k is the one an unsharded index finds among its documents; "rerank" then
+equals the unsharded index. "e2e" searches each shard with its own centroids: at settings
+that keep every candidate it also equals the unsharded index; at the defaults each shard
+searches as widely as a whole index would. "dense" (exact scores of pooled vectors; each
+shard encodes the query's pooled vector) merges exactly too. "hybrid" and "fused" merge
+each of the two rankings they fuse and fuse them here (`latesearch.sharding.fusing`): they
+equal the unsharded index where "e2e" does.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 from pathlib import Path
@@ -32,12 +35,13 @@ from latesearch.data import read_collection
 from latesearch.errors import ConfigError, InputError
 from latesearch.index import Index, _as_list, candidate_lists
 from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary
+from latesearch.indexing.bm25_statistics import BM25Statistics
 from latesearch.indexing.files import IndexExistsError
 from latesearch.indexing.storage import UnknownDocumentError
 from latesearch.modeling import ColBERT
 from latesearch.search.models import load_index_model
 from latesearch.search.results import Hit, Hits
-from latesearch.sharding.fusing import fused_search
+from latesearch.sharding.fusing import fused_search, merge_side
 from latesearch.sharding.manifest import SHARDS_MANIFEST, ShardsManifest, shard_name
 from latesearch.sharding.routers import LocalShards, RayShards
 from latesearch.sharding.routing import by_shard, shard_of
@@ -169,8 +173,13 @@ class ShardedIndex:
         texts, single = _as_list(queries)
         encoded = self.router.shared(self._encode(texts)) if mode in ENCODED_HERE else None
         n = self.manifest.n_shards
+        if mode in ("rerank", "hybrid"):  # BM25 scored with the whole collection's statistics
+            options = {**options, "bm25_statistics": self._bm25_statistics(texts)}
         if mode in ("hybrid", "fused"):
             results = fused_search(self.router, n, texts, k, mode, encoded, options)
+            return results[0] if single else results
+        if mode == "rerank":
+            results = self._bm25_then_maxsim(texts, k, encoded, options)
             return results[0] if single else results
         per_shard = self.router.call("search", [(texts, k, mode, encoded, options)] * n)
         merged = [_merge([shard[q] for shard in per_shard], k) for q in range(len(texts))]
@@ -186,9 +195,32 @@ class ShardedIndex:
         """`Index.rerank`: each candidate is scored by the shard that owns it; the hits
         merged (missing="skip" lists the ids no shard holds)."""
         texts, lists, single = candidate_lists(query, candidate_ids)
+        merged = self._scored(texts, lists, k, self.router.shared(self._encode(texts)), options)
+        return merged[0] if single else merged
+
+    def _bm25_then_maxsim(self, texts: list[str], k: int, encoded: Any,
+                          options: dict[str, Any]) -> list[Hits]:  # fmt: skip
+        """mode="rerank": the collection's BM25 top `bm25_k` (each shard's, by the whole
+        collection's statistics, merged), then the exact MaxSim of those candidates."""
+        unknown = set(options) - set(inspect.signature(Index.search).parameters)
+        if unknown:
+            raise TypeError(f"search() got unexpected keyword arguments: {sorted(unknown)}")
+        depth = options.get("bm25_k", 1000)
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise InputError(f"bm25_k must be a positive integer, got {depth!r}", field="bm25_k")
+        n = self.manifest.n_shards
+        found = self.router.call("lexical", [(texts, depth, options)] * n)
+        lists = [[h.doc_id for h in merge_side([shard[q] for shard in found], depth)]
+                 for q in range(len(texts))]  # fmt: skip
+        wanted = ("return_text", "return_metadata", "device", "source")
+        return self._scored(texts, lists, k, encoded,
+                            {key: options[key] for key in wanted if key in options})
+
+    def _scored(self, texts: list[str], lists: list[list[str]], k: int | None, encoded: Any,
+                options: dict[str, Any]) -> list[Hits]:  # fmt: skip
+        """Exact MaxSim of each query's candidate ids, each scored by its shard, merged."""
         n = self.manifest.n_shards
         routed = [by_shard(dict.fromkeys(ids), n) for ids in lists]
-        encoded = self.router.shared(self._encode(texts))
         per_shard = self.router.call("rerank", [
             (texts, [r.get(s, []) for r in routed], k, encoded, options) for s in range(n)
         ])  # fmt: skip
@@ -198,7 +230,13 @@ class ShardedIndex:
             missing = {i for shard in per_shard for i in shard[q].skipped}
             hits.skipped = [i for i in dict.fromkeys(ids) if i in missing]
             merged.append(hits)
-        return merged[0] if single else merged
+        return merged
+
+    def _bm25_statistics(self, texts: list[str]) -> BM25Statistics | None:
+        """Every shard's BM25 statistics of the queries' terms, added up: the collection's
+        (None where a shard cannot score with them: each then uses its own)."""
+        parts = self.router.call("bm25_statistics", [(texts,)] * self.manifest.n_shards)
+        return None if any(p is None for p in parts) else BM25Statistics.combine(parts)
 
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         Q, mask = self.model.encode_queries(texts, return_mask=True)
