@@ -209,6 +209,9 @@ class BM25Index:
         if mask is not None:
             scores *= mask
         hits = np.flatnonzero(scores > 0)
+        if hits.size > k:  # those tied with or above the k-th best only, then sorted
+            kth = np.partition(scores[hits], hits.size - k)[hits.size - k]
+            hits = hits[scores[hits] >= kth]
         top = hits[np.lexsort((hits, -scores[hits]))[:k]]
         return [(self.doc_ids[d], float(scores[d])) for d in top]
 

@@ -58,6 +58,9 @@ def test_own_statistics_differ_and_filters_still_apply():
     reference = dict(whole.search([QUERIES[0]], 60)[0])
     assert max(abs(own[d] - reference[d]) for d in own) > 1e-3  # the point of it
     assert all(abs(rescored[d] - reference[d]) < 1e-4 for d in rescored)
+    full = a.search([QUERIES[0]], 60, statistics=stats)[0]
+    for k in (1, 4, 9):  # the top k is the head of the whole ranking, ties by position
+        assert a.search([QUERIES[0]], k, statistics=stats)[0] == full[:k]
     allowed = np.array([0, 2, 4])
     kept = a.search([QUERIES[0]], 60, allowed=allowed, statistics=stats)[0]
     assert {d for d, _ in kept} <= {a.doc_ids[i] for i in allowed}
