@@ -50,6 +50,9 @@ def register(subparsers) -> None:
                         "(default), or as files in the index folder every node mounts")
     parser.add_argument("--shards", type=int, default=None,
                         help="build a sharded index of N ordinary indexes (ShardedIndex)")
+    parser.add_argument("--parallel-shards", action="store_true",
+                        help="--shards with --ray: build every shard at once, each in a Ray "
+                        "task on any node (the index folder on storage every node mounts)")
     parser.add_argument("--tokenizer-workers", type=int, default=None, help="0: no threads")
     parser.add_argument(
         "--no-length-bucketing", action="store_true", help="keep collection order in batches"
@@ -170,7 +173,7 @@ def _run_sharded(args: argparse.Namespace, config: Any) -> int:
     index = ShardedIndex.build(
         args.collection, args.index_dir, args.model, n_shards=args.shards, config=config,
         bm25=args.bm25, ann=False if args.no_ann else None, overwrite=args.overwrite,
-        resume=args.resume, progress=not args.quiet,
+        resume=args.resume, progress=not args.quiet, parallel_shards=args.parallel_shards,
     )  # fmt: skip
     print(f"{index.folder}: {len(index):,} documents in {index.manifest.n_shards} shards "
           f"({', '.join(index.manifest.shards)})")  # fmt: skip

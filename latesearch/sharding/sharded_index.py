@@ -43,6 +43,7 @@ from latesearch.search.models import load_index_model
 from latesearch.search.results import Hit, Hits
 from latesearch.sharding.fusing import fused_search, merge_side
 from latesearch.sharding.manifest import SHARDS_MANIFEST, ShardsManifest, shard_name
+from latesearch.sharding.parallel_build import build_in_parallel
 from latesearch.sharding.routers import LocalShards, RayShards
 from latesearch.sharding.routing import by_shard, shard_of
 from latesearch.sharding.split import split_collection
@@ -70,6 +71,7 @@ class ShardedIndex:
         *,
         n_shards: int,
         ray: bool | str | None = None,
+        parallel_shards: bool = False,
         bm25: bool = False,
         ann: bool | None = None,
         overwrite: bool = False,
@@ -79,11 +81,15 @@ class ShardedIndex:
         **index_config_fields: Any,
     ) -> ShardedIndex:
         """Split `collection` by document id into `n_shards` and build each shard as an
-        ordinary index (`Index.build`'s options; `ray` encodes on a Ray cluster). Staged in
-        `<folder>.building/` and renamed into place when every shard is built; `resume`
-        continues an interrupted build, shard by shard."""
+        ordinary index (`Index.build`'s options). With `ray` the shards are built one after
+        another, each encoded and coded on the Ray cluster; with `parallel_shards` too, all
+        at once, each by a Ray task on any node (`sharding.parallel_build`; `folder` on
+        storage every node mounts). Staged in `<folder>.building/` and renamed into place
+        when every shard is built; `resume` continues an interrupted build, shard by shard."""
         if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
             raise ConfigError(f"n_shards must be an integer >= 1, got {n_shards!r}")
+        if parallel_shards and (ray is None or ray is False):
+            raise ConfigError("parallel_shards builds the shards in Ray tasks: give ray too")
         config = config or IndexConfig()
         if ray is not None and ray is not False:
             index_config_fields["ray"] = "auto" if ray is True else ray
@@ -104,11 +110,13 @@ class ShardedIndex:
                 {"doc_maxlen": config.doc_maxlen} if config.doc_maxlen else {}))  # fmt: skip
         names = [shard_name(i) for i in range(n_shards)]
         files = split_collection(collection, tmp, n_shards, config)
-        for name, part in zip(names, files, strict=True):
-            if (tmp / name / "manifest.json").is_file():
-                continue  # built before an interruption
-            started = (tmp / f"{name}.building").is_dir()  # interrupted in this shard
-            Index.build(part, tmp / name, model, config=config, bm25=bm25, ann=ann,
+        todo = [(part, tmp / name) for name, part in zip(names, files, strict=True)
+                if not (tmp / name / "manifest.json").is_file()]  # not built before a stop
+        if parallel_shards:
+            build_in_parallel(todo, model, config, bm25=bm25, ann=ann)
+        for part, target in [] if parallel_shards else todo:
+            started = target.with_name(target.name + ".building").is_dir()  # stopped in it
+            Index.build(part, target, model, config=config, bm25=bm25, ann=ann,
                         resume=resume and started, overwrite=True, progress=progress)  # fmt: skip
         shutil.rmtree(files[0].parent)
         manifest = ShardsManifest(shards=tuple(names), model_fingerprint=model.fingerprint())

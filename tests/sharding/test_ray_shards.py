@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from latesearch import ShardedIndex
+from latesearch import Index, ShardedIndex
+from latesearch.errors import ConfigError
 
 QUERIES = ["late interaction search", "protein cell gene", "music of the city"]
 
@@ -51,3 +53,29 @@ def test_ray_shards_route_writes_and_every_replica_sees_them(ray_cluster, tiny_c
             assert len(ids) == 19 and "d0" not in ids and {"d50", "d53"} <= ids
     finally:
         remote.close()
+
+
+def test_shards_built_at_once_in_ray_tasks_equal_shards_built_in_turn(
+    ray_cluster, sharded_pair, tiny_colbert, kit, tmp_path
+):
+    local, whole = sharded_pair
+    corpus = kit.write_corpus(tmp_path / "corpus.jsonl")  # the fixture's corpus
+    built = ShardedIndex.build(corpus, tmp_path / "parallel", tiny_colbert, n_shards=3,
+                               bm25=True, progress=False, ray="auto", parallel_shards=True,
+                               **kit.SETTINGS)  # fmt: skip
+    try:
+        for name in built.manifest.shards:
+            ours, theirs = (Index.load(f / name) for f in (built.folder, local.folder))
+            assert list(ours.store.doc_ids) == list(theirs.store.doc_ids)
+            every = np.arange(ours.store.n_docs)
+            assert np.mean(ours.store.codes(every)[0] == theirs.store.codes(every)[0]) > 0.99
+            assert ours.components == theirs.components == ["bm25"]
+        for mode in ("exact", "rerank"):
+            for a, b in zip(built.search(QUERIES, k=5, mode=mode),
+                            whole.search(QUERIES, k=5, mode=mode), strict=True):  # fmt: skip
+                assert [h.doc_id for h in a] == [h.doc_id for h in b]
+    finally:
+        built.close()
+    with pytest.raises(ConfigError, match="ray"):
+        ShardedIndex.build(corpus, tmp_path / "x", tiny_colbert, n_shards=2, progress=False,
+                           parallel_shards=True, **kit.SETTINGS)  # fmt: skip
