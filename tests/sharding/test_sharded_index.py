@@ -93,6 +93,10 @@ def test_unknown_modes_and_bad_k_are_refused(sharded_pair):
         sharded.search(QUERIES[0], k=0)
     with pytest.raises(InputError, match="fusion"):
         sharded.search(QUERIES[0], mode="hybrid", fusion="zscore")
+    with pytest.raises(InputError, match="bm25_k"):
+        sharded.search(QUERIES[0], mode="rerank", bm25_k=0)
+    with pytest.raises(TypeError, match="bm25k"):
+        sharded.search(QUERIES[0], mode="rerank", bm25k=10)
 
 
 def assert_same_fused(ours, theirs):
