@@ -85,6 +85,7 @@ class BM25Index:
                  lengths: np.ndarray | None = None) -> None:  # fmt: skip
         self.retriever, self.doc_ids, self.config = retriever, doc_ids, config
         self.lengths = lengths  # None: a bm25/ saved before lengths were kept
+        self.total_length = 0 if lengths is None else int(lengths.sum())
         self._by_id: dict[int, str] | None = None  # vocabulary id -> term, made when asked
         # Query tokenizer: same settings, vocabulary = the index's; never grows the vocab.
         self._tokenizer = config.tokenizer()
@@ -146,8 +147,7 @@ class BM25Index:
         indptr = self.retriever.scores["indptr"]
         names = self._names()
         df = {names[t]: int(indptr[t + 1] - indptr[t]) for ids in tokens for t in ids}
-        total = int(self.lengths.sum()) if self.lengths is not None else 0
-        return BM25Statistics(len(self.doc_ids), total, df)
+        return BM25Statistics(len(self.doc_ids), self.total_length, df)
 
     def _names(self) -> dict[int, str]:
         if self._by_id is None:
@@ -204,7 +204,7 @@ class BM25Index:
         indptr, names = self.retriever.scores["indptr"], self._names()
         postings = [(names[t], np.asarray(indices[indptr[t] : indptr[t + 1]], dtype=np.int64),
                      np.asarray(data[indptr[t] : indptr[t + 1]])) for t in ids]  # fmt: skip
-        own = BM25Statistics(len(self.doc_ids), int(self.lengths.sum()))
+        own = BM25Statistics(len(self.doc_ids), self.total_length)
         scores = rescored(postings, self.lengths, own, whole, self.config.k1, self.config.b)
         if mask is not None:
             scores *= mask

@@ -202,9 +202,15 @@ def code_blocks(
     """(first row, centroid codes, packed residuals) of `embeddings` (n, dim; a memmap is
     read a block at a time), BLOCK_ROWS tokens at a time: memory stays bounded."""
     for start in range(0, len(embeddings), BLOCK_ROWS):
-        x = np.asarray(embeddings[start : start + BLOCK_ROWS], dtype=np.float32)
-        codes = assign(x)
-        yield start, codes, codec.compress(x, codes)
+        yield start, *code_block(embeddings[start : start + BLOCK_ROWS], codec, assign)
+
+
+def code_block(embeddings: np.ndarray, codec: ResidualCodec,
+               assign: Assigner) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(centroid codes, packed residuals) of a block of embeddings (any float dtype)."""
+    x = np.asarray(embeddings, dtype=np.float32)
+    codes = assign(x)
+    return codes, codec.compress(x, codes)
 
 
 def write_ivf(folder: Path, chunks: list[ChunkInfo], n_centroids: int) -> dict[str, str]:

@@ -29,6 +29,7 @@ from latesearch.indexing.codec import ResidualCodec
 from latesearch.indexing.compression import (
     BLOCK_ROWS,
     chunk_embeddings,
+    code_block,
     code_chunk,
     write_codes,
 )
@@ -57,9 +58,7 @@ class _Coder:
 
     def code_block(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(centroid codes, packed residuals) of a block of embeddings."""
-        x = np.asarray(embeddings, dtype=np.float32)
-        codes = self.assign(x)
-        return codes, self.codec.compress(x, codes)
+        return code_block(embeddings, self.codec, self.assign)
 
     def pid(self) -> int:
         return os.getpid()
@@ -132,17 +131,16 @@ class RayCoder:
         """Blocks of every chunk sent out in order, IN_FLIGHT per actor ahead of the one
         written; each chunk's files written from its blocks."""
 
-        def blocks() -> Iterator[tuple[int, int]]:
-            for i, chunk in enumerate(chunks):
+        def blocks() -> Iterator[tuple[int, np.ndarray]]:
+            for chunk in chunks:
+                embeddings = chunk_embeddings(folder, chunk, codec.dim)
                 for start in range(0, chunk.n_embeddings, BLOCK_ROWS):
-                    yield i, start
+                    yield start, np.ascontiguousarray(embeddings[start : start + BLOCK_ROWS])
 
         def results() -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
             window: deque[tuple[int, Any]] = deque()
             turn = itertools.cycle(actors)
-            for i, start in blocks():
-                emb = chunk_embeddings(folder, chunks[i], codec.dim)
-                block = np.ascontiguousarray(emb[start : start + BLOCK_ROWS])
+            for start, block in blocks():
                 window.append((start, next(turn).code_block.remote(block)))
                 if len(window) > IN_FLIGHT * len(actors):
                     yield _done(ray, window.popleft())

@@ -41,6 +41,7 @@ from latesearch.indexing.storage import UnknownDocumentError
 from latesearch.modeling import ColBERT
 from latesearch.search.models import load_index_model
 from latesearch.search.results import Hit, Hits
+from latesearch.search.searcher import check_positive
 from latesearch.sharding.fusing import fused_search, merge_side
 from latesearch.sharding.manifest import SHARDS_MANIFEST, ShardsManifest, shard_name
 from latesearch.sharding.parallel_build import build_in_parallel
@@ -176,8 +177,7 @@ class ShardedIndex:
         ...)."""
         if mode not in MERGED_MODES:
             raise InputError(f"mode must be one of {MERGED_MODES}, got {mode!r}", field="mode")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InputError(f"k must be a positive integer, got {k!r}", field="k")
+        check_positive("k", k)
         texts, single = _as_list(queries)
         encoded = self.router.shared(self._encode(texts)) if mode in ENCODED_HERE else None
         n = self.manifest.n_shards
@@ -214,8 +214,7 @@ class ShardedIndex:
         if unknown:
             raise TypeError(f"search() got unexpected keyword arguments: {sorted(unknown)}")
         depth = options.get("bm25_k", 1000)
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise InputError(f"bm25_k must be a positive integer, got {depth!r}", field="bm25_k")
+        check_positive("bm25_k", depth)
         n = self.manifest.n_shards
         found = self.router.call("lexical", [(texts, depth, options)] * n)
         lists = [[h.doc_id for h in merge_side([shard[q] for shard in found], depth)]
