@@ -1,6 +1,6 @@
 """A lean load test: concurrent clients over real sockets mixing searches and bad
 requests while another `Index` publishes an update; no 5xx, no connection error, every
-bad request a 4xx (benchmarks/load.py is the full-size run)."""
+bad request a 4xx (tests/stress/load.py is the full-size run)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ and sends requests back to back. Reported: requests/s, status counts, 5xx and co
 errors, whether every bad request got a 4xx, p50/p99 latency per request kind, and the
 server's RSS after warm-up and at the end.
 
-    python benchmarks/load.py --clients 50 --seconds 60
+    python tests/stress/load.py --clients 50 --seconds 60
 
 Writes benchmarks/results/load-cpu.json and .md.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # _common
 from _common import REPO, RESULTS, write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
 

@@ -14,7 +14,7 @@ and bm25/, groups and chunks of 64 documents so that kills land between chunks):
 - kill -9 during an update (add 40 documents, delete 5), --kills times: the index must
   then open, verify, and hold either the old or the new documents, nothing in between.
 
-    python benchmarks/faults.py [--flips 10] [--kills 10]
+    python tests/stress/faults.py [--flips 10] [--kills 10]
 
 Writes benchmarks/results/faults-cpu.json and .md.
 """
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # _common
 from _common import REPO, RESULTS, write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
 

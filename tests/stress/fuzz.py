@@ -4,7 +4,7 @@ indexes). A failure is any exception other than a LatesearchError (or a hang pas
 timeout), or a damaged index file that opens and passes `verify`; the summary lists the
 cases tried and the failures found, with their output.
 
-    python benchmarks/fuzz.py --seeds 25
+    python tests/stress/fuzz.py --seeds 25
 
 Writes benchmarks/results/fuzz-cpu.json and .md.
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # _common
 from _common import REPO, RESULTS, write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
 
