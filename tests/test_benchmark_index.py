@@ -54,5 +54,4 @@ def test_every_listed_result_exists():
     assert len(cells) > 20
     for doc, cell in cells:
         listed = {m.group(0) for m in RESULT_NAME.finditer(cell)}
-        assert listed, f"{doc}: no result file in {cell!r}"
         assert listed <= set(RESULT_FILES), f"{doc}: {sorted(listed - set(RESULT_FILES))}"
