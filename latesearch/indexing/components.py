@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from latesearch.errors import ConfigError, LatesearchError
+from latesearch.errors import ConfigError
+from latesearch.errors import MissingComponentError as MissingComponentError  # its old home
 from latesearch.indexing.checksums import check_component
 from latesearch.indexing.storage import IndexStore
 from latesearch.indexing.updating import ComponentUpdater, IndexChange
@@ -45,10 +46,6 @@ TEXT_BATCH = 1024
 RETRAIN_GROWTH = 4.0  # update_ann trains again past this growth over its training size
 
 Builder = Callable[[Path, IndexStore], None]
-
-
-class MissingComponentError(LatesearchError):
-    """A search mode needs an index component (bm25/ or ann/) that the index lacks."""
 
 
 def require(store: IndexStore, name: str, mode: str) -> Path:

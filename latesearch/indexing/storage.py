@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from latesearch._atomic import replace_folder
-from latesearch.errors import ConfigError, IndexCorruptError, InputError, StaleIndexError
+from latesearch.errors import ConfigError, IndexCorruptError, StaleIndexError
+from latesearch.errors import UnknownDocumentError as UnknownDocumentError  # its old home
 from latesearch.indexing.checksums import (
     CHECKSUMS,
     VerifyReport,
@@ -56,12 +57,6 @@ SOURCES = ("auto", "full", "residual")
 VECTOR_BLOCK = 1024
 _OPEN_ATTEMPTS, _OPEN_PAUSE = 20, 0.05  # opening during an update's publish: about 1 s
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
-
-
-class UnknownDocumentError(InputError, KeyError):
-    """A document id that the index does not hold."""
-
-    __str__ = Exception.__str__
 
 
 def building_folder(folder: str | os.PathLike) -> Path:
