@@ -69,7 +69,7 @@ def require(store: IndexStore, name: str, mode: str) -> Path:
 def bm25_documents(store: IndexStore) -> Iterator[tuple[str, str]]:
     """(doc_id, title + join + text) of every document, read from the index's doc store the
     way the encoder saw them."""
-    join = str(store.manifest.index_config.get("title_join", " "))
+    join = store.manifest.config.title_join
     for start in range(0, store.n_docs, TEXT_BATCH):
         for doc in store.documents(np.arange(start, min(start + TEXT_BATCH, store.n_docs))):
             title = doc.get("title") or ""

@@ -32,6 +32,7 @@ from typing import Any
 from latesearch._atomic import write_json
 from latesearch.errors import IndexCorruptError
 from latesearch.indexing.checksums import check_records, file_record, seal_component
+from latesearch.indexing.config import IndexConfig
 
 FORMAT_VERSION = 1  # uncompressed
 COMPRESSED_FORMAT_VERSION = 2  # residual codes (+ codec/, ivf/)
@@ -130,6 +131,11 @@ class Manifest:
     @property
     def compressed(self) -> bool:
         return self.codec is not None
+
+    @property
+    def config(self) -> IndexConfig:
+        """`index_config` read as an IndexConfig (also the flat ones of earlier versions)."""
+        return IndexConfig.from_dict(self.index_config, source=f"{MANIFEST}: index_config")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -212,5 +212,5 @@ def test_checkpoint_limits_are_validated(field):
     from latesearch.indexing import IndexConfig
 
     with pytest.raises(ConfigError, match=field):
-        IndexConfig(**{field: 0})
-    assert getattr(IndexConfig(**{field: None}), field) is None
+        IndexConfig().replace(**{field: 0})
+    assert getattr(IndexConfig().replace(**{field: None}).run, field) is None

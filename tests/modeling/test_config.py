@@ -7,7 +7,7 @@ import json
 import pytest
 
 from latesearch.errors import ConfigError
-from latesearch.modeling.config import ColBERTConfig, from_dict
+from latesearch.modeling.config import ColBERTConfig
 
 
 def test_defaults_follow_the_paper():
@@ -36,7 +36,7 @@ def test_impossible_values(field, value, message):
 
 def test_unknown_field_is_named():
     with pytest.raises(ConfigError, match="colour"):
-        from_dict({"dim": 64, "colour": "red"})
+        ColBERTConfig.from_dict({"dim": 64, "colour": "red"})
 
 
 def test_save_load_round_trip(tmp_path):
