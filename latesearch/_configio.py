@@ -15,7 +15,6 @@ from typing import Any, ClassVar, TypeVar
 from latesearch._atomic import write_json
 from latesearch.errors import ConfigError, InputError, LatesearchError
 
-T = TypeVar("T")
 C = TypeVar("C", bound="JsonConfig")
 
 
@@ -38,20 +37,6 @@ def check_positive(
     least `minimum` (1: positive)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise error(f"{name} must be an integer >= {minimum}, got {value!r}", field=name)
-
-
-def config_from_dict(cls: type[T], data: Any, *, source: str) -> T:
-    """Build dataclass `cls` from a mapping; unknown fields and bad values are errors that
-    name the source and the field."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
-    if unknown:
-        raise ConfigError(f"{source}: unknown {cls.__name__} field(s) {unknown}")
-    try:
-        return cls(**data)
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}", field=err.field) from None
 
 
 class JsonConfig:
@@ -114,7 +99,15 @@ class JsonConfig:
     @classmethod
     def from_dict(cls: type[C], data: Any, *, source: str = "config") -> C:
         """Build a config from a mapping; unknown fields and bad values name the source."""
-        return config_from_dict(cls, data, source=source)
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+        if unknown:
+            raise ConfigError(f"{source}: unknown {cls.__name__} field(s) {unknown}")
+        try:
+            return cls(**data)
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}", field=err.field) from None
 
     @classmethod
     def _file(cls, path: str | os.PathLike) -> Path:
@@ -139,6 +132,8 @@ _KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or 
 
 def _checked(where: str, hint: Any, value: Any) -> Any:
     """`value` checked against annotation `hint` (and converted: lists to tuples, ...)."""
+    if type(value) is hint and hint in _KINDS:
+        return value
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

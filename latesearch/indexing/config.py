@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latesearch._configio import JsonConfig
+from latesearch.indexing.codec import NBITS
 
 ON_ERROR = ("raise", "skip")
 PRECISIONS = (16, 32)
 COMPUTE_DTYPES = ("float16", "bfloat16")
-NBITS = (1, 2, 4)
 ASSIGNMENTS = ("auto", "exact", "tree", "hnsw")
 DENSE_SOURCES = ("pooled", "backbone")
 RAY_TRANSPORTS = ("object_store", "shared")

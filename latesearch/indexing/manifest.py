@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,7 @@ class Manifest:
     def compressed(self) -> bool:
         return self.codec is not None
 
-    @property
+    @cached_property
     def config(self) -> IndexConfig:
         """`index_config` read as an IndexConfig (also the flat ones of earlier versions)."""
         return IndexConfig.from_dict(self.index_config, source=f"{MANIFEST}: index_config")
