@@ -132,7 +132,7 @@ _KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or 
 
 def _checked(where: str, hint: Any, value: Any) -> Any:
     """`value` checked against annotation `hint` (and converted: lists to tuples, ...)."""
-    if type(value) is hint and hint in _KINDS:
+    if type(value) is hint and hint in (int, str, bool):
         return value
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -162,7 +162,7 @@ def _checked(where: str, hint: Any, value: Any) -> Any:
             return value
         if isinstance(value, dict):
             return hint.from_dict(value, source=where)
-        _wrong(where, f"a {hint.__name__} (or a mapping of its fields)", value)
+        _wrong(where, f"an object of {hint.__name__} fields", value)
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             _wrong(where, "a finite number", value)
@@ -184,7 +184,7 @@ def _describe(hint: Any) -> str:
     if hint is type(None):
         return "None"
     if isinstance(hint, type) and issubclass(hint, JsonConfig):
-        return f"a {hint.__name__}"
+        return f"an object of {hint.__name__} fields"
     return _KINDS.get(hint, "a list" if hint is tuple or typing.get_origin(hint) is tuple
                       else str(hint))  # fmt: skip
 
