@@ -101,9 +101,13 @@ class JsonConfig:
         """Build a config from a mapping; unknown fields and bad values name the source."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        unknown = sorted(set(data) - {f.name for f in fields})
         if unknown:
             raise ConfigError(f"{source}: unknown {cls.__name__} field(s) {unknown}")
+        missing = [f.name for f in fields if f.name not in data and _required(f)]
+        if missing:
+            raise ConfigError(f"{source}: missing {cls.__name__} field(s) {missing}")
         try:
             return cls(**data)
         except ConfigError as err:
@@ -115,6 +119,11 @@ class JsonConfig:
         if cls.file_name and (path.is_dir() or not path.is_file() and path.suffix != ".json"):
             return path / cls.file_name
         return path
+
+
+def _required(f: dataclasses.Field) -> bool:
+    no_default = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    return f.init and no_default
 
 
 def _hints(cls: type) -> dict[str, Any]:

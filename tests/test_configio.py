@@ -29,6 +29,11 @@ class Outer(JsonConfig):
     inner: Inner = field(default_factory=Inner)
 
 
+@dataclass(frozen=True)
+class Needs(JsonConfig):
+    name: str
+
+
 def test_values_are_converted_to_their_annotations():
     config = Outer(rate=2, inner={"names": ["a", "b"]})
     assert config.rate == 2.0 and isinstance(config.rate, float)
@@ -64,6 +69,8 @@ def test_unknown_fields_are_refused_at_every_level():
         Outer.from_dict({"inner": {"sise": 2}})
     with pytest.raises(ConfigError, match="expected a JSON object"):
         Outer.from_dict([1])
+    with pytest.raises(ConfigError, match=r"missing Needs field\(s\) \['name'\]"):
+        Needs.from_dict({})
 
 
 def test_save_load_by_file_or_folder_and_replace(tmp_path):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latesearch._configio import JsonConfig
+from latesearch.errors import ConfigError
 from latesearch.indexing.codec import NBITS
 
 ON_ERROR = ("raise", "skip")
@@ -197,12 +198,19 @@ class IndexConfig(JsonConfig):
 
     def replace(self, **changes: Any) -> IndexConfig:
         """A validated copy with some fields changed: flat names (`nbits=4`) or groups
-        (`codec=CodecConfig(...)`, or a mapping of some of a group's fields)."""
+        (`codec=CodecConfig(...)`, or a mapping of some of a group's fields). An error
+        about a field given by its flat name also says that name."""
         data = self.to_dict()
         for key, value in grouped(changes).items():
             merge = key in GROUPS and isinstance(value, dict)
             data[key] = {**data[key], **value} if merge else value
-        return self.from_dict(data, source="overrides")
+        try:
+            return self.from_dict(data, source="overrides")
+        except ConfigError as err:
+            flat = [k for k in changes if k in FLAT_NAMES and FLAT_NAMES[k][1] == err.field]
+            if not flat:
+                raise
+            raise ConfigError(f"{err} (given as {flat[0]})", field=err.field) from None
 
 
 GROUPS = {"codec": CodecConfig, "run": EncodingRun, "ray": RayConfig, "dense": DenseViewConfig}

@@ -69,6 +69,8 @@ def test_flat_names_and_groups_both_replace():
     assert config.replace(nbits=1).codec.nbits == 1
     with pytest.raises(ConfigError, match="codec"):
         IndexConfig().replace(codec="fast")
+    with pytest.raises(ConfigError, match=r"RayConfig.workers .*\(given as ray_workers\)"):
+        IndexConfig().replace(ray_workers=0)
 
 
 @pytest.mark.parametrize(
