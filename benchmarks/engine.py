@@ -200,14 +200,16 @@ def _matches(target: Path, source: Path, nbits: int, keep_full: bool) -> bool:
     manifest = target / "manifest.json"
     if not manifest.is_file():
         return False
+    from latesearch.indexing import IndexConfig
+
     m = json.loads(manifest.read_text(encoding="utf-8"))
-    config = m.get("index_config", {})
+    codec = IndexConfig.from_dict(m.get("index_config", {}), source=str(manifest)).codec
     origin = m.get("stats", {}).get("compressed_from")
     return (
         origin is not None
         and Path(origin).resolve() == source.resolve()
-        and config.get("nbits") == nbits
-        and bool(config.get("keep_full")) == keep_full
+        and codec.nbits == nbits
+        and codec.keep_full == keep_full
     )
 
 

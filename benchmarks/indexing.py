@@ -172,7 +172,8 @@ def build_once(subset: Path, folder: Path, model: Any, changes: dict[str, Any], 
     """One full build; its speed and sizes."""
     from latesearch.indexing import IndexConfig, build_index
 
-    config = IndexConfig(batch_size=args.batch_size, group_size=args.group_size, **changes)
+    run = {"batch_size": args.batch_size, "group_size": args.group_size}
+    config = IndexConfig().replace(**run, **changes)
     shutil.rmtree(folder, ignore_errors=True)
     start, cpu = time.perf_counter(), time.process_time()
     store = build_index(subset, folder, model, config, progress=False)

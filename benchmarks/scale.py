@@ -218,7 +218,7 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     total = time.perf_counter() - started
     summary = BuildSummary(docs=n_docs, embeddings=n_tokens, seconds=round(total, 3),
                            devices=["cpu"], dtype="float16")  # fmt: skip
-    index_config = {**source.index_config, "chunk_size": args.chunk_docs}
+    index_config = source.config.replace(chunk_size=args.chunk_docs).to_dict()
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         model_source=source.model_source,

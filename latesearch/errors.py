@@ -8,7 +8,11 @@ class LatesearchError(Exception):
 
 
 class ConfigError(LatesearchError, ValueError):
-    """A configuration has an unknown field or an impossible value."""
+    """A configuration has an unknown field or an impossible value (`field`, where known)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class CheckpointError(LatesearchError):
@@ -44,3 +48,25 @@ class InputError(LatesearchError, ValueError):
 class StaleIndexError(LatesearchError):
     """An index folder was replaced by a newer version (an update published by another
     `Index` or process) after this object loaded it: load it again."""
+
+
+class ModelMismatchError(LatesearchError):
+    """The query encoder is not the model the index was built with."""
+
+
+class UnknownDocumentError(InputError, KeyError):
+    """A document id that the index does not hold."""
+
+    __str__ = Exception.__str__
+
+
+class IndexExistsError(LatesearchError, FileExistsError):
+    """The target folder already holds something and overwriting was not asked for."""
+
+
+class IndexBusyError(IndexExistsError):
+    """Another process is building or updating the same index."""
+
+
+class MissingComponentError(LatesearchError):
+    """A search mode needs an index component (bm25/ or ann/) that the index lacks."""

@@ -129,7 +129,7 @@ class Index:
             index_config_fields["ray"] = "auto" if ray is True else ray
         if index_config_fields:
             config = config.replace(**index_config_fields)
-        if ann and config.compressed and not config.keep_full:
+        if ann and config.codec.compressed and not config.codec.keep_full:
             raise ConfigError(
                 "ann=True needs uncompressed vectors: a compressed index searches end to end "
                 "with its engine (build with keep_full=True, or nbits=None, for a faiss ANN)"

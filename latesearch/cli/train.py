@@ -83,7 +83,7 @@ def register(subparsers) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the command line describes (validated)."""
-    from latesearch.training.config import TrainConfig, from_dict
+    from latesearch.training.config import TrainConfig
 
     base = TrainConfig.load(args.config).to_dict() if args.config else {}
     given = {
@@ -95,7 +95,7 @@ def config_from_args(args: argparse.Namespace):
                 "max_grad_norm"):
         if given.get(key) in ("none", "None"):
             given[key] = None
-    return from_dict({**base, **given}, source="command line")
+    return TrainConfig.from_dict({**base, **given}, source="command line")
 
 
 def _print_progress(record: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from latesearch._configio import check_positive
 from latesearch.errors import ConfigError, InputError
 
 _CHUNK = 1000  # resamples drawn at a time (memory: CHUNK x queries)
@@ -55,8 +56,7 @@ def paired_comparison(
 ) -> PairedComparison:
     """Compare per-query values `b` against `a` ({qid: value}). Both must cover the same
     queries: a query in one only is an InputError naming it."""
-    if resamples < 1:
-        raise ConfigError(f"resamples must be >= 1, got {resamples}")
+    check_positive("resamples", resamples, error=ConfigError)
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must be in (0, 1), got {confidence}")
     only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))

@@ -3,7 +3,13 @@ memory-mappable on-disk index."""
 
 from latesearch.indexing.builder import build_index
 from latesearch.indexing.checksums import VerifyReport
-from latesearch.indexing.config import IndexConfig
+from latesearch.indexing.config import (
+    CodecConfig,
+    DenseViewConfig,
+    EncodingRun,
+    IndexConfig,
+    RayConfig,
+)
 from latesearch.indexing.convert import compress_index
 from latesearch.indexing.files import IndexBusyError, IndexExistsError
 from latesearch.indexing.manifest import FORMAT_VERSION, ChunkInfo, Manifest
@@ -21,13 +27,17 @@ __all__ = [
     "FORMAT_VERSION",
     "BuildSummary",
     "ChunkInfo",
+    "CodecConfig",
     "ComponentUpdater",
+    "DenseViewConfig",
+    "EncodingRun",
     "IndexBusyError",
     "IndexChange",
     "IndexConfig",
     "IndexExistsError",
     "IndexStore",
     "Manifest",
+    "RayConfig",
     "UnknownDocumentError",
     "UpdateSummary",
     "VerifyReport",

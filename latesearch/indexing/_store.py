@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from latesearch._atomic import check_replaceable, replace_folder, write_json
-from latesearch._configio import config_from_dict
+from latesearch._configio import check_positive
 from latesearch._configio import read_json as _read_json
 from latesearch.errors import ConfigError, IndexCorruptError
 
-__all__ = ["atomic_folder", "check_number", "config_from_dict", "read_json", "write_json"]
+__all__ = ["atomic_folder", "check_number", "read_json", "write_json"]
 
 T = TypeVar("T")
 
@@ -47,8 +47,9 @@ def read_json(path: Path, *, error: type[Exception] = IndexCorruptError) -> Any:
 
 def check_number(owner: str, name: str, value: Any, *, minimum: float, integer: bool) -> None:
     """Raise ConfigError unless `value` is a number (an int when `integer`) >= `minimum`."""
-    kinds = (int,) if integer else (int, float)
-    bad = isinstance(value, bool) or not isinstance(value, kinds)
+    if integer:
+        check_positive(f"{owner}.{name}", value, minimum=int(minimum), error=ConfigError)
+        return
+    bad = isinstance(value, bool) or not isinstance(value, int | float)
     if bad or not math.isfinite(value) or value < minimum:
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{owner}.{name} must be {kind} >= {minimum}, got {value!r}")
+        raise ConfigError(f"{owner}.{name} must be a number >= {minimum}, got {value!r}")

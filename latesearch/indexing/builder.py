@@ -114,7 +114,7 @@ class _Build:
         model = _load_model(model, self.config, devices[0])
         check_unit_vectors(model.config.to_dict(), self.config)
         self.dense_encoder = None
-        if self.config.dense == "backbone":
+        if self.config.dense.source == "backbone":
             self.dense_encoder = backbone_dense_encoder(model, self.config, devices[0])
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         with writer_lock(self.folder):
@@ -168,21 +168,21 @@ class _Build:
         _skip_finished(docs, state, self.docstore)
         bar = _progress_bar(self.collection, state.docs_consumed, self.show_progress)
         settings = EncoderSettings(
-            batch_size=self.config.batch_size,
-            tokenizer_workers=self.config.tokenizer_workers,
-            length_bucketing=self.config.length_bucketing,
-            storage_dtype=self.config.dtype,
-            compute_dtype=self.config.compute_dtype,
+            batch_size=self.config.run.batch_size,
+            tokenizer_workers=self.config.run.tokenizer_workers,
+            length_bucketing=self.config.run.length_bucketing,
+            storage_dtype=self.config.codec.dtype,
+            compute_dtype=self.config.run.compute_dtype,
             doc_maxlen=self.config.doc_maxlen,
-            pooled=self.config.dense == "pooled",
+            pooled=self.config.dense.source == "pooled",
         )
-        if self.config.ray is not None:
+        if self.config.ray.address is not None:
             from latesearch.indexing.ray_pool import RayEncoderPool
 
             encoder: Any = RayEncoderPool(
-                model, settings, address=self.config.ray, workers=self.config.ray_workers,
-                cpus_per_worker=self.config.ray_cpus_per_worker,
-                transport=self.config.ray_transport, spill=self.tmp / RAY_SPILL,
+                model, settings, address=self.config.ray.address, workers=self.config.ray.workers,
+                cpus_per_worker=self.config.ray.cpus_per_worker,
+                transport=self.config.ray.transport, spill=self.tmp / RAY_SPILL,
                 progress=bar.update,
             )  # fmt: skip
         elif len(devices) > 1:
@@ -211,7 +211,7 @@ class _Build:
         documents and about every `checkpoint_seconds` of encoding at the throughput seen
         so far (before any is seen, a first group of FIRST_GROUP_BATCHES batches measures
         it)."""
-        config = self.config
+        config = self.config.run
         size = min(config.group_size, config.checkpoint_docs or config.group_size)
         if config.checkpoint_seconds:
             seconds = time.monotonic() - self.started
@@ -224,9 +224,9 @@ class _Build:
 
     def _commit(self, group: Group, encoded: EncodedGroup, state: BuildState, on_chunk) -> None:
         """Write the group's chunks, each durably recorded before the next."""
-        n, per = len(group.rows), self.config.docs_per_chunk
+        n, per = len(group.rows), self.config.run.docs_per_chunk
         if self.dense_encoder is not None:  # the backbone's pass, after the token pass
-            dense = self.dense_encoder.encode(group.texts, batch_size=self.config.batch_size)
+            dense = self.dense_encoder.encode(group.texts, batch_size=self.config.run.batch_size)
             encoded.dense = dense.to(torch.float16)
         offsets = np.concatenate([[0], np.cumsum(encoded.doclens.numpy(), dtype=np.int64)])
         for a in range(0, n, per):
@@ -286,13 +286,13 @@ class _Build:
             skipped=skipped,
             seconds=round(self.base_seconds + time.monotonic() - self.started, 3),
             devices=[str(d) for d in devices],
-            dtype=self.config.dtype,
+            dtype=self.config.codec.dtype,
             resumed=self.resumed,
         )
 
     def _publish(self, state, summary, model, extra: Sequence[ExtraBuilder]) -> IndexStore:
         chunks, codec, unused = state.chunks, None, []
-        if self.config.compressed:  # the uncompressed chunks stay until the rename
+        if self.config.codec.compressed:  # the uncompressed chunks stay until the rename
             result = self._compress(state, model.config.dim)
             chunks, codec, unused = result.chunks, result.codec, result.unused
         manifest = Manifest(
@@ -304,7 +304,7 @@ class _Build:
             n_docs=state.n_docs,
             n_embeddings=state.n_embeddings,
             dim=model.config.dim,
-            dtype=self.config.dtype,
+            dtype=self.config.codec.dtype,
             chunks=chunks,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             collection=state.collection,
@@ -332,13 +332,13 @@ class _Build:
         bar = tqdm(total=state.n_embeddings, unit="token", unit_scale=True, desc="compressing",
                    disable=not self.show_progress, dynamic_ncols=True)  # fmt: skip
         coder = None
-        if self.config.ray is not None:  # coded where it was encoded
+        if self.config.ray.address is not None:  # coded where it was encoded
             from latesearch.indexing.ray_coding import RayCoder
 
-            coder = RayCoder.for_config(self.config)
+            coder = RayCoder.for_config(self.config.ray)
         try:
-            return compress_chunks(self.tmp, state.chunks, dim, self.config, progress=bar.update,
-                                   coder=coder)  # fmt: skip
+            return compress_chunks(self.tmp, state.chunks, dim, self.config.codec,
+                                   progress=bar.update, coder=coder)  # fmt: skip
         finally:
             bar.close()
 
@@ -407,8 +407,8 @@ def _remove_unfinished(tmp: Path, state: BuildState) -> None:
 
 
 def _resolve_devices(config: IndexConfig, model: Any) -> list[str]:
-    if config.devices:
-        devices = [resolve_device(d) for d in config.devices]
+    if config.run.devices:
+        devices = [resolve_device(d) for d in config.run.devices]
         for device in devices:
             if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
                 raise ConfigError(f"IndexConfig.devices: {device} does not exist")
@@ -428,20 +428,20 @@ def _dense_dim(folder: Path, chunks: list[ChunkInfo]) -> int:
 
 
 def backbone_dense_encoder(model: ColBERT, config: IndexConfig, device: str) -> DenseEncoder:
-    """The encoder of a "backbone" dense view: `config.dense_model`, else the default
+    """The encoder of a "backbone" dense view: `config.dense.model`, else the default
     model's original backbone (only for the default model)."""
-    if config.dense_model is None and Path(getattr(model, "source", "")) != default_model_path():
+    if config.dense.model is None and Path(getattr(model, "source", "")) != default_model_path():
         raise ConfigError(
             'IndexConfig.dense="backbone" needs dense_model (a sentence-transformers folder) '
             "for a model other than the default, whose backbone is known"
         )
-    return DenseEncoder.from_pretrained(config.dense_model, device=device)
+    return DenseEncoder.from_pretrained(config.dense.model, device=device)
 
 
 def check_unit_vectors(colbert_config: dict[str, Any], config: IndexConfig) -> None:
     """The compressed format codes unit vectors around unit centroids; a model whose vectors
     are not normalized (Hofstätter's ColBERT) is indexed uncompressed only."""
-    if config.compressed and not colbert_config.get("normalize", True):
+    if config.codec.compressed and not colbert_config.get("normalize", True):
         raise ConfigError(
             "this model's token vectors are not normalized (ColBERTConfig.normalize=False): "
             "the compressed index needs unit vectors; build with nbits=None"

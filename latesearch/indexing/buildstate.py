@@ -12,13 +12,18 @@ from typing import Any
 
 from latesearch._atomic import write_json
 from latesearch.errors import ConfigError, IndexCorruptError
+from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.manifest import FORMAT_VERSION, ChunkInfo
 
 PROGRESS = "progress.json"
 HEAD_BYTES = 1 << 20
 MAX_FILES = 64
-# IndexConfig fields whose change would make a resumed index inconsistent.
-RESUME_FIXED = ("precision", "title_join", "dense", "dense_model")
+# IndexConfig settings whose change would make a resumed index inconsistent.
+RESUME_FIXED = {
+    "codec.precision": lambda c: c.codec.precision,
+    "title_join": lambda c: c.title_join,
+    "dense": lambda c: c.dense,
+}
 
 
 def describe_source(collection: Any) -> dict[str, Any]:
@@ -89,8 +94,10 @@ class BuildState:
             problems.append("the model is different (fingerprint)")
         if self.colbert_config != other.colbert_config:
             problems.append("the ColBERT config is different")
-        for name in RESUME_FIXED:
-            if self.index_config.get(name) != other.index_config.get(name):
+        mine = IndexConfig.from_dict(self.index_config, source=f"{PROGRESS}: index_config")
+        theirs = IndexConfig.from_dict(other.index_config, source="index_config")
+        for name, setting in RESUME_FIXED.items():
+            if setting(mine) != setting(theirs):
                 problems.append(f"IndexConfig.{name} is different")
         if self.collection != other.collection:
             problems.append("the collection changed (size or content of its first MiB)")

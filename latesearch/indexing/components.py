@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from latesearch.errors import ConfigError, LatesearchError
+from latesearch.errors import ConfigError
+from latesearch.errors import MissingComponentError as MissingComponentError  # its old home
 from latesearch.indexing.checksums import check_component
 from latesearch.indexing.storage import IndexStore
 from latesearch.indexing.updating import ComponentUpdater, IndexChange
@@ -47,10 +48,6 @@ RETRAIN_GROWTH = 4.0  # update_ann trains again past this growth over its traini
 Builder = Callable[[Path, IndexStore], None]
 
 
-class MissingComponentError(LatesearchError):
-    """A search mode needs an index component (bm25/ or ann/) that the index lacks."""
-
-
 def require(store: IndexStore, name: str, mode: str) -> Path:
     """The component folder, or a MissingComponentError saying how to add it
     (StaleIndexError if an update has replaced the index folder since `store` opened it)."""
@@ -72,7 +69,7 @@ def require(store: IndexStore, name: str, mode: str) -> Path:
 def bm25_documents(store: IndexStore) -> Iterator[tuple[str, str]]:
     """(doc_id, title + join + text) of every document, read from the index's doc store the
     way the encoder saw them."""
-    join = str(store.manifest.index_config.get("title_join", " "))
+    join = store.manifest.config.title_join
     for start in range(0, store.n_docs, TEXT_BATCH):
         for doc in store.documents(np.arange(start, min(start + TEXT_BATCH, store.n_docs))):
             title = doc.get("title") or ""

@@ -28,7 +28,7 @@ from latesearch.indexing.centroids import (
 )
 from latesearch.indexing.checksums import file_digest
 from latesearch.indexing.codec import ResidualCodec
-from latesearch.indexing.config import IndexConfig
+from latesearch.indexing.config import CodecConfig
 from latesearch.indexing.files import chunk_digest, load_npy
 from latesearch.indexing.ivf import InvertedFile
 from latesearch.indexing.manifest import CODEC_DIR, IVF_DIR, ChunkInfo, compressed_chunk_files
@@ -50,7 +50,7 @@ def compress_chunks(
     folder: Path,
     chunks: list[ChunkInfo],
     dim: int,
-    config: IndexConfig,
+    config: CodecConfig,
     *,
     codec: ResidualCodec | None = None,
     progress: Callable[[int], None] | None = None,
@@ -101,7 +101,7 @@ def compress_chunks(
 
 
 def train_codec(
-    folder: Path, chunks: list[ChunkInfo], dim: int, config: IndexConfig, n_tokens: int
+    folder: Path, chunks: list[ChunkInfo], dim: int, config: CodecConfig, n_tokens: int
 ) -> tuple[ResidualCodec, int]:
     """Centroids by spherical k-means on a seeded sample of the tokens, then bucket
     statistics from the residuals of (up to FIT_ROWS of) that sample."""
@@ -138,7 +138,7 @@ class ChunkCoder(Protocol):
     label: str
 
     def __call__(self, folder: Path, chunks: list[ChunkInfo], codec: ResidualCodec,
-                 config: IndexConfig, progress: Callable[[int], None] | None,
+                 config: CodecConfig, progress: Callable[[int], None] | None,
                  ) -> list[ChunkInfo]: ...  # fmt: skip
 
 
@@ -148,7 +148,7 @@ class LocalCoder:
     label = "local"
 
     def __call__(self, folder: Path, chunks: list[ChunkInfo], codec: ResidualCodec,
-                 config: IndexConfig, progress: Callable[[int], None] | None = None,
+                 config: CodecConfig, progress: Callable[[int], None] | None = None,
                  ) -> list[ChunkInfo]:  # fmt: skip
         assign = Assigner(codec.centroids32, config.assignment, seed=config.seed)
         return [code_chunk(folder, c, codec, assign, progress) for c in chunks]

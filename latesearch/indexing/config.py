@@ -1,21 +1,24 @@
-"""`IndexConfig`: how an index is built (paper Section 3.4), saved with every index."""
+"""`IndexConfig`: how an index is built (paper Section 3.4), saved with every index, in
+groups: the `codec`, the encoding `run`, `ray` and the `dense` view.
+
+Users may still give the flat field names of earlier versions (`nbits=4`,
+`ray_workers=2`, ...) to `IndexConfig.replace`, `Index.build` and the CLI; indexes saved
+with a flat `index_config` load as they were. `FLAT_NAMES` is that one mapping.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from latesearch._atomic import write_json
-from latesearch._configio import config_from_dict, read_json
+from latesearch._configio import JsonConfig
 from latesearch.errors import ConfigError
+from latesearch.indexing.codec import NBITS
 
 ON_ERROR = ("raise", "skip")
 PRECISIONS = (16, 32)
 COMPUTE_DTYPES = ("float16", "bfloat16")
-NBITS = (1, 2, 4)
 ASSIGNMENTS = ("auto", "exact", "tree", "hnsw")
 DENSE_SOURCES = ("pooled", "backbone")
 RAY_TRANSPORTS = ("object_store", "shared")
@@ -31,16 +34,8 @@ def default_workers() -> int:
 
 
 @dataclass(frozen=True)
-class IndexConfig:
-    """Settings of an indexing run.
-
-    Documents are read in groups of `group_size` (B), sorted by length when
-    `length_bucketing`, and encoded in batches of `batch_size` (b) padded to each batch's
-    longest document. Groups are cut into chunk files of `chunk_size` documents (default:
-    one chunk per group); a chunk is the unit of `--resume`. So that an interrupted build
-    loses little, a group is also cut short at `checkpoint_docs` documents and at about
-    `checkpoint_seconds` of encoding (from the throughput measured so far): a build saves
-    its work at least that often whatever `group_size` (None turns either limit off).
+class CodecConfig(JsonConfig):
+    """How the vectors are stored.
 
     `nbits` (1, 2 or 4) compresses every token to its centroid id plus its residual at
     that many bits per dimension (ColBERTv2), searched by the PLAID-style engine; None
@@ -50,157 +45,204 @@ class IndexConfig:
     engine's final candidates exactly; False keeps the compressed files alone (about 40
     bytes a token at 2 bits instead of about 300). It means nothing without compression.
     `n_centroids` (default: the power of two at or below 16 * sqrt(n_tokens)),
-    `kmeans_niter`, `assignment` ("auto": exact below
-    32,768 centroids, a two-level tree from there on; "exact"; "tree"; "hnsw") and
-    `seed` set how the centroids are trained and assigned.
-
-    `dense` also stores one pooled dense vector per document (fp16), searched by the
-    "dense" and "fused" modes: "pooled" is the attention-masked mean of the ColBERT model's
-    own last hidden states (free: the same forward pass); "backbone" is the mean-pooled
-    sentence embedding of `dense_model` (a sentence-transformers folder; None: the
-    default model's original backbone), an extra forward pass.
-
-    `ray` encodes on a Ray cluster instead of this process's devices ("auto": the cluster
-    of RAY_ADDRESS or one running here, else a new local one; "local"; or an address such
-    as "ray://head:10001"): `ray_workers` actors (None: one per GPU of the cluster, else one
-    per `ray_cpus_per_worker` CPUs), each loading the model once; encoded documents return
-    through Ray's object store, or with `ray_transport="shared"` (every node mounts the
-    index's folder) as files in the build folder. A compressed build's codes are made on
-    the cluster too (`ray_coding`): the centroids are trained once here, then coder actors
-    assign and quantize the chunks, reading and writing them in the build folder
-    ("shared") or receiving blocks and returning codes ("object_store"). The index is the
-    one a single-process build makes, up to floating-point rounding.
+    `kmeans_niter`, `assignment` ("auto": exact below 32,768 centroids, a two-level tree
+    from there on; "exact"; "tree"; "hnsw") and `seed` set how the centroids are trained
+    and assigned.
     """
 
-    group_size: int = 100_000
-    batch_size: int = 64
-    precision: int = 16
-    title_join: str = " "
-    tokenizer_workers: int = field(default_factory=default_workers)
-    devices: tuple[str, ...] | None = None
-    chunk_size: int | None = None
-    checkpoint_docs: int | None = 5_000
-    checkpoint_seconds: float | None = 120.0
-    length_bucketing: bool = True
-    on_error: str = "raise"
-    doc_maxlen: int | None = None
-    compute_dtype: str | None = None
     nbits: int | None = 2
     keep_full: bool = True
+    precision: int = 16
     n_centroids: int | None = None
     kmeans_niter: int = 4
     assignment: str = "auto"
     seed: int = 0
-    dense: str | None = None
-    dense_model: str | None = None
-    ray: str | None = None
-    ray_workers: int | None = None
-    ray_cpus_per_worker: int = 1
-    ray_transport: str = "object_store"
 
-    def __post_init__(self) -> None:
-        if self.devices is not None and not isinstance(self.devices, tuple):
-            if isinstance(self.devices, str) or not isinstance(self.devices, list | tuple):
-                _bad("devices", self.devices, "a list of device names or None")
-            object.__setattr__(self, "devices", tuple(self.devices))
-        _check_int("group_size", self.group_size, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("tokenizer_workers", self.tokenizer_workers, 0)
-        if self.chunk_size is not None:
-            _check_int("chunk_size", self.chunk_size, 1)
-            if self.chunk_size > self.group_size:
-                _bad("chunk_size", self.chunk_size, f"<= group_size ({self.group_size})")
-        if self.checkpoint_docs is not None:
-            _check_int("checkpoint_docs", self.checkpoint_docs, 1)
-        seconds = self.checkpoint_seconds
-        if seconds is not None and (
-            isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0
-        ):
-            _bad("checkpoint_seconds", seconds, "a positive number of seconds or None")
-        if self.doc_maxlen is not None:
-            _check_int("doc_maxlen", self.doc_maxlen, 3)
-        if self.precision not in PRECISIONS or isinstance(self.precision, bool):
-            _bad("precision", self.precision, f"one of {PRECISIONS}")
-        if not isinstance(self.title_join, str):
-            _bad("title_join", self.title_join, "a string")
-        if not isinstance(self.length_bucketing, bool):
-            _bad("length_bucketing", self.length_bucketing, "true or false")
-        if self.on_error not in ON_ERROR:
-            _bad("on_error", self.on_error, f"one of {ON_ERROR}")
-        if self.nbits is not None and (isinstance(self.nbits, bool) or self.nbits not in NBITS):
-            _bad("nbits", self.nbits, f"None or one of {NBITS}")
-        if not isinstance(self.keep_full, bool):
-            _bad("keep_full", self.keep_full, "true or false")
-        if self.n_centroids is not None:
-            _check_int("n_centroids", self.n_centroids, 1)
-        _check_int("kmeans_niter", self.kmeans_niter, 1)
-        _check_int("seed", self.seed, 0)
+    def validate(self) -> None:
+        if self.nbits is not None and self.nbits not in NBITS:
+            self._bad("nbits", f"None or one of {NBITS}")
+        if self.precision not in PRECISIONS:
+            self._bad("precision", f"one of {PRECISIONS}")
+        self._check_ints("n_centroids", "kmeans_niter")
+        self._check_ints("seed", minimum=0)
         if self.assignment not in ASSIGNMENTS:
-            _bad("assignment", self.assignment, f"one of {ASSIGNMENTS}")
-        if self.compute_dtype is not None and self.compute_dtype not in COMPUTE_DTYPES:
-            _bad("compute_dtype", self.compute_dtype, f"None or one of {COMPUTE_DTYPES}")
-        if self.dense is not None and self.dense not in DENSE_SOURCES:
-            _bad("dense", self.dense, f"None or one of {DENSE_SOURCES}")
-        if self.dense_model is not None and (
-            not isinstance(self.dense_model, str) or self.dense != "backbone"
-        ):
-            _bad("dense_model", self.dense_model, 'a path, with dense="backbone"')
-        if self.ray is not None and (not isinstance(self.ray, str) or not self.ray.strip()):
-            _bad("ray", self.ray, 'None, "auto", "local" or a cluster address')
-        if self.ray_workers is not None:
-            _check_int("ray_workers", self.ray_workers, 1)
-        _check_int("ray_cpus_per_worker", self.ray_cpus_per_worker, 1)
-        if self.ray_transport not in RAY_TRANSPORTS:
-            _bad("ray_transport", self.ray_transport, f"one of {RAY_TRANSPORTS}")
-        if self.devices is not None:
-            if not self.devices:
-                _bad("devices", self.devices, "a non-empty list (or None for auto)")
-            for device in self.devices:
-                if not isinstance(device, str) or not device.strip():
-                    _bad("devices", self.devices, "a list of device names like 'cuda:0'")
+            self._bad("assignment", f"one of {ASSIGNMENTS}")
 
     @property
     def dtype(self) -> str:
-        """Storage dtype name of the embeddings."""
+        """Storage dtype name of the uncompressed embeddings."""
         return "float16" if self.precision == 16 else "float32"
 
     @property
     def compressed(self) -> bool:
         return self.nbits is not None
 
+
+@dataclass(frozen=True)
+class EncodingRun(JsonConfig):
+    """How documents are encoded.
+
+    Documents are read in groups of `group_size` (B), sorted by length when
+    `length_bucketing`, and encoded in batches of `batch_size` (b) padded to each batch's
+    longest document, by `tokenizer_workers` tokenizer threads, on `devices` (None: every
+    GPU, else the CPU) in `compute_dtype` (None: the model's). Groups are cut into chunk
+    files of `chunk_size` documents (default: one chunk per group); a chunk is the unit of
+    `--resume`. So that an interrupted build loses little, a group is also cut short at
+    `checkpoint_docs` documents and at about `checkpoint_seconds` of encoding (from the
+    throughput measured so far): a build saves its work at least that often whatever
+    `group_size` (None turns either limit off).
+    """
+
+    group_size: int = 100_000
+    batch_size: int = 64
+    tokenizer_workers: int = field(default_factory=default_workers)
+    devices: tuple[str, ...] | None = None
+    chunk_size: int | None = None
+    checkpoint_docs: int | None = 5_000
+    checkpoint_seconds: float | None = 120.0
+    length_bucketing: bool = True
+    compute_dtype: str | None = None
+
+    def validate(self) -> None:
+        self._check_ints("group_size", "batch_size", "chunk_size", "checkpoint_docs")
+        self._check_ints("tokenizer_workers", minimum=0)
+        if self.chunk_size is not None and self.chunk_size > self.group_size:
+            self._bad("chunk_size", f"<= group_size ({self.group_size})")
+        if self.checkpoint_seconds is not None and not self.checkpoint_seconds > 0:
+            self._bad("checkpoint_seconds", "a positive number of seconds or None")
+        if self.devices is not None:
+            if not self.devices:
+                self._bad("devices", "a non-empty list (or None for auto)")
+            if not all(device.strip() for device in self.devices):
+                self._bad("devices", "a list of device names like 'cuda:0'")
+        if self.compute_dtype is not None and self.compute_dtype not in COMPUTE_DTYPES:
+            self._bad("compute_dtype", f"None or one of {COMPUTE_DTYPES}")
+
     @property
     def docs_per_chunk(self) -> int:
         return self.chunk_size or self.group_size
 
-    def replace(self, **changes: Any) -> IndexConfig:
-        """A copy with some fields changed (validated)."""
-        return from_dict({**self.to_dict(), **changes}, source="overrides")
 
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["devices"] = list(self.devices) if self.devices is not None else None
-        return data
+@dataclass(frozen=True)
+class RayConfig(JsonConfig):
+    """Encoding on a Ray cluster instead of this process's devices.
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the config as JSON to `path` atomically."""
-        return write_json(path, self.to_dict())
+    `address`: None (no Ray), "auto" (the cluster of RAY_ADDRESS or one running here, else
+    a new local one), "local", or an address such as "ray://head:10001". `workers` actors
+    (None: one per GPU of the cluster, else one per `cpus_per_worker` CPUs) each load the
+    model once; encoded documents return through Ray's object store, or with
+    `transport="shared"` (every node mounts the index's folder) as files in the build
+    folder. A compressed build's codes are made on the cluster too (`ray_coding`): the
+    centroids are trained once here, then coder actors assign and quantize the chunks,
+    reading and writing them in the build folder ("shared") or receiving blocks and
+    returning codes ("object_store"). The index is the one a single-process build makes,
+    up to floating-point rounding.
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    cpus_per_worker: int = 1
+    transport: str = "object_store"
+
+    def validate(self) -> None:
+        if self.address is not None and not self.address.strip():
+            self._bad("address", 'None, "auto", "local" or a cluster address')
+        self._check_ints("workers", "cpus_per_worker")
+        if self.transport not in RAY_TRANSPORTS:
+            self._bad("transport", f"one of {RAY_TRANSPORTS}")
+
+
+@dataclass(frozen=True)
+class DenseViewConfig(JsonConfig):
+    """The optional dense view: one pooled dense vector per document (fp16), searched by
+    the "dense" and "fused" modes. `source` "pooled" is the attention-masked mean of the
+    ColBERT model's own last hidden states (free: the same forward pass); "backbone" is
+    the mean-pooled sentence embedding of `model` (a sentence-transformers folder; None:
+    the default model's original backbone), an extra forward pass. None: no dense view.
+    """
+
+    source: str | None = None
+    model: str | None = None
+
+    def validate(self) -> None:
+        if self.source is not None and self.source not in DENSE_SOURCES:
+            self._bad("source", f"None or one of {DENSE_SOURCES}")
+        if self.model is not None and self.source != "backbone":
+            self._bad("model", 'a path, with source="backbone"')
+
+
+@dataclass(frozen=True)
+class IndexConfig(JsonConfig):
+    """Settings of an indexing run: what is indexed (`title_join` between a document's
+    title and text, `on_error` for bad documents, `doc_maxlen` overriding the model's),
+    and the `codec`, `run`, `ray` and `dense` groups."""
+
+    title_join: str = " "
+    on_error: str = "raise"
+    doc_maxlen: int | None = None
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    run: EncodingRun = field(default_factory=EncodingRun)
+    ray: RayConfig = field(default_factory=RayConfig)
+    dense: DenseViewConfig = field(default_factory=DenseViewConfig)
+
+    def validate(self) -> None:
+        if self.on_error not in ON_ERROR:
+            self._bad("on_error", f"one of {ON_ERROR}")
+        self._check_ints("doc_maxlen", minimum=3)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> IndexConfig:
-        """Read and validate a config JSON file."""
-        path = Path(path)
-        return from_dict(read_json(path, what="index config file"), source=str(path))
+    def from_dict(cls, data: Any, *, source: str = "config") -> IndexConfig:
+        """Build a config from a mapping, grouped or flat (as earlier versions saved it)."""
+        return super().from_dict(grouped(data) if isinstance(data, dict) else data,
+                                 source=source)  # fmt: skip
+
+    def replace(self, **changes: Any) -> IndexConfig:
+        """A validated copy with some fields changed: flat names (`nbits=4`) or groups
+        (`codec=CodecConfig(...)`, or a mapping of some of a group's fields). An error
+        about a field given by its flat name also says that name."""
+        data = self.to_dict()
+        for key, value in grouped(changes).items():
+            merge = key in GROUPS and isinstance(value, dict)
+            data[key] = {**data[key], **value} if merge else value
+        try:
+            return self.from_dict(data, source="overrides")
+        except ConfigError as err:
+            flat = [k for k in changes if k in FLAT_NAMES and FLAT_NAMES[k][1] == err.field]
+            if not flat:
+                raise
+            raise ConfigError(f"{err} (given as {flat[0]})", field=err.field) from None
 
 
-def from_dict(data: Any, *, source: str = "config") -> IndexConfig:
-    """Build a config from a mapping; unknown fields and bad values are errors naming them."""
-    return config_from_dict(IndexConfig, data, source=source)
+GROUPS = {"codec": CodecConfig, "run": EncodingRun, "ray": RayConfig, "dense": DenseViewConfig}
+# Earlier versions' flat field names -> (group, field).
+FLAT_NAMES = {
+    **{name: ("codec", name) for name in (
+        "nbits", "keep_full", "precision", "n_centroids", "kmeans_niter", "assignment", "seed")},
+    **{name: ("run", name) for name in (
+        "group_size", "batch_size", "tokenizer_workers", "devices", "chunk_size",
+        "checkpoint_docs", "checkpoint_seconds", "length_bucketing", "compute_dtype")},
+    "ray": ("ray", "address"),
+    "ray_workers": ("ray", "workers"),
+    "ray_cpus_per_worker": ("ray", "cpus_per_worker"),
+    "ray_transport": ("ray", "transport"),
+    "dense": ("dense", "source"),
+    "dense_model": ("dense", "model"),
+}  # fmt: skip
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _bad(name, value, f"an integer >= {minimum}")
+def grouped(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with flat names moved into their groups. A group's name with a mapping or a
+    group object is that group; `ray` and `dense` with any other value are the flat
+    names (the address, the dense source)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in GROUPS and isinstance(value, dict | JsonConfig):
+            part = value.to_dict() if isinstance(value, JsonConfig) else value
+            out[key] = {**out.get(key, {}), **part}
+        elif key in FLAT_NAMES:
+            group, name = FLAT_NAMES[key]
+            out.setdefault(group, {})[name] = value
+        else:
+            out[key] = value
+    return out
 
-
-def _bad(name: str, value: Any, expected: str) -> None:
-    raise ConfigError(f"IndexConfig.{name} must be {expected}, got {value!r}")

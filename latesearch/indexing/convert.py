@@ -19,7 +19,6 @@ from latesearch.indexing.codec import ResidualCodec
 from latesearch.indexing.components import BM25_DIR
 from latesearch.indexing.compression import compress_chunks
 from latesearch.indexing.config import IndexConfig
-from latesearch.indexing.config import from_dict as index_config_from_dict
 from latesearch.indexing.files import IndexExistsError, folder_bytes, link_or_copy, writer_lock
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
@@ -60,7 +59,7 @@ def compress_index(
         if src.compressed:
             raise ConfigError(f"{src.folder}: already compressed")
         src.verify()  # its vectors are read and coded: never give damage fresh checksums
-        config = index_config_from_dict(src.manifest.index_config, source="index_config")
+        config = IndexConfig.from_dict(src.manifest.index_config, source="index_config")
         config = config.replace(nbits=nbits, keep_full=keep_full, **config_fields)
         check_unit_vectors(src.manifest.colbert_config, config)
         codec = None
@@ -78,7 +77,7 @@ def compress_index(
                 _stage(src, stage)
                 bar = _bar(src.n_embeddings, progress)
                 try:
-                    result = compress_chunks(stage, src.chunks, src.dim, config, codec=codec,
+                    result = compress_chunks(stage, src.chunks, src.dim, config.codec, codec=codec,
                                              progress=bar.update)  # fmt: skip
                 finally:
                     bar.close()

@@ -14,17 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from latesearch.errors import IndexCorruptError, LatesearchError
+from latesearch.errors import IndexBusyError as IndexBusyError  # their old home
+from latesearch.errors import IndexCorruptError
+from latesearch.errors import IndexExistsError as IndexExistsError
 
 LOCK_SUFFIX = ".lock"
-
-
-class IndexExistsError(LatesearchError, FileExistsError):
-    """The target folder already holds something and overwriting was not asked for."""
-
-
-class IndexBusyError(IndexExistsError):
-    """Another process is building or updating the same index."""
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:

@@ -26,12 +26,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from latesearch._atomic import write_json
 from latesearch.errors import IndexCorruptError
 from latesearch.indexing.checksums import check_records, file_record, seal_component
+from latesearch.indexing.config import IndexConfig
 
 FORMAT_VERSION = 1  # uncompressed
 COMPRESSED_FORMAT_VERSION = 2  # residual codes (+ codec/, ivf/)
@@ -130,6 +132,11 @@ class Manifest:
     @property
     def compressed(self) -> bool:
         return self.codec is not None
+
+    @cached_property
+    def config(self) -> IndexConfig:
+        """`index_config` read as an IndexConfig (also the flat ones of earlier versions)."""
+        return IndexConfig.from_dict(self.index_config, source=f"{MANIFEST}: index_config")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -33,7 +33,7 @@ from latesearch.indexing.compression import (
     code_chunk,
     write_codes,
 )
-from latesearch.indexing.config import IndexConfig
+from latesearch.indexing.config import CodecConfig, RayConfig
 from latesearch.indexing.manifest import ChunkInfo
 from latesearch.indexing.ray_pool import RESTARTS, connect
 
@@ -75,13 +75,13 @@ class RayCoder:
         self.label = f"ray ({transport})"
 
     @classmethod
-    def for_config(cls, config: IndexConfig) -> RayCoder:
-        return cls(config.ray, workers=config.ray_workers,
-                   cpus_per_worker=config.ray_cpus_per_worker,
-                   transport=config.ray_transport)  # fmt: skip
+    def for_config(cls, config: RayConfig) -> RayCoder:
+        return cls(config.address, workers=config.workers,
+                   cpus_per_worker=config.cpus_per_worker,
+                   transport=config.transport)  # fmt: skip
 
     def __call__(self, folder: Path, chunks: list[ChunkInfo], codec: ResidualCodec,
-                 config: IndexConfig, progress: Callable[[int], None] | None = None,
+                 config: CodecConfig, progress: Callable[[int], None] | None = None,
                  ) -> list[ChunkInfo]:  # fmt: skip
         ray = connect(self.address)
         workers = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // self.cpus)

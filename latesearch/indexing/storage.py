@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from latesearch._atomic import replace_folder
-from latesearch.errors import ConfigError, IndexCorruptError, InputError, StaleIndexError
+from latesearch.errors import ConfigError, IndexCorruptError, StaleIndexError
+from latesearch.errors import UnknownDocumentError as UnknownDocumentError  # its old home
 from latesearch.indexing.checksums import (
     CHECKSUMS,
     VerifyReport,
@@ -46,7 +47,6 @@ from latesearch.indexing.manifest import (
 )
 from latesearch.indexing.summary import BuildSummary
 from latesearch.modeling.config import ColBERTConfig
-from latesearch.modeling.config import from_dict as colbert_config_from_dict
 from latesearch.scoring.precision import as_float32
 
 SOURCES = ("auto", "full", "residual")
@@ -56,12 +56,6 @@ SOURCES = ("auto", "full", "residual")
 VECTOR_BLOCK = 1024
 _OPEN_ATTEMPTS, _OPEN_PAUSE = 20, 0.05  # opening during an update's publish: about 1 s
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
-
-
-class UnknownDocumentError(InputError, KeyError):
-    """A document id that the index does not hold."""
-
-    __str__ = Exception.__str__
 
 
 def building_folder(folder: str | os.PathLike) -> Path:
@@ -241,7 +235,7 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
     @property
     def dense_source(self) -> str | None:
         """Where the dense vectors come from ("pooled", "backbone"), None without them."""
-        return self.manifest.index_config.get("dense") if self.has_dense else None
+        return self.manifest.config.dense.source if self.has_dense else None
 
     def dense_chunks(self) -> list[np.memmap]:
         """Each chunk's (n_docs, dense_dim) float16 pooled vectors (memory-mapped)."""
@@ -590,7 +584,7 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
 
 def _colbert_config(folder: Path, manifest: Manifest) -> ColBERTConfig:
     try:
-        config = colbert_config_from_dict(manifest.colbert_config, source="colbert_config")
+        config = ColBERTConfig.from_dict(manifest.colbert_config, source="colbert_config")
     except ConfigError as err:
         raise IndexCorruptError(f"{folder / 'manifest.json'}: {err}") from None
     if config.dim != manifest.dim:

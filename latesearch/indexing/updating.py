@@ -33,7 +33,6 @@ from latesearch.indexing.centroids import Assigner
 from latesearch.indexing.checksums import check_component
 from latesearch.indexing.compression import code_blocks, write_ivf
 from latesearch.indexing.config import IndexConfig
-from latesearch.indexing.config import from_dict as index_config_from_dict
 from latesearch.indexing.docstore import DocStoreWriter
 from latesearch.indexing.files import (
     chunk_digest,
@@ -176,7 +175,7 @@ def _index_config(store: IndexStore) -> IndexConfig:
     """The index's IndexConfig; its format (compressed or not) is the manifest's, which
     configs saved before compression existed do not name."""
     source = f"{store.folder / 'manifest.json'}: index_config"
-    config = index_config_from_dict(store.manifest.index_config, source=source)
+    config = IndexConfig.from_dict(store.manifest.index_config, source=source)
     codec = store.manifest.codec
     return config.replace(
         devices=None,  # the build's devices may not exist here
@@ -361,7 +360,7 @@ class _Update:
         new = dataclasses.replace(new, n_docs=int(lens.size), n_embeddings=int(rows.sum()),
                                   doclens=lens_name, doclens_sha256=chunk_digest(lens))  # fmt: skip
         whole = bool(rows.all())  # a new chunk: its files are used as they are
-        keep_full = not self.old.compressed or self.config.keep_full
+        keep_full = not self.old.compressed or self.config.codec.keep_full
         if keep_full and whole:
             info = store.chunks[i]
             link_or_copy(store.folder / info.embeddings, self.stage / emb_name)
@@ -395,9 +394,8 @@ class _Update:
     def _assigner(self) -> Assigner:
         if self.assign is None:
             assert self.old.codec is not None
-            self.assign = Assigner(
-                self.old.codec.centroids32, self.config.assignment, seed=self.config.seed
-            )
+            codec = self.config.codec
+            self.assign = Assigner(self.old.codec.centroids32, codec.assignment, seed=codec.seed)
         return self.assign
 
     def _stage_codec(self, chunks: list[ChunkInfo]) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from latesearch.errors import CheckpointError, ConfigError
-from latesearch.modeling.config import ColBERTConfig, from_dict
+from latesearch.modeling.config import ColBERTConfig
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # backbone tensors a ColBERT never uses; a checkpoint may leave them out (colbert-ai, PyLate)
@@ -160,7 +160,7 @@ def load_tokenizer(folder: Path, *, trust_remote_code: bool = False):
 
 def make_config(values: dict[str, Any], overrides: dict[str, Any], source: str) -> ColBERTConfig:
     try:
-        return from_dict({**values, **overrides}, source=source)
+        return ColBERTConfig.from_dict({**values, **overrides}, source=source)
     except ConfigError as err:
         raise CheckpointError(str(err)) from None
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import string
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from latesearch._atomic import write_json
-from latesearch._configio import config_from_dict, read_json
+from latesearch._configio import JsonConfig, check_positive
 from latesearch.errors import ConfigError
 
 CONFIG_FILE = "latesearch_config.json"
@@ -22,7 +18,7 @@ HEAD_LAYER_KEYS = {"in_features": int, "out_features": int, "bias": bool,
 
 
 @dataclass(frozen=True)
-class ColBERTConfig:
+class ColBERTConfig(JsonConfig):
     """Settings of a ColBERT encoder (Khattab & Zaharia 2020, Sections 3.1-3.3).
 
     Lengths count every token, markers and [CLS]/[SEP] included, as in colbert-ai.
@@ -39,6 +35,8 @@ class ColBERTConfig:
     `head` (dense layers after the backbone; empty: one bias-free [hidden -> dim] layer).
     """
 
+    file_name: ClassVar[str] = CONFIG_FILE
+
     query_maxlen: int = 32
     doc_maxlen: int = 180
     dim: int = 128
@@ -52,46 +50,26 @@ class ColBERTConfig:
     strip_text: bool = False
     lowercase: bool = False
     query_mask_tokens: int = 0
-    skiplist: tuple = field(default_factory=lambda: tuple(string.punctuation))
+    skiplist: tuple[str, ...] = field(default_factory=lambda: tuple(string.punctuation))
     skiplist_lookup: str = "encode"
     drop_cls: bool = False
     normalize: bool = True
     head: tuple = ()
 
-    def __post_init__(self) -> None:
-        for name in ("skiplist", "head"):
-            value = getattr(self, name)
-            if not isinstance(value, list | tuple):
-                raise ConfigError(f"ColBERTConfig.{name} must be a list, got {value!r}")
-            object.__setattr__(self, name, tuple(value))
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "tuple":
-                continue
-            expected = {"int": int, "str": str, "bool": bool}[str(f.type)]
-            if expected is int and isinstance(value, bool) or not isinstance(value, expected):
-                raise ConfigError(
-                    f"ColBERTConfig.{f.name} must be {expected.__name__}, got {value!r}"
-                )
-        if self.query_maxlen < 4:
-            raise ConfigError(f"ColBERTConfig.query_maxlen must be >= 4, got {self.query_maxlen}")
-        if self.doc_maxlen < 3:
-            raise ConfigError(f"ColBERTConfig.doc_maxlen must be >= 3, got {self.doc_maxlen}")
-        if self.query_mask_tokens < 0:
-            raise ConfigError(
-                f"ColBERTConfig.query_mask_tokens must be >= 0, got {self.query_mask_tokens}"
-            )
+    def validate(self) -> None:
+        self._check_ints("query_maxlen", minimum=4)
+        self._check_ints("doc_maxlen", minimum=3)
+        self._check_ints("query_mask_tokens", minimum=0)
+        self._check_ints("dim")
         if self.query_mask_tokens and not self.query_augmentation:
             raise ConfigError("ColBERTConfig.query_mask_tokens needs query_augmentation=True")
-        if self.dim < 1:
-            raise ConfigError(f"ColBERTConfig.dim must be >= 1, got {self.dim}")
         if self.similarity not in SIMILARITIES:
             raise ConfigError(
                 f"ColBERTConfig.similarity must be one of {SIMILARITIES}, got {self.similarity!r}"
             )
         if not self.query_token.strip() or not self.doc_token.strip():
             raise ConfigError("ColBERTConfig.query_token and doc_token must be non-empty tokens")
-        if not all(isinstance(w, str) and w for w in self.skiplist):
+        if not all(self.skiplist):
             raise ConfigError("ColBERTConfig.skiplist must be a list of non-empty strings")
         if self.skiplist_lookup not in SKIPLIST_LOOKUPS:
             raise ConfigError(
@@ -122,31 +100,6 @@ class ColBERTConfig:
             and not self.head[0]["residual"]
         )
 
-    def replace(self, **changes: Any) -> ColBERTConfig:
-        """A copy with some fields changed (validated)."""
-        return from_dict({**self.to_dict(), **changes}, source="overrides")
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["skiplist"] = list(self.skiplist)
-        data["head"] = [dict(layer) for layer in self.head]
-        return data
-
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write `latesearch_config.json` into `folder` atomically."""
-        return write_json(Path(folder) / CONFIG_FILE, self.to_dict())
-
-    @classmethod
-    def load(cls, folder: str | os.PathLike) -> ColBERTConfig:
-        """Read and validate `latesearch_config.json` from `folder`."""
-        path = Path(folder) / CONFIG_FILE
-        return from_dict(read_json(path, what="ColBERT config file"), source=str(path))
-
-
-def from_dict(data: Any, *, source: str = "config") -> ColBERTConfig:
-    """Build a config from a mapping; unknown fields and bad values are errors naming them."""
-    return config_from_dict(ColBERTConfig, data, source=source)
-
 
 def _head_layer(index: int, layer: Any) -> dict[str, Any]:
     """One validated layer of a projection head (a mapping with HEAD_LAYER_KEYS)."""
@@ -162,8 +115,8 @@ def _head_layer(index: int, layer: Any) -> dict[str, Any]:
         wrong_kind = isinstance(value, bool) != (kind is bool) or not isinstance(value, kind)
         if value is None or wrong_kind:
             raise ConfigError(f"{where}.{key} must be {kind.__name__}, got {value!r}")
-    if out["in_features"] < 1 or out["out_features"] < 1:
-        raise ConfigError(f"{where}: in_features and out_features must be >= 1")
+    check_positive(f"{where}.in_features", out["in_features"], error=ConfigError)
+    check_positive(f"{where}.out_features", out["out_features"], error=ConfigError)
     if out["activation"] not in ACTIVATIONS:
         raise ConfigError(
             f"{where}.activation must be one of {ACTIVATIONS}, got {out['activation']!r}"

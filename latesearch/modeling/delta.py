@@ -23,7 +23,7 @@ from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.errors import CheckpointError
 from latesearch.modeling.backbones import CheckpointParts
 from latesearch.modeling.checkpoints import read_checkpoint
-from latesearch.modeling.config import from_dict
+from latesearch.modeling.config import ColBERTConfig
 
 DELTA_FILE = "delta.json"
 DELTA_WEIGHTS = "delta.safetensors"
@@ -141,7 +141,8 @@ def read_delta(
             "reinstall that backbone package or load a full checkpoint"
         )
     try:
-        config = from_dict(manifest["colbert_config"], source=str(folder / DELTA_FILE))
+        source = str(folder / DELTA_FILE)
+        config = ColBERTConfig.from_dict(manifest["colbert_config"], source=source)
         if overrides:
             config = config.replace(**overrides)
     except Exception as err:

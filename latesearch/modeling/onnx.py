@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from latesearch._atomic import replace_folder, write_json
+from latesearch._configio import check_positive
 from latesearch.errors import ConfigError
 
 BACKENDS = ("torch", "onnx")
@@ -71,8 +72,8 @@ def check_backend(backend: str, precision: str = "fp32", threads: int | None = N
         raise ConfigError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
     if precision not in PRECISIONS:
         raise ConfigError(f"onnx_precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"onnx_threads must be a positive integer or None, got {threads!r}")
+    if threads is not None:
+        check_positive("onnx_threads", threads, error=ConfigError)
     if backend == "onnx":
         require_onnxruntime()
 

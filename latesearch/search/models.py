@@ -7,13 +7,9 @@ from typing import Any
 
 import torch
 
-from latesearch.errors import LatesearchError
+from latesearch.errors import ModelMismatchError as ModelMismatchError  # its old home
 from latesearch.indexing import IndexStore
 from latesearch.modeling import ColBERT, resolve_device
-
-
-class ModelMismatchError(LatesearchError):
-    """The query encoder is not the model the index was built with."""
 
 
 def load_index_model(

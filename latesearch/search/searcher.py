@@ -101,7 +101,7 @@ class Searcher:
         if self._dense_encoder is None:
             from latesearch.modeling.dense import DenseEncoder
 
-            path = self.store.manifest.index_config.get("dense_model")
+            path = self.store.manifest.config.dense.model
             self._dense_encoder = DenseEncoder.from_pretrained(path, device=self.model.device)
         return self._dense_encoder
 

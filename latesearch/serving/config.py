@@ -32,11 +32,9 @@ class ServeConfig(JsonConfig):
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        for name in ("default_k", "max_k", "max_queries", "max_query_chars", "max_candidates",
-                     "max_write_documents", "max_body_bytes", "batch_size"):  # fmt: skip
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"ServeConfig.{name} must be an integer >= 1, got {value!r}")
+        self._check_ints("default_k", "max_k", "max_queries", "max_query_chars",
+                         "max_candidates", "max_write_documents", "max_body_bytes",
+                         "batch_size")  # fmt: skip
         if self.default_k > self.max_k:
             raise ConfigError(
                 f"ServeConfig.default_k ({self.default_k}) exceeds max_k ({self.max_k})"

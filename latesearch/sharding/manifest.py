@@ -24,12 +24,8 @@ class ShardsManifest(JsonConfig):
     model_fingerprint: str = ""
     format_version: int = FORMAT_VERSION
 
-    def __post_init__(self) -> None:
-        if isinstance(self.shards, list):
-            object.__setattr__(self, "shards", tuple(self.shards))
-        if not isinstance(self.shards, tuple) or not self.shards or not all(
-            isinstance(s, str) and s and Path(s).name == s for s in self.shards
-        ):
+    def validate(self) -> None:
+        if not self.shards or not all(s and Path(s).name == s for s in self.shards):
             raise ConfigError(f"ShardsManifest.shards must be folder names, got {self.shards!r}")
         if len(set(self.shards)) != len(self.shards):
             raise ConfigError(f"ShardsManifest.shards names a folder twice: {self.shards!r}")

@@ -36,11 +36,11 @@ def build_shard(part: str, target: str, model: Any, config: IndexConfig, bm25: b
 def build_in_parallel(todo: list[tuple[Path, Path]], model: Any, config: IndexConfig, *,
                       bm25: bool, ann: bool | None) -> None:  # fmt: skip
     """Build every (collection piece, shard folder) of `todo` in Ray tasks, all at once
-    (as many run as the cluster has room for: `ray_cpus_per_worker` CPUs, and one GPU
+    (as many run as the cluster has room for: `ray.cpus_per_worker` CPUs, and one GPU
     where the cluster has any, per task)."""
-    ray = connect(config.ray)
+    ray = connect(config.ray.address)
     gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    cpus = config.ray_cpus_per_worker
+    cpus = config.ray.cpus_per_worker
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=RETRIES)(build_shard)
     shared = ray.put(model)
     local = config.replace(ray=None)  # each shard encodes on its task's own devices

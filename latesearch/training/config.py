@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import os
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from latesearch._atomic import write_json
-from latesearch._configio import config_from_dict, read_json
+from latesearch._configio import JsonConfig
 from latesearch.errors import ConfigError
 
 CONFIG_FILE = "train_config.json"
@@ -26,7 +21,7 @@ RESUMABLE_CHANGES = frozenset(
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """Settings of a ColBERT fine-tuning run (Khattab & Zaharia 2020, Section 3.3).
 
     Data, one of: `triples` (text TSV ``query<TAB>positive<TAB>negative...``, or id triples
@@ -36,6 +31,8 @@ class TrainConfig:
     ranks and accumulation micro-batches. Defaults follow the paper: lr 3e-6, batch 32,
     one negative, softmax cross-entropy over [positive, negative].
     """
+
+    file_name: ClassVar[str] = CONFIG_FILE
 
     # data
     triples: str | None = None
@@ -83,22 +80,16 @@ class TrainConfig:
     dev_collection: str | None = None
     dev_average: str = "pooled"
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            setattr(self, f.name, _coerce(f.name, str(f.type), getattr(self, f.name)))
+    def validate(self) -> None:
         self._check_values()
         self._check_data()
 
     def _check_values(self) -> None:
-        for name, low in (
-            ("mine_depth", 1), ("negatives_per_query", 0), ("steps", 1), ("batch_size", 1),
-            ("grad_accum", 1), ("warmup_steps", 0), ("save_every", 0), ("keep_last", 0),
-            ("log_every", 0), ("eval_every", 0), ("query_maxlen", 4), ("doc_maxlen", 3),
-            ("dim", 1), ("train_layers", 0), ("doc_chunk", 1),
-        ):
-            value = getattr(self, name)
-            if value is not None and value < low:
-                _bad(name, value, f">= {low}")
+        self._check_ints("mine_depth", "steps", "batch_size", "grad_accum", "dim", "doc_chunk")
+        self._check_ints("negatives_per_query", "warmup_steps", "save_every", "keep_last",
+                         "log_every", "eval_every", "train_layers", minimum=0)  # fmt: skip
+        self._check_ints("query_maxlen", minimum=4)
+        self._check_ints("doc_maxlen", minimum=3)
         for name in ("lr", "projection_lr", "max_grad_norm", "distill_temperature"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -156,33 +147,6 @@ class TrainConfig:
             return self.triples_format
         return "ids" if str(self.triples).lower().endswith((".jsonl", ".json")) else "text"
 
-    def replace(self, **changes: Any) -> TrainConfig:
-        """A validated copy with some fields changed."""
-        return from_dict({**self.to_dict(), **changes}, source="overrides")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the config as JSON atomically (`path` may be a folder)."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / CONFIG_FILE
-        return write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> TrainConfig:
-        """Read and validate a config file (or `train_config.json` inside a folder)."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / CONFIG_FILE
-        return from_dict(read_json(path, what="training config file"), source=str(path))
-
-
-def from_dict(data: Any, *, source: str = "config") -> TrainConfig:
-    """Build a config from a mapping; unknown fields and bad values are errors naming them."""
-    return config_from_dict(TrainConfig, data, source=source)
-
 
 def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:
     """Fields that differ between a saved run and its resumption (and may not)."""
@@ -191,24 +155,5 @@ def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:
 
 
 def _bad(name: str, value: Any, expected: str) -> None:
-    raise ConfigError(f"TrainConfig.{name} must be {expected}, got {value!r}")
+    raise ConfigError(f"TrainConfig.{name} must be {expected}, got {value!r}", field=name)
 
-
-def _coerce(name: str, annotation: str, value: Any) -> Any:
-    """Check `value` against a field annotation such as 'int', 'float | None'."""
-    kinds = [part.strip() for part in annotation.split("|")]
-    if value is None:
-        if "None" not in kinds:
-            _bad(name, value, kinds[0])
-        return None
-    kind = kinds[0]
-    if kind == "str" and isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if kind == "float" and isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            _bad(name, value, "a finite number")
-        return float(value)
-    expected = {"int": int, "str": str, "bool": bool}[kind]
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        _bad(name, value, kind + (" or None" if "None" in kinds else ""))
-    return value

@@ -63,8 +63,9 @@ def small_config() -> IndexConfig:
     """Several groups and chunks on a 40-document collection, uncompressed float32 for exact
     checks (the compressed format has its own tests); groups are exactly group_size (no
     checkpoint limits: tests of those set them)."""
-    return IndexConfig(group_size=16, chunk_size=6, batch_size=5, precision=32, nbits=None,
-                       checkpoint_docs=None, checkpoint_seconds=None)  # fmt: skip
+    return IndexConfig().replace(group_size=16, chunk_size=6, batch_size=5, precision=32,
+                                 nbits=None, checkpoint_docs=None,
+                                 checkpoint_seconds=None)  # fmt: skip
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import torch
 from latesearch.errors import IndexCorruptError
 from latesearch.indexing import IndexConfig, IndexStore, build_index, compress_index, update_index
 
-CONFIG = IndexConfig(group_size=16, chunk_size=6, batch_size=5, precision=32, nbits=2,
+CONFIG = IndexConfig().replace(group_size=16, chunk_size=6, batch_size=5, precision=32, nbits=2,
                      n_centroids=16, keep_full=False)  # fmt: skip
 UNCOMPRESSED = CONFIG.replace(nbits=None, n_centroids=None)
 

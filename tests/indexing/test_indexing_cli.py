@@ -27,7 +27,7 @@ def test_index_prints_a_summary_and_refuses_to_overwrite(corpus, tmp_path, tiny_
         assert label in out
     store = IndexStore.open(target)
     assert store.n_docs == 40 and store.dtype == "float32" and len(store.chunks) == 5
-    assert store.manifest.index_config["group_size"] == 16
+    assert store.manifest.config.run.group_size == 16
 
     code, _, err = run(capsys, str(corpus), str(target), "--model", str(tiny_bert_dir), *FAST)
     assert code == 2 and "--overwrite" in err
@@ -38,7 +38,7 @@ def test_index_prints_a_summary_and_refuses_to_overwrite(corpus, tmp_path, tiny_
 
 def test_resume_continues_an_interrupted_build(corpus, tmp_path, tiny_bert_dir, capsys):
     target = tmp_path / "idx"
-    config = IndexConfig(precision=32, group_size=16, chunk_size=8)
+    config = IndexConfig().replace(precision=32, group_size=16, chunk_size=8)
 
     def crash(info):
         raise KeyboardInterrupt

@@ -1,4 +1,5 @@
-"""IndexConfig: defaults, validation naming the field, JSON round trip."""
+"""IndexConfig: defaults, groups, flat names of earlier versions, validation naming the
+field, JSON round trip."""
 
 from __future__ import annotations
 
@@ -7,16 +8,69 @@ import json
 import pytest
 
 from latesearch.errors import ConfigError
-from latesearch.indexing import IndexConfig
+from latesearch.indexing import (
+    CodecConfig,
+    DenseViewConfig,
+    EncodingRun,
+    IndexConfig,
+    Manifest,
+    RayConfig,
+)
+
+# What the flat IndexConfig of earlier versions wrote into a manifest's `index_config`.
+FLAT_SAVED = {
+    "group_size": 7, "batch_size": 64, "precision": 16, "title_join": " . ",
+    "tokenizer_workers": 1, "devices": ["cpu"], "chunk_size": 5, "checkpoint_docs": 5000,
+    "checkpoint_seconds": 120.0, "length_bucketing": True, "on_error": "raise",
+    "doc_maxlen": 100, "compute_dtype": None, "nbits": 4, "keep_full": False,
+    "n_centroids": 64, "kmeans_niter": 4, "assignment": "auto", "seed": 0,
+    "dense": "backbone", "dense_model": "st-model", "ray": "auto", "ray_workers": 2,
+    "ray_cpus_per_worker": 1, "ray_transport": "shared",
+}  # fmt: skip
 
 
 def test_defaults_follow_the_paper():
     config = IndexConfig()
-    assert config.group_size == 100_000 and config.batch_size == 64
-    assert config.precision == 16 and config.dtype == "float16"
-    assert config.docs_per_chunk == config.group_size
-    assert 1 <= config.tokenizer_workers <= 4
-    assert config.length_bucketing and config.on_error == "raise"
+    assert config.run.group_size == 100_000 and config.run.batch_size == 64
+    assert config.codec.precision == 16 and config.codec.dtype == "float16"
+    assert config.codec.nbits == 2 and config.codec.compressed
+    assert config.run.docs_per_chunk == config.run.group_size
+    assert 1 <= config.run.tokenizer_workers <= 4
+    assert config.run.length_bucketing and config.on_error == "raise"
+    assert config.ray.address is None and config.dense.source is None
+
+
+def test_a_flat_config_of_earlier_versions_loads_into_the_groups():
+    config = IndexConfig.from_dict(FLAT_SAVED, source="manifest.json: index_config")
+    assert config == IndexConfig(
+        title_join=" . ",
+        doc_maxlen=100,
+        codec=CodecConfig(nbits=4, keep_full=False, n_centroids=64),
+        run=EncodingRun(group_size=7, tokenizer_workers=1, devices=("cpu",), chunk_size=5),
+        ray=RayConfig(address="auto", workers=2, transport="shared"),
+        dense=DenseViewConfig(source="backbone", model="st-model"),
+    )
+    assert IndexConfig.from_dict(config.to_dict()) == config  # the grouped form reloads
+
+
+def test_a_manifest_with_a_flat_index_config_reads_as_groups():
+    manifest = Manifest(format_version=1, model_source="m", model_fingerprint="f",
+                        colbert_config={}, index_config=dict(FLAT_SAVED), n_docs=0,
+                        n_embeddings=0, dim=8, dtype="float16", chunks=[], created="")  # fmt: skip
+    assert manifest.config.dense.model == "st-model"
+    assert manifest.config.title_join == " . "
+
+
+def test_flat_names_and_groups_both_replace():
+    config = IndexConfig().replace(ray_workers=3).replace(ray="auto")
+    assert config.ray == RayConfig(address="auto", workers=3)  # the flat `ray` keeps workers
+    config = config.replace(codec=CodecConfig(nbits=None), dense={"source": "pooled"})
+    assert config.codec == CodecConfig(nbits=None) and config.dense.source == "pooled"
+    assert config.replace(nbits=1).codec.nbits == 1
+    with pytest.raises(ConfigError, match="codec"):
+        IndexConfig().replace(codec="fast")
+    with pytest.raises(ConfigError, match=r"RayConfig.workers .*\(given as ray_workers\)"):
+        IndexConfig().replace(ray_workers=0)
 
 
 @pytest.mark.parametrize(
@@ -32,27 +86,34 @@ def test_defaults_follow_the_paper():
         ("devices", []),
         ("compute_dtype", "float64"),
         ("length_bucketing", "yes"),
+        ("nbits", 3),
+        ("dense_model", "x"),  # needs dense="backbone"
     ],
 )
 def test_bad_values_name_the_field(field, value):
-    with pytest.raises(ConfigError, match=field):
-        IndexConfig(**{field: value})
+    grouped = {"dense_model": "model"}.get(field, field)
+    with pytest.raises(ConfigError, match=grouped) as caught:
+        IndexConfig().replace(**{field: value})
+    assert caught.value.field == grouped
 
 
 def test_chunk_size_may_not_exceed_group_size():
     with pytest.raises(ConfigError, match="chunk_size"):
-        IndexConfig(group_size=10, chunk_size=11)
+        EncodingRun(group_size=10, chunk_size=11)
 
 
-def test_json_round_trip_and_unknown_field(tmp_path):
-    config = IndexConfig(group_size=7, devices=["cpu", "cpu"], precision=32)
+def test_json_round_trip_and_unknown_fields(tmp_path):
+    config = IndexConfig().replace(group_size=7, devices=["cpu", "cpu"], precision=32)
     path = config.save(tmp_path / "index_config.json")
     assert IndexConfig.load(path) == config
-    assert config.devices == ("cpu", "cpu")
+    assert config.run.devices == ("cpu", "cpu")
     data = json.loads(path.read_text())
+    assert data["run"]["devices"] == ["cpu", "cpu"] and data["codec"]["precision"] == 32
     data["groupsize"] = 3
     path.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="groupsize"):
         IndexConfig.load(path)
+    with pytest.raises(ConfigError, match="IndexConfig.codec: unknown CodecConfig.*'bits'"):
+        IndexConfig.from_dict({"codec": {"bits": 2}})
     with pytest.raises(ConfigError, match="precision"):
         IndexConfig().replace(precision=24)

@@ -198,10 +198,10 @@ def test_checkpoints_follow_encoding_time(build, corpus, small_config):
                                 checkpoint_seconds=1e-9, batch_size=2)  # fmt: skip
     # until a group is saved the throughput is unknown: the first two groups (the second is
     # read while the first is encoded) are small
-    first = FIRST_GROUP_BATCHES * fast.batch_size
+    first = FIRST_GROUP_BATCHES * fast.run.batch_size
     assert 2 * first < 40
     sizes = [c.n_docs for c in build(corpus, config=fast).chunks]
-    assert sizes == [first, first] + [fast.batch_size] * ((40 - 2 * first) // 2)
+    assert sizes == [first, first] + [fast.run.batch_size] * ((40 - 2 * first) // 2)
     slow = fast.replace(checkpoint_seconds=3600.0)
     sizes = [c.n_docs for c in build(corpus, "slow", config=slow).chunks]
     assert sizes == [first, first, 40 - 2 * first]
@@ -212,5 +212,5 @@ def test_checkpoint_limits_are_validated(field):
     from latesearch.indexing import IndexConfig
 
     with pytest.raises(ConfigError, match=field):
-        IndexConfig(**{field: 0})
-    assert getattr(IndexConfig(**{field: None}), field) is None
+        IndexConfig().replace(**{field: 0})
+    assert getattr(IndexConfig().replace(**{field: None}).run, field) is None

@@ -80,7 +80,7 @@ def test_skipped_duplicates_are_counted_and_resume_replays_them(
 
 def test_reading_and_id_memory_stay_within_two_groups(build, docs, small_config, monkeypatch):
     config = small_config.replace(group_size=10, chunk_size=None)
-    group = config.group_size
+    group = config.run.group_size
     pulled, peak = [0], [0]
 
     def source():

@@ -20,7 +20,7 @@ from latesearch.indexing import (
 from latesearch.indexing.docstore import DocStoreWriter
 from latesearch.indexing.files import writer_lock
 
-CONFIG = IndexConfig(chunk_size=8, group_size=16, batch_size=4, precision=32, nbits=None)
+CONFIG = IndexConfig().replace(chunk_size=8, group_size=16, batch_size=4, precision=32, nbits=None)
 
 
 def build(docs, folder, model, write_jsonl):

@@ -7,17 +7,17 @@ import shutil
 
 import pytest
 
-from latesearch.indexing import IndexConfig, build_index
+from latesearch.indexing import CodecConfig, IndexConfig, build_index
 from latesearch.indexing.compression import compress_chunks
 from latesearch.indexing.ray_coding import CODER_PREFIX, RayCoder
 
-CODING = IndexConfig(nbits=2, n_centroids=16)
+CODING = CodecConfig(nbits=2, n_centroids=16)
 
 
 @pytest.fixture
 def uncompressed(corpus, tiny_colbert, tmp_path):
     """(folder, chunks, dim) of an uncompressed fp16 build in several chunks."""
-    config = IndexConfig(nbits=None, chunk_size=6, group_size=12, checkpoint_seconds=None)
+    config = IndexConfig().replace(nbits=None, chunk_size=6, group_size=12, checkpoint_seconds=None)
     store = build_index(corpus, tmp_path / "source", tiny_colbert, config, progress=False)
     return store.folder, store.manifest.chunks, store.dim
 

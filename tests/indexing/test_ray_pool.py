@@ -10,7 +10,7 @@ from latesearch.errors import ConfigError
 from latesearch.indexing import IndexConfig, IndexStore, build_index
 from latesearch.indexing.ray_pool import ACTOR_PREFIX
 
-CONFIG = IndexConfig(nbits=2, keep_full=True, n_centroids=16, group_size=12, chunk_size=6,
+CONFIG = IndexConfig().replace(nbits=2, keep_full=True, n_centroids=16, group_size=12, chunk_size=6,
                      checkpoint_seconds=None, batch_size=4)  # fmt: skip
 
 
@@ -62,7 +62,7 @@ def test_ray_settings_are_checked():
     for bad in ({"ray": ""}, {"ray": 3}, {"ray_workers": 0}, {"ray_cpus_per_worker": 0},
                 {"ray_transport": "nfs"}):  # fmt: skip
         with pytest.raises(ConfigError, match="IndexConfig.ray"):
-            IndexConfig(**bad)
+            IndexConfig().replace(**bad)
 
 
 def test_an_interrupted_ray_build_resumes_to_the_same_index(ray_cluster, local_build,

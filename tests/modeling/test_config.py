@@ -7,7 +7,7 @@ import json
 import pytest
 
 from latesearch.errors import ConfigError
-from latesearch.modeling.config import ColBERTConfig, from_dict
+from latesearch.modeling.config import ColBERTConfig
 
 
 def test_defaults_follow_the_paper():
@@ -36,7 +36,7 @@ def test_impossible_values(field, value, message):
 
 def test_unknown_field_is_named():
     with pytest.raises(ConfigError, match="colour"):
-        from_dict({"dim": 64, "colour": "red"})
+        ColBERTConfig.from_dict({"dim": 64, "colour": "red"})
 
 
 def test_save_load_round_trip(tmp_path):
@@ -58,3 +58,19 @@ def test_replace_validates():
     assert ColBERTConfig().replace(dim=24).dim == 24
     with pytest.raises(ConfigError):
         ColBERTConfig().replace(similarity="bogus")
+
+
+def test_a_config_saved_by_earlier_versions_loads_and_saves_the_same_keys(tmp_path):
+    saved = {
+        "query_maxlen": 32, "doc_maxlen": 180, "dim": 4, "similarity": "cosine",
+        "mask_punctuation": True, "query_augmentation": True, "markers": True,
+        "attend_to_mask_tokens": False, "query_token": "[unused0]", "doc_token": "[unused1]",
+        "strip_text": False, "lowercase": False, "query_mask_tokens": 0, "skiplist": ["!", "?"],
+        "skiplist_lookup": "encode", "drop_cls": False, "normalize": True,
+        "head": [{"bias": False, "activation": "identity", "residual": False,
+                  "in_features": 8, "out_features": 4}],
+    }  # fmt: skip
+    (tmp_path / "latesearch_config.json").write_text(json.dumps(saved), encoding="utf-8")
+    config = ColBERTConfig.load(tmp_path)
+    assert config.skiplist == ("!", "?") and config.head[0]["in_features"] == 8
+    assert config.to_dict() == saved

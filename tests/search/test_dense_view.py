@@ -128,7 +128,7 @@ def test_a_resumed_build_has_the_same_dense_view(tmp_path, collection_path, tiny
     options = {"dense": "pooled", "nbits": None, "chunk_size": 8, "group_size": 8,
                "progress": False}  # fmt: skip
 
-    config = IndexConfig(dense="pooled", nbits=None, chunk_size=8, group_size=8)
+    config = IndexConfig().replace(dense="pooled", nbits=None, chunk_size=8, group_size=8)
     with pytest.raises(Crash):
         build_index(collection_path, tmp_path / "r", tiny_colbert, config, progress=False,
                     on_chunk=crash)  # fmt: skip
