@@ -10,13 +10,13 @@ from typing import Any
 
 from latesearch._atomic import write_json
 from latesearch._configio import config_from_dict, read_json
+from latesearch.compressed.centroids import ASSIGNMENTS
 from latesearch.errors import ConfigError
 
 ON_ERROR = ("raise", "skip")
 PRECISIONS = (16, 32)
 COMPUTE_DTYPES = ("float16", "bfloat16")
 NBITS = (1, 2, 4)
-ASSIGNMENTS = ("auto", "exact", "tree", "hnsw")
 DENSE_SOURCES = ("pooled", "backbone")
 RAY_TRANSPORTS = ("object_store", "shared")
 

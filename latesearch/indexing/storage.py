@@ -17,6 +17,9 @@ import numpy as np
 import torch
 
 from latesearch._atomic import replace_folder
+from latesearch.compressed.arrays import chunk_digest, file_digest, load_npy
+from latesearch.compressed.codec import ResidualCodec
+from latesearch.compressed.ivf import InvertedFile, ranges
 from latesearch.errors import ConfigError, IndexCorruptError, InputError, StaleIndexError
 from latesearch.indexing.checksums import (
     CHECKSUMS,
@@ -25,14 +28,11 @@ from latesearch.indexing.checksums import (
     check_sizes,
     component_records,
     damaged,
-    file_digest,
     files_under,
     seal_component,
 )
-from latesearch.indexing.codec import ResidualCodec
 from latesearch.indexing.docstore import DocIdList, DocStore
-from latesearch.indexing.files import chunk_digest, folder_bytes, load_npy, writer_active
-from latesearch.indexing.ivf import InvertedFile, ranges
+from latesearch.indexing.files import folder_bytes, writer_active
 from latesearch.indexing.manifest import (
     CODEC_DIR,
     DOC_ID_OFFSETS,
