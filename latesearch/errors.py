@@ -44,3 +44,7 @@ class InputError(LatesearchError, ValueError):
 class StaleIndexError(LatesearchError):
     """An index folder was replaced by a newer version (an update published by another
     `Index` or process) after this object loaded it: load it again."""
+
+
+class MissingComponentError(LatesearchError):
+    """A search mode needs an index component (bm25/ or ann/) that the index lacks."""

@@ -30,7 +30,7 @@ from latesearch.indexing._store import (
     read_json,
     write_json,
 )
-from latesearch.indexing.bm25_statistics import RESCORABLE, BM25Statistics, rescored
+from latesearch.indexing.components.bm25_statistics import RESCORABLE, BM25Statistics, rescored
 
 METHODS = ("lucene", "robertson", "atire")
 CONFIG_FILE = "config.json"

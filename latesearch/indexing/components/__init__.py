@@ -1,5 +1,7 @@
-"""The search components stored inside an index folder: `bm25/` (BM25 first stage) and
-`ann/` (faiss IVFPQ over all document token embeddings), built from an `IndexStore`."""
+"""The optional search components stored inside an index folder: `bm25/` (BM25 first
+stage: `bm25`, with the collection statistics of `bm25_statistics`) and `ann/` (faiss IVFPQ
+over all document token embeddings: `ann`), built from an `IndexStore` and kept current by
+updates. This module names them, builds and updates them, and `require`s them for a mode."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from latesearch.errors import ConfigError, LatesearchError
+from latesearch.errors import ConfigError, MissingComponentError
 from latesearch.indexing.checksums import check_component
 from latesearch.indexing.storage import IndexStore
 from latesearch.indexing.updating import ComponentUpdater, IndexChange
@@ -47,10 +49,6 @@ RETRAIN_GROWTH = 4.0  # update_ann trains again past this growth over its traini
 Builder = Callable[[Path, IndexStore], None]
 
 
-class MissingComponentError(LatesearchError):
-    """A search mode needs an index component (bm25/ or ann/) that the index lacks."""
-
-
 def require(store: IndexStore, name: str, mode: str) -> Path:
     """The component folder, or a MissingComponentError saying how to add it
     (StaleIndexError if an update has replaced the index folder since `store` opened it)."""
@@ -82,7 +80,7 @@ def bm25_documents(store: IndexStore) -> Iterator[tuple[str, str]]:
 
 def build_bm25(folder: Path, store: IndexStore, config: Any = None) -> None:
     """Write a BM25 index of the store's documents into `folder`."""
-    from latesearch.indexing.bm25 import BM25Index
+    from latesearch.indexing.components.bm25 import BM25Index
 
     BM25Index.build(bm25_documents(store), config).save(folder)
 
@@ -90,7 +88,7 @@ def build_bm25(folder: Path, store: IndexStore, config: Any = None) -> None:
 def build_ann(folder: Path, store: IndexStore, config: Any = None) -> None:
     """Write a token-level ANN index of the store's embeddings into `folder`; its metric
     follows the model's similarity (cosine or l2)."""
-    from latesearch.indexing.ann import ANNConfig, TokenANNIndex
+    from latesearch.indexing.components.ann import ANNConfig, TokenANNIndex
 
     if not store.has_full:
         raise ConfigError(
@@ -105,7 +103,7 @@ def build_ann(folder: Path, store: IndexStore, config: Any = None) -> None:
 def update_bm25(folder: Path, old: IndexStore, new: IndexStore, change: IndexChange) -> None:
     """BM25 after an update: rebuilt from the new index's texts with the old settings (its
     statistics, document frequencies and lengths, depend on every document)."""
-    from latesearch.indexing.bm25 import CONFIG_FILE, BM25Config
+    from latesearch.indexing.components.bm25 import CONFIG_FILE, BM25Config
 
     build_bm25(folder, new, BM25Config.load(old.folder / BM25_DIR / CONFIG_FILE))
 
@@ -121,7 +119,7 @@ def update_ann(folder: Path, old: IndexStore, new: IndexStore, change: IndexChan
     size it was trained for (its partitions would be too few); `Index.add_ann()` retrains
     on demand.
     """
-    from latesearch.indexing.ann import TokenANNIndex
+    from latesearch.indexing.components.ann import TokenANNIndex
 
     ann = TokenANNIndex.load(old.folder / ANN_DIR, mmap=False)
     n, kind = new.n_embeddings, ann.config.kind_for(new.n_embeddings)
