@@ -41,6 +41,12 @@ class InputError(LatesearchError, ValueError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class UnknownDocumentError(InputError, KeyError):
+    """A document id that the index does not hold."""
+
+    __str__ = Exception.__str__
+
+
 class StaleIndexError(LatesearchError):
     """An index folder was replaced by a newer version (an update published by another
     `Index` or process) after this object loaded it: load it again."""

@@ -90,7 +90,7 @@ def build_ann(folder: Path, store: IndexStore, config: Any = None) -> None:
     follows the model's similarity (cosine or l2)."""
     from latesearch.indexing.components.ann import ANNConfig, TokenANNIndex
 
-    if not store.has_full:
+    if not store.vectors.has_full:
         raise ConfigError(
             f"{store.folder}: the faiss ANN component indexes uncompressed vectors, which this "
             "compressed index does not keep (its end-to-end search is the engine; build with "
@@ -185,7 +185,7 @@ class ChunkedEmbeddings:
             return block if step == 1 else block[::step]
         rows = np.asarray(key, dtype=np.int64).reshape(-1) + self.start
         out = np.empty((rows.size, self.shape[1]), dtype=self.dtype)
-        for first, array in self.store.iter_embedding_chunks():
+        for first, array in self.store.vectors.iter_embedding_chunks():
             hit = (rows >= first) & (rows < first + array.shape[0])
             if hit.any():
                 out[hit] = array[rows[hit] - first]
