@@ -107,7 +107,7 @@ def test_pruned_interaction_is_the_same_from_the_lists_and_from_the_codes(index,
     candidates = np.sort(rng.choice(store.n_docs, size=60, replace=False))
     from_lists = pruned_interaction(scores, threshold, store.ivf, candidates)
     from_codes = pruned_interaction(scores, threshold, store.ivf, candidates,
-                                    codes_of=store.codes, candidate_tokens=0)  # fmt: skip
+                                    codes_of=store.vectors.codes, candidate_tokens=0)  # fmt: skip
     assert np.allclose(from_lists, from_codes)
     codes, lengths = store.vectors.codes(candidates)  # the definition, document by document
     expected = []
