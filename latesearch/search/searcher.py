@@ -22,12 +22,13 @@ from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
 from latesearch.indexing.components.bm25_statistics import BM25Statistics
 from latesearch.modeling import ColBERT
 from latesearch.search import dense_view
-from latesearch.search.candidates import ann_candidates, bm25_candidates, bm25_ranked, restrict
 from latesearch.search.engine import Engine, EngineParams
 from latesearch.search.engine.residual_scoring import exact_scores
 from latesearch.search.exact import exhaustive_top_k
+from latesearch.search.first_stage import ann_candidates, bm25_candidates, bm25_ranked, restrict
 from latesearch.search.fusion import DEFAULT_DEPTH, check_fusion, fuse, fuse_union
-from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents, top_k
+from latesearch.search.ranking import top_k
+from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents
 from latesearch.search.timing import SearchTimings
 
 MODES = ("e2e", "rerank", "exact", "hybrid", "dense", "fused")
