@@ -47,6 +47,14 @@ class UnknownDocumentError(InputError, KeyError):
     __str__ = Exception.__str__
 
 
+class IndexExistsError(LatesearchError, FileExistsError):
+    """The target folder already holds something and overwriting was not asked for."""
+
+
+class IndexBusyError(IndexExistsError):
+    """Another process is building or updating the same index."""
+
+
 class StaleIndexError(LatesearchError):
     """An index folder was replaced by a newer version (an update published by another
     `Index` or process) after this object loaded it: load it again."""

@@ -10,17 +10,18 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from latesearch.errors import LatesearchError
+from latesearch.errors import IndexBusyError, IndexExistsError
+
+__all__ = [
+    "IndexBusyError",
+    "IndexExistsError",
+    "folder_bytes",
+    "link_or_copy",
+    "writer_active",
+    "writer_lock",
+]
 
 LOCK_SUFFIX = ".lock"
-
-
-class IndexExistsError(LatesearchError, FileExistsError):
-    """The target folder already holds something and overwriting was not asked for."""
-
-
-class IndexBusyError(IndexExistsError):
-    """Another process is building or updating the same index."""
 
 
 def link_or_copy(source: Path, target: Path) -> None:
