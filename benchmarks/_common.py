@@ -212,15 +212,16 @@ def engine_index(coll: Collection, index: Any, nbits: int = 2, *, keep_full: boo
 
 def dense_index(coll: Collection, encoder: Any, *, progress: bool = True):
     """The dense baseline's document vectors for `coll`, encoded once and cached."""
-    from latesearch.data import read_collection
-    from latesearch.search.dense import DenseIndex
+    from _dense_baseline import DOC_IDS_FILE, DenseBaseline
 
-    folder = WORK / "dense" / coll.name
-    if (folder / "dense.json").is_file():
-        return DenseIndex.load(folder)
+    from latesearch.data import read_collection
+
+    folder = WORK / "dense-baseline" / coll.name
+    if (folder / DOC_IDS_FILE).is_file():
+        return DenseBaseline.load(folder)
     started = time.perf_counter()
     docs = ((d.doc_id, d.full_text()) for d in read_collection(coll.corpus))
-    index = DenseIndex.build(docs, encoder, progress=progress)
+    index = DenseBaseline.build(docs, encoder, progress=progress)
     index.save(folder)
     print(f"dense {coll.name}: {len(index)} docs in {time.perf_counter() - started:.0f} s")
     return index

@@ -151,8 +151,9 @@ def generate(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    from latesearch.compressed.arrays import chunk_digest, save_npy
     from latesearch.indexing.docstore import DocStoreWriter
-    from latesearch.indexing.files import chunk_digest, folder_bytes, save_npy
+    from latesearch.indexing.files import folder_bytes
     from latesearch.indexing.manifest import (
         CHUNKS_DIR,
         DOC_ID_OFFSETS,
@@ -299,7 +300,7 @@ def assignment_quality(raw: Path, packed: Path, n: int = 20_000, seed: int = 0) 
     decompressed vector to the original with the build's codes and with exact ones."""
     import numpy as np
 
-    from latesearch.indexing.centroids import nearest
+    from latesearch.compressed.centroids import nearest
     from latesearch.indexing.storage import IndexStore
 
     def rows_of(parts: list[np.ndarray], rows: np.ndarray) -> np.ndarray:

@@ -95,7 +95,8 @@ def main() -> None:
                                   ("Ray, shared files", ray_shared))}  # fmt: skip
     every = np.arange(one.store.n_docs)
     same = {
-        "codes": float(np.mean(one.store.codes(every)[0] == ray_built.store.codes(every)[0])),
+        "codes": float(np.mean(one.store.vectors.codes(every)[0]
+                               == ray_built.store.vectors.codes(every)[0])),
         "ids": list(one.store.doc_ids) == list(ray_built.store.doc_ids),
         "lengths": bool(np.array_equal(one.store.doclens, ray_built.store.doclens)),
         "max_abs_vector_diff": float(np.abs(

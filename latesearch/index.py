@@ -319,7 +319,7 @@ class Index:
 
         `encoded`: the queries' embeddings and mask as `model.encode_queries(texts,
         return_mask=True)` returns them, when already computed (not for "dense"/"fused").
-        `bm25_statistics` (`latesearch.indexing.bm25_statistics.BM25Statistics`): a larger
+        `bm25_statistics` (`indexing.components.bm25_statistics.BM25Statistics`): a larger
         collection's, this index being part of it; BM25 then scores as that collection
         would (a sharded index passes all its shards' statistics).
         """

@@ -22,13 +22,15 @@ ALLOWED = {
     "scoring": BASE,
     "data": BASE,
     "modeling": BASE | {"scoring"},
-    "indexing": BASE | {"scoring", "modeling", "data"},
-    "search": BASE | {"scoring", "modeling", "data", "indexing"},
+    "compressed": BASE,
+    "indexing": BASE | {"scoring", "modeling", "data", "compressed"},
+    "search": BASE | {"scoring", "modeling", "data", "compressed", "indexing"},
     "evaluation": BASE | {"data", "search"},
-    "training": BASE | {"scoring", "modeling", "data", "indexing", "search", "evaluation"},
-    "index": BASE | {"scoring", "modeling", "data", "indexing", "search"},
-    "sharding": BASE | {"data", "indexing", "modeling", "search", "index"},
-    "serving": BASE | {"__init__", "data", "indexing", "search", "index"},
+    "training": BASE
+    | {"scoring", "modeling", "data", "compressed", "indexing", "search", "evaluation"},
+    "index": BASE | {"scoring", "modeling", "data", "compressed", "indexing", "search"},
+    "sharding": BASE | {"data", "compressed", "indexing", "modeling", "search", "index"},
+    "serving": BASE | {"__init__", "data", "compressed", "indexing", "search", "index"},
     "cli": None,  # the top: anything
     "__main__": {"cli"},
     "__init__": set(),  # re-exports by name only (import_module), checked below

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from latesearch._atomic import check_replaceable, replace_folder
+from latesearch.compressed.arrays import chunk_digest, save_npy
 from latesearch.data import Document
 from latesearch.errors import ConfigError, InputError
 from latesearch.indexing.buildstate import PROGRESS, BuildState, describe_source
@@ -30,13 +31,7 @@ from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.device_pool import DevicePool
 from latesearch.indexing.docstore import DocStoreWriter, metadata_json
 from latesearch.indexing.encoder_run import DocumentEncoder, EncodedGroup, EncoderSettings
-from latesearch.indexing.files import (
-    IndexExistsError,
-    chunk_digest,
-    folder_bytes,
-    save_npy,
-    writer_lock,
-)
+from latesearch.indexing.files import IndexExistsError, folder_bytes, writer_lock
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
     COMPRESSED_FORMAT_VERSION,

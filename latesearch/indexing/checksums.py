@@ -15,25 +15,16 @@ Opening checks sizes only (a `stat` per file); `verify` re-hashes.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from latesearch._atomic import write_json
 from latesearch._configio import read_json
+from latesearch.compressed.arrays import file_digest
 from latesearch.errors import IndexCorruptError
 
 CHECKSUMS = "checksums.json"
-
-
-def file_digest(path: Path, block: int = 1 << 24) -> str:
-    """SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while data := handle.read(block):
-            digest.update(data)
-    return digest.hexdigest()
 
 
 def file_record(path: Path) -> dict[str, Any]:

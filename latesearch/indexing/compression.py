@@ -1,5 +1,6 @@
 """Compressing the chunks of an index folder: centroids trained on a sample of its token
-embeddings, every token assigned and its residual quantized, the inverted file written.
+embeddings, every token assigned and its residual quantized, the inverted file written
+(the format's stages are in `latesearch.compressed`; this orchestrates them over chunks).
 
 Used by a build (after every chunk is encoded, before the index is published), by updates
 (new chunks coded with the index's existing codec) and by `compress_index` (an existing
@@ -10,7 +11,6 @@ files stay until the caller has published the result, so an interruption can res
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,21 +19,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from latesearch.indexing.centroids import (
+from latesearch.compressed.arrays import file_digest, load_npy
+from latesearch.compressed.centroids import (
     Assigner,
     method_for,
     n_centroids_for,
     sample_size_for,
     train_centroids,
 )
-from latesearch.indexing.checksums import file_digest
-from latesearch.indexing.codec import ResidualCodec
+from latesearch.compressed.codec import ResidualCodec
+from latesearch.compressed.coding import code_blocks, write_coded
+from latesearch.compressed.ivf import InvertedFile
 from latesearch.indexing.config import CodecConfig
-from latesearch.indexing.files import chunk_digest, load_npy
-from latesearch.indexing.ivf import InvertedFile
 from latesearch.indexing.manifest import CODEC_DIR, IVF_DIR, ChunkInfo, compressed_chunk_files
 
-BLOCK_ROWS = 1 << 18  # tokens assigned and coded at a time (128 MiB of float32 at dim 128)
 FIT_ROWS = 1 << 18  # sampled tokens whose residuals set the bucket cutoffs and weights
 
 
@@ -173,20 +172,12 @@ def write_codes(
     blocks: Iterable[tuple[int, np.ndarray, np.ndarray]],
     progress: Callable[[int], None] | None = None,
 ) -> ChunkInfo:
-    """Write a chunk's codes and packed residuals, given as (first row, codes, residuals)
-    blocks covering it, each file fsynced and renamed into place; the chunk's record."""
-    n = chunk.n_embeddings
+    """Write a chunk's codes and packed residuals files from (first row, codes, residuals)
+    blocks covering it (`write_coded`); the chunk's record."""
     codes_name, residuals_name = compressed_chunk_files(chunk.index)
-    codes_out = _open(folder / codes_name, (n,), codec.codes_dtype)
-    residuals_out = _open(folder / residuals_name, (n, codec.packed_dim), np.uint8)
-    for start, codes, residuals in blocks:
-        codes_out[start : start + len(codes)] = codes
-        residuals_out[start : start + len(codes)] = residuals
-        if progress is not None:
-            progress(len(codes))
-    codes_digest, residuals_digest = chunk_digest(codes_out), chunk_digest(residuals_out)
-    _close(codes_out, folder / codes_name)
-    _close(residuals_out, folder / residuals_name)
+    codes_digest, residuals_digest = write_coded(
+        folder / codes_name, folder / residuals_name, chunk.n_embeddings, codec, blocks, progress
+    )
     return dataclasses.replace(
         chunk,
         codes=codes_name,
@@ -194,23 +185,6 @@ def write_codes(
         codes_sha256=codes_digest,
         residuals_sha256=residuals_digest,
     )
-
-
-def code_blocks(
-    embeddings: np.ndarray, codec: ResidualCodec, assign: Assigner
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """(first row, centroid codes, packed residuals) of `embeddings` (n, dim; a memmap is
-    read a block at a time), BLOCK_ROWS tokens at a time: memory stays bounded."""
-    for start in range(0, len(embeddings), BLOCK_ROWS):
-        yield start, *code_block(embeddings[start : start + BLOCK_ROWS], codec, assign)
-
-
-def code_block(embeddings: np.ndarray, codec: ResidualCodec,
-               assign: Assigner) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(centroid codes, packed residuals) of a block of embeddings (any float dtype)."""
-    x = np.asarray(embeddings, dtype=np.float32)
-    codes = assign(x)
-    return codes, codec.compress(x, codes)
 
 
 def write_ivf(folder: Path, chunks: list[ChunkInfo], n_centroids: int) -> dict[str, str]:
@@ -236,20 +210,3 @@ def chunk_embeddings(folder: Path, chunk: ChunkInfo, dim: int) -> np.ndarray:
     dtype = np.load(path, mmap_mode="r").dtype.name
     return load_npy(path, dtype=dtype, shape=(chunk.n_embeddings, dim), mmap=True)
 
-
-def _open(path: Path, shape: tuple[int, ...], dtype: Any) -> np.memmap:
-    tmp = path.with_name(path.name + ".tmp")
-    return np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
-
-
-def _close(array: np.memmap, path: Path) -> None:
-    """Flush a memmap opened by `_open`, fsync it, and rename it into place."""
-    array.flush()
-    tmp = Path(array.filename)
-    del array
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)

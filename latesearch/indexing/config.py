@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latesearch._configio import JsonConfig
+from latesearch.compressed.centroids import ASSIGNMENTS
+from latesearch.compressed.codec import NBITS
 from latesearch.errors import ConfigError
-from latesearch.indexing.codec import NBITS
 
 ON_ERROR = ("raise", "skip")
 PRECISIONS = (16, 32)
 COMPUTE_DTYPES = ("float16", "bfloat16")
-ASSIGNMENTS = ("auto", "exact", "tree", "hnsw")
 DENSE_SOURCES = ("pooled", "backbone")
 RAY_TRANSPORTS = ("object_store", "shared")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from latesearch._atomic import check_replaceable, replace_folder
+from latesearch.compressed.codec import ResidualCodec
 from latesearch.errors import ConfigError
 from latesearch.indexing.builder import check_unit_vectors
-from latesearch.indexing.codec import ResidualCodec
 from latesearch.indexing.components import BM25_DIR
 from latesearch.indexing.compression import compress_chunks
 from latesearch.indexing.config import IndexConfig

@@ -1,62 +1,27 @@
-"""File helpers shared by index builds, updates and reads: durable .npy writes, chunk
-checksums, hard links that fall back to copies, folder sizes, and the advisory lock that
-serializes writers."""
+"""File helpers shared by index builds and updates: hard links that fall back to copies,
+folder sizes, and the advisory lock that serializes writers (the .npy and checksum helpers
+are in `latesearch.compressed.arrays`)."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
-import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
+from latesearch.errors import IndexBusyError, IndexExistsError
 
-from latesearch.errors import IndexBusyError as IndexBusyError  # their old home
-from latesearch.errors import IndexCorruptError
-from latesearch.errors import IndexExistsError as IndexExistsError
+__all__ = [
+    "IndexBusyError",
+    "IndexExistsError",
+    "folder_bytes",
+    "link_or_copy",
+    "writer_active",
+    "writer_lock",
+]
 
 LOCK_SUFFIX = ".lock"
-
-
-def save_npy(path: Path, array: np.ndarray) -> None:
-    """Write `array` to `path` via a fsynced temporary file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-# what reading a damaged .npy (or a library's files) can raise: numpy parses the header
-# with `ast` (SyntaxError, tokenize.TokenError), then reads short (EOFError, ValueError)
-READ_ERRORS = (OSError, ValueError, EOFError, SyntaxError, TypeError, KeyError, IndexError,
-               tokenize.TokenError)  # fmt: skip
-
-
-def load_npy(path: Path, *, dtype: str, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
-    """Load a .npy file checking dtype, shape and exact file size; IndexCorruptError if not."""
-    if not path.is_file():
-        raise IndexCorruptError(f"{path}: missing")
-    try:
-        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except READ_ERRORS as err:
-        raise IndexCorruptError(f"{path}: unreadable or truncated ({err})") from None
-    if array.dtype != np.dtype(dtype) or array.shape != shape:
-        raise IndexCorruptError(
-            f"{path}: holds {array.dtype}{list(array.shape)}, expected {dtype}{list(shape)}"
-        )
-    if isinstance(array, np.memmap) and path.stat().st_size != array.offset + array.nbytes:
-        raise IndexCorruptError(f"{path}: file size does not match its header")
-    return array
-
-
-def chunk_digest(embeddings: np.ndarray) -> str:
-    """SHA-256 of a chunk's embeddings (its manifest `sha256`; `IndexStore.verify`)."""
-    return hashlib.sha256(np.ascontiguousarray(embeddings).data).hexdigest()
 
 
 def link_or_copy(source: Path, target: Path) -> None:

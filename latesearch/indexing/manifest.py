@@ -72,7 +72,7 @@ class ChunkInfo:
 
     `embeddings` is "" when a compressed index keeps no uncompressed vectors; `codes` and
     `residuals` are "" in an uncompressed index. Each `*sha256` is the SHA-256 of the
-    array's data (`files.chunk_digest`)."""
+    array's data (`compressed.arrays.chunk_digest`)."""
 
     index: int
     first_doc: int

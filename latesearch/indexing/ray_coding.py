@@ -24,15 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from latesearch.indexing.centroids import Assigner
-from latesearch.indexing.codec import ResidualCodec
-from latesearch.indexing.compression import (
-    BLOCK_ROWS,
-    chunk_embeddings,
-    code_block,
-    code_chunk,
-    write_codes,
-)
+from latesearch.compressed.centroids import Assigner
+from latesearch.compressed.codec import ResidualCodec
+from latesearch.compressed.coding import BLOCK_ROWS, code_block
+from latesearch.indexing.compression import chunk_embeddings, code_chunk, write_codes
 from latesearch.indexing.config import CodecConfig, RayConfig
 from latesearch.indexing.manifest import ChunkInfo
 from latesearch.indexing.ray_pool import RESTARTS, connect

@@ -1,6 +1,8 @@
 """`IndexStore`: a finished index folder, validated and memory-mapped (see manifest.py for
 the layout). Opening reads the manifest, the per-chunk doclens, the codec of a compressed
-index and file headers only."""
+index and file headers only. Its jobs are split: token vectors in `vectors.py`, the dense
+view's pooled vectors in `pooled_vectors.py`, re-hashing in `verifying.py`; this module
+opens a version of the folder and answers ids, texts and metadata."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import shutil
 import sqlite3
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +19,13 @@ import numpy as np
 import torch
 
 from latesearch._atomic import replace_folder
-from latesearch.errors import ConfigError, IndexCorruptError, StaleIndexError
-from latesearch.errors import UnknownDocumentError as UnknownDocumentError  # its old home
-from latesearch.indexing.checksums import (
-    CHECKSUMS,
-    VerifyReport,
-    check_digests,
-    check_sizes,
-    component_records,
-    damaged,
-    file_digest,
-    files_under,
-    seal_component,
-)
-from latesearch.indexing.codec import ResidualCodec
+from latesearch.compressed.arrays import load_npy
+from latesearch.compressed.codec import ResidualCodec
+from latesearch.compressed.ivf import InvertedFile
+from latesearch.errors import ConfigError, IndexCorruptError, StaleIndexError, UnknownDocumentError
+from latesearch.indexing.checksums import VerifyReport, check_sizes, seal_component
 from latesearch.indexing.docstore import DocIdList, DocStore
-from latesearch.indexing.files import chunk_digest, folder_bytes, load_npy, writer_active
-from latesearch.indexing.ivf import InvertedFile, ranges
+from latesearch.indexing.files import folder_bytes, writer_active
 from latesearch.indexing.manifest import (
     CODEC_DIR,
     DOC_ID_OFFSETS,
@@ -43,17 +35,15 @@ from latesearch.indexing.manifest import (
     MANIFEST,
     ChunkInfo,
     Manifest,
-    component_dirs,
 )
+from latesearch.indexing.pooled_vectors import PooledVectors
 from latesearch.indexing.summary import BuildSummary
+from latesearch.indexing.vectors import VectorReader
+from latesearch.indexing.verifying import verify_chunk, verify_codec, verify_file, verify_index
 from latesearch.modeling.config import ColBERTConfig
-from latesearch.scoring.precision import as_float32
 
-SOURCES = ("auto", "full", "residual")
-# rows per block of `vector_blocks`: 1,024 float32 vectors of dim 128 (512 KiB) stay in the
-# cache between being widened and being multiplied (faster than whole arrays when other
-# work has emptied the caches, as between a server's queries)
-VECTOR_BLOCK = 1024
+__all__ = ["IndexStore", "UnknownDocumentError", "building_folder"]
+
 _OPEN_ATTEMPTS, _OPEN_PAUSE = 20, 0.05  # opening during an update's publish: about 1 s
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64}
 
@@ -65,9 +55,10 @@ def building_folder(folder: str | os.PathLike) -> Path:
 
 
 class IndexStore:
-    """A ColBERT index on disk: per chunk the uncompressed vectors and/or the centroid codes
-and packed residuals (memory-mapped), doclens; the codec and inverted file of a compressed
-index; ids and texts. `flat` / `gather` read documents' vectors from either."""
+    """A ColBERT index on disk: its manifest and config; the token vectors (`vectors`, a
+`VectorReader`: uncompressed and/or codes and residuals, doclens), the codec and inverted
+file of a compressed index, the pooled vectors of a dense view (`pooled`), ids and texts
+(the doc store), and its components. Opened once per version of the folder."""
 
     def __init__(
         self, folder: Path, manifest: Manifest, *, identity: tuple[int, int] | None = None
@@ -82,49 +73,12 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
             self.codec = ResidualCodec.load(folder / CODEC_DIR)
             if self.codec.dim != manifest.dim:
                 raise IndexCorruptError(f"{folder / CODEC_DIR}: dim differs from the manifest's")
-        self._chunks: list[np.memmap | None] = []  # uncompressed vectors, where stored
-        self._codes: list[np.memmap] = []
-        self._residuals: list[np.memmap] = []
-        self._dense: list[np.memmap] = []  # pooled vectors per document, with a dense view
-        doclens = []
-        for chunk in manifest.chunks:
-            if manifest.dense_dim:
-                shape = (chunk.n_docs, manifest.dense_dim)
-                self._dense.append(load_npy(folder / chunk.dense, dtype="float16", shape=shape,
-                                            mmap=True))  # fmt: skip
-            if chunk.embeddings:
-                shape = (chunk.n_embeddings, self.dim)
-                self._chunks.append(
-                    load_npy(folder / chunk.embeddings, dtype=manifest.dtype, shape=shape,
-                             mmap=True)  # fmt: skip
-                )
-            else:
-                self._chunks.append(None)
-            if self.codec is not None:
-                codec, n = self.codec, chunk.n_embeddings
-                codes = load_npy(folder / chunk.codes, dtype=codec.codes_dtype.name,
-                                 shape=(n,), mmap=True)  # fmt: skip
-                residuals = load_npy(folder / chunk.residuals, dtype="uint8",
-                                     shape=(n, codec.packed_dim), mmap=True)  # fmt: skip
-                self._codes.append(codes)
-                self._residuals.append(residuals)
-            lens_path = folder / chunk.doclens
-            lens = load_npy(lens_path, dtype="int32", shape=(chunk.n_docs,), mmap=False)
-            if int(lens.sum(dtype=np.int64)) != chunk.n_embeddings or (lens < 0).any():
-                raise IndexCorruptError(
-                    f"{lens_path}: doclens sum to {int(lens.sum())}, "
-                    f"chunk has {chunk.n_embeddings} embeddings"
-                )
-            doclens.append(lens)
-        self.doclens: np.ndarray = (
-            np.concatenate(doclens) if doclens else np.zeros(0, dtype=np.int32)
-        )
-        self.offsets: np.ndarray = np.zeros(self.n_docs + 1, dtype=np.int64)
-        np.cumsum(self.doclens, out=self.offsets[1:])
-        self._chunk_first_doc = np.array([c.first_doc for c in manifest.chunks], dtype=np.int64)
+        self.pooled = PooledVectors(folder, manifest)
+        self.vectors = VectorReader(folder, manifest, self.codec)
+        self.doclens: np.ndarray = self.vectors.doclens  # (n_docs,) int32 tokens per document
+        self.offsets: np.ndarray = self.vectors.offsets  # (n_docs + 1,) int64 first tokens
         self.doc_ids = _doc_id_list(folder, self.n_docs)
         self._docstore = _open_docstore(folder / DOCSTORE, self.n_docs)
-        self._token_to_doc: np.ndarray | None = None
         self._ivf: InvertedFile | None = None
 
     # ------------------------------------------------------------------ opening
@@ -169,8 +123,9 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
 
     def close(self) -> None:
         """Release memory maps and database connections."""
-        self._chunks, self._codes, self._residuals, self._ivf = [], [], [], None
-        self._dense = []
+        self.vectors.close()
+        self.pooled.close()
+        self._ivf = None
         self._docstore.close()
 
     def __enter__(self) -> IndexStore:
@@ -222,39 +177,6 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         return self.codec is not None
 
     @property
-    def has_full(self) -> bool:
-        """Whether the uncompressed vectors are on disk (always, unless compressed without
-        keep_full)."""
-        return all(array is not None for array in self._chunks)
-
-    @property
-    def has_dense(self) -> bool:
-        """Whether the index holds a pooled dense vector per document (a dense view)."""
-        return bool(self.manifest.dense_dim)
-
-    @property
-    def dense_source(self) -> str | None:
-        """Where the dense vectors come from ("pooled", "backbone"), None without them."""
-        return self.manifest.config.dense.source if self.has_dense else None
-
-    def dense_chunks(self) -> list[np.memmap]:
-        """Each chunk's (n_docs, dense_dim) float16 pooled vectors (memory-mapped)."""
-        if not self.has_dense:
-            raise ConfigError(
-                f"{self.folder}: this index has no dense view (build it with "
-                "dense='pooled' or 'backbone', CLI --dense)"
-            )
-        return self._dense
-
-    def dense_scores(self, queries: np.ndarray) -> np.ndarray:
-        """(n_queries, n_docs) cosine of unit query vectors against every document's
-        pooled vector: exact, a matrix product per chunk."""
-        q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
-        parts = [(q @ torch.from_numpy(as_float32(np.asarray(d))).T).numpy()
-                 for d in self.dense_chunks()]  # fmt: skip
-        return np.concatenate(parts, axis=1) if parts else np.zeros((len(q), 0), np.float32)
-
-    @property
     def ivf(self) -> InvertedFile:
         """The centroid -> documents inverted file of a compressed index (memory-mapped)."""
         if self.codec is None:
@@ -267,64 +189,83 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
             self._ivf = ivf
         return self._ivf
 
+    # ------------------------------------------------------------------ token vectors
+    def flat(
+        self, doc_indices: Sequence[int] | np.ndarray, *, source: str = "auto"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`VectorReader.flat`: documents' vectors back to back, and their lengths."""
+        return self.vectors.flat(doc_indices, source=source)
+
+    def gather(
+        self,
+        doc_indices: Sequence[int] | np.ndarray | torch.Tensor,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        source: str = "auto",
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`VectorReader.gather`: documents' padded embeddings and mask."""
+        return self.vectors.gather(doc_indices, device, dtype, source=source)
+
+    def check_source(self, source: str) -> str:
+        """`VectorReader.check_source`: what `source` resolves to for this index."""
+        return self.vectors.check_source(source)
+
+    def token_range(self, start: int, stop: int) -> np.ndarray:
+        """`VectorReader.token_range`: embeddings of global tokens [start, stop)."""
+        return self.vectors.token_range(start, stop)
+
+    def token_to_doc(self) -> np.ndarray:
+        """`VectorReader.token_to_doc`: the document index of every embedding."""
+        return self.vectors.token_to_doc()
+
+    def embeddings_flat(self) -> list[np.memmap]:
+        """`VectorReader.embeddings_flat`: the uncompressed chunk arrays."""
+        return self.vectors.embeddings_flat()
+
+    def codes_flat(self) -> list[np.memmap]:
+        """`VectorReader.codes_flat`: the chunks' centroid codes."""
+        return self.vectors.codes_flat()
+
+    def residuals_flat(self) -> list[np.memmap]:
+        """`VectorReader.residuals_flat`: the chunks' packed residuals."""
+        return self.vectors.residuals_flat()
+
+    # ------------------------------------------------------------------ dense view
+    @property
+    def has_dense(self) -> bool:
+        """Whether the index holds a pooled dense vector per document (a dense view)."""
+        return self.pooled.present
+
+    @property
+    def dense_source(self) -> str | None:
+        """Where the dense vectors come from ("pooled", "backbone"), None without them."""
+        return self.pooled.source
+
+    def dense_chunks(self) -> list[np.memmap]:
+        """`PooledVectors.chunks`: each chunk's pooled vectors (ConfigError without them)."""
+        return self.pooled.chunks()
+
+    def dense_scores(self, queries: np.ndarray) -> np.ndarray:
+        """`PooledVectors.scores`: (n_queries, n_docs) cosine against every document."""
+        return self.pooled.scores(queries)
+
+    # ------------------------------------------------------------------ checksums
     def verify(self) -> VerifyReport:
-        """Re-hash every file of the index against its checksums (reads the whole index);
-        IndexCorruptError names the first that differs. The report counts what was read
-        and lists the files no checksum covers (written by an older latesearch)."""
-        report, covered = VerifyReport(), {MANIFEST}  # the manifest is validated on open
-        for i, info in enumerate(self.manifest.chunks):
-            report.bytes += self.verify_chunk(i)
-            covered.update(name for name, digest in info.digests().items() if digest)
-        report.bytes += self.verify_codec()
-        covered.update((self.manifest.codec or {}).get("sha256", {}))
-        report.bytes += check_digests(self.folder, self.manifest.files)
-        covered.update(self.manifest.files)
-        for component in component_dirs(self.folder):
-            records = component_records(component)
-            if records is not None:
-                report.bytes += check_digests(component, records)
-                prefix = f"{component.name}/"
-                covered.update(prefix + name for name in [*records, CHECKSUMS])
-        present = [n for n in files_under(self.folder) if not n.startswith(".")]
-        report.unchecked = [n for n in present if n not in covered]
-        report.files = len(present) - len(report.unchecked)
-        return report
+        """`verifying.verify_index`: re-hash every file against its checksums."""
+        return verify_index(self)
 
     def verify_chunk(self, i: int) -> int:
-        """Re-hash chunk `i`'s vectors, codes, residuals and doclens against the manifest;
-        the bytes hashed."""
-        info = self.manifest.chunks[i]
-        span = slice(info.first_doc, info.first_doc + info.n_docs)
-        arrays = [(info.embeddings, self._chunks[i], info.sha256),
-                  (info.doclens, self.doclens[span], info.doclens_sha256)]  # fmt: skip
-        if self.codec is not None:
-            arrays += [(info.codes, self._codes[i], info.codes_sha256),
-                       (info.residuals, self._residuals[i], info.residuals_sha256)]  # fmt: skip
-        if self._dense:
-            arrays.append((info.dense, self._dense[i], info.dense_sha256))
-        hashed = 0
-        for name, array, expected in arrays:
-            if array is not None and expected:
-                if chunk_digest(array) != expected:
-                    raise IndexCorruptError(damaged(self.folder / name))
-                hashed += array.nbytes
-        return hashed
+        """`verifying.verify_chunk`: re-hash chunk `i`'s arrays; the bytes hashed."""
+        return verify_chunk(self, i)
 
     def verify_codec(self) -> int:
-        """Re-hash the codec and inverted-file files of a compressed index; bytes hashed."""
-        hashed = 0
-        for name, expected in (self.manifest.codec or {}).get("sha256", {}).items():
-            path = self.folder / name
-            if not path.is_file() or file_digest(path) != expected:
-                raise IndexCorruptError(damaged(path) if path.is_file() else f"{path}: missing")
-            hashed += path.stat().st_size
-        return hashed
+        """`verifying.verify_codec`: re-hash the codec and inverted file; bytes hashed."""
+        return verify_codec(self)
 
     def verify_file(self, name: str) -> None:
-        """Re-hash one file recorded in the manifest's `files` (nothing where it has no
-        record: an index written before every file had one)."""
-        if name in self.manifest.files:
-            check_digests(self.folder, {name: self.manifest.files[name]})
+        """`verifying.verify_file`: re-hash one file of the manifest's `files`."""
+        verify_file(self, name)
 
     # ------------------------------------------------------------------ ids and texts
     def doc_index(self, doc_id: str) -> int:
@@ -361,207 +302,6 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
     def documents(self, doc_indices: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
         """{doc_id, title, text, metadata} of each document, in the order asked."""
         return self._docstore.documents(np.asarray(doc_indices, dtype=np.int64).reshape(-1))
-
-    # ------------------------------------------------------------------ embeddings
-    def embeddings_flat(self) -> list[np.memmap]:
-        """The uncompressed chunk arrays, (n_tokens_chunk, dim) each, memory-mapped, in
-        token order (IndexCorruptError on a compressed index without them)."""
-        return [self._full(i) for i in range(len(self._chunks))]
-
-    def codes_flat(self) -> list[np.memmap]:
-        """The chunks' centroid codes, memory-mapped (compressed indexes)."""
-        return list(self._codes)
-
-    def residuals_flat(self) -> list[np.memmap]:
-        """The chunks' packed residuals, memory-mapped (compressed indexes)."""
-        return list(self._residuals)
-
-    def iter_embedding_chunks(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(first global token offset, (n, dim) array) per chunk, for building ANN indexes."""
-        for i, info in enumerate(self.manifest.chunks):
-            yield info.first_token, self._full(i)
-
-    def token_range(self, start: int, stop: int) -> np.ndarray:
-        """Embeddings of global tokens [start, stop) as one array (copied if it spans chunks);
-        decompressed (float32) where the index keeps no uncompressed vectors."""
-        start, stop = max(0, start), min(stop, self.n_embeddings)
-        parts = []
-        for i, info in enumerate(self.manifest.chunks):
-            lo, hi = max(start, info.first_token), min(stop, info.first_token + info.n_embeddings)
-            if lo < hi:
-                rows = slice(lo - info.first_token, hi - info.first_token)
-                if self._chunks[i] is not None:
-                    parts.append(self._chunks[i][rows])
-                else:
-                    parts.append(self._decompress(i, np.arange(rows.start, rows.stop)))
-        if len(parts) == 1:
-            return parts[0]
-        if not parts:
-            return np.zeros((0, self.dim), dtype=self.dtype)
-        return np.concatenate(parts)
-
-    def token_to_doc(self) -> np.ndarray:
-        """(n_embeddings,) int32 document index of every embedding (computed once, cached)."""
-        if self._token_to_doc is None:
-            self._token_to_doc = np.repeat(
-                np.arange(self.n_docs, dtype=np.int32), self.doclens.astype(np.int64)
-            )
-        return self._token_to_doc
-
-    def docs_of_tokens(self, token_ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Document index of each global token id, without materializing token_to_doc."""
-        tokens = np.asarray(token_ids, dtype=np.int64)
-        return np.searchsorted(self.offsets, tokens, side="right") - 1
-
-    def flat(
-        self, doc_indices: Sequence[int] | np.ndarray, *, source: str = "auto"
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(vectors (sum of lengths, dim), lengths (n,)) of documents, back to back in the
-        order asked. `source`: "full" (stored dtype), "residual" (decompressed, float32),
-        or "auto" (full where stored, else decompressed)."""
-        idx = self._check_indices(doc_indices)
-        source = self.check_source(source)
-        lens = self.doclens[idx].astype(np.int64)
-        dtype = np.float32 if source == "residual" else np.dtype(self.dtype)
-        out = np.empty((int(lens.sum()), self.dim), dtype=dtype)
-        for c, out_rows, rows in self._rows_by_chunk(idx, lens):
-            if source == "residual":
-                out[out_rows] = self._decompress(c, rows)
-            else:
-                take_rows(self._full(c), rows, out, out_rows)
-        return out, lens
-
-    def vector_blocks(
-        self, doc_indices: Sequence[int] | np.ndarray, *, source: str = "auto",
-        rows: int = VECTOR_BLOCK,
-    ) -> Iterator[torch.Tensor]:  # fmt: skip
-        """The documents' vectors back to back in the order asked (as `flat`), as float32
-        tensors of about `rows` rows (pieces from several chunks are joined, so a block
-        holds at most 2 * rows - 1): each block is gathered and widened (or decompressed)
-        when asked for, so it is still in cache for what the caller does with it next.
-        Documents not in index order are gathered whole first."""
-        idx = self._check_indices(doc_indices)
-        source = self.check_source(source)
-        parts = list(self._rows_by_chunk(idx, self.doclens[idx].astype(np.int64)))
-        if any(not isinstance(out_rows, slice) for _, out_rows, _ in parts):
-            vectors, _ = self.flat(idx, source=source)
-            for start in range(0, len(vectors), rows):
-                yield torch.from_numpy(as_float32(vectors[start : start + rows]))
-            return
-        pending: list[torch.Tensor] = []
-        count = 0
-        for piece in self._pieces(sorted(parts, key=lambda part: part[1].start), source, rows):
-            pending.append(piece)
-            count += len(piece)
-            if count >= rows:
-                yield torch.cat(pending).float() if len(pending) > 1 else pending[0].float()
-                pending, count = [], 0
-        if pending:
-            yield torch.cat(pending).float()
-
-    def _pieces(self, parts: list[tuple[int, Any, np.ndarray]], source: str,
-                rows: int) -> Iterator[torch.Tensor]:  # fmt: skip
-        """Each chunk's rows of `parts`, at most `rows` at a time, as stored (float16 or
-        float32) or decompressed (float32)."""
-        for c, _, chunk_rows in parts:
-            if source == "residual":
-                for start in range(0, chunk_rows.size, rows):
-                    yield torch.from_numpy(self._decompress(c, chunk_rows[start : start + rows]))
-                continue
-            array = _readonly_tensor(self._full(c))
-            index = torch.from_numpy(chunk_rows)
-            for start in range(0, chunk_rows.size, rows):
-                yield torch.index_select(array, 0, index[start : start + rows])
-
-    def codes(self, doc_indices: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(centroid codes of the documents' tokens, back to back (int64), lengths (n,))."""
-        if self.codec is None:
-            raise IndexCorruptError(f"{self.folder}: an uncompressed index has no codes")
-        idx = self._check_indices(doc_indices)
-        lens = self.doclens[idx].astype(np.int64)
-        out = np.empty(int(lens.sum()), dtype=np.int64)
-        for c, out_rows, rows in self._rows_by_chunk(idx, lens):
-            out[out_rows] = self._codes[c][rows]  # uint16/int32 to int64
-        return out, lens
-
-    def gather(
-        self,
-        doc_indices: Sequence[int] | np.ndarray | torch.Tensor,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype | None = None,
-        *,
-        source: str = "auto",
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Padded embeddings (n, Lmax, dim) and mask (n, Lmax) of documents, in the order
-        asked. dtype None keeps the stored dtype (float32 when decompressed); device None is
-        CPU. `source` as in `flat`."""
-        if isinstance(doc_indices, torch.Tensor):
-            doc_indices = doc_indices.cpu().numpy()
-        flat, lens = self.flat(doc_indices, source=source)
-        width = int(lens.max()) if lens.size else 0
-        mask = torch.from_numpy(np.arange(width)[None, :] < lens[:, None])
-        on_cpu = device is None or torch.device(device).type == "cpu"
-        np_dtype = _NUMPY_DTYPES.get(dtype, flat.dtype) if on_cpu else flat.dtype
-        out = np.zeros((lens.size, width, self.dim), dtype=np_dtype)
-        out[mask.numpy()] = flat
-        embeddings = torch.from_numpy(out)
-        if dtype is not None or device is not None:
-            embeddings = embeddings.to(device=device, dtype=dtype)
-            mask = mask.to(device=device)
-        return embeddings, mask
-
-    def _check_indices(self, doc_indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        idx = np.asarray(doc_indices, dtype=np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.n_docs):
-            bad = int(idx[(idx < 0) | (idx >= self.n_docs)][0])
-            raise IndexError(f"document index {bad} out of range (n_docs={self.n_docs})")
-        return idx
-
-    def check_source(self, source: str) -> str:
-        """The vectors `source` ("auto", "full", "residual") resolves to here; ConfigError
-        if unknown or impossible for this index."""
-        if source not in SOURCES:
-            raise ConfigError(f"source must be one of {SOURCES}, got {source!r}")
-        if source == "auto":
-            return "full" if self.has_full else "residual"
-        if source == "residual" and self.codec is None:
-            raise ConfigError(f"{self.folder}: an uncompressed index has no residuals")
-        return source
-
-    def _rows_by_chunk(
-        self, idx: np.ndarray, lens: np.ndarray
-    ) -> Iterator[tuple[int, slice | np.ndarray, np.ndarray]]:
-        """(chunk, rows of the output, rows of the chunk) for documents `idx` laid back to
-        back in the order asked. The output rows are a slice where they form one run (the
-        usual case: sorted documents), else an index array."""
-        out_starts = np.concatenate([[0], np.cumsum(lens)[:-1]]) if lens.size else lens
-        chunk_of = np.searchsorted(self._chunk_first_doc, idx, side="right") - 1
-        if not idx.size:
-            return
-        order = np.argsort(chunk_of, kind="stable")  # one pass, however many chunks
-        touched, firsts = np.unique(chunk_of[order], return_index=True)
-        for c, sel in zip(touched.tolist(), np.split(order, firsts[1:]), strict=True):
-            first_token = self.manifest.chunks[c].first_token
-            starts = self.offsets[idx[sel]] - first_token
-            if int(sel[-1] - sel[0]) + 1 == sel.size:  # consecutive documents of the output
-                begin = int(out_starts[sel[0]])
-                out_rows: slice | np.ndarray = slice(begin, begin + int(lens[sel].sum()))
-            else:
-                out_rows = ranges(out_starts[sel], out_starts[sel] + lens[sel])
-            yield c, out_rows, ranges(starts, starts + lens[sel])
-
-    def _full(self, chunk: int) -> np.ndarray:
-        array = self._chunks[chunk]
-        if array is None:
-            raise IndexCorruptError(
-                f"{self.folder}: this compressed index keeps no uncompressed vectors "
-                "(build it with keep_full=True / --keep-full to keep them)"
-            )
-        return array
-
-    def _decompress(self, chunk: int, rows: np.ndarray) -> np.ndarray:
-        assert self.codec is not None
-        return self.codec.decompress(self._codes[chunk][rows], self._residuals[chunk][rows])
 
     # ------------------------------------------------------------------ components
     def add_component(self, name: str, write: Callable[[Path], None]) -> Path:
@@ -668,24 +408,3 @@ def _missing_hint(folder: Path) -> str:
             f"{old}: rename it to {folder.name})"
         )
     return ""
-
-
-def take_rows(array: np.ndarray, rows: np.ndarray, out: np.ndarray,
-              out_rows: slice | np.ndarray) -> None:  # fmt: skip
-    """out[out_rows] = array[rows] for arrays of one dtype, gathered by torch: NumPy's fancy
-    indexing of a memory map was 4x slower here (it copies twice, row by row); where
-    `out_rows` is a slice the rows land in `out` directly."""
-    source = _readonly_tensor(array)
-    index = torch.from_numpy(rows)
-    if isinstance(out_rows, slice):
-        torch.index_select(source, 0, index, out=torch.from_numpy(out[out_rows]))
-    else:
-        out[out_rows] = torch.index_select(source, 0, index).numpy()
-
-
-def _readonly_tensor(array: np.ndarray) -> torch.Tensor:
-    """A tensor over `array` (often a read-only memory map), only ever read: torch's
-    warning about non-writable arrays is silenced."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(array)

@@ -27,20 +27,16 @@ from typing import Any
 import numpy as np
 
 from latesearch._atomic import replace_folder
+from latesearch.compressed.arrays import chunk_digest, save_npy
+from latesearch.compressed.centroids import Assigner
+from latesearch.compressed.coding import code_blocks
 from latesearch.errors import ConfigError, InputError
 from latesearch.indexing.builder import build_index
-from latesearch.indexing.centroids import Assigner
 from latesearch.indexing.checksums import check_component
-from latesearch.indexing.compression import code_blocks, write_ivf
+from latesearch.indexing.compression import write_ivf
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.docstore import DocStoreWriter
-from latesearch.indexing.files import (
-    chunk_digest,
-    folder_bytes,
-    link_or_copy,
-    save_npy,
-    writer_lock,
-)
+from latesearch.indexing.files import folder_bytes, link_or_copy, writer_lock
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
     CODEC_DIR,

@@ -1,6 +1,7 @@
-"""The dense view of an index: one pooled vector per document (`IndexConfig.dense`), its
-query side, exact top-k over it, and its fusion with MaxSim (the "dense" and "fused"
-modes)."""
+"""The search side of an index's dense view: one pooled vector per document
+(`IndexConfig.dense`, stored by `indexing.pooled_vectors`), its query side, exact top-k
+over it, and its fusion with MaxSim (the "dense" and "fused" modes). The bi-encoder model
+that a "backbone" view encodes with is `modeling.dense`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from latesearch.indexing import IndexStore
 from latesearch.modeling import ColBERT
-from latesearch.search.rerank import top_k
+from latesearch.search.ranking import top_k
 
 Ranked = tuple[np.ndarray, np.ndarray]
 

@@ -25,7 +25,7 @@ def exhaustive_top_k(
     source: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, doc indices), each (nq, min(k, n_docs)), of the best documents per query,
-    unsorted within a row (callers sort with `rerank.top_k`).
+    unsorted within a row (callers sort with `ranking.top_k`).
 
     Blocks hold consecutive documents, at most `max_tokens` padded tokens each; memory stays
     bounded whatever the collection size.

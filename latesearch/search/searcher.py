@@ -18,16 +18,17 @@ import torch
 from latesearch.data._io import first_non_text
 from latesearch.errors import IndexCorruptError, InputError
 from latesearch.indexing import IndexStore
-from latesearch.indexing.bm25_statistics import BM25Statistics
 from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
+from latesearch.indexing.components.bm25_statistics import BM25Statistics
 from latesearch.modeling import ColBERT
 from latesearch.search import dense_view
-from latesearch.search.candidates import ann_candidates, bm25_candidates, bm25_ranked, restrict
 from latesearch.search.engine import Engine, EngineParams
 from latesearch.search.engine.residual_scoring import exact_scores
 from latesearch.search.exact import exhaustive_top_k
+from latesearch.search.first_stage import ann_candidates, bm25_candidates, bm25_ranked, restrict
 from latesearch.search.fusion import DEFAULT_DEPTH, check_fusion, fuse, fuse_union
-from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents, top_k
+from latesearch.search.ranking import top_k
+from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents
 from latesearch.search.timing import SearchTimings
 
 MODES = ("e2e", "rerank", "exact", "hybrid", "dense", "fused")
@@ -69,7 +70,7 @@ class Searcher:
     @property
     def bm25(self) -> Any:
         if self._bm25 is None:
-            from latesearch.indexing.bm25 import BM25Index
+            from latesearch.indexing.components.bm25 import BM25Index
 
             bm25 = BM25Index.load(require(self.store, BM25_DIR, "rerank/bm25"))
             self.store.check_current()  # not replaced while it was being read
@@ -80,7 +81,7 @@ class Searcher:
     @property
     def ann(self) -> Any:
         if self._ann is None:
-            from latesearch.indexing.ann import TokenANNIndex
+            from latesearch.indexing.components.ann import TokenANNIndex
 
             ann = TokenANNIndex.load(require(self.store, ANN_DIR, "e2e"))
             self.store.check_current()

@@ -14,8 +14,8 @@ import torch
 
 from latesearch.index import Index
 from latesearch.indexing import UpdateSummary, VerifyReport
-from latesearch.indexing.bm25_statistics import BM25Statistics
-from latesearch.search.candidates import bm25_ranked
+from latesearch.indexing.components.bm25_statistics import BM25Statistics
+from latesearch.search.first_stage import bm25_ranked
 from latesearch.search.results import Hits
 
 

@@ -10,7 +10,7 @@ query goes to every shard, each returns its top k with exact MaxSim scores, and 
 their union is the answer: for the exact modes ("exact", "rerank" of the same candidates,
 given ids) it is the unsharded index's answer, since the global top k lies in the union of
 the shards' top k. BM25 ("rerank" candidates, "hybrid") is scored with the whole
-collection's statistics, every shard's added up (`indexing.bm25_statistics`), so each
+collection's statistics, every shard's added up (`indexing.components.bm25_statistics`), so each
 shard's BM25 top k is the one an unsharded index finds among its documents; "rerank" then
 equals the unsharded index. "e2e" searches each shard with its own centroids: at settings
 that keep every candidate it also equals the unsharded index; at the defaults each shard
@@ -35,7 +35,7 @@ from latesearch.data import read_collection
 from latesearch.errors import ConfigError, InputError
 from latesearch.index import Index, _as_list, candidate_lists
 from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary
-from latesearch.indexing.bm25_statistics import BM25Statistics
+from latesearch.indexing.components.bm25_statistics import BM25Statistics
 from latesearch.indexing.files import IndexExistsError
 from latesearch.indexing.storage import UnknownDocumentError
 from latesearch.modeling import ColBERT

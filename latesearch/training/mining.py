@@ -24,7 +24,7 @@ def mine_bm25(
     depth: int,
 ) -> dict[str, list[str]]:
     """BM25 top-`depth` (plus room for the positives) per query, positives removed."""
-    from latesearch.indexing.bm25 import BM25Config, BM25Index
+    from latesearch.indexing.components.bm25 import BM25Config, BM25Index
 
     index = BM25Index.build(collection, BM25Config())
     return _exclude(queries, positives, index.search, depth)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
 from latesearch.data import read_collection, read_qrels, read_queries
-from latesearch.indexing.bm25 import BM25Index
+from latesearch.indexing.components.bm25 import BM25Index
 from latesearch.modeling.default import backbone_path
 
 PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")

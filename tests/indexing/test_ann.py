@@ -8,9 +8,9 @@ import faiss
 import numpy as np
 import pytest
 
-import latesearch.indexing.ann as ann
+import latesearch.indexing.components.ann as ann
 from latesearch.errors import ConfigError, InputError, LatesearchError
-from latesearch.indexing.ann import ANNConfig, TokenANNIndex
+from latesearch.indexing.components.ann import ANNConfig, TokenANNIndex
 
 N_DOCS, DOC_LEN, DIM = 200, 20, 32
 CONFIG = ANNConfig(flat_below=624, k_prime=16, nprobe=8)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from latesearch.errors import ConfigError, InputError
-from latesearch.indexing.bm25 import BM25Config, BM25Index
+from latesearch.indexing.components.bm25 import BM25Config, BM25Index
 
 DOCS = [
     ("d-cats", "Cats are running through the garden, chasing other cats."),

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latesearch.errors import IndexCorruptError
-from latesearch.indexing.bm25 import LENGTHS_FILE, BM25Config, BM25Index
-from latesearch.indexing.bm25_statistics import BM25Statistics
+from latesearch.indexing.components.bm25 import LENGTHS_FILE, BM25Config, BM25Index
+from latesearch.indexing.components.bm25_statistics import BM25Statistics
 
 WORDS = ("late interaction query document passage search retrieval model token vector "
          "index score rank cat dog house tree river city music protein cell gene").split()

@@ -35,7 +35,7 @@ def decompressed(store: IndexStore) -> np.ndarray:
 
 
 def codes(store: IndexStore) -> np.ndarray:
-    return store.codes(np.arange(store.n_docs))[0]
+    return store.vectors.codes(np.arange(store.n_docs))[0]
 
 
 def assert_same_index(ours: IndexStore, theirs: IndexStore) -> None:
@@ -52,7 +52,7 @@ def assert_same_index(ours: IndexStore, theirs: IndexStore) -> None:
 
 def test_build_writes_codes_not_vectors(build_corpus):
     store = build_corpus()
-    assert store.compressed and not store.has_full and store.manifest.format_version == 2
+    assert store.compressed and not store.vectors.has_full and store.manifest.format_version == 2
     assert store.codec.n_centroids == 16 and store.codec.nbits == 2
     names = {p.name for p in (store.folder / "chunks").iterdir()}
     assert not any(name.endswith(".embeddings.npy") for name in names)
@@ -81,7 +81,7 @@ def build_corpus(build, corpus):
 def test_keep_full_keeps_the_vectors_and_they_match_an_uncompressed_build(build_corpus):
     full = build_corpus("full", CONFIG.replace(keep_full=True))
     plain = build_corpus("plain", UNCOMPRESSED)
-    assert full.has_full and full.compressed
+    assert full.vectors.has_full and full.compressed
     ours = full.flat(np.arange(full.n_docs), source="full")[0]
     assert np.allclose(ours, plain.flat(np.arange(plain.n_docs))[0], atol=1e-6)
     cosine = np.sum(decompressed(full) * ours, axis=1)
@@ -96,13 +96,13 @@ def test_codes_and_vectors_come_back_in_the_order_asked_across_chunks(build_corp
     for wanted in ([33, 0, 7, 20, 5, 33], [4, 5, 6, 7], list(range(store.n_docs))[::-1], []):
         rows = np.concatenate([np.arange(starts[d], starts[d + 1]) for d in wanted] or [[]])
         rows = rows.astype(np.int64)
-        got_codes, lengths = store.codes(wanted)
+        got_codes, lengths = store.vectors.codes(wanted)
         got_vectors, _ = store.flat(wanted, source="full")
         assert lengths.tolist() == [int(store.doclens[d]) for d in wanted]
         np.testing.assert_array_equal(got_codes, every_codes[rows])
         np.testing.assert_array_equal(got_vectors, every_vectors[rows])
         for source in ("full", "residual"):
-            blocks = list(store.vector_blocks(wanted, source=source, rows=7))
+            blocks = list(store.vectors.vector_blocks(wanted, source=source, rows=7))
             assert all(b.dtype == torch.float32 and len(b) < 2 * 7 for b in blocks)
             joined = torch.cat(blocks).numpy() if blocks else np.zeros((0, store.dim))
             np.testing.assert_array_equal(joined, store.flat(wanted, source=source)[0])
@@ -197,7 +197,7 @@ def test_additions_to_an_index_that_keeps_full_vectors_keep_them(tiny_colbert, t
                             model=tiny_colbert, progress=False)  # fmt: skip
     plain = build_index(write_jsonl(tmp_path / "all.jsonl", docs), tmp_path / "plain",
                         tiny_colbert, UNCOMPRESSED, progress=False)  # fmt: skip
-    assert store.has_full and store.n_docs == len(docs)
+    assert store.vectors.has_full and store.n_docs == len(docs)
     ours = store.flat(np.arange(store.n_docs), source="full")[0]
     assert np.allclose(ours, plain.flat(np.arange(plain.n_docs))[0], atol=1e-5)
     store.verify()

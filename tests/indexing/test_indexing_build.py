@@ -46,13 +46,13 @@ def test_several_groups_and_chunks(build, corpus, docs):
     arrays = store.embeddings_flat()
     assert all(isinstance(a, np.memmap) for a in arrays)
     assert sum(len(a) for a in arrays) == store.n_embeddings
-    firsts = [first for first, _ in store.iter_embedding_chunks()]
+    firsts = [first for first, _ in store.vectors.iter_embedding_chunks()]
     assert firsts == [c.first_token for c in store.chunks]
     assert store.offsets[-1] == store.n_embeddings and store.offsets.dtype == np.int64
     t2d = store.token_to_doc()
     assert t2d.dtype == np.int32 and len(t2d) == store.n_embeddings
     probe = np.array([0, 17, store.n_embeddings - 1])
-    assert store.docs_of_tokens(probe).tolist() == t2d[probe].tolist()
+    assert store.vectors.docs_of_tokens(probe).tolist() == t2d[probe].tolist()
 
 
 def test_gather_pads_in_the_order_asked(build, corpus, docs, tiny_colbert, full_text):

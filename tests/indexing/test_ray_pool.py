@@ -24,7 +24,7 @@ def assert_same_index(ours: IndexStore, theirs: IndexStore) -> None:
     np.testing.assert_allclose(ours.flat(every, source="full")[0].astype(np.float32),
                                theirs.flat(every, source="full")[0].astype(np.float32),
                                atol=2e-3)  # fmt: skip
-    assert np.mean(ours.codes(every)[0] == theirs.codes(every)[0]) > 0.99
+    assert np.mean(ours.vectors.codes(every)[0] == theirs.vectors.codes(every)[0]) > 0.99
     ours.verify()
 
 

@@ -107,9 +107,9 @@ def test_pruned_interaction_is_the_same_from_the_lists_and_from_the_codes(index,
     candidates = np.sort(rng.choice(store.n_docs, size=60, replace=False))
     from_lists = pruned_interaction(scores, threshold, store.ivf, candidates)
     from_codes = pruned_interaction(scores, threshold, store.ivf, candidates,
-                                    codes_of=store.codes, candidate_tokens=0)  # fmt: skip
+                                    codes_of=store.vectors.codes, candidate_tokens=0)  # fmt: skip
     assert np.allclose(from_lists, from_codes)
-    codes, lengths = store.codes(candidates)  # the definition, document by document
+    codes, lengths = store.vectors.codes(candidates)  # the definition, document by document
     expected = []
     for doc in np.split(codes, np.cumsum(lengths)[:-1]):
         rows = scores[doc[np.max(scores[doc], axis=1) >= threshold]]
@@ -146,10 +146,10 @@ def test_subset_codes_equal_reading_the_subset(index):
 
     store = index.store
     docs = np.arange(0, store.n_docs, 2)
-    codes, lengths = store.codes(docs)
+    codes, lengths = store.vectors.codes(docs)
     for subset in (docs[::3], docs[:1], docs[-2:], docs[:0], docs):
         got_codes, got_lengths = subset_codes(docs, codes, lengths, subset)
-        want_codes, want_lengths = store.codes(subset)
+        want_codes, want_lengths = store.vectors.codes(subset)
         np.testing.assert_array_equal(got_lengths, want_lengths)
         np.testing.assert_array_equal(got_codes, want_codes)
 
@@ -161,6 +161,6 @@ def test_document_centroids_are_each_documents_distinct_codes(index):
     got, counts = by_doc.of(docs)
     parts = np.split(got, np.cumsum(counts)[:-1])
     for doc, part in zip(docs, parts, strict=True):
-        codes, _ = store.codes([doc])
+        codes, _ = store.vectors.codes([doc])
         np.testing.assert_array_equal(part, np.unique(codes))
     assert by_doc.offsets[-1] == len(store.ivf)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from latesearch import Index
-from latesearch.indexing.ann import ANNConfig
-from latesearch.indexing.bm25 import BM25Config
+from latesearch.indexing.components.ann import ANNConfig
+from latesearch.indexing.components.bm25 import BM25Config
 
 QUERIES = ["protein cell gene", "late interaction search", "music river city"]
 IVF = ANNConfig(n_partitions=8, flat_below=624, train_sample=600)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from latesearch.errors import InputError
-from latesearch.indexing.bm25 import BM25Index
+from latesearch.indexing.components.bm25 import BM25Index
 
 QUERIES = ["late interaction search", "protein cell study", "music of the city"]
 
@@ -75,7 +75,7 @@ def test_hits_and_timings(tiny_index, collection_path, brute):
 
 def test_e2e_ivfpq_finds_exact_top(tmp_path, tiny_colbert, brute):
     from latesearch import Index
-    from latesearch.indexing.ann import ANNConfig
+    from latesearch.indexing.components.ann import ANNConfig
 
     index = Index.build(
         brute.write_collection(tmp_path / "c.jsonl", n=90, seed=1), tmp_path / "ivf", tiny_colbert,

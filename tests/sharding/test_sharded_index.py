@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from latesearch import Index, ShardedIndex
-from latesearch.errors import ConfigError, InputError
-from latesearch.indexing.storage import UnknownDocumentError
+from latesearch.errors import ConfigError, InputError, UnknownDocumentError
 from latesearch.sharding.manifest import SHARDS_MANIFEST
 from latesearch.sharding.routing import shard_of
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from latesearch.indexing.ivf import InvertedFile
+from latesearch.compressed.ivf import InvertedFile
 
 
 def centroid_scores(centroids: np.ndarray, Q: np.ndarray) -> np.ndarray:

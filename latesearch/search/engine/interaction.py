@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from latesearch.indexing.ivf import InvertedFile
+from latesearch.compressed.ivf import InvertedFile
 from latesearch.scoring.maxsim import segment_maxsim
 
 

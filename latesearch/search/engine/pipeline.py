@@ -7,12 +7,12 @@ import numpy as np
 import torch
 
 from latesearch.indexing import IndexStore
-from latesearch.search.candidates import restrict
 from latesearch.search.engine.candidates import candidate_documents, centroid_scores, top_cells
 from latesearch.search.engine.interaction import best, full_interaction, pruned_interaction
 from latesearch.search.engine.params import EngineParams
 from latesearch.search.engine.residual_scoring import exact_scores
-from latesearch.search.rerank import top_k
+from latesearch.search.first_stage import restrict
+from latesearch.search.ranking import top_k
 from latesearch.search.timing import SearchTimings
 
 Ranked = tuple[np.ndarray, np.ndarray]

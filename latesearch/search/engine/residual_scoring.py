@@ -4,7 +4,7 @@ uncompressed vectors.
 
 On CPU with cosine similarity the survivors' vectors stay back to back (no padding): they are
 gathered, widened and multiplied against the query's real tokens a block at a time
-(`IndexStore.vector_blocks`), then a maximum per document and query token and a sum
+(`VectorReader.vector_blocks`), then a maximum per document and query token and a sum
 (`scoring.maxsim.segment_maxsim`). Elsewhere (CUDA, l2) the
 padded kernel every other mode uses (`search.rerank.score_documents`). Both compute the
 same dot products; scores agree with `mode="exact"` to float rounding.
@@ -41,7 +41,7 @@ def exact_scores(
     qT = Q[0][q_mask[0]].detach().to(torch.float32).T.contiguous()
     lengths = store.doclens[docs].astype(np.int64)
     sim = torch.empty((int(lengths.sum()), qT.shape[1]), dtype=torch.float32)
-    blocks, done = store.vector_blocks(docs, source=source), 0
+    blocks, done = store.vectors.vector_blocks(docs, source=source), 0
     while True:  # gathered and multiplied block by block, each while it is in cache
         with timings.stage("gather"):
             block = next(blocks, None)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from latesearch.compressed.arrays import READ_ERRORS, load_npy, save_npy
 from latesearch.errors import IndexCorruptError
-from latesearch.indexing.files import READ_ERRORS, load_npy, save_npy
 
 DOCS_FILE, OFFSETS_FILE = "docs.npy", "offsets.npy"
 

@@ -22,6 +22,7 @@ import Stemmer
 from bm25s.tokenization import Tokenized, Tokenizer
 
 from latesearch._configio import JsonConfig
+from latesearch.compressed.arrays import READ_ERRORS
 from latesearch.errors import ConfigError, IndexCorruptError, InputError
 from latesearch.indexing._store import (
     atomic_folder,
@@ -29,8 +30,7 @@ from latesearch.indexing._store import (
     read_json,
     write_json,
 )
-from latesearch.indexing.bm25_statistics import RESCORABLE, BM25Statistics, rescored
-from latesearch.indexing.files import READ_ERRORS
+from latesearch.indexing.components.bm25_statistics import RESCORABLE, BM25Statistics, rescored
 
 METHODS = ("lucene", "robertson", "atire")
 CONFIG_FILE = "config.json"

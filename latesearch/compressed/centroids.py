@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from latesearch.errors import ConfigError, InputError
-from latesearch.indexing.config import ASSIGNMENTS
 
+ASSIGNMENTS = ("auto", "exact", "tree", "hnsw")  # IndexConfig.assignment
 TREE_FROM = 1 << 15  # centroids from which "auto" trains and assigns through the tree
 TREE_NPROBE = 4  # groups of centroids each token is compared with
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 40, 16

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from latesearch._atomic import write_json
+from latesearch.compressed.arrays import file_digest, load_npy, save_npy
 from latesearch.errors import ConfigError, IndexCorruptError
-from latesearch.indexing.checksums import file_digest
-from latesearch.indexing.files import load_npy, save_npy
 
 NBITS = (1, 2, 4)
 CENTROIDS_FILE = "centroids.npy"

@@ -17,6 +17,7 @@ import faiss
 import numpy as np
 
 from latesearch._configio import JsonConfig
+from latesearch.compressed.arrays import READ_ERRORS
 from latesearch.errors import ConfigError, IndexCorruptError, InputError, LatesearchError
 from latesearch.indexing._store import (
     atomic_folder,
@@ -24,7 +25,6 @@ from latesearch.indexing._store import (
     read_json,
     write_json,
 )
-from latesearch.indexing.files import READ_ERRORS
 
 METRICS = ("cosine", "l2")
 MIN_POINTS_PER_PARTITION = 39  # faiss k-means warns below this many points per centroid

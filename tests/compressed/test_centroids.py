@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latesearch.errors import ConfigError, InputError
-from latesearch.indexing.centroids import (
+from latesearch.compressed.centroids import (
     TREE_FROM,
     Assigner,
     method_for,
@@ -17,6 +16,7 @@ from latesearch.indexing.centroids import (
     share_out,
     train_centroids,
 )
+from latesearch.errors import ConfigError, InputError
 
 
 def clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:

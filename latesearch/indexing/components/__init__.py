@@ -1,5 +1,7 @@
-"""The search components stored inside an index folder: `bm25/` (BM25 first stage) and
-`ann/` (faiss IVFPQ over all document token embeddings), built from an `IndexStore`."""
+"""The optional search components stored inside an index folder: `bm25/` (BM25 first
+stage: `bm25`, with the collection statistics of `bm25_statistics`) and `ann/` (faiss IVFPQ
+over all document token embeddings: `ann`), built from an `IndexStore` and kept current by
+updates. This module names them, builds and updates them, and `require`s them for a mode."""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from latesearch.errors import ConfigError
-from latesearch.errors import MissingComponentError as MissingComponentError  # its old home
+from latesearch.errors import ConfigError, MissingComponentError
 from latesearch.indexing.checksums import check_component
 from latesearch.indexing.storage import IndexStore
 from latesearch.indexing.updating import ComponentUpdater, IndexChange
@@ -79,7 +80,7 @@ def bm25_documents(store: IndexStore) -> Iterator[tuple[str, str]]:
 
 def build_bm25(folder: Path, store: IndexStore, config: Any = None) -> None:
     """Write a BM25 index of the store's documents into `folder`."""
-    from latesearch.indexing.bm25 import BM25Index
+    from latesearch.indexing.components.bm25 import BM25Index
 
     BM25Index.build(bm25_documents(store), config).save(folder)
 
@@ -87,9 +88,9 @@ def build_bm25(folder: Path, store: IndexStore, config: Any = None) -> None:
 def build_ann(folder: Path, store: IndexStore, config: Any = None) -> None:
     """Write a token-level ANN index of the store's embeddings into `folder`; its metric
     follows the model's similarity (cosine or l2)."""
-    from latesearch.indexing.ann import ANNConfig, TokenANNIndex
+    from latesearch.indexing.components.ann import ANNConfig, TokenANNIndex
 
-    if not store.has_full:
+    if not store.vectors.has_full:
         raise ConfigError(
             f"{store.folder}: the faiss ANN component indexes uncompressed vectors, which this "
             "compressed index does not keep (its end-to-end search is the engine; build with "
@@ -102,7 +103,7 @@ def build_ann(folder: Path, store: IndexStore, config: Any = None) -> None:
 def update_bm25(folder: Path, old: IndexStore, new: IndexStore, change: IndexChange) -> None:
     """BM25 after an update: rebuilt from the new index's texts with the old settings (its
     statistics, document frequencies and lengths, depend on every document)."""
-    from latesearch.indexing.bm25 import CONFIG_FILE, BM25Config
+    from latesearch.indexing.components.bm25 import CONFIG_FILE, BM25Config
 
     build_bm25(folder, new, BM25Config.load(old.folder / BM25_DIR / CONFIG_FILE))
 
@@ -118,7 +119,7 @@ def update_ann(folder: Path, old: IndexStore, new: IndexStore, change: IndexChan
     size it was trained for (its partitions would be too few); `Index.add_ann()` retrains
     on demand.
     """
-    from latesearch.indexing.ann import TokenANNIndex
+    from latesearch.indexing.components.ann import TokenANNIndex
 
     ann = TokenANNIndex.load(old.folder / ANN_DIR, mmap=False)
     n, kind = new.n_embeddings, ann.config.kind_for(new.n_embeddings)
@@ -184,7 +185,7 @@ class ChunkedEmbeddings:
             return block if step == 1 else block[::step]
         rows = np.asarray(key, dtype=np.int64).reshape(-1) + self.start
         out = np.empty((rows.size, self.shape[1]), dtype=self.dtype)
-        for first, array in self.store.iter_embedding_chunks():
+        for first, array in self.store.vectors.iter_embedding_chunks():
             hit = (rows >= first) & (rows < first + array.shape[0])
             if hit.any():
                 out[hit] = array[rows[hit] - first]

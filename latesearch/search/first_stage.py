@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from latesearch.indexing import IndexStore
-from latesearch.indexing.ann import TokenANNIndex
-from latesearch.indexing.bm25 import BM25Index
-from latesearch.indexing.bm25_statistics import BM25Statistics
+from latesearch.indexing.components.ann import TokenANNIndex
+from latesearch.indexing.components.bm25 import BM25Index
+from latesearch.indexing.components.bm25_statistics import BM25Statistics
 
 
 def bm25_candidates(

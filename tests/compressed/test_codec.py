@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from latesearch.compressed.centroids import Assigner, n_centroids_for, train_centroids
+from latesearch.compressed.codec import ResidualCodec, pack, unpack
 from latesearch.errors import ConfigError, IndexCorruptError
-from latesearch.indexing.centroids import Assigner, n_centroids_for, train_centroids
-from latesearch.indexing.codec import ResidualCodec, pack, unpack
 
 
 def unit(rng: np.random.Generator, n: int, dim: int = 32) -> np.ndarray:
