@@ -44,3 +44,8 @@ class InputError(LatesearchError, ValueError):
 class StaleIndexError(LatesearchError):
     """An index folder was replaced by a newer version (an update published by another
     `Index` or process) after this object loaded it: load it again."""
+
+
+class UnknownOptionError(InputError, TypeError):
+    """An option no call of its kind takes (a TypeError, as for any unexpected keyword
+    argument, and an InputError naming it: a 400 over HTTP)."""

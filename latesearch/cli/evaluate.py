@@ -16,9 +16,9 @@ from latesearch.cli._options import (
     search_kwargs,
 )
 from latesearch.errors import InputError
-from latesearch.search.searcher import MODES as SEARCH_MODES
+from latesearch.search.modes import mode_names
 
-MODES = (*SEARCH_MODES, "bm25")
+MODES = (*mode_names(), "bm25")  # and BM25 alone (no model)
 DEFAULT_METRICS = "MRR@10 R@50 R@200 R@1000 nDCG@10 AP"
 
 EPILOG = """\

@@ -9,7 +9,7 @@ from typing import Any
 
 from latesearch.cli._options import add_search_options, open_index, search_kwargs
 from latesearch.errors import InputError
-from latesearch.search.searcher import MODES
+from latesearch.search.modes import mode_names
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("index_dir", help="index folder (from `latesearch index`)")
     parser.add_argument("query", nargs="?", default=None, help="query text")
     parser.add_argument("-k", type=int, default=10, help="results per query (10)")
-    parser.add_argument("--mode", choices=MODES, default="e2e", help="candidates (e2e)")
+    parser.add_argument("--mode", choices=mode_names(), default="e2e", help="candidates (e2e)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--show-text", action="store_true", help="show titles and texts")
     parser.add_argument("--show-metadata", action="store_true", help="show documents' metadata")

@@ -21,10 +21,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from latesearch.errors import InputError
+from latesearch.errors import InputError, UnknownOptionError
 from latesearch.indexing.filters import compile_filter
 from latesearch.search.engine.params import EngineParams
-from latesearch.search.fusion import DEFAULT_DEPTH, check_fusion, check_weight
+from latesearch.search.fusion import DEFAULT_DEPTH, FUSIONS, check_fusion, check_weight
 from latesearch.search.modes import mode_names
 
 SOURCES = ("auto", "full", "residual")
@@ -189,8 +189,8 @@ class SearchRequest:
         method = self.fusion.method
         if self.mode in ("hybrid", "fused"):
             method = check_fusion(method, weight, self.mode)
-        elif method is not None and not isinstance(method, str):
-            raise InputError(f"fusion must be a string, got {method!r}", field="fusion")
+        elif method is not None and method not in FUSIONS:
+            raise InputError(f"fusion must be one of {FUSIONS}, got {method!r}", field="fusion")
         object.__setattr__(self, "fusion", dataclasses.replace(self.fusion, weight=weight,
                                                                method=method))  # fmt: skip
         object.__setattr__(self, "filter", _checked_filter(self.filter))
@@ -201,7 +201,7 @@ class SearchRequest:
         fusion, hybrid_weight, ...); an option left out or None takes its default."""
         unknown = sorted(set(options) - set(BY_NAME))
         if unknown:
-            raise InputError(f"unknown search option(s) {unknown}; expected some of "
+            raise UnknownOptionError(f"unknown search option(s) {unknown}; expected some of "
                              f"{sorted(BY_NAME)}", field=unknown[0])  # fmt: skip
         top: dict[str, Any] = {}
         groups: dict[str, dict[str, Any]] = {}

@@ -51,6 +51,8 @@ class SearchMode:
     # score), "bm25_then_exact" (the collection's BM25 candidates scored exactly),
     # "fuse_sides" (each fused side merged across shards, then fused)
     sharded: ClassVar[Literal["top_k", "bm25_then_exact", "fuse_sides"]] = "top_k"
+    # whether BM25 scores it (a sharded index then passes the collection's statistics)
+    bm25_scored: ClassVar[bool] = False
 
     def missing(self, store: IndexStore) -> str | None:
         """What `store` lacks to serve this mode (None: it can)."""

@@ -14,6 +14,7 @@ from latesearch.search.modes.rerank import Rerank
 class Hybrid(SearchMode):
     name = "hybrid"
     summary = "BM25 and end-to-end rankings fused"
+    bm25_scored = True
     sharded = "fuse_sides"
     colbert, lexical = EndToEnd(), Rerank()
 

@@ -9,6 +9,7 @@ from latesearch.search.modes.base import Batch, Ranked, SearchMode
 class Rerank(SearchMode):
     name = "rerank"
     summary = "BM25's top bm25_k re-ranked by exact MaxSim"
+    bm25_scored = True
     sharded = "bm25_then_exact"
 
     def missing(self, store) -> str | None:
