@@ -70,3 +70,8 @@ class IndexBusyError(IndexExistsError):
 
 class MissingComponentError(LatesearchError):
     """A search mode needs an index component (bm25/ or ann/) that the index lacks."""
+
+
+class UnknownOptionError(InputError, TypeError):
+    """An option no call of its kind takes (a TypeError, as for any unexpected keyword
+    argument, and an InputError naming it: a 400 over HTTP)."""

@@ -42,6 +42,7 @@ from latesearch.indexing.components import (
 from latesearch.modeling import ColBERT
 from latesearch.modeling.onnx import attach_onnx, check_backend
 from latesearch.search.models import ModelMismatchError, load_index_model
+from latesearch.search.request import SearchRequest
 from latesearch.search.results import Hit, Hits
 from latesearch.search.searcher import Ranked, Searcher, check_queries
 from latesearch.search.timing import SearchTimings
@@ -262,77 +263,48 @@ class Index:
 
     # ------------------------------------------------------------------ searching
     @overload
-    def search(self, queries: str, k: int = ..., mode: str = ..., **kw: Any) -> Hits: ...
+    def search(self, queries: str, k: int | None = ..., mode: str | None = ...,
+               **options: Any) -> Hits: ...  # fmt: skip
     @overload
-    def search(
-        self, queries: list[str], k: int = ..., mode: str = ..., **kw: Any
-    ) -> list[Hits]: ...  # noqa: E501
-
+    def search(self, queries: list[str], k: int | None = ..., mode: str | None = ...,
+               **options: Any) -> list[Hits]: ...  # fmt: skip
     def search(
         self,
         queries: str | list[str],
-        k: int = 10,
-        mode: str = "e2e",
+        k: int | None = None,
+        mode: str | None = None,
         *,
-        k_prime: int | None = None,
-        nprobe: int | None = None,
-        bm25_k: int = 1000,
-        return_text: bool = False,
-        batch_size: int = 128,
-        device: str | torch.device | None = None,
-        ncells: int | None = None,
-        centroid_score_threshold: float | None = None,
-        ndocs: int | None = None,
-        source: str = "auto",
-        filter: Any = None,  # noqa: A002 (the name vector stores use)
-        return_metadata: bool = False,
-        fusion: str | None = None,
-        hybrid_weight: float = 0.5,
+        request: SearchRequest | None = None,
         encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
-        bm25_statistics: Any = None,
+        **options: Any,
     ) -> Hits | list[Hits]:
-        """Top-`k` documents of one query (→ Hits) or of a list of queries (→ list of Hits).
+        """Top-`k` documents (10) of one query (→ Hits) or of a list of queries (→ list of
+        Hits) in `mode` ("e2e"), or as `request` (a `SearchRequest`) says.
 
-        mode "e2e" on a compressed index: the engine (`latesearch.search.engine`): each
-        query token's `ncells` best centroids give the candidates, centroid interaction with
-        pruning below `centroid_score_threshold` keeps `ndocs`, a quarter of those are
-        scored exactly (None: `EngineParams.for_k`, PLAID's settings for k, wider for models
-        with [MASK] query augmentation). On an uncompressed index: faiss candidates (k'
-        neighbours per query vector, nprobe partitions; None = `ANNConfig.k_prime_for`)
-        re-ranked exactly. "rerank": BM25 top-`bm25_k` re-ranked
-        exactly; "exact": every document scored; "hybrid": the BM25 and "e2e" top
-        max(k, 100) fused by `fusion` "rrf" (reciprocal rank fusion, its default) or "score"
-        (min-max normalized scores), the ColBERT side weighted `hybrid_weight` (0.5), see
-        `latesearch.search.fusion`; scores are then fused scores. On an index with a dense
-        view (`dense=` at build): "dense" ranks by its pooled vectors alone (exact), and
-        "fused" fuses the "e2e" and dense top max(k, 100), every document with both scores,
-        by `fusion` "zscore" (its default), "rrf" or "score", weighted `hybrid_weight` on the
-        ColBERT side. `source` says where exact
-        scores read vectors: "auto" (uncompressed where kept, else decompressed), "full",
-        "residual".
+        Modes (`latesearch.search.modes`): "e2e" on a compressed index is the engine
+        (`latesearch.search.engine`), on an uncompressed one faiss candidates re-ranked
+        exactly; "rerank": BM25's top `bm25_k` re-ranked exactly; "exact": every document
+        scored; "hybrid": BM25 and "e2e" fused; on an index with a dense view "dense" (its
+        pooled vectors alone) and "fused" ("e2e" and the dense view fused).
 
-        `filter` (a dict, or its JSON text) keeps only documents whose metadata match, in
-        the MongoDB-style language of `latesearch.indexing.filters`, e.g. `{"year":
-        {"$gte": 2020}, "lang": {"$in": ["en", "de"]}}`; it restricts the candidates before
-        they are scored, so a selective filter still fills the top-k. Hits carry text and
-        title when `return_text`, metadata when `return_metadata`.
+        `options` are `SearchRequest`'s flat options (`latesearch.search.request.OPTIONS`):
+        `filter` (a dict, or its JSON text: only documents whose metadata match, e.g.
+        `{"year": {"$gte": 2020}}`; it restricts the candidates before they are scored),
+        `return_text`, `return_metadata`; the engine's `ncells`,
+        `centroid_score_threshold`, `ndocs` (None: `EngineParams.for_k`); faiss's
+        `k_prime`, `nprobe`; `bm25_k`, `bm25_statistics`; `fusion` ("rrf", "score",
+        "zscore"), `hybrid_weight` (the ColBERT side's weight, 0.5); `source` (where exact
+        scores read vectors: "auto", "full", "residual"), `batch_size`, `device`.
 
         `encoded`: the queries' embeddings and mask as `model.encode_queries(texts,
         return_mask=True)` returns them, when already computed (not for "dense"/"fused").
-        `bm25_statistics` (`indexing.components.bm25_statistics.BM25Statistics`): a larger
-        collection's, this index being part of it; BM25 then scores as that collection
-        would (a sharded index passes all its shards' statistics).
         """
+        request = as_request(request, k, mode, options)
         texts, single = _as_list(queries)
-        allowed = None if filter is None else self.store.matching(filter)
-        ranked = self.searcher.search(
-            texts, k, mode, k_prime=k_prime, nprobe=nprobe, bm25_k=bm25_k,
-            batch_size=batch_size, device=device, ncells=ncells, ndocs=ndocs,
-            centroid_score_threshold=centroid_score_threshold, source=source, allowed=allowed,
-            fusion=fusion, hybrid_weight=hybrid_weight, encoded=encoded,
-            bm25_statistics=bm25_statistics,
-        )  # fmt: skip
-        results = [self._hits(r, return_text, return_metadata=return_metadata) for r in ranked]
+        allowed = None if request.filter is None else self.store.matching(request.filter)
+        ranked = self.searcher.search(texts, request, allowed=allowed, encoded=encoded)
+        results = [self._hits(r, request.return_text, return_metadata=request.return_metadata)
+                   for r in ranked]  # fmt: skip
         return results[0] if single else results
 
     def rerank(
@@ -407,3 +379,17 @@ def _as_list(queries: str | list[str]) -> tuple[list[str], bool]:
     if isinstance(queries, str):
         return check_queries([queries]), True
     return check_queries(queries), False
+
+
+def as_request(request: SearchRequest | None, k: int | None, mode: str | None,
+               options: dict[str, Any]) -> SearchRequest:  # fmt: skip
+    """`request`, or one made of `k`, `mode` and flat `options` (not both)."""
+    if request is None:
+        return SearchRequest.of(k=k, mode=mode, **options)
+    if not isinstance(request, SearchRequest):
+        raise InputError(f"request must be a SearchRequest, got {type(request).__name__}",
+                         field="request")  # fmt: skip
+    if k is not None or mode is not None or options:
+        raise InputError("give either a request or k, mode and options, not both",
+                         field="request")  # fmt: skip
+    return request

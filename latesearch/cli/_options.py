@@ -7,33 +7,36 @@ from typing import Any
 
 from latesearch.errors import InputError
 from latesearch.search.fusion import FUSIONS
+from latesearch.search.request import BY_NAME, SearchRequest
+
+# the search options every searching command takes, from `SearchRequest`'s table
+CLI_OPTIONS = ("ncells", "centroid_score_threshold", "ndocs", "k_prime", "nprobe", "bm25_k",
+               "filter", "fusion", "hybrid_weight")  # fmt: skip
+ALIASES = {"centroid_score_threshold": ("--t-cs",)}
+CHOICES = {"fusion": FUSIONS}
 
 
 def add_search_options(parser: argparse.ArgumentParser) -> None:
-    """Candidate generation (engine, k', nprobe, BM25 depth), batching, model and device."""
-    parser.add_argument("--ncells", type=int, default=None,
-                        help="e2e, compressed: centroids per query token (by k: 1/2/4)")
-    parser.add_argument("--centroid-score-threshold", "--t-cs", type=float, default=None,
-                        help="e2e, compressed: centroid pruning threshold (by k: 0.5/0.45/0.4)")
-    parser.add_argument("--ndocs", type=int, default=None,
-                        help="e2e, compressed: documents kept by centroid interaction")  # fmt: skip
-    parser.add_argument("--k-prime", type=int, default=None,
-                        help="e2e, uncompressed: faiss neighbours per query vector")  # fmt: skip
-    parser.add_argument("--nprobe", type=int, default=None,
-                        help="e2e, uncompressed: faiss partitions probed")  # fmt: skip
-    parser.add_argument("--bm25-k", type=int, default=1000, help="rerank: BM25 candidates")
-    parser.add_argument("--filter", default=None, metavar="JSON",
-                        help='only documents whose metadata match, e.g. \'{"year": {"$gte": '
-                        '2020}}\' (operators $eq $ne $in $nin $gt $gte $lt $lte $exists, '
-                        '$and $or $not)')  # fmt: skip
-    parser.add_argument("--fusion", choices=FUSIONS, default=None,
-                        help="hybrid / fused: rank, min-max score or z-score fusion (hybrid: "
-                        "rrf, fused: zscore)")  # fmt: skip
-    parser.add_argument("--hybrid-weight", type=float, default=0.5,
-                        help="hybrid / fused: weight of the ColBERT side, 0-1 (0.5)")
+    """The request's search options (`latesearch.search.request.OPTIONS`: engine, faiss,
+    BM25 depth, filter, fusion), batching, model and device."""
+    for name in CLI_OPTIONS:
+        option = BY_NAME[name]
+        flag = "--" + name.replace("_", "-")
+        kind = str if option.kind is dict else option.kind  # a filter is JSON text
+        default = f" ({option.default})" if option.default is not None else ""
+        parser.add_argument(flag, *ALIASES.get(name, ()), dest=name, type=kind, default=None,
+                            choices=CHOICES.get(name), metavar="JSON" if option.kind is dict
+                            else None, help=option.help + default)  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=64, help="queries per batch (64)")
     add_model_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def search_request(args: argparse.Namespace, **extra: Any) -> SearchRequest:
+    """The `SearchRequest` the command's flags make (checked before any model loads)."""
+    options = {name: getattr(args, name) for name in CLI_OPTIONS}
+    return SearchRequest.of(k=args.k, mode=args.mode, batch_size=args.batch_size, **options,
+                            **extra)  # fmt: skip
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -78,21 +81,6 @@ def load_kwargs(args: argparse.Namespace) -> dict[str, object]:
     return {"device": args.device, "check_model": not args.no_check_model,
             "backend": args.backend, "onnx_precision": args.onnx_precision,
             "onnx_threads": args.onnx_threads}  # fmt: skip
-
-
-def search_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    """The `Index.search` keyword arguments those options set."""
-    return {
-        "k_prime": args.k_prime,
-        "nprobe": args.nprobe,
-        "bm25_k": args.bm25_k,
-        "ncells": args.ncells,
-        "centroid_score_threshold": args.centroid_score_threshold,
-        "ndocs": args.ndocs,
-        "filter": args.filter,
-        "fusion": args.fusion,
-        "hybrid_weight": args.hybrid_weight,
-    }
 
 
 def add_subset_options(parser: argparse.ArgumentParser, verb: str) -> None:

@@ -13,12 +13,12 @@ from latesearch.cli._options import (
     add_subset_options,
     judged_subset,
     load_kwargs,
-    search_kwargs,
+    search_request,
 )
 from latesearch.errors import InputError
-from latesearch.search.searcher import MODES as SEARCH_MODES
+from latesearch.search.modes import mode_names
 
-MODES = (*SEARCH_MODES, "bm25")
+MODES = (*mode_names(), "bm25")  # and BM25 alone (no model)
 DEFAULT_METRICS = "MRR@10 R@50 R@200 R@1000 nDCG@10 AP"
 
 EPILOG = """\
@@ -106,6 +106,7 @@ def _search(args: argparse.Namespace, data: Any) -> tuple[dict, dict[str, Any]]:
     from latesearch.evaluation.runner import run_queries
     from latesearch.index import Index
 
+    request = None if args.mode == "bm25" else search_request(args)  # checked before loading
     index = Index.load(args.index_dir, args.model, **load_kwargs(args))
     if args.mode == "bm25":
         bm25 = index.searcher.bm25
@@ -113,10 +114,9 @@ def _search(args: argparse.Namespace, data: Any) -> tuple[dict, dict[str, Any]]:
         def search(texts: list[str]) -> list[list[tuple[str, float]]]:
             return bm25.search(texts, args.k)
     else:
-        options = {"k": args.k, "mode": args.mode, **search_kwargs(args)}
 
         def search(texts: list[str]) -> list[list[tuple[str, float]]]:
-            hits = index.search(texts, batch_size=args.batch_size, **options)
+            hits = index.search(texts, request=request)
             return [[(h.doc_id, h.score) for h in row] for row in hits]
 
     result = run_queries(

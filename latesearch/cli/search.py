@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any
 
-from latesearch.cli._options import add_search_options, open_index, search_kwargs
+from latesearch.cli._options import add_search_options, open_index, search_request
 from latesearch.errors import InputError
-from latesearch.search.searcher import MODES
+from latesearch.search.modes import mode_names
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("index_dir", help="index folder (from `latesearch index`)")
     parser.add_argument("query", nargs="?", default=None, help="query text")
     parser.add_argument("-k", type=int, default=10, help="results per query (10)")
-    parser.add_argument("--mode", choices=MODES, default="e2e", help="candidates (e2e)")
+    parser.add_argument("--mode", choices=mode_names(), default="e2e", help="candidates (e2e)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--show-text", action="store_true", help="show titles and texts")
     parser.add_argument("--show-metadata", action="store_true", help="show documents' metadata")
@@ -37,12 +37,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if (args.query is None) == (args.queries is None):
         raise InputError("give either a QUERY or --queries FILE", field="query")
-    index = open_index(args.index_dir, args)
-    options = {"k": args.k, "mode": args.mode, **search_kwargs(args)}
+    request = search_request(args, return_text=args.show_text,
+                             return_metadata=args.show_metadata)  # checked before the model loads
     if args.queries is not None:
-        return _batch(index, args, options)
-    hits = index.search(args.query, return_text=args.show_text,
-                        return_metadata=args.show_metadata, **options)  # fmt: skip
+        return _batch(args, request)
+    index = open_index(args.index_dir, args)
+    hits = index.search(args.query, request=request)
     if args.json:
         last = getattr(index, "last_timings", None)
         timings = last.to_dict() if last else {}
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batch(index: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
+def _batch(args: argparse.Namespace, request: Any) -> int:
     from tqdm.auto import tqdm
 
     from latesearch.data import ReadStats, read_queries, write_trec_run
@@ -64,12 +64,13 @@ def _batch(index: Any, args: argparse.Namespace, options: dict[str, Any]) -> int
     queries = read_queries(args.queries, on_error=on_error, stats=stats)
     if not queries:
         raise InputError("no queries to search", path=args.queries)
+    index = open_index(args.index_dir, args)  # once the queries have been read
     qids = list(queries)
     rows: list[tuple[str, str, int, float]] = []
     bar = tqdm(total=len(qids), unit="query", disable=args.quiet, desc=f"search ({args.mode})")
     for start in range(0, len(qids), args.batch_size):
         part = qids[start : start + args.batch_size]
-        results = index.search([queries[q] for q in part], batch_size=args.batch_size, **options)
+        results = index.search([queries[q] for q in part], request=request)
         for qid, hits in zip(part, results, strict=True):
             rows.extend((qid, h.doc_id, h.rank, h.score) for h in hits)
         bar.update(len(part))

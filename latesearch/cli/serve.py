@@ -9,8 +9,8 @@ import sys
 
 from latesearch.cli._options import add_model_options, open_index
 from latesearch.errors import InputError
+from latesearch.search.modes import mode_names
 from latesearch.serving.app import INSTALL_HINT
-from latesearch.serving.config import MODES
 
 API_KEY_ENV = "LATESEARCH_API_KEY"
 
@@ -27,7 +27,7 @@ def register(subparsers) -> None:
     parser.add_argument("index_dir", help="index folder (from `latesearch index`)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8893, help="port (8893; 0 = any free)")
-    parser.add_argument("--mode", choices=MODES, default="e2e", help="default mode (e2e)")
+    parser.add_argument("--mode", choices=mode_names(), default="e2e", help="default mode (e2e)")
     parser.add_argument("-k", type=int, default=10, help="default results per query (10)")
     parser.add_argument("--max-k", type=int, default=1000, help="largest k a request may ask")
     parser.add_argument("--max-queries", type=int, default=256, help="queries per request")

@@ -1,10 +1,8 @@
-"""`Searcher`: query encoding, candidate generation and exact MaxSim scoring over one
-on-disk index, in three modes: "e2e" (end to end: the engine of `latesearch.search.engine`
-on a compressed index, the paper's faiss ANN candidates (Section 3.6) on an uncompressed
-one), "rerank" (BM25 candidates, Section 3.5), "exact" (every document), "hybrid" (BM25
-and end-to-end rankings fused, `latesearch.search.fusion`), and on an index with a dense
-view "dense" (its pooled vectors alone, exact) and "fused" (MaxSim and the dense view
-fused, `latesearch.search.dense_view`)."""
+"""`Searcher`: the stages every search mode is made of, over one on-disk index: query
+encoding (on the scoring device), end-to-end search (the engine of `search.engine` on a
+compressed index, the paper's faiss ANN candidates on an uncompressed one), BM25, exact
+MaxSim of candidates or of every document, and the dense view's scores. `search` runs a
+`SearchRequest` in its mode (`search.modes`: one module per mode)."""
 
 from __future__ import annotations
 
@@ -15,24 +13,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from latesearch._configio import check_positive
 from latesearch.data._io import first_non_text
 from latesearch.errors import IndexCorruptError, InputError
 from latesearch.indexing import IndexStore
 from latesearch.indexing.components import ANN_DIR, BM25_DIR, require
-from latesearch.indexing.components.bm25_statistics import BM25Statistics
 from latesearch.modeling import ColBERT
 from latesearch.search import dense_view
-from latesearch.search.engine import Engine, EngineParams
-from latesearch.search.engine.residual_scoring import exact_scores
+from latesearch.search.engine import Engine
 from latesearch.search.exact import exhaustive_top_k
-from latesearch.search.first_stage import ann_candidates, bm25_candidates, bm25_ranked, restrict
-from latesearch.search.fusion import DEFAULT_DEPTH, check_fusion, fuse, fuse_union
+from latesearch.search.first_stage import ann_candidates, bm25_ranked, restrict
+from latesearch.search.modes import Batch, SearchMode, get_mode
+from latesearch.search.modes.base import Ranked
 from latesearch.search.ranking import top_k
+from latesearch.search.request import SearchRequest
 from latesearch.search.rerank import DEFAULT_MAX_TOKENS, score_documents
 from latesearch.search.timing import SearchTimings
-
-MODES = ("e2e", "rerank", "exact", "hybrid", "dense", "fused")
-Ranked = tuple[np.ndarray, np.ndarray]  # (scores, doc indices), best first
 
 
 class Searcher:
@@ -114,115 +110,38 @@ class Searcher:
     def search(
         self,
         queries: Sequence[str],
-        k: int,
-        mode: str = "e2e",
+        request: SearchRequest,
         *,
-        k_prime: int | None = None,
-        nprobe: int | None = None,
-        bm25_k: int = 1000,
-        batch_size: int = 128,
-        device: str | torch.device | None = None,
-        ncells: int | None = None,
-        centroid_score_threshold: float | None = None,
-        ndocs: int | None = None,
-        source: str = "auto",
         allowed: np.ndarray | None = None,
-        fusion: str | None = None,
-        hybrid_weight: float = 0.5,
         encoded: tuple[torch.Tensor, torch.Tensor] | None = None,
-        bm25_statistics: BM25Statistics | None = None,
     ) -> list[Ranked]:
-        """The top-`k` (scores, doc indices) of each query; timings in `last_timings`.
-        `allowed`: sorted doc indices, the only ones that may be returned (a filter's).
-        `encoded`: the queries' embeddings and mask (n, Lq, dim), (n, Lq) from this index's
-        model, already computed (a sharded index encodes once for all its shards); not
-        for the "dense" and "fused" modes, which also need the pooled vectors.
-        `bm25_statistics`: a whole collection's BM25 statistics for the queries' terms, to
-        score BM25 ("rerank", "hybrid") as that collection would (a sharded index's).
-
-        `ncells`, `centroid_score_threshold` and `ndocs` tune the engine (compressed
-        indexes; None: `EngineParams.for_k`'s defaults for k and the model); `k_prime` and
-        `nprobe` the faiss ANN (uncompressed). `source`: where exact scores read vectors
-        ("auto": uncompressed where stored, else decompressed residuals; "full";
-        "residual")."""
-        if mode not in MODES:
-            raise InputError(f"mode must be one of {MODES}, got {mode!r}", field="mode")
+        """Each query's top `request.k` (scores, doc indices) in `request.mode`; timings in
+        `last_timings`. `allowed`: sorted doc indices, the only ones that may be returned
+        (a filter's). `encoded`: the queries' embeddings and mask (n, Lq, dim), (n, Lq)
+        from this index's model, already computed (a sharded index encodes once for all
+        its shards); not for modes that encode their own (dense view) queries."""
+        mode = get_mode(request.mode)
         texts = check_queries(queries)
-        for name, value in (("k", k), ("bm25_k", bm25_k), ("batch_size", batch_size)):
-            check_positive(name, value)
-        for name, value in (("k_prime", k_prime), ("nprobe", nprobe)):
-            if value is not None:
-                check_positive(name, value)
-        knobs = {"ncells": ncells, "ndocs": ndocs, "centroid_score_threshold":
-                 centroid_score_threshold,
-                 "query_augmentation": self.store.colbert_config.query_augmentation}
-        params = EngineParams.for_k(k, **knobs)
-        depth = max(k, DEFAULT_DEPTH)  # hybrid: each side's depth, and the engine's settings
-        wide = EngineParams.for_k(depth, **knobs)
-        self.store.check_source(source)  # a bad source fails before any work
-        if mode in ("hybrid", "fused"):
-            fusion = check_fusion(fusion, hybrid_weight, mode)
-        engine = mode in ("e2e", "hybrid", "fused") and self.store.compressed
         _ = self.model
-        if mode in ("dense", "fused"):
-            self.store.dense_chunks()  # ConfigError without a dense view
-            if self.store.dense_source == "backbone":
-                _ = self.dense_encoder
-        if mode in ("rerank", "hybrid"):
-            _ = self.bm25
-        if engine:
-            _ = self.engine
-        elif mode in ("e2e", "hybrid", "fused"):
-            _ = self.ann
+        mode.prepare(self, request)  # components loaded (or refused) before any work
+        self.store.check_source(request.source)
         if encoded is not None:
             encoded = self._check_encoded(encoded, len(texts), mode)
-        timings = SearchTimings(n_queries=len(texts), mode=mode)
+        timings = SearchTimings(n_queries=len(texts), mode=mode.name)
         started = time.perf_counter()
         out: list[Ranked] = []
-        for start in range(0, len(texts), batch_size):
-            batch = texts[start : start + batch_size]
-            if mode == "dense":
-                scores = self.dense_scores(batch, timings)
-                with timings.stage("score"):
-                    out.extend(dense_view.ranked(row, k, allowed) for row in scores)
-                continue
-            if mode == "fused":
-                Q, mask, scores = self._encode_both(batch, timings, device)
-                late = self._e2e(Q, mask, depth, wide, timings, source, allowed, engine,
-                                 k_prime, nprobe)  # fmt: skip
-                for i, row in enumerate(scores):
-                    out.append(self._fuse(Q[i : i + 1], mask[i : i + 1], late[i], row, k,
-                                          depth, allowed, fusion, hybrid_weight, timings,
-                                          source))  # fmt: skip
-                continue
-            if encoded is None:
-                Q, mask, _ = self._encode(batch, timings, device)
-            else:
-                Q, mask = self._place(encoded, start, len(batch), timings, device)
-            if mode == "hybrid":
-                dense = self._e2e(Q, mask, depth, wide, timings, source, allowed, engine,
-                                  k_prime, nprobe)  # fmt: skip
-                with timings.stage("candidates"):
-                    lexical = bm25_ranked(self.store, self.bm25, batch, depth, allowed,
-                                          bm25_statistics)  # fmt: skip
-                with timings.stage("score"):
-                    out.extend(fuse(d, b, k, fusion=fusion, weight=hybrid_weight)
-                               for d, b in zip(dense, lexical, strict=True))  # fmt: skip
-                continue
-            if mode == "exact" and allowed is not None:  # every allowed document scored
-                out.extend(self._rerank(Q, mask, [allowed] * len(batch), k, timings, source))
-                continue
-            if mode == "exact":
-                out.extend(self._exact(Q, mask, k, timings, source))
-                continue
-            if mode == "e2e":
-                out.extend(self._e2e(Q, mask, k, params, timings, source, allowed, engine,
-                                     k_prime, nprobe))  # fmt: skip
-                continue
-            with timings.stage("candidates"):
-                cands = bm25_candidates(self.store, self.bm25, batch, bm25_k, allowed,
-                                        bm25_statistics)  # fmt: skip
-            out.extend(self._rerank(Q, mask, cands, k, timings, source))
+        for start in range(0, len(texts), request.batch_size):
+            part = texts[start : start + request.batch_size]
+            batch = Batch(part, None, None, None, allowed, timings)
+            if mode.queries == "both":
+                batch.Q, batch.mask, batch.dense = self._encode_both(part, timings,
+                                                                     request.device)  # fmt: skip
+            elif mode.queries == "tokens" and encoded is None:
+                batch.Q, batch.mask, _ = self._encode(part, timings, request.device)
+            elif mode.queries == "tokens":
+                batch.Q, batch.mask = self._place(encoded, start, len(part), timings,
+                                                  request.device)  # fmt: skip
+            out.extend(mode.run(self, batch, request))
         timings.total = time.perf_counter() - started
         self.last_timings = timings
         return out
@@ -254,7 +173,7 @@ class Searcher:
         if encoded is None:
             Q, mask, _ = self._encode(texts, timings, device)
         else:
-            encoded = self._check_encoded(encoded, len(texts), "rerank")
+            encoded = self._check_encoded(encoded, len(texts), None)
             Q, mask = self._place(encoded, 0, len(texts), timings, device)
         out = self._rerank(Q, mask, candidates, k, timings, source)
         timings.total += time.perf_counter() - started
@@ -262,10 +181,11 @@ class Searcher:
         return out
 
     # ------------------------------------------------------------------ stages
-    def _check_encoded(self, encoded: Any, n: int, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _check_encoded(self, encoded: Any, n: int,
+                       mode: SearchMode | None) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """`encoded` checked against the queries and this index's model."""
-        if mode in ("dense", "fused"):
-            raise InputError(f'mode "{mode}" encodes its own queries (pooled vectors); '
+        if mode is not None and mode.queries != "tokens":
+            raise InputError(f'mode "{mode.name}" encodes its own queries (pooled vectors); '
                              "pass no encoded queries", field="encoded")  # fmt: skip
         try:
             Q, mask = (torch.as_tensor(t) for t in encoded)
@@ -330,30 +250,38 @@ class Searcher:
         with timings.stage("candidates"):
             return self.store.dense_scores(vectors)
 
-    def _fuse(self, Q, mask, late: Ranked, dense: np.ndarray, k: int, depth: int, allowed,
-              fusion, weight: float, timings: SearchTimings, source: str) -> Ranked:  # fmt: skip
-        """One query's fused ranking: the union of MaxSim's and the dense view's top
-        `depth`, each document with both scores (MaxSim computed where the end-to-end
-        search did not return it)."""
-        late_scores, late_docs = late
-        dense_docs = dense_view.ranked(dense, depth, allowed)[1]
-        missing = np.setdiff1d(dense_docs, late_docs)
-        extra = exact_scores(self.store, Q, mask, missing, timings=timings, source=source,
-                             similarity=self.store.colbert_config.similarity)  # fmt: skip
-        with timings.stage("score"):
-            docs = np.concatenate([late_docs, missing]).astype(np.int64)
-            colbert = np.concatenate([late_scores, extra])
-            return fuse_union(docs, colbert, dense[docs], k, fusion=fusion, weight=weight)
-
-    def _e2e(self, Q, mask, k, params, timings, source, allowed, engine, k_prime, nprobe):
-        """End-to-end top-`k` (the engine, or faiss candidates re-ranked)."""
-        if engine:
-            return self.engine.search(Q, mask, k, params, timings, source=source, allowed=allowed)
+    # ------------------------------------------------------------------ stages of modes
+    def end_to_end(self, batch: Batch, k: int, request: SearchRequest) -> list[Ranked]:
+        """Each query's end-to-end top `k`: the engine (compressed), or faiss candidates
+        re-ranked exactly (uncompressed)."""
+        Q, mask, timings = batch.Q, batch.mask, batch.timings
+        if self.store.compressed:
+            params = request.engine_params(k, self.store.colbert_config.query_augmentation)
+            return self.engine.search(Q, mask, k, params, timings, source=request.source,
+                                      allowed=batch.allowed)  # fmt: skip
         with timings.stage("candidates"):
-            cands = ann_candidates(self.ann, Q, mask, k_prime=k_prime, nprobe=nprobe)
-            if allowed is not None:
-                cands = [restrict(c, allowed, k) for c in cands]
-        return self._rerank(Q, mask, cands, k, timings, source)
+            cands = ann_candidates(self.ann, Q, mask, k_prime=request.ann.k_prime,
+                                   nprobe=request.ann.nprobe)  # fmt: skip
+            if batch.allowed is not None:
+                cands = [restrict(c, batch.allowed, k) for c in cands]
+        return self.score_candidates(batch, cands, k, request.source)
+
+    def lexical(self, batch: Batch, depth: int, request: SearchRequest) -> list[Ranked]:
+        """Each query's BM25 top `depth` (scores, doc indices), scored with the request's
+        collection statistics where given."""
+        with batch.timings.stage("candidates"):
+            return bm25_ranked(self.store, self.bm25, batch.texts, depth, batch.allowed,
+                               request.bm25.statistics)  # fmt: skip
+
+    def score_candidates(self, batch: Batch, candidates: Sequence[np.ndarray], k: int | None,
+                         source: str) -> list[Ranked]:  # fmt: skip
+        """Exact MaxSim of each query against its own candidate doc indices; its top `k`
+        (every candidate when None)."""
+        return self._rerank(batch.Q, batch.mask, candidates, k, batch.timings, source)
+
+    def exhaustive(self, batch: Batch, k: int, source: str) -> list[Ranked]:
+        """Each query's top `k` of every document, by exact MaxSim."""
+        return self._exact(batch.Q, batch.mask, k, batch.timings, source)
 
     def _rerank(self, Q, mask, candidates, k: int | None, timings, source) -> list[Ranked]:
         out = []
@@ -397,11 +325,6 @@ def check_queries(queries: Sequence[str]) -> list[str]:
             raise InputError(f"query {n} holds the character U+{ord(bad):04X}, which is not "
                              "text (a lone surrogate or a control character)", field="query")
     return texts
-
-
-def check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name} must be an integer >= 1, got {value!r}", field=name)
 
 
 def _check_size(store: IndexStore, name: str, found: int, expected: int) -> None:

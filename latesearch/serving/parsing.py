@@ -15,7 +15,8 @@ from latesearch.data import Document
 from latesearch.errors import InputError
 from latesearch.indexing.filters import compile_filter
 from latesearch.search.fusion import FUSIONS, check_weight
-from latesearch.serving.config import MODES, ServeConfig
+from latesearch.search.modes import mode_names
+from latesearch.serving.config import ServeConfig
 
 SEARCH_FIELDS = ("query", "queries", "k", "mode", "return_text", "k_prime", "nprobe", "bm25_k",
                  "ncells", "ndocs", "filter", "return_metadata", "fusion",
@@ -145,7 +146,7 @@ def search_from_json(data: dict[str, Any], config: ServeConfig) -> SearchRequest
         queries=queries,
         single=single,
         k=_int(data, "k", config.default_k, config.max_k),
-        mode=_choice(data, "mode", config.default_mode, MODES),
+        mode=_choice(data, "mode", config.default_mode, mode_names()),
         return_text=_bool(data, "return_text"),
         k_prime=_int(data, "k_prime", None, config.max_candidates),
         nprobe=_int(data, "nprobe", None, None),

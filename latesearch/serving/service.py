@@ -27,11 +27,8 @@ from urllib.parse import urlsplit
 
 from latesearch import __version__
 from latesearch.errors import InputError, LatesearchError, StaleIndexError
-from latesearch.indexing.components import (
-    MissingComponentError,
-    present_components,
-    servable_modes,
-)
+from latesearch.indexing.components import MissingComponentError, present_components
+from latesearch.search.modes import servable_modes
 from latesearch.serving.config import ServeConfig
 from latesearch.serving.parsing import (
     SearchRequest,

@@ -19,20 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from latesearch.search.fusion import DEFAULT_DEPTH, check_fusion, check_weight, fuse, fuse_union
+from latesearch.search.fusion import fuse, fuse_union
+from latesearch.search.request import SearchRequest
 from latesearch.search.results import Hit, Hits
 from latesearch.sharding.routing import by_shard
 
 
-def fused_search(router: Any, n_shards: int, texts: list[str], k: int, mode: str,
-                 encoded: Any, options: dict[str, Any]) -> list[Hits]:  # fmt: skip
-    """Each query's top `k` of a "hybrid" or "fused" search over the shards of `router`."""
-    options = dict(options)
-    weight = options.pop("hybrid_weight", 0.5)
-    fusion = check_fusion(options.pop("fusion", None), weight, mode)
-    weight = check_weight(weight)
-    depth = max(k, DEFAULT_DEPTH)
-    per_shard = router.call("sides", [(texts, depth, mode, encoded, options)] * n_shards)
+def fused_search(router: Any, n_shards: int, texts: list[str], request: SearchRequest,
+                 encoded: Any) -> list[Hits]:  # fmt: skip
+    """Each query's top `request.k` of a "hybrid" or "fused" search over the shards of
+    `router`."""
+    k, mode, depth = request.k, request.mode, request.depth
+    fusion, weight = request.fusion.method, request.fusion.weight
+    per_shard = router.call("sides", [(texts, request, encoded)] * n_shards)
     sides = [tuple(merge_side([s[q][side] for s in per_shard], depth) for side in (0, 1))
              for q in range(len(texts))]  # fmt: skip
     if mode == "hybrid":
@@ -40,7 +39,7 @@ def fused_search(router: Any, n_shards: int, texts: list[str], k: int, mode: str
     missing = [_missing_scores(late, other) for late, other in sides]
     asked = [by_shard(dict.fromkeys(a), n_shards) for a, _ in missing]
     asked_dense = [by_shard(dict.fromkeys(d), n_shards) for _, d in missing]
-    source = options.get("source", "auto")
+    source = request.source
     found = router.call("scores_of", [
         (texts, [a.get(s, []) for a in asked], [d.get(s, []) for d in asked_dense], encoded,
          source) for s in range(n_shards)

@@ -16,6 +16,7 @@ from latesearch.index import Index
 from latesearch.indexing import UpdateSummary, VerifyReport
 from latesearch.indexing.components.bm25_statistics import BM25Statistics
 from latesearch.search.first_stage import bm25_ranked
+from latesearch.search.request import SearchRequest
 from latesearch.search.results import Hits
 
 
@@ -26,11 +27,10 @@ class ShardWorker:
                  check_model: bool = True) -> None:  # fmt: skip
         self.index = Index.load(folder, model, device=device, check_model=check_model)
 
-    def search(self, texts: list[str], k: int, mode: str,
-               encoded: tuple[np.ndarray, np.ndarray] | None,
-               options: dict[str, Any]) -> list[Hits]:  # fmt: skip
+    def search(self, texts: list[str], request: SearchRequest,
+               encoded: tuple[np.ndarray, np.ndarray] | None) -> list[Hits]:  # fmt: skip
         tensors = None if encoded is None else _tensors(encoded)
-        return self.index.search(texts, k, mode, encoded=tensors, **options)
+        return self.index.search(texts, request=request, encoded=tensors)
 
     def rerank(
         self, texts: list[str], candidates: list[list[str]], k: int | None,
@@ -38,28 +38,28 @@ class ShardWorker:
     ) -> list[Hits]:  # fmt: skip
         return self.index.rerank(texts, candidates, k, encoded=_tensors(encoded), **options)
 
-    def sides(self, texts: list[str], depth: int, mode: str,
-              encoded: tuple[np.ndarray, np.ndarray], options: dict[str, Any],
-              ) -> list[tuple[Hits, Hits]]:  # fmt: skip
-        """The two rankings a "hybrid" or "fused" search fuses, each query's top `depth`
-        of this shard: ("e2e" hits, BM25 hits with BM25 scores) or ("e2e", "dense")."""
-        late = self.search(texts, depth, "e2e", encoded, options)
-        if mode == "fused":
-            other = self.index.search(texts, depth, "dense", **options)
+    def sides(self, texts: list[str], request: SearchRequest,
+              encoded: tuple[np.ndarray, np.ndarray]) -> list[tuple[Hits, Hits]]:  # fmt: skip
+        """The two rankings a "hybrid" or "fused" search fuses, each query's top
+        `request.depth` of this shard: ("e2e" hits, BM25 hits with BM25 scores) or
+        ("e2e", "dense")."""
+        depth = request.depth
+        late = self.search(texts, request.replace(k=depth, mode="e2e"), encoded)
+        if request.mode == "fused":
+            other = self.index.search(texts, request=request.replace(k=depth, mode="dense"))
         else:
-            other = self.lexical(texts, depth, options)
+            other = self.lexical(texts, depth, request)
         return list(zip(late, other, strict=True))
 
-    def lexical(self, texts: list[str], depth: int, options: dict[str, Any]) -> list[Hits]:
-        """Each query's BM25 top `depth` here, with BM25 scores (by the statistics in
-        `options["bm25_statistics"]` where given), filtered by `options["filter"]`."""
+    def lexical(self, texts: list[str], depth: int, request: SearchRequest) -> list[Hits]:
+        """Each query's BM25 top `depth` here, with BM25 scores (by the request's
+        collection statistics where given), filtered by its filter."""
         store = self.index.store
-        wanted = options.get("filter")
-        allowed = None if wanted is None else store.matching(wanted)
+        allowed = None if request.filter is None else store.matching(request.filter)
         ranked = bm25_ranked(store, self.index.searcher.bm25, texts, depth, allowed,
-                             options.get("bm25_statistics"))  # fmt: skip
-        return [self.index._hits(r, options.get("return_text", False),
-                                 return_metadata=options.get("return_metadata", False))
+                             request.bm25.statistics)  # fmt: skip
+        return [self.index._hits(r, request.return_text,
+                                 return_metadata=request.return_metadata)
                 for r in ranked]  # fmt: skip
 
     def bm25_statistics(self, texts: list[str]) -> BM25Statistics | None:
@@ -119,7 +119,8 @@ class ShardWorker:
 
     def describe(self) -> dict[str, Any]:
         """What the shard holds: documents, embeddings, model source, components, modes."""
-        from latesearch.indexing.components import present_components, servable_modes
+        from latesearch.indexing.components import present_components
+        from latesearch.search.modes import servable_modes
 
         store = self.index.store
         return {"documents": store.n_docs, "embeddings": store.n_embeddings,

@@ -22,7 +22,7 @@ equal the unsharded index where "e2e" does.
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -33,25 +33,22 @@ import numpy as np
 from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.data import read_collection
 from latesearch.errors import ConfigError, InputError
-from latesearch.index import Index, _as_list, candidate_lists
+from latesearch.index import Index, _as_list, as_request, candidate_lists
 from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary
 from latesearch.indexing.components.bm25_statistics import BM25Statistics
 from latesearch.indexing.files import IndexExistsError
 from latesearch.indexing.storage import UnknownDocumentError
 from latesearch.modeling import ColBERT
 from latesearch.search.models import load_index_model
+from latesearch.search.modes import get_mode, mode_names
+from latesearch.search.request import SearchRequest
 from latesearch.search.results import Hit, Hits
-from latesearch.search.searcher import check_positive
 from latesearch.sharding.fusing import fused_search, merge_side
 from latesearch.sharding.manifest import SHARDS_MANIFEST, ShardsManifest, shard_name
 from latesearch.sharding.parallel_build import build_in_parallel
 from latesearch.sharding.routers import LocalShards, RayShards
 from latesearch.sharding.routing import by_shard, shard_of
 from latesearch.sharding.split import split_collection
-
-MERGED_MODES = ("e2e", "exact", "rerank", "dense", "hybrid", "fused")
-# "dense" needs pooled vectors: each shard encodes them (and the dense side of "fused")
-ENCODED_HERE = ("e2e", "exact", "rerank", "hybrid", "fused")
 
 
 class ShardedIndex:
@@ -170,28 +167,39 @@ class ShardedIndex:
 
     # ------------------------------------------------------------------ searching
     def search(
-        self, queries: str | list[str], k: int = 10, mode: str = "e2e", **options: Any
+        self,
+        queries: str | list[str],
+        k: int | None = None,
+        mode: str | None = None,
+        *,
+        request: SearchRequest | None = None,
+        **options: Any,
     ) -> Hits | list[Hits]:
-        """`Index.search` over every shard, merged (see the module's docstring for which
-        modes merge exactly). Options are `Index.search`'s (filter, ndocs, bm25_k, fusion,
-        ...)."""
-        if mode not in MERGED_MODES:
-            raise InputError(f"mode must be one of {MERGED_MODES}, got {mode!r}", field="mode")
-        check_positive("k", k)
+        """`Index.search` over every shard, merged as the mode says (`SearchMode.sharded`;
+        see the module's docstring for which modes merge exactly)."""
+        request = as_request(request, k, mode, options)
+        search_mode = get_mode(request.mode)
         texts, single = _as_list(queries)
-        encoded = self.router.shared(self._encode(texts)) if mode in ENCODED_HERE else None
+        encoded = None
+        if search_mode.queries != "none":  # encoded once, here, for every shard
+            encoded = self.router.shared(self._encode(texts))
+        if search_mode.bm25_scored:  # BM25 scored with the whole collection's statistics
+            statistics = self._bm25_statistics(texts)
+            request = dataclasses.replace(
+                request, bm25=dataclasses.replace(request.bm25, statistics=statistics))
+        merge = {"top_k": self._top_k, "bm25_then_exact": self._bm25_then_maxsim,
+                 "fuse_sides": self._fused}[search_mode.sharded]  # fmt: skip
+        results = merge(texts, request, encoded)
+        return results[0] if single else results
+
+    def _top_k(self, texts: list[str], request: SearchRequest, encoded: Any) -> list[Hits]:
+        """Each shard's top k, merged by score."""
         n = self.manifest.n_shards
-        if mode in ("rerank", "hybrid"):  # BM25 scored with the whole collection's statistics
-            options = {**options, "bm25_statistics": self._bm25_statistics(texts)}
-        if mode in ("hybrid", "fused"):
-            results = fused_search(self.router, n, texts, k, mode, encoded, options)
-            return results[0] if single else results
-        if mode == "rerank":
-            results = self._bm25_then_maxsim(texts, k, encoded, options)
-            return results[0] if single else results
-        per_shard = self.router.call("search", [(texts, k, mode, encoded, options)] * n)
-        merged = [_merge([shard[q] for shard in per_shard], k) for q in range(len(texts))]
-        return merged[0] if single else merged
+        per_shard = self.router.call("search", [(texts, request, encoded)] * n)
+        return [_merge([shard[q] for shard in per_shard], request.k) for q in range(len(texts))]
+
+    def _fused(self, texts: list[str], request: SearchRequest, encoded: Any) -> list[Hits]:
+        return fused_search(self.router, self.manifest.n_shards, texts, request, encoded)
 
     def rerank(
         self,
@@ -206,22 +214,17 @@ class ShardedIndex:
         merged = self._scored(texts, lists, k, self.router.shared(self._encode(texts)), options)
         return merged[0] if single else merged
 
-    def _bm25_then_maxsim(self, texts: list[str], k: int, encoded: Any,
-                          options: dict[str, Any]) -> list[Hits]:  # fmt: skip
+    def _bm25_then_maxsim(self, texts: list[str], request: SearchRequest,
+                          encoded: Any) -> list[Hits]:  # fmt: skip
         """mode="rerank": the collection's BM25 top `bm25_k` (each shard's, by the whole
         collection's statistics, merged), then the exact MaxSim of those candidates."""
-        unknown = set(options) - set(inspect.signature(Index.search).parameters)
-        if unknown:
-            raise TypeError(f"search() got unexpected keyword arguments: {sorted(unknown)}")
-        depth = options.get("bm25_k", 1000)
-        check_positive("bm25_k", depth)
-        n = self.manifest.n_shards
-        found = self.router.call("lexical", [(texts, depth, options)] * n)
+        depth, n = request.bm25.depth, self.manifest.n_shards
+        found = self.router.call("lexical", [(texts, depth, request)] * n)
         lists = [[h.doc_id for h in merge_side([shard[q] for shard in found], depth)]
                  for q in range(len(texts))]  # fmt: skip
-        wanted = ("return_text", "return_metadata", "device", "source")
-        return self._scored(texts, lists, k, encoded,
-                            {key: options[key] for key in wanted if key in options})
+        options = {"return_text": request.return_text, "device": request.device,
+                   "return_metadata": request.return_metadata, "source": request.source}
+        return self._scored(texts, lists, request.k, encoded, options)
 
     def _scored(self, texts: list[str], lists: list[list[str]], k: int | None, encoded: Any,
                 options: dict[str, Any]) -> list[Hits]:  # fmt: skip
@@ -284,7 +287,7 @@ class ShardedIndex:
         that merge), and the shards."""
         parts = self.router.call("describe", [()] * self.manifest.n_shards)
         common = [c for c in parts[0]["components"] if all(c in p["components"] for p in parts)]
-        modes = [m for m in MERGED_MODES if all(m in p["modes"] for p in parts)]
+        modes = [m for m in mode_names() if all(m in p["modes"] for p in parts)]
         return {"documents": sum(p["documents"] for p in parts),
                 "embeddings": sum(p["embeddings"] for p in parts), "model": parts[0]["model"],
                 "components": common, "modes": modes, "shards": list(self.manifest.shards)}

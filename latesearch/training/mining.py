@@ -39,8 +39,9 @@ def mine_index(
     """The top-`depth` of an existing latesearch index (a model's own hard negatives):
     end-to-end search when the index has an `ann/` component, else exact MaxSim."""
     from latesearch.indexing import IndexStore
-    from latesearch.indexing.components import servable_modes
     from latesearch.search.models import load_index_model
+    from latesearch.search.modes import servable_modes
+    from latesearch.search.request import SearchRequest
     from latesearch.search.searcher import Searcher
 
     store = IndexStore.open(path)
@@ -48,7 +49,7 @@ def mine_index(
     mode = "e2e" if "e2e" in servable_modes(store) else "exact"
 
     def search(texts: list[str], k: int) -> list[list[tuple[str, float]]]:
-        found = searcher.search(texts, k, mode)
+        found = searcher.search(texts, SearchRequest(k=k, mode=mode))
         return [list(zip(store.doc_ids[i], s.tolist(), strict=True)) for s, i in found]
 
     return _exclude(queries, positives, search, depth)

@@ -13,8 +13,10 @@ import torch
 from latesearch import Index
 from latesearch.errors import ConfigError, IndexCorruptError
 from latesearch.indexing import IndexStore
-from latesearch.indexing.components import servable_modes
+from latesearch.indexing.components import MissingComponentError
 from latesearch.search.fusion import fuse_union
+from latesearch.search.modes import servable_modes
+from latesearch.search.request import SearchRequest
 
 from .conftest import read_docs, write_collection
 
@@ -81,7 +83,8 @@ def test_filters_apply_to_both_views(dense_index):
     store = dense_index.store
     idx = np.sort(store.doc_indices(sorted(allowed))[0])
     for mode in ("dense", "fused"):
-        ranked = dense_index.searcher.search([QUERY], 10, mode, allowed=idx)[0]
+        ranked = dense_index.searcher.search([QUERY], SearchRequest(k=10, mode=mode),
+                                             allowed=idx)[0]
         assert {store.doc_ids[i] for i in ranked[1]} == allowed
 
 
@@ -173,7 +176,8 @@ def test_the_backbone_source(tmp_path, collection_path, tiny_colbert, tiny_bert_
 
 
 def test_modes_need_a_dense_view(tiny_index):
-    with pytest.raises(ConfigError, match="no dense view"):
-        tiny_index.search(QUERY, k=3, mode="fused")
+    for mode in ("dense", "fused"):  # a request the index cannot serve: 400 over HTTP
+        with pytest.raises(MissingComponentError, match="needs a dense view"):
+            tiny_index.search(QUERY, k=3, mode=mode)
     with pytest.raises(ConfigError, match="dense"):
         Index.build([], "unused", dense="mean")

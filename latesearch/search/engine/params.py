@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
+from latesearch._configio import check_positive
 from latesearch.errors import InputError
 
 # (largest k, ncells, centroid_score_threshold, ndocs)
@@ -33,8 +33,8 @@ class EngineParams:
     ndocs: int
 
     def __post_init__(self) -> None:
-        _check_int("ncells", self.ncells)
-        _check_int("ndocs", self.ndocs)
+        check_positive("ncells", self.ncells)
+        check_positive("ndocs", self.ndocs)
         t_cs = self.centroid_score_threshold
         if isinstance(t_cs, bool) or not isinstance(t_cs, int | float) or math.isnan(t_cs):
             raise InputError(
@@ -69,8 +69,3 @@ class EngineParams:
     def exact_survivors(self, k: int) -> int:
         """How many documents the last stage scores exactly: ndocs / 4, at least k."""
         return max(k, self.ndocs // 4)
-
-
-def _check_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name} must be an integer >= 1, got {value!r}", field=name)
