@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from latesearch._configio import JsonConfig
 from latesearch.errors import ConfigError
-from latesearch.search.searcher import MODES  # one set of mode names everywhere
+from latesearch.search.modes import mode_names
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,6 @@ class ServeConfig(JsonConfig):
             raise ConfigError(
                 f"ServeConfig.default_k ({self.default_k}) exceeds max_k ({self.max_k})"
             )
-        if self.default_mode not in MODES:
-            raise ConfigError(
-                f"ServeConfig.default_mode must be one of {MODES}, got {self.default_mode!r}"
-            )
+        if self.default_mode not in mode_names():
+            raise ConfigError(f"ServeConfig.default_mode must be one of {list(mode_names())}, "
+                              f"got {self.default_mode!r}")  # fmt: skip
