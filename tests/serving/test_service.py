@@ -174,12 +174,35 @@ def test_bad_rerank_bodies_are_400s(index, data, field):
     assert response.status == 400 and response.body["field"] == field
 
 
+@pytest.mark.parametrize(
+    ("data", "delete", "field"),
+    [
+        ({"documents": []}, False, "documents"),
+        ({"documents": [{"id": "x"}]}, False, "documents.0.text"),
+        ({"documents": [{"id": " ", "text": "t"}]}, False, "documents.0.id"),
+        ({"documents": [{"id": "x", "text": "t", "size": 1}]}, False, "documents.0.size"),
+        ({"documents": [{"id": f"n{i}", "text": "t"} for i in range(3)]}, False, "documents"),
+        ({"ids": []}, True, "ids"),
+        ({"ids": [1]}, True, "ids.0"),
+        ({"ids": ["a", "b", "c"]}, True, "ids"),
+        ({"ids": ["a"], "missing": "ignore"}, True, "missing"),
+    ],
+)
+def test_bad_write_bodies_are_400s_before_any_update(index, data, delete, field):
+    service = SearchService(index, ServeConfig(max_write_documents=2), api_key="key")
+    response = service.write(data, delete=delete, key="key")
+    assert response.status == 400 and response.body["field"] == field
+    assert len(service.index) == 30
+
+
 def test_limits_from_the_config(index):
     service = SearchService(index, ServeConfig(max_queries=2, max_query_chars=10,
                                                max_candidates=2, max_k=5, default_k=5))  # fmt: skip
     assert post(service, "/search", {"queries": ["a", "b", "c"]}).body["field"] == "queries"
     assert post(service, "/search", {"query": "x" * 11}).body["field"] == "query"
     assert post(service, "/rerank", {"query": "a", "candidates": ["d1", "d2", "d3"]}).status == 400
+    batch = {"queries": ["a", "b"], "candidates": [["d1"], ["d1", "d2", "d3"]]}
+    assert post(service, "/rerank", batch).body["field"] == "candidates.1"
     assert service.handle("GET", "/search?q=a&k=6").body["error"].endswith("limit is 5")
 
 
