@@ -6,9 +6,9 @@ It knows nothing of sockets: `health()`, `search_url(query_string)`, `search(dat
 without a network.
 
     GET  /health                      the index, its size and the modes it can serve
-    GET  /search?q=...&k=10&mode=e2e  one query (optional: text=1, meta=1, filter=JSON,
-                                      ncells, ndocs, k_prime, nprobe, bm25_k, fusion,
-                                      hybrid_weight)
+    GET  /search?q=...&k=10&mode=e2e  one query, with the options HTTP takes of
+                                      `search.request.OPTIONS` (text=1, meta=1,
+                                      filter=JSON, ...)
     POST /search  {"query": ...} or {"queries": [...]}, plus the same options
     POST /rerank  {"query": ..., "candidates": [ids]} or {"queries": [...],
                   "candidates": [[ids], ...]}, optional "k", "missing", "filter"
