@@ -9,19 +9,20 @@ import signal
 import socket
 import threading
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from latesearch import __version__
 from latesearch.errors import InputError
+from latesearch.serving.parsing import INSTALL_HINT, input_error, url_params
 from latesearch.serving.service import Response, SearchService
 
-INSTALL_HINT = "the HTTP server needs the server extra: pip install 'latesearch[server]'"
+__all__ = ["INSTALL_HINT", "RunningServer", "create_app"]
 
 
 def create_app(service: SearchService) -> Any:
     """A FastAPI application answering with `service`."""
     try:
-        from fastapi import FastAPI, Header, Query, Request
+        from fastapi import Depends, FastAPI, Header, Query, Request
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import JSONResponse
         from starlette.exceptions import HTTPException
@@ -51,15 +52,22 @@ def create_app(service: SearchService) -> Any:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        if first.get("type") == "json_invalid":
-            message = first.get("ctx", {}).get("error", "invalid JSON")
+        errors = list(exc.errors())
+        if errors[0].get("type") == "json_invalid":
+            message = errors[0].get("ctx", {}).get("error", "invalid JSON")
             return JSONResponse({"error": f"the request body is not valid JSON: {message}",
                                  "field": "body"}, 400)  # fmt: skip
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "header")]
-        field = ".".join(loc) or "body"
-        return JSONResponse({"error": f"{field}: {first.get('msg', 'invalid')}",
-                             "field": field}, 400)  # fmt: skip
+        return bad_input(input_error(errors, routed=True))
+
+    @app.exception_handler(InputError)
+    async def input_error_handler(request: Request, exc: InputError) -> JSONResponse:
+        return bad_input(exc)
+
+    def bad_input(error: InputError) -> JSONResponse:
+        return JSONResponse({"error": str(error), "field": error.field}, 400)
+
+    def once_each(request: Request) -> None:
+        url_params(request.query_params.multi_items())  # a repeated parameter is an error
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Any:
@@ -75,35 +83,21 @@ def create_app(service: SearchService) -> Any:
         """The index, its size and the modes it can serve."""
         return reply(service.health())
 
-    @app.get("/search", response_model=s.SearchOut, responses=errors)
-    def search_get(
-        request: Request,
-        q: str = Query(description="the query"),
-        k: int | None = Query(None, ge=1),
-        mode: s.Mode | None = None,
-        text: bool = Query(False, description="include titles and texts"),
-        k_prime: int | None = Query(None, ge=1),
-        nprobe: int | None = Query(None, ge=1),
-        bm25_k: int | None = Query(None, ge=1),
-        ncells: int | None = Query(None, ge=1),
-        ndocs: int | None = Query(None, ge=1),
-        filter: str | None = Query(None, description="metadata filter as JSON"),  # noqa: A002
-        meta: bool = Query(False, description="include documents' metadata"),
-        fusion: s.Fusion | None = None,
-        hybrid_weight: float | None = Query(None, ge=0, le=1),
-    ) -> JSONResponse:
+    @app.get("/search", response_model=s.SearchOut, responses=errors,
+             dependencies=[Depends(once_each)])  # fmt: skip
+    def search_get(params: Annotated[s.SearchQuery, Query()]) -> JSONResponse:
         """Search one query given as URL parameters."""
-        return reply(service.search_url(request.url.query))
+        return reply(service.search_url(params))
 
     @app.post("/search", response_model=s.SearchOut, responses=errors)
     def search_post(body: s.SearchBody) -> JSONResponse:
         """Search one query or a batch."""
-        return reply(service.search(body.model_dump(exclude_unset=True)))
+        return reply(service.search(body))
 
     @app.post("/rerank", response_model=s.RerankOut, responses=errors)
     def rerank(body: s.RerankBody) -> JSONResponse:
         """Score given document ids exactly and rank them."""
-        return reply(service.rerank(body.model_dump(exclude_unset=True)))
+        return reply(service.rerank(body))
 
     def key_of(authorization: str | None, x_api_key: str | None) -> str | None:
         if x_api_key is not None:
@@ -116,21 +110,21 @@ def create_app(service: SearchService) -> Any:
     def add(body: s.DocumentsBody, authorization: str | None = Header(None),
             x_api_key: str | None = Header(None)) -> JSONResponse:  # fmt: skip
         """Add documents (needs the API key); an id the index holds is an error."""
-        return reply(service.write(body.model_dump(), delete=False,
+        return reply(service.write(body, delete=False,
                                    key=key_of(authorization, x_api_key)))  # fmt: skip
 
     @app.put("/documents", response_model=s.WriteOut, responses=errors)
     def upsert(body: s.DocumentsBody, authorization: str | None = Header(None),
                x_api_key: str | None = Header(None)) -> JSONResponse:  # fmt: skip
         """Add documents or replace those whose id the index holds (needs the API key)."""
-        return reply(service.write(body.model_dump(), delete=False, upsert=True,
+        return reply(service.write(body, delete=False, upsert=True,
                                    key=key_of(authorization, x_api_key)))  # fmt: skip
 
     @app.post("/documents/delete", response_model=s.WriteOut, responses=errors)
     def delete(body: s.DeleteBody, authorization: str | None = Header(None),
                x_api_key: str | None = Header(None)) -> JSONResponse:  # fmt: skip
         """Delete documents by id (needs the API key)."""
-        return reply(service.write(body.model_dump(), delete=True,
+        return reply(service.write(body, delete=True,
                                    key=key_of(authorization, x_api_key)))  # fmt: skip
 
     return app

@@ -1,85 +1,51 @@
-"""Search and rerank requests, parsed from URL parameters or a JSON body and validated.
+"""From a request as received to what the service runs.
 
-Every error is an `InputError` that names the offending field, so a client learns what to
-fix from the response alone.
+The pydantic models of `serving.schemas` check the fields' types, once (`validated`:
+strictly for a JSON object, leniently for URL strings; the FastAPI routes hand over models
+they have already validated). Then the server's policy: one of `query` / `queries`, the
+query limits, the rerank and write limits, and `ServeConfig`'s defaults and limits for
+the one `SearchRequest` a search makes. Every error is an `InputError` naming the field by
+its JSON path (`queries.0`, `documents.2.text`) or its URL parameter.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 
 from latesearch.data import Document
 from latesearch.errors import InputError
-from latesearch.indexing.filters import compile_filter
-from latesearch.search.fusion import FUSIONS, check_weight
-from latesearch.search.modes import mode_names
+from latesearch.search.request import SearchLimits, SearchRequest
 from latesearch.serving.config import ServeConfig
 
-SEARCH_FIELDS = ("query", "queries", "k", "mode", "return_text", "k_prime", "nprobe", "bm25_k",
-                 "ncells", "ndocs", "filter", "return_metadata", "fusion",
-                 "hybrid_weight")  # fmt: skip
-RERANK_FIELDS = ("query", "queries", "candidates", "k", "missing", "return_text", "filter",
-                 "return_metadata")  # fmt: skip
-ADD_FIELDS = ("documents",)
-DELETE_FIELDS = ("ids", "missing")
-DOCUMENT_FIELDS = ("id", "title", "text", "metadata")
-# URL parameter -> request field (GET /search)
-URL_PARAMS = {"q": "query", "k": "k", "mode": "mode", "text": "return_text",
-              "k_prime": "k_prime", "nprobe": "nprobe", "bm25_k": "bm25_k",
-              "ncells": "ncells", "ndocs": "ndocs", "filter": "filter",
-              "meta": "return_metadata", "fusion": "fusion",
-              "hybrid_weight": "hybrid_weight"}  # fmt: skip
-_INT_FIELDS = ("k", "k_prime", "nprobe", "bm25_k", "ncells", "ndocs")
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+INSTALL_HINT = "the HTTP server needs the server extra: pip install 'latesearch[server]'"
 
 
 @dataclass(frozen=True)
-class SearchRequest:
-    """Top-k search of one query (`single`) or of a batch."""
+class Search:
+    """The queries of a search (`single`: given as `query`) and its request."""
 
     queries: list[str]
     single: bool
-    k: int
-    mode: str
-    return_text: bool = False
-    k_prime: int | None = None
-    nprobe: int | None = None
-    bm25_k: int = 1000
-    ncells: int | None = None
-    ndocs: int | None = None
-    filter: dict[str, Any] | None = None
-    return_metadata: bool = False
-    fusion: str | None = None
-    hybrid_weight: float = 0.5
-
-    def options(self) -> dict[str, Any]:
-        """Keyword arguments of `Index.search` besides the queries."""
-        return {"k": self.k, "mode": self.mode, "return_text": self.return_text,
-                "k_prime": self.k_prime, "nprobe": self.nprobe, "bm25_k": self.bm25_k,
-                "ncells": self.ncells, "ndocs": self.ndocs, "filter": self.filter,
-                "return_metadata": self.return_metadata, "fusion": self.fusion,
-                "hybrid_weight": self.hybrid_weight}  # fmt: skip
+    request: SearchRequest
 
 
 @dataclass(frozen=True)
-class RerankRequest:
+class Rerank:
     """Exact MaxSim of each query against its own candidate ids."""
 
     queries: list[str]
     single: bool
     candidates: list[list[str]]
-    k: int | None = None
-    missing: str = "raise"
-    return_text: bool = False
-    filter: dict[str, Any] | None = None
-    return_metadata: bool = False
+    k: int | None
+    options: dict[str, Any]  # Index.rerank's missing, return_text, filter, return_metadata
 
 
 @dataclass(frozen=True)
-class WriteRequest:
+class Write:
     """Documents to add (or replace) and ids to delete."""
 
     documents: list[Document]
@@ -87,6 +53,18 @@ class WriteRequest:
     missing: str = "raise"
 
 
+def models() -> Any:
+    """The request models (`serving.schemas`); pydantic comes with the server extra."""
+    try:
+        from latesearch.serving import schemas
+    except ImportError as err:
+        if err.name != "pydantic":
+            raise
+        raise InputError(INSTALL_HINT) from None
+    return schemas
+
+
+# ---------------------------------------------------------------------- raw input
 def parse_json_body(body: bytes) -> dict[str, Any]:
     """The JSON object of a request body."""
     if not body.strip():
@@ -96,255 +74,163 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise InputError("the request body is not UTF-8", field="body") from None
     except json.JSONDecodeError as err:
-        raise InputError(
-            f"the request body is not valid JSON: {err.msg} (line {err.lineno}, "
-            f"column {err.colno})",
-            field="body",
-        ) from None
+        raise InputError(f"the request body is not valid JSON: {err.msg} (line {err.lineno}, "
+                         f"column {err.colno})", field="body") from None  # fmt: skip
     if not isinstance(data, dict):
-        raise InputError(
-            f"the request body must be a JSON object, got {type(data).__name__}", field="body"
-        )
+        raise InputError(f"the request body must be a JSON object, got {type(data).__name__}",
+                         field="body")  # fmt: skip
     return data
 
 
-def search_from_url(query_string: str, config: ServeConfig) -> SearchRequest:
-    """A `SearchRequest` from `GET /search?q=...&k=...&mode=...&text=1` parameters."""
+def url_params(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """URL parameters as a dict; a parameter given twice is an error."""
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise InputError(f"parameter {name!r} is given more than once", field=name)
+        params[name] = value
+    return params
+
+
+def validated(model: type, data: Any, *, strict: bool = True) -> Any:
+    """`data` as a `model` instance (as is if it is one already), or the first error as
+    an InputError."""
+    if isinstance(data, model):
+        return data
+    if not isinstance(data, dict):
+        raise InputError(f"the request must be a JSON object, got {type(data).__name__}",
+                         field="body")  # fmt: skip
+    from pydantic import ValidationError
+
     try:
-        params = parse_qs(query_string, keep_blank_values=True, strict_parsing=True)
-    except ValueError:
-        raise InputError(f"malformed URL parameters {query_string!r}", field="url") from None
-    data: dict[str, Any] = {}
-    for name, values in params.items():
-        if name not in URL_PARAMS:
-            raise InputError(
-                f"unknown parameter {name!r}; expected some of {sorted(URL_PARAMS)}", field=name
-            )
-        if len(values) != 1:
-            raise InputError(f"parameter {name!r} is given {len(values)} times", field=name)
-        key, value = URL_PARAMS[name], values[0]
-        if key in _INT_FIELDS:
-            data[key] = _url_int(name, value)
-        elif key in ("return_text", "return_metadata"):
-            data[key] = _url_bool(name, value)
-        elif key == "filter":
-            data[key] = _url_json(name, value)
-        elif key == "hybrid_weight":
-            data[key] = _url_float(name, value)
-        else:
-            data[key] = value
-    if "query" not in data:
-        raise InputError("GET /search needs the query in parameter 'q'", field="q")
-    return search_from_json(data, config)
+        return model.model_validate(data, strict=strict)
+    except ValidationError as err:
+        raise input_error(err.errors()) from None
 
 
-def search_from_json(data: dict[str, Any], config: ServeConfig) -> SearchRequest:
-    """A `SearchRequest` from a `POST /search` JSON object."""
-    _check_fields(data, SEARCH_FIELDS)
-    queries, single = _queries(data, config)
-    return SearchRequest(
-        queries=queries,
-        single=single,
-        k=_int(data, "k", config.default_k, config.max_k),
-        mode=_choice(data, "mode", config.default_mode, mode_names()),
-        return_text=_bool(data, "return_text"),
-        k_prime=_int(data, "k_prime", None, config.max_candidates),
-        nprobe=_int(data, "nprobe", None, None),
-        bm25_k=_int(data, "bm25_k", min(1000, config.max_candidates), config.max_candidates),
-        ncells=_int(data, "ncells", None, None),
-        ndocs=_int(data, "ndocs", None, config.max_candidates),
-        filter=_filter(data),
-        return_metadata=_bool(data, "return_metadata"),
-        fusion=None if data.get("fusion") is None else _choice(data, "fusion", "", FUSIONS),
-        hybrid_weight=check_weight(data.get("hybrid_weight", 0.5)),
-    )
+def input_error(errors: list[Any], *, routed: bool = False) -> InputError:
+    """The first of pydantic's errors as an InputError naming its field (the JSON path,
+    or the URL parameter); `routed`: FastAPI's errors, located in the body, query or
+    header first."""
+    locs = [list(error.get("loc", ()))[1 if routed else 0:] for error in errors]
+    loc = locs[0]
+    cut = next((n for n, part in enumerate(loc)
+                if isinstance(part, str) and not part.isidentifier()), None)  # fmt: skip
+    if cut is not None:  # inside a union's member ("list[str]"): say what the field may be
+        members = dict.fromkeys(str(other[cut]) for other in locs
+                                if other[:cut] == loc[:cut] and len(other) > cut)  # fmt: skip
+        return InputError(f"must be {' or '.join(members)}", field=_dotted(loc[:cut]))
+    field = _dotted(loc)
+    if errors[0].get("type") == "extra_forbidden":
+        return InputError(f"unknown field {field!r}; see /docs for the fields", field=field)
+    return InputError(errors[0].get("msg", "invalid"), field=field)
 
 
-def rerank_from_json(data: dict[str, Any], config: ServeConfig) -> RerankRequest:
-    """A `RerankRequest` from a `POST /rerank` JSON object: "query" with "candidates" (a
-    list of ids), or "queries" with "candidates" (one list of ids per query)."""
-    _check_fields(data, RERANK_FIELDS)
-    queries, single = _queries(data, config)
-    if "candidates" not in data:
-        raise InputError("missing 'candidates' (the document ids to score)", field="candidates")
-    raw = data["candidates"]
-    if single:
-        lists = [_id_list(raw, "candidates", config)]
-    else:
-        if not isinstance(raw, list) or len(raw) != len(queries):
-            raise InputError(
-                f"'candidates' must hold one list of ids per query ({len(queries)} lists)",
-                field="candidates",
-            )
-        lists = [_id_list(ids, f"candidates[{n}]", config) for n, ids in enumerate(raw)]
-    return RerankRequest(
-        queries=queries,
-        single=single,
-        candidates=lists,
-        k=_int(data, "k", None, config.max_k),
-        missing=_choice(data, "missing", "raise", ("raise", "skip")),
-        return_text=_bool(data, "return_text"),
-        filter=_filter(data),
-        return_metadata=_bool(data, "return_metadata"),
-    )
+def _dotted(loc: list[Any]) -> str:
+    return ".".join(map(str, loc)) or "body"
 
 
-def write_from_json(data: dict[str, Any], config: ServeConfig, *, delete: bool) -> WriteRequest:
-    """A `WriteRequest` from `{"documents": [{"id", "title", "text"}, ...]}` (add, upsert)
-    or, with `delete`, `{"ids": [...], "missing": "raise" | "skip"}`."""
+# ---------------------------------------------------------------------- requests
+def search_from_json(data: Any, config: ServeConfig) -> Search:
+    """The search of a `POST /search` JSON object (or its validated `SearchBody`)."""
+    return search_of(validated(models().SearchBody, data), config)
+
+
+def search_from_url(params: Any, config: ServeConfig) -> Search:
+    """The search of `GET /search?q=...&k=...` parameters: the query string, or the
+    validated `SearchQuery`."""
+    schemas = models()
+    if isinstance(params, str):
+        try:
+            pairs = parse_qsl(params, keep_blank_values=True, strict_parsing=True)
+        except ValueError:
+            raise InputError(f"malformed URL parameters {params!r}", field="url") from None
+        params = url_params(pairs)
+    return search_of(validated(schemas.SearchQuery, params, strict=False), config)
+
+
+def search_of(fields: Any, config: ServeConfig) -> Search:
+    """A validated search model as the server runs it: its options with the server's
+    defaults (k, mode, bm25_k: min(1000, max_candidates), batch_size) and limits."""
+    options = fields.model_dump(exclude_none=True)
+    queries, single = _queries(options.pop("query", None), options.pop("queries", None),
+                               config)  # fmt: skip
+    defaults = {"k": config.default_k, "mode": config.default_mode,
+                "bm25_k": min(1000, config.max_candidates), "batch_size": config.batch_size}
+    limits = SearchLimits(max_k=config.max_k, max_candidates=config.max_candidates)
+    return Search(queries, single, SearchRequest.of(limits=limits, **{**defaults, **options}))
+
+
+def rerank_from_json(data: Any, config: ServeConfig) -> Rerank:
+    """The rerank of a `POST /rerank` JSON object (or its validated `RerankBody`): `query`
+    with `candidates` (a list of ids), or `queries` with one list of ids per query."""
+    body = validated(models().RerankBody, data)
+    queries, single = _queries(body.query, body.queries, config)
+    raw = body.candidates
+    nested = bool(raw) and isinstance(raw[0], list)
+    if single and nested:
+        raise InputError("with 'query', 'candidates' is one list of ids", field="candidates")
+    if not single and (not nested or len(raw) != len(queries)):
+        raise InputError(f"with 'queries', 'candidates' holds one list of ids per query, "
+                         f"{len(queries)} in all", field="candidates")  # fmt: skip
+    lists = [raw] if single else raw
+    for n, ids in enumerate(lists):
+        _check_count(ids, "candidates" if single else f"candidates.{n}", config.max_candidates)
+    if body.k is not None and body.k > config.max_k:
+        raise InputError(f"k is {body.k}; the limit is {config.max_k}", field="k")
+    options = {"missing": body.missing, "return_text": body.return_text,
+               "filter": body.filter, "return_metadata": body.return_metadata}  # fmt: skip
+    return Rerank(queries, single, [list(ids) for ids in lists], body.k, options)
+
+
+def write_from_json(data: Any, config: ServeConfig, *, delete: bool) -> Write:
+    """The write of `{"documents": [{"id", "title", "text", "metadata"}, ...]}` (add,
+    upsert) or, with `delete`, of `{"ids": [...], "missing": "raise" | "skip"}`."""
+    schemas = models()
+    limit = config.max_write_documents
     if delete:
-        _check_fields(data, DELETE_FIELDS)
-        if "ids" not in data:
-            raise InputError("missing 'ids' (the document ids to delete)", field="ids")
-        ids = _id_list(data["ids"], "ids", config, limit=config.max_write_documents)
-        if not ids:
+        body = validated(schemas.DeleteBody, data)
+        if not body.ids:
             raise InputError("'ids' is empty", field="ids")
-        missing = _choice(data, "missing", "raise", ("raise", "skip"))
-        return WriteRequest(documents=[], ids=ids, missing=missing)
-    _check_fields(data, ADD_FIELDS)
-    raw = data.get("documents")
-    if not isinstance(raw, list) or not raw:
-        raise InputError("'documents' must be a non-empty list of objects", field="documents")
-    if len(raw) > config.max_write_documents:
-        raise InputError(f"{len(raw)} documents in one request; the limit is "
-                         f"{config.max_write_documents}", field="documents")  # fmt: skip
-    return WriteRequest(documents=[_document(d, n) for n, d in enumerate(raw)], ids=[])
+        _check_count(body.ids, "ids", limit)
+        return Write(documents=[], ids=list(body.ids), missing=body.missing)
+    body = validated(schemas.DocumentsBody, data)
+    if not body.documents:
+        raise InputError("'documents' is empty", field="documents")
+    _check_count(body.documents, "documents", limit)
+    for n, doc in enumerate(body.documents):
+        for name in ("id", "text"):
+            if not getattr(doc, name).strip():
+                raise InputError(f"the document's {name} is empty", field=f"documents.{n}.{name}")
+    return Write(documents=[Document(doc_id=d.id, text=d.text, title=d.title,
+                                     metadata=d.metadata) for d in body.documents],
+                 ids=[])  # fmt: skip
 
 
-def _document(value: Any, n: int) -> Document:
-    where = f"documents[{n}]"
-    if not isinstance(value, dict):
-        raise InputError(f"'{where}' must be an object with 'id' and 'text'", field=where)
-    _check_fields(value, DOCUMENT_FIELDS, where)
-    for name in ("id", "text"):
-        if not isinstance(value.get(name), str) or not value[name].strip():
-            name = f"{where}.{name}"
-            raise InputError(f"'{name}' must be a non-empty string", field=name)
-    title = value.get("title", "")
-    if not isinstance(title, str):
-        raise InputError(f"'{where}.title' must be a string", field=f"{where}.title")
-    metadata = value.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise InputError(f"'{where}.metadata' must be an object", field=f"{where}.metadata")
-    return Document(doc_id=value["id"], text=value["text"], title=title, metadata=metadata)
+def _check_count(items: list[Any], field: str, limit: int) -> None:
+    if len(items) > limit:
+        raise InputError(f"{len(items)} items; the limit is {limit}", field=field)
 
 
-# ---------------------------------------------------------------------- field checks
-def _check_fields(data: dict[str, Any], allowed: tuple[str, ...], where: str = "") -> None:
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        name = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise InputError(
-            f"unknown field(s) {unknown}; expected some of {sorted(allowed)}", field=name
-        )
-
-
-def _queries(data: dict[str, Any], config: ServeConfig) -> tuple[list[str], bool]:
-    if ("query" in data) == ("queries" in data):
+def _queries(query: str | None, queries: list[str] | None,
+             config: ServeConfig) -> tuple[list[str], bool]:  # fmt: skip
+    """The query texts and whether one was given as `query`: the server's query policy."""
+    if (query is None) == (queries is None):
         raise InputError("give either 'query' (a string) or 'queries' (a list)", field="query")
-    if "query" in data:
-        return [_query_text(data["query"], "query", config)], True
-    raw = data["queries"]
-    if not isinstance(raw, list) or not raw:
+    if query is not None:
+        return [_query_text(query, "query", config)], True
+    if not queries:
         raise InputError("'queries' must be a non-empty list of strings", field="queries")
-    if len(raw) > config.max_queries:
-        raise InputError(
-            f"{len(raw)} queries in one request; the limit is {config.max_queries}",
-            field="queries",
-        )
-    return [_query_text(q, f"queries[{n}]", config) for n, q in enumerate(raw)], False
+    if len(queries) > config.max_queries:
+        raise InputError(f"{len(queries)} queries in one request; the limit is "
+                         f"{config.max_queries}", field="queries")  # fmt: skip
+    return [_query_text(q, f"queries.{n}", config) for n, q in enumerate(queries)], False
 
 
-def _query_text(value: Any, field: str, config: ServeConfig) -> str:
-    if not isinstance(value, str):
-        raise InputError(f"'{field}' must be a string, got {type(value).__name__}", field=field)
-    if not value.strip():
-        raise InputError(f"'{field}' is empty", field=field)
-    if len(value) > config.max_query_chars:
-        raise InputError(
-            f"'{field}' has {len(value)} characters; the limit is {config.max_query_chars}",
-            field=field,
-        )
-    return value
-
-
-def _id_list(value: Any, field: str, config: ServeConfig, limit: int | None = None) -> list[str]:
-    limit = config.max_candidates if limit is None else limit
-    if not isinstance(value, list):
-        raise InputError(f"'{field}' must be a list of document ids", field=field)
-    if len(value) > limit:
-        raise InputError(f"'{field}' has {len(value)} ids; the limit is {limit}", field=field)
-    for n, doc_id in enumerate(value):
-        if not isinstance(doc_id, str):
-            raise InputError(
-                f"'{field}[{n}]' must be a string id, got {type(doc_id).__name__}", field=field
-            )
-    return list(value)
-
-
-def _int(data: dict[str, Any], field: str, default: int | None, upper: int | None) -> int | None:
-    value = data.get(field, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"'{field}' must be an integer >= 1, got {value!r}", field=field)
-    if upper is not None and value > upper:
-        raise InputError(f"'{field}' is {value}; the limit is {upper}", field=field)
-    return value
-
-
-def _bool(data: dict[str, Any], field: str) -> bool:
-    value = data.get(field, False)
-    if not isinstance(value, bool):
-        raise InputError(f"'{field}' must be true or false, got {value!r}", field=field)
-    return value
-
-
-def _choice(data: dict[str, Any], field: str, default: str, choices: tuple[str, ...]) -> str:
-    value = data.get(field, default)
-    if value not in choices:
-        raise InputError(f"'{field}' must be one of {list(choices)}, got {value!r}", field=field)
-    return value
-
-
-def _filter(data: dict[str, Any]) -> dict[str, Any] | None:
-    value = data.get("filter")
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InputError(f"'filter' must be a JSON object, got {type(value).__name__}",
-                         field="filter")  # fmt: skip
-    compile_filter(value)  # a bad filter is a 400 naming its part, before any work
-    return value
-
-
-def _url_float(name: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise InputError(f"parameter {name!r} must be a number, got {value!r}",
-                         field=name) from None  # fmt: skip
-
-
-def _url_json(name: str, value: str) -> Any:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as err:
-        raise InputError(f"parameter {name!r} is not valid JSON: {err.msg}", field=name) from None
-
-
-def _url_int(name: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        message = f"parameter {name!r} must be an integer, got {value!r}"
-        raise InputError(message, field=name) from None
-
-
-def _url_bool(name: str, value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise InputError(f"parameter {name!r} must be 1/0 or true/false, got {value!r}", field=name)
+def _query_text(text: str, field: str, config: ServeConfig) -> str:
+    if not text.strip():
+        raise InputError("the query is empty", field=field)
+    if len(text) > config.max_query_chars:
+        raise InputError(f"{len(text)} characters; the limit is {config.max_query_chars}",
+                         field=field)  # fmt: skip
+    return text

@@ -1,76 +1,108 @@
 """The HTTP API's request and response models (pydantic), from which its OpenAPI schema
-is generated. They check types; `SearchService` checks limits and defaults, so the Python
-API, the CLI and HTTP share one set of rules."""
+is generated. The search models are derived from `search.request.OPTIONS` (the options
+HTTP takes), the mode enum from the mode registry and the fusion enum from `FUSIONS`, so
+a new option or mode reaches the API without an edit here.
+
+The models check types, once: strictly for JSON bodies, leniently for the URL's strings.
+`SearchService` checks only the server's limits and what the request means."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from latesearch.search.fusion import FUSIONS
+from latesearch.search.modes import mode_names
+from latesearch.search.request import OPTIONS, Option
 from latesearch.search.results import Hit  # the response schema of a hit is the dataclass
 
-Mode = Literal["e2e", "rerank", "exact", "hybrid", "dense", "fused"]
-Fusion = Literal["rrf", "score", "zscore"]
+Mode = Literal[mode_names()]
+Fusion = Literal[FUSIONS]
 Missing = Literal["raise", "skip"]
-Count = Field(default=None, ge=1)
+
+CHOICES: dict[str, Any] = {"mode": Mode, "fusion": Fusion}
+BOUNDS = {"hybrid_weight": {"ge": 0, "le": 1}}  # every integer option is a count (>= 1)
+SERVER_DEFAULTS = ("k", "mode")  # ServeConfig.default_k, default_mode
+QUERY_HELP = "one query (or give `queries`)"
 
 
-class _Request(BaseModel):
+class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class SearchBody(_Request):
-    """One query (`query`) or a batch (`queries`), with the options of `Index.search`."""
-
-    query: str | None = Field(default=None, description="one query (or give `queries`)")
-    queries: list[str] | None = Field(default=None, description="a batch of queries")
-    k: int | None = Field(default=None, ge=1, description="results per query")
-    mode: Mode | None = Field(default=None, description="search mode (server default: e2e)")
-    return_text: bool = Field(default=False, description="include titles and texts")
-    k_prime: int | None = Count
-    nprobe: int | None = Count
-    bm25_k: int | None = Count
-    ncells: int | None = Count
-    ndocs: int | None = Count
-    filter: dict[str, Any] | None = Field(
-        default=None, description='metadata filter, e.g. {"year": {"$gte": 2020}}'
-    )
-    return_metadata: bool = Field(default=False, description="include documents' metadata")
-    fusion: Fusion | None = Field(
-        default=None, description="hybrid: rrf (default) or score; fused: zscore (default), rrf "
-        "or score")
-    hybrid_weight: float | None = Field(default=None, ge=0, le=1,
-                                        description="hybrid: the ColBERT side's weight (0.5)")
+class _Url(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
-class RerankBody(_Request):
+def _option_field(option: Option, *, url: bool) -> tuple[Any, Any]:
+    """(type, Field) of one search option; in the URL a filter is its JSON text."""
+    help_text = option.help
+    if option.name in SERVER_DEFAULTS:
+        help_text += " (default: the server's)"
+    elif option.default not in (None, False):
+        help_text += f" (default: {option.default})"
+    if url and option.kind is dict:
+        help_text += ", as JSON"
+    alias = {"alias": option.url} if url and option.url else {}
+    if option.kind is bool:
+        return bool, Field(default=option.default, description=help_text, **alias)
+    kind = CHOICES.get(option.name, str if url and option.kind is dict else option.kind)
+    if kind is dict:
+        kind = dict[str, Any]
+    bounds = {"ge": 1} if option.kind is int else BOUNDS.get(option.name, {})
+    return kind | None, Field(default=None, description=help_text, **bounds, **alias)
+
+
+def _search_model(name: str, base: type[BaseModel], doc: str, *, url: bool,
+                  **fields: Any) -> type[BaseModel]:  # fmt: skip
+    options = {o.name: _option_field(o, url=url) for o in OPTIONS if o.http}
+    return create_model(name, __base__=base, __doc__=doc, **fields, **options)
+
+
+SearchBody = _search_model(
+    "SearchBody", _Body,
+    "One query (`query`) or a batch (`queries`), with the options of `Index.search`.",
+    url=False,
+    query=(str | None, Field(default=None, description=QUERY_HELP)),
+    queries=(list[str] | None, Field(default=None, description="a batch of queries")),
+)  # fmt: skip
+SearchQuery = _search_model(
+    "SearchQuery", _Url, "GET /search's URL parameters: the query `q` and the options.",
+    url=True, query=(str, Field(alias="q", description="the query")),
+)  # fmt: skip
+
+
+class RerankBody(_Body):
     """Exact MaxSim of a query against given document ids (or one list per query)."""
 
-    query: str | None = None
-    queries: list[str] | None = None
-    candidates: list[str] | list[list[str]]
-    k: int | None = Field(default=None, ge=1)
-    missing: Missing = "raise"
-    return_text: bool = False
-    filter: dict[str, Any] | None = None
-    return_metadata: bool = False
+    query: str | None = Field(default=None, description=QUERY_HELP)
+    queries: list[str] | None = Field(default=None, description="a batch of queries")
+    candidates: list[str] | list[list[str]] = Field(
+        description="document ids (with `query`), or one list of ids per query")
+    k: int | None = Field(default=None, ge=1, description="results per query (default: all)")
+    missing: Missing = Field(default="raise", description="an id the index lacks: raise "
+                             "(a 400) or skip (listed in `skipped`)")  # fmt: skip
+    return_text: bool = Field(default=False, description="include titles and texts")
+    filter: dict[str, Any] | None = Field(
+        default=None, description="metadata filter: only matching candidates are scored")
+    return_metadata: bool = Field(default=False, description="include documents' metadata")
 
 
-class DocumentIn(_Request):
+class DocumentIn(_Body):
     id: str
     text: str
     title: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class DocumentsBody(_Request):
+class DocumentsBody(_Body):
     """Documents to add (POST; an id the index holds is an error) or upsert (PUT)."""
 
     documents: list[DocumentIn]
 
 
-class DeleteBody(_Request):
+class DeleteBody(_Body):
     """Ids to delete; `missing="skip"` ignores ids the index does not hold."""
 
     ids: list[str]

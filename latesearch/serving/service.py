@@ -6,9 +6,9 @@ It knows nothing of sockets: `health()`, `search_url(query_string)`, `search(dat
 without a network.
 
     GET  /health                      the index, its size and the modes it can serve
-    GET  /search?q=...&k=10&mode=e2e  one query (optional: text=1, meta=1, filter=JSON,
-                                      ncells, ndocs, k_prime, nprobe, bm25_k, fusion,
-                                      hybrid_weight)
+    GET  /search?q=...&k=10&mode=e2e  one query, with the options HTTP takes of
+                                      `search.request.OPTIONS` (text=1, meta=1,
+                                      filter=JSON, ...)
     POST /search  {"query": ...} or {"queries": [...]}, plus the same options
     POST /rerank  {"query": ..., "candidates": [ids]} or {"queries": [...],
                   "candidates": [[ids], ...]}, optional "k", "missing", "filter"
@@ -31,7 +31,8 @@ from latesearch.indexing.components import MissingComponentError, present_compon
 from latesearch.search.modes import servable_modes
 from latesearch.serving.config import ServeConfig
 from latesearch.serving.parsing import (
-    SearchRequest,
+    Search,
+    models,
     parse_json_body,
     rerank_from_json,
     search_from_json,
@@ -61,11 +62,14 @@ class SearchService:
     or object) publishes a new version, the next request loads it, whole, and answers from
     it; until it loads (e.g. during the publish's renames) requests are answered from the
     version before. `index` is the version answering now.
+
+    Requests are validated by the pydantic models of `serving.schemas` (the server extra).
     """
 
     def __init__(
         self, index: Any, config: ServeConfig | None = None, *, api_key: str | None = None
     ) -> None:
+        models()  # InputError now, not per request, without the server extra
         self.index = index
         self.config = config or ServeConfig()
         self.api_key = api_key or None
@@ -141,24 +145,26 @@ class SearchService:
         """GET /health."""
         return self._guarded("GET /health", lambda: self._health("", b""))
 
-    def search_url(self, query_string: str) -> Response:
-        """GET /search with its URL parameters."""
-        return self._guarded("GET /search", lambda: self._search_get(query_string, b""))
+    def search_url(self, params: Any) -> Response:
+        """GET /search with its URL parameters: the query string, or the `SearchQuery` the
+        route has validated."""
+        return self._guarded("GET /search", lambda: self._search_get(params, b""))
 
-    def search(self, data: dict[str, Any]) -> Response:
-        """POST /search with its JSON object."""
+    def search(self, data: Any) -> Response:
+        """POST /search with its JSON object (or the `SearchBody` the route has validated)."""
         return self._guarded("POST /search",
                              lambda: self._search(search_from_json(data, self.config)))  # fmt: skip
 
-    def rerank(self, data: dict[str, Any]) -> Response:
-        """POST /rerank with its JSON object."""
+    def rerank(self, data: Any) -> Response:
+        """POST /rerank with its JSON object (or its validated `RerankBody`)."""
         return self._guarded("POST /rerank", lambda: self._rerank_request(data))
 
-    def write(self, data: dict[str, Any], *, delete: bool, upsert: bool = False,
+    def write(self, data: Any, *, delete: bool, upsert: bool = False,
               key: str | None = None) -> Response:  # fmt: skip
         """POST /documents (add), PUT /documents (`upsert`: add or replace) or POST
         /documents/delete (`delete`), allowed only with the server's API key. The update
-        is published like any other; searches go on meanwhile, from the version before."""
+        is published like any other; searches go on meanwhile, from the version before.
+        `data`: the JSON object, or its validated `DocumentsBody` / `DeleteBody`."""
         denied = self._denied(key)
         if denied is not None:
             return denied
@@ -168,8 +174,10 @@ class SearchService:
     def _guarded(self, what: str, call: Callable[[], Response]) -> Response:
         try:
             return call()
-        except (InputError, MissingComponentError) as err:
-            return _error(400, str(err), getattr(err, "field", None))
+        except InputError as err:
+            return _error(400, str(err), err.field)
+        except MissingComponentError as err:  # the index cannot serve the mode asked for
+            return _error(400, str(err), "mode")
         except LatesearchError as err:
             log.error("%s failed: %s", what, err)
             return _error(500, str(err))
@@ -187,7 +195,7 @@ class SearchService:
                             {"WWW-Authenticate": "Bearer"})  # fmt: skip
         return None
 
-    def _write(self, data: dict[str, Any], *, delete: bool, upsert: bool) -> Response:
+    def _write(self, data: Any, *, delete: bool, upsert: bool) -> Response:
         request = write_from_json(data, self.config, delete=delete)
         with self._write_lock:
             with self._lock:
@@ -214,26 +222,23 @@ class SearchService:
             "max_k": self.config.max_k,
         })  # fmt: skip
 
-    def _search_get(self, query: str, body: bytes) -> Response:
-        return self._search(search_from_url(query, self.config))
+    def _search_get(self, params: Any, body: bytes) -> Response:
+        return self._search(search_from_url(params, self.config))
 
     def _search_post(self, query: str, body: bytes) -> Response:
         _no_url_params(query, "POST /search")
         return self._search(search_from_json(parse_json_body(body), self.config))
 
-    def _search(self, request: SearchRequest) -> Response:
+    def _search(self, search: Search) -> Response:
         def work(index: Any) -> tuple[Any, dict[str, Any]]:
-            found = index.search(request.queries, batch_size=self.config.batch_size,
-                                 **request.options())  # fmt: skip
-            return found, _timings(index)
+            return index.search(search.queries, request=search.request), _timings(index)
 
         results, timings = self._call(work)
-        head = {"mode": request.mode, "k": request.k}
-        if request.single:
-            hits = results[0]
-            return Response(200, {"query": request.queries[0], **head,
-                                  "hits": hits.to_dicts(), "timings": timings})  # fmt: skip
-        rows = [{"query": q, "hits": h.to_dicts()} for q, h in zip(request.queries, results,
+        head = {"mode": search.request.mode, "k": search.request.k}
+        if search.single:
+            return Response(200, {"query": search.queries[0], **head,
+                                  "hits": results[0].to_dicts(), "timings": timings})  # fmt: skip
+        rows = [{"query": q, "hits": h.to_dicts()} for q, h in zip(search.queries, results,
                                                                   strict=True)]  # fmt: skip
         return Response(200, {**head, "results": rows, "timings": timings})
 
@@ -241,13 +246,12 @@ class SearchService:
         _no_url_params(query, "POST /rerank")
         return self._rerank_request(parse_json_body(body))
 
-    def _rerank_request(self, data: dict[str, Any]) -> Response:
+    def _rerank_request(self, data: Any) -> Response:
         request = rerank_from_json(data, self.config)
+
         def work(index: Any) -> tuple[Any, dict[str, Any]]:
             found = index.rerank(request.queries, request.candidates, request.k,
-                                 missing=request.missing, return_text=request.return_text,
-                                 filter=request.filter,
-                                 return_metadata=request.return_metadata)  # fmt: skip
+                                 **request.options)  # fmt: skip
             return found, _timings(index)
 
         results, timings = self._call(work)

@@ -73,6 +73,20 @@ def test_post_and_errors_over_http(server):
     assert status == 400 and body["field"] == "k" and "limit is 1000" in body["error"]
     status, _, body = get(server, "/search?q=x&k=zero")
     assert status == 400 and body["field"] == "k"
+    status, _, body = get(server, "/search?q=x&k=1001")
+    assert status == 400 and body["field"] == "k" and "limit is 1000" in body["error"]
+    status, _, body = get(server, "/search?q=x&kk=3")
+    assert status == 400 and body["field"] == "kk" and "unknown" in body["error"]
+    status, _, body = get(server, "/search?q=x&q=y")
+    assert status == 400 and body["field"] == "q"
+    status, _, body = get(server, "/search?k=3")
+    assert status == 400 and body["field"] == "q"
+    status, body = post(server, "/search", json.dumps({"queries": ["a", 3]}).encode())
+    assert status == 400 and body["field"] == "queries.1"
+    status, body = post(server, "/search", json.dumps({"query": "x", "mode": "dense"}).encode())
+    assert status == 400 and body["field"] == "mode"  # the index has no dense view
+    status, body = post(server, "/rerank", json.dumps({"query": "x", "candidates": [1]}).encode())
+    assert status == 400 and body["field"] == "candidates"
     status, headers, body = get(server, "/rerank")
     assert status == 405 and headers["Allow"] == "POST"
     status, _, body = get(server, "/nowhere")
@@ -86,6 +100,28 @@ def test_openapi_schema_and_docs(server):
         schema["paths"]
     )
     assert "SearchBody" in schema["components"]["schemas"]
+    with urllib.request.urlopen(server.url + "/docs", timeout=30) as response:
+        assert response.status == 200 and b"swagger" in response.read().lower()
+
+
+def test_the_openapi_search_fields_come_from_the_options_and_the_registry(server):
+    from latesearch.search.fusion import FUSIONS
+    from latesearch.search.modes import mode_names
+    from latesearch.search.request import OPTIONS
+
+    _, _, schema = get(server, "/openapi.json")
+    http = [option for option in OPTIONS if option.http]
+    body = schema["components"]["schemas"]["SearchBody"]["properties"]
+    assert set(body) == {"query", "queries"} | {option.name for option in http}
+    params = {p["name"]: p["schema"] for p in schema["paths"]["/search"]["get"]["parameters"]}
+    assert set(params) == {"q"} | {option.url or option.name for option in http}
+
+    def enum(field):
+        return next(s["enum"] for s in field["anyOf"] if "enum" in s)
+
+    assert enum(body["mode"]) == enum(params["mode"]) == list(mode_names())
+    assert enum(body["fusion"]) == enum(params["fusion"]) == list(FUSIONS)
+    assert all(body[o.name].get("description") for o in http)
     with urllib.request.urlopen(server.url + "/docs", timeout=30) as response:
         assert response.status == 200 and b"swagger" in response.read().lower()
 

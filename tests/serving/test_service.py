@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from latesearch.errors import ConfigError, InputError
-from latesearch.indexing.components import MissingComponentError
-from latesearch.serving import SearchService, ServeConfig
+pytest.importorskip("pydantic")  # requests are validated by pydantic models (server extra)
+from latesearch.errors import ConfigError, InputError  # noqa: E402
+from latesearch.indexing.components import MissingComponentError  # noqa: E402
+from latesearch.search.request import SearchRequest  # noqa: E402
+from latesearch.serving import SearchService, ServeConfig  # noqa: E402
 
 QUERY = "late interaction search"
 
@@ -97,15 +99,20 @@ def test_rerank_unknown_id_is_a_400_naming_it(index):
 @pytest.mark.parametrize(
     ("target", "field", "words"),
     [
-        ("/search", "q", "parameter 'q'"),
+        ("/search", "q", "required"),
         ("/search?q=", "query", "empty"),
-        ("/search?q=x&k=0", "k", ">= 1"),
+        ("/search?q=x&k=0", "k", "greater than or equal to 1"),
         ("/search?q=x&k=ten", "k", "integer"),
         ("/search?q=x&k=1001", "k", "limit is 1000"),
-        ("/search?q=x&mode=fast", "mode", "one of"),
-        ("/search?q=x&text=maybe", "text", "true/false"),
-        ("/search?q=x&kk=3", "kk", "unknown parameter"),
-        ("/search?q=x&q=y", "q", "2 times"),
+        ("/search?q=x&bm25_k=10001", "bm25_k", "limit is 10000"),
+        ("/search?q=x&mode=fast", "mode", "'e2e'"),
+        ("/search?q=x&text=maybe", "text", "boolean"),
+        ("/search?q=x&hybrid_weight=2", "hybrid_weight", "less than or equal to 1"),
+        ("/search?q=x&filter=%7Bx", "filter", "not valid JSON"),
+        ("/search?q=x&kk=3", "kk", "unknown field 'kk'"),
+        ("/search?q=x&return_text=1", "return_text", "unknown"),
+        ("/search?q=x&q=y", "q", "more than once"),
+        ("/search?q=x&&k=2", "url", "malformed"),
     ],
 )
 def test_bad_url_parameters_are_400s_naming_the_field(index, target, field, words):
@@ -123,11 +130,20 @@ def test_bad_url_parameters_are_400s_naming_the_field(index, target, field, word
         (b"\xff\xfe", "body", "UTF-8"),
         (b'{"query": "a", "queries": ["b"]}', "query", "either"),
         (b'{"queries": []}', "queries", "non-empty"),
-        (b'{"queries": ["a", 3]}', "queries[1]", "string"),
-        (b'{"query": "a", "k": true}', "k", ">= 1"),
-        (b'{"query": "a", "k": 2.0}', "k", ">= 1"),
-        (b'{"query": "a", "return_text": "yes"}', "return_text", "true or false"),
-        (b'{"query": "a", "size": 3}', "size", "unknown field"),
+        (b'{"queries": ["a", 3]}', "queries.1", "string"),
+        (b'{"queries": ["a", " "]}', "queries.1", "empty"),
+        (b'{"query": "a", "k": true}', "k", "integer"),
+        (b'{"query": "a", "k": 2.0}', "k", "integer"),
+        (b'{"query": "a", "k": "3"}', "k", "integer"),
+        (b'{"query": "a", "k": 1001}', "k", "limit is 1000"),
+        (b'{"query": "a", "ndocs": 10001}', "ndocs", "limit is 10000"),
+        (b'{"query": "a", "return_text": "yes"}', "return_text", "boolean"),
+        (b'{"query": "a", "mode": "fast"}', "mode", "'e2e'"),
+        (b'{"query": "a", "filter": [1]}', "filter", "dictionary"),
+        (b'{"query": "a", "filter": {"x": {"$regex": "y"}}}', "filter.x.$regex", "operator"),
+        (b'{"query": "a", "size": 3}', "size", "unknown field 'size'"),
+        (b'{"query": "a", "centroid_score_threshold": 0.4}', "centroid_score_threshold",
+         "unknown field"),
     ],
 )
 def test_bad_search_bodies_are_400s_naming_the_field(index, body, field, words):
@@ -145,11 +161,38 @@ def test_bad_search_bodies_are_400s_naming_the_field(index, body, field, words):
         ({"queries": ["a", "b"], "candidates": [["d1"]]}, "candidates"),
         ({"query": "a", "candidates": ["d1"], "missing": "ignore"}, "missing"),
         ({"query": "a", "candidates": ["d1"], "k": 0}, "k"),
+        ({"query": "a", "candidates": ["d1"], "k": 1001}, "k"),
+        ({"query": "a", "candidates": [["d1"]]}, "candidates"),
+        ({"queries": ["a"], "candidates": [["d1", 3]]}, "candidates"),
+        ({"query": "a", "candidates": ["d1"], "filter": {"x": {"$regex": "y"}}},
+         "filter.x.$regex"),
+        ({"query": "a", "candidates": ["d1"], "top": 3}, "top"),
     ],
 )
 def test_bad_rerank_bodies_are_400s(index, data, field):
     response = post(SearchService(index), "/rerank", data)
     assert response.status == 400 and response.body["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("data", "delete", "field"),
+    [
+        ({"documents": []}, False, "documents"),
+        ({"documents": [{"id": "x"}]}, False, "documents.0.text"),
+        ({"documents": [{"id": " ", "text": "t"}]}, False, "documents.0.id"),
+        ({"documents": [{"id": "x", "text": "t", "size": 1}]}, False, "documents.0.size"),
+        ({"documents": [{"id": f"n{i}", "text": "t"} for i in range(3)]}, False, "documents"),
+        ({"ids": []}, True, "ids"),
+        ({"ids": [1]}, True, "ids.0"),
+        ({"ids": ["a", "b", "c"]}, True, "ids"),
+        ({"ids": ["a"], "missing": "ignore"}, True, "missing"),
+    ],
+)
+def test_bad_write_bodies_are_400s_before_any_update(index, data, delete, field):
+    service = SearchService(index, ServeConfig(max_write_documents=2), api_key="key")
+    response = service.write(data, delete=delete, key="key")
+    assert response.status == 400 and response.body["field"] == field
+    assert len(service.index) == 30
 
 
 def test_limits_from_the_config(index):
@@ -158,6 +201,8 @@ def test_limits_from_the_config(index):
     assert post(service, "/search", {"queries": ["a", "b", "c"]}).body["field"] == "queries"
     assert post(service, "/search", {"query": "x" * 11}).body["field"] == "query"
     assert post(service, "/rerank", {"query": "a", "candidates": ["d1", "d2", "d3"]}).status == 400
+    batch = {"queries": ["a", "b"], "candidates": [["d1"], ["d1", "d2", "d3"]]}
+    assert post(service, "/rerank", batch).body["field"] == "candidates.1"
     assert service.handle("GET", "/search?q=a&k=6").body["error"].endswith("limit is 5")
 
 
@@ -172,11 +217,42 @@ def test_unknown_path_and_wrong_method(index):
     assert service.handle("POST", "/search?k=3", b'{"query": "a"}').body["field"] == "url"
 
 
-def test_a_mode_the_index_lacks_is_a_400(bare_index):
+def test_a_mode_the_index_lacks_is_a_400_naming_mode(bare_index, index):
     service = SearchService(bare_index)
     response = service.handle("GET", "/search?q=music&mode=rerank")
     assert response.status == 400 and "bm25/" in response.body["error"]
+    assert response.body["field"] == "mode"
     assert service.handle("GET", "/search?q=music&mode=exact").status == 200
+    response = post(SearchService(index), "/search", {"query": "music", "mode": "dense"})
+    assert response.status == 400 and response.body["field"] == "mode"
+
+
+def test_the_request_is_the_librarys_with_the_servers_defaults():
+    from latesearch.serving.parsing import search_from_json, search_from_url
+
+    config = ServeConfig(default_k=7, default_mode="exact", batch_size=16)
+    search = search_from_json({"queries": ["a", "b"], "mode": "hybrid", "fusion": "score",
+                               "hybrid_weight": 1, "filter": {"year": 2020}}, config)  # fmt: skip
+    assert search.queries == ["a", "b"] and not search.single
+    assert search.request == SearchRequest.of(k=7, mode="hybrid", fusion="score",
+                                              hybrid_weight=1.0, filter={"year": 2020},
+                                              bm25_k=1000, batch_size=16)  # fmt: skip
+    # null is "not given": the server's default, not the library's
+    assert search_from_json({"query": "a", "k": None, "mode": None}, config).request.k == 7
+    url = search_from_url("q=a&k=3&text=yes&meta=0&filter=%7B%22y%22%3A1%7D&ncells=2", config)
+    assert url.single and url.queries == ["a"]
+    assert url.request == SearchRequest.of(k=3, mode="exact", return_text=True, ncells=2,
+                                           filter={"y": 1}, bm25_k=1000, batch_size=16)  # fmt: skip
+
+
+def test_bm25_k_defaults_to_at_most_max_candidates():
+    from latesearch.serving.parsing import search_from_json
+
+    assert search_from_json({"query": "a"}, ServeConfig()).request.bm25.depth == 1000
+    small = ServeConfig(max_candidates=50)
+    assert search_from_json({"query": "a"}, small).request.bm25.depth == 50
+    with pytest.raises(InputError, match="limit is 50"):
+        search_from_json({"query": "a", "bm25_k": 51}, small)
 
 
 def test_warm_up_fails_early_when_the_default_mode_cannot_be_served(bare_index, index):
