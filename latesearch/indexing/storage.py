@@ -32,6 +32,7 @@ from latesearch.indexing.checksums import (
 from latesearch.indexing.codec import ResidualCodec
 from latesearch.indexing.docstore import DocIdList, DocStore
 from latesearch.indexing.files import chunk_digest, folder_bytes, load_npy, writer_active
+from latesearch.indexing.filters import CompiledFilter
 from latesearch.indexing.ivf import InvertedFile, ranges
 from latesearch.indexing.manifest import (
     CODEC_DIR,
@@ -360,8 +361,9 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         indices = np.array([found[i] for i in ids if i in found], dtype=np.int64)
         return indices, unknown
 
-    def matching(self, spec: Any) -> np.ndarray:
-        """Sorted indices of the documents whose metadata match the filter `spec`."""
+    def matching(self, spec: Any | CompiledFilter) -> np.ndarray:
+        """Sorted indices of the documents whose metadata match the filter `spec`, given
+        as a filter or as `compile_filter`'s result (a request compiles its filter once)."""
         return self._docstore.matching(spec)
 
     def documents(self, doc_indices: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:

@@ -128,6 +128,9 @@ def test_bad_url_parameters_are_400s_naming_the_field(index, target, field, word
         (b'{"query": "a", "k": 2.0}', "k", ">= 1"),
         (b'{"query": "a", "return_text": "yes"}', "return_text", "true or false"),
         (b'{"query": "a", "size": 3}', "size", "unknown field"),
+        pytest.param(b'{"query": "a", "filter": ' + b'{"$not": ' * 200 + b'{"a": 1}' + b"}" * 201,
+                     "filter", "nests", id="deep-filter"),
+        pytest.param(b"[" * 100_000, "body", "nests", id="deep-body"),
     ],
 )
 def test_bad_search_bodies_are_400s_naming_the_field(index, body, field, words):
