@@ -30,7 +30,7 @@ class InputError(LatesearchError, ValueError):
         line: int | None = None,
         field: str | None = None,
     ) -> None:
-        self.path, self.line, self.field = path, line, field
+        self.message, self.path, self.line, self.field = message, path, line, field
         where = ""
         if path is not None:
             where = str(path)

@@ -126,6 +126,8 @@ class _Build:
                 summary = self._finish(state, devices)
             except BaseException as err:
                 self.docstore.close()
+                if not state.chunks:  # nothing to resume (bad input, say): nothing left
+                    shutil.rmtree(self.tmp, ignore_errors=True)
                 self._explain(err, state)
                 raise
             return self._publish(state, summary, model, extra)

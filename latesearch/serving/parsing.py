@@ -213,7 +213,7 @@ def write_from_json(data: dict[str, Any], config: ServeConfig, *, delete: bool) 
 
 
 def _document(value: Any, n: int) -> Document:
-    where = f"documents[{n}]"
+    where = f"documents.{n}"  # the JSON path, as the update's errors name it
     if not isinstance(value, dict):
         raise InputError(f"'{where}' must be an object with 'id' and 'text'", field=where)
     _check_fields(value, DOCUMENT_FIELDS, where)

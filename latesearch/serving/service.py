@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -195,10 +196,13 @@ class SearchService:
         with self._write_lock:
             with self._lock:
                 writer = self._current().reloaded()  # its own object: searches go on
-            summary = writer.update(
-                add=request.documents or None, delete=request.ids, replace=upsert,
-                missing=request.missing, progress=False,
-            )  # fmt: skip
+            try:
+                summary = writer.update(
+                    add=request.documents or None, delete=request.ids, replace=upsert,
+                    missing=request.missing, progress=False,
+                )  # fmt: skip
+            except InputError as err:
+                raise _in_the_body(err) from None
         with self._lock:
             documents = len(self._current())
         return Response(200, {"summary": summary.to_dict(), "documents": documents})
@@ -259,6 +263,16 @@ class SearchService:
         if request.single:
             return Response(200, {**rows[0], "timings": timings})
         return Response(200, {"results": rows, "timings": timings})
+
+
+def _in_the_body(err: InputError) -> InputError:
+    """An error about the request's documents (located `documents[n]` with the Document's
+    field) located by the JSON path of the body's field, as `documents.0.id`."""
+    found = re.fullmatch(r"documents\[(\d+)\]", err.path or "")
+    if found is None:
+        return err
+    name = {"doc_id": "id"}.get(err.field or "", err.field)
+    return InputError(err.message, field=".".join(filter(None, ["documents", found[1], name])))
 
 
 def _describe(index: Any) -> dict[str, Any]:

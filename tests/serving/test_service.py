@@ -252,3 +252,27 @@ def test_the_dense_view_modes_over_http(tmp_path_factory, tiny_colbert):
         same_hits(body["hits"], index.search(QUERY, **options))
     response = post(service, "/search", {"query": QUERY, "mode": "hybrid", "fusion": "zscore"})
     assert response.status == 400 and response.body["field"] == "fusion"
+
+
+def test_bad_documents_written_are_400s_naming_the_json_path_and_leave_nothing(
+    tmp_path_factory, tiny_colbert
+):
+    from .conftest import build
+
+    index = build(tmp_path_factory, tiny_colbert, "bad-writes", nbits=None, ann=False)
+    service = SearchService(index, api_key="key")
+    before = sorted(index.folder.parent.iterdir())
+    ok = {"id": "n1", "text": "fine"}
+    cases = [
+        ({"documents": [ok, {"id": "n2", "text": "bad \ud800"}]}, "documents.1.text"),
+        ({"documents": [{"id": "n2", "text": "t", "title": "\udfff"}]}, "documents.0.title"),
+        ({"documents": [{**ok, "metadata": {"k": ["\ud800"]}}]}, "documents.0.metadata"),
+        ({"documents": [ok, {"id": "n1", "text": "again"}]}, "documents.1.id"),
+        ({"documents": [ok, {"id": "d3", "text": "held"}]}, "documents.1.id"),
+    ]
+    for upsert in (False, True):
+        for data, field in cases[: 4 if upsert else 5]:  # PUT replaces d3
+            response = service.write(data, delete=False, upsert=upsert, key="key")
+            assert response.status == 400 and response.body["field"] == field, response.body
+    assert sorted(index.folder.parent.iterdir()) == before  # no staging folder left
+    assert len(index.reloaded()) == 30
