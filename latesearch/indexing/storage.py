@@ -60,9 +60,15 @@ _NUMPY_DTYPES = {torch.float32: np.float32, torch.float16: np.float16, torch.flo
 
 
 class UnknownDocumentError(InputError, KeyError):
-    """A document id that the index does not hold."""
+    """A document id that the index does not hold: `doc_id` (the first one, where known),
+    given in the input `field`."""
 
     __str__ = Exception.__str__
+
+    def __init__(self, message: str, *, doc_id: str | None = None, path: str | None = None,
+                 field: str | None = None) -> None:  # fmt: skip
+        super().__init__(message, path=path, field=field)
+        self.doc_id = doc_id
 
 
 def building_folder(folder: str | os.PathLike) -> Path:
@@ -338,15 +344,17 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         """Internal index of a document id; UnknownDocumentError (an InputError) if absent."""
         found = self._docstore.indices([doc_id])
         if doc_id not in found:
-            raise UnknownDocumentError(f"unknown document id {doc_id!r}", path=str(self.folder))
+            raise UnknownDocumentError(f"unknown document id {doc_id!r}", doc_id=doc_id,
+                                       path=str(self.folder), field="doc_id")  # fmt: skip
         return found[doc_id]
 
     def doc_indices(
-        self, doc_ids: Sequence[str], *, missing: str = "raise"
+        self, doc_ids: Sequence[str], *, missing: str = "raise", field: str = "candidates"
     ) -> tuple[np.ndarray, list[str]]:
         """Indices of `doc_ids` in the order given, and the ids not in the index.
 
-        missing="raise": an unknown id is an UnknownDocumentError; "skip": left out.
+        missing="raise": an unknown id is an UnknownDocumentError naming `field`, the input
+        the ids came from (a rerank's candidates unless told); "skip": left out.
         """
         if missing not in ("raise", "skip"):
             raise ConfigError(f"missing must be 'raise' or 'skip', got {missing!r}")
@@ -355,9 +363,9 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
         unknown = [i for i in ids if i not in found]
         if unknown and missing == "raise":
             more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-            raise UnknownDocumentError(
-                f"unknown document id {unknown[0]!r}{more}", path=str(self.folder)
-            )
+            raise UnknownDocumentError(f"unknown document id {unknown[0]!r}{more}",
+                                       doc_id=unknown[0], path=str(self.folder),
+                                       field=field)  # fmt: skip
         indices = np.array([found[i] for i in ids if i in found], dtype=np.int64)
         return indices, unknown
 

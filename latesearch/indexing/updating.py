@@ -141,7 +141,8 @@ def update_index(
         try:
             components = _components(old, updaters)
             config = _index_config(old)
-            removed, unknown = old.doc_indices(list(dict.fromkeys(delete)), missing=missing)
+            removed, unknown = old.doc_indices(list(dict.fromkeys(delete)), missing=missing,
+                                               field="delete")  # fmt: skip
             if add is not None:
                 if model is None:
                     raise ConfigError("adding documents needs the index's model (model=...)")

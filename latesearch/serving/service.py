@@ -33,6 +33,7 @@ from latesearch.indexing.components import (
     present_components,
     servable_modes,
 )
+from latesearch.indexing.storage import UnknownDocumentError
 from latesearch.serving.config import ServeConfig
 from latesearch.serving.parsing import (
     SearchRequest,
@@ -201,6 +202,9 @@ class SearchService:
                     add=request.documents or None, delete=request.ids, replace=upsert,
                     missing=request.missing, progress=False,
                 )  # fmt: skip
+            except UnknownDocumentError as err:  # an id to delete
+                field = _path_of(err.doc_id, [request.ids], "ids")
+                raise InputError(err.message, field=field) from None
             except InputError as err:
                 raise _in_the_body(err) from None
         with self._lock:
@@ -257,7 +261,12 @@ class SearchService:
                                  return_metadata=request.return_metadata)  # fmt: skip
             return found, _timings(index)
 
-        results, timings = self._call(work)
+        try:
+            results, timings = self._call(work)
+        except UnknownDocumentError as err:
+            lists = request.candidates if not request.single else request.candidates[:1]
+            field = _path_of(err.doc_id, lists, "candidates", nested=not request.single)
+            raise InputError(err.message, field=field) from None
         rows = [{"query": q, "hits": h.to_dicts(), "skipped": h.skipped}
                 for q, h in zip(request.queries, results, strict=True)]  # fmt: skip
         if request.single:
@@ -273,6 +282,16 @@ def _in_the_body(err: InputError) -> InputError:
         return err
     name = {"doc_id": "id"}.get(err.field or "", err.field)
     return InputError(err.message, field=".".join(filter(None, ["documents", found[1], name])))
+
+
+def _path_of(doc_id: str | None, lists: list[list[str]], name: str, *,
+             nested: bool = False) -> str:  # fmt: skip
+    """The JSON path of the first `doc_id` in the request's id `lists` (`name.3`, or
+    `name.1.3` for one list per query), `name` where it is not found."""
+    for n, ids in enumerate(lists):
+        if doc_id in ids:
+            return ".".join([name, *([str(n)] if nested else []), str(ids.index(doc_id))])
+    return name
 
 
 def _describe(index: Any) -> dict[str, Any]:

@@ -138,8 +138,9 @@ def test_bad_rows_are_reported_before_anything_is_encoded(base, tmp_path, docs, 
 
 def test_unknown_ids_raise_or_are_skipped(base):
     before = snapshot(base)
-    with pytest.raises(UnknownDocumentError, match="'nope'"):
+    with pytest.raises(UnknownDocumentError, match="'nope'") as err:
         update_index(base, delete=["doc-1", "nope"])
+    assert err.value.field == "delete"
     assert snapshot(base) == before
     store, summary = update_index(base, delete=["doc-1", "nope"], missing="skip")
     assert summary.unknown == ["nope"] and summary.deleted == 1 and store.n_docs == 29

@@ -89,9 +89,15 @@ def test_rerank_single_and_batch(index):
     assert body["results"][1]["hits"][0]["doc_id"] == "d5"
 
 
-def test_rerank_unknown_id_is_a_400_naming_it(index):
-    response = post(SearchService(index), "/rerank", {"query": QUERY, "candidates": ["zz9"]})
+@pytest.mark.parametrize(("data", "field"), [
+    ({"query": QUERY, "candidates": ["zz9"]}, "candidates.0"),
+    ({"query": QUERY, "candidates": ["d1", "d2", "zz9", "zz8"]}, "candidates.2"),
+    ({"queries": [QUERY, "x"], "candidates": [["d1"], ["d2", "zz9"]]}, "candidates.1.1"),
+])  # fmt: skip
+def test_rerank_unknown_id_is_a_400_naming_it_and_its_place(index, data, field):
+    response = post(SearchService(index), "/rerank", data)
     assert response.status == 400 and "zz9" in response.body["error"]
+    assert response.body["field"] == field
 
 
 @pytest.mark.parametrize(
@@ -270,6 +276,8 @@ def test_bad_documents_written_are_400s_naming_the_json_path_and_leave_nothing(
         ({"documents": [ok, {"id": "n1", "text": "again"}]}, "documents.1.id"),
         ({"documents": [ok, {"id": "d3", "text": "held"}]}, "documents.1.id"),
     ]
+    response = service.write({"ids": ["d1", "gone"]}, delete=True, key="key")
+    assert response.status == 400 and response.body["field"] == "ids.1"
     for upsert in (False, True):
         for data, field in cases[: 4 if upsert else 5]:  # PUT replaces d3
             response = service.write(data, delete=False, upsert=upsert, key="key")
