@@ -37,10 +37,13 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if (args.query is None) == (args.queries is None):
         raise InputError("give either a QUERY or --queries FILE", field="query")
+    if args.queries is not None:
+        queries, stats = _read_queries(args)  # before the model loads (seconds)
+        index = open_index(args.index_dir, args)
+        options = {"k": args.k, "mode": args.mode, **search_kwargs(args)}
+        return _batch(index, args, options, queries, stats)
     index = open_index(args.index_dir, args)
     options = {"k": args.k, "mode": args.mode, **search_kwargs(args)}
-    if args.queries is not None:
-        return _batch(index, args, options)
     hits = index.search(args.query, return_text=args.show_text,
                         return_metadata=args.show_metadata, **options)  # fmt: skip
     if args.json:
@@ -54,16 +57,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batch(index: Any, args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from tqdm.auto import tqdm
-
-    from latesearch.data import ReadStats, read_queries, write_trec_run
+def _read_queries(args: argparse.Namespace) -> tuple[dict[str, str], Any]:
+    from latesearch.data import ReadStats, read_queries
 
     stats = ReadStats()
     on_error = "skip" if args.skip_bad_rows else "raise"
     queries = read_queries(args.queries, on_error=on_error, stats=stats)
     if not queries:
         raise InputError("no queries to search", path=args.queries)
+    return queries, stats
+
+
+def _batch(index: Any, args: argparse.Namespace, options: dict[str, Any],
+           queries: dict[str, str], stats: Any) -> int:  # fmt: skip
+    from tqdm.auto import tqdm
+
+    from latesearch.data import write_trec_run
+
     qids = list(queries)
     rows: list[tuple[str, str, int, float]] = []
     bar = tqdm(total=len(qids), unit="query", disable=args.quiet, desc=f"search ({args.mode})")

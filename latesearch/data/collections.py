@@ -30,7 +30,7 @@ from latesearch.data._io import (
     sniff_common,
 )
 from latesearch.data._trec import clean, iter_records
-from latesearch.errors import ConfigError
+from latesearch.errors import ConfigError, InputError
 
 ID_KEYS = ("_id", "id", "docid", "doc_id")
 TEXT_KEYS = ("text", "contents")
@@ -103,6 +103,24 @@ def read_collection(
         items = source.items() if isinstance(source, Mapping) else source
         rows = _read_items(items, policy)
     return _checked(rows, policy, set() if seen is None else seen)
+
+
+def check_collection(
+    source: PathLike | Iterable[Any], *, format: str | None = None, on_error: str = "raise"
+) -> None:
+    """Fail fast, before anything slow (a model load), on a collection file that cannot
+    be indexed: missing, unreadable, without documents, or (with on_error="raise") with a
+    bad first record; InputError names the file, line and field. Reads up to the first
+    document; an iterable is not read (it may be consumed only once)."""
+    if not (isinstance(source, str | Path) or hasattr(source, "__fspath__")):
+        return
+    path = _corpus_path(source)  # type: ignore[arg-type]
+    try:
+        first = next(read_collection(path, format=format, on_error=on_error), None)
+    except OSError as err:
+        raise InputError(f"cannot read: {err.strerror or err}", path=str(path)) from None
+    if first is None:
+        raise InputError("no documents to index", path=str(path))
 
 
 def count_documents(source: PathLike | Iterable[Any], *, format: str | None = None) -> int | None:

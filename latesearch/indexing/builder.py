@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from latesearch._atomic import check_replaceable, replace_folder
-from latesearch.data import Document
+from latesearch.data import Document, check_collection
 from latesearch.errors import ConfigError, InputError
 from latesearch.indexing.buildstate import PROGRESS, BuildState, describe_source
 from latesearch.indexing.compression import CompressionResult, compress_chunks
@@ -110,6 +110,7 @@ class _Build:
         _check_target(self.folder, overwrite=overwrite)
         if not resume and not overwrite and self.tmp.is_dir() and BuildState.load(self.tmp):
             raise self._interrupted()  # said before the model loads (tens of seconds)
+        check_collection(self.collection, on_error=self.config.on_error)  # so is bad input
         devices = _resolve_devices(self.config, model)
         model = _load_model(model, self.config, devices[0])
         check_unit_vectors(model.config.to_dict(), self.config)
