@@ -95,6 +95,7 @@ class _Compiler:
         if not isinstance(spec, dict):
             raise InputError(f"{where} must be a JSON object, got {_kind(spec)}", field=where)
         if not spec:
+            self.count(1)  # matches everything, and costs SQL like any condition
             return "1"
         parts = []
         for key, value in spec.items():

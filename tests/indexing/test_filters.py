@@ -184,6 +184,7 @@ def nested(depth: int, leaf=None) -> dict:
     "[" * 100_000,  # too deep for Python's own JSON parser
     {"$or": [{"a": n} for n in range(MAX_CONDITIONS + 1)]},
     {"a": {"$in": list(range(600))}, "b": {"$nin": list(range(600))}},
+    {"$and": [{}] * (MAX_CONDITIONS + 1)},
 ])  # fmt: skip
 def test_filters_past_the_limits_are_refused_on_the_filter_field(spec):
     with pytest.raises(InputError) as err:
