@@ -34,7 +34,7 @@ class InputError(LatesearchError, ValueError):
         line: int | None = None,
         field: str | None = None,
     ) -> None:
-        self.path, self.line, self.field = path, line, field
+        self.message, self.path, self.line, self.field = message, path, line, field
         where = ""
         if path is not None:
             where = str(path)
@@ -55,9 +55,15 @@ class ModelMismatchError(LatesearchError):
 
 
 class UnknownDocumentError(InputError, KeyError):
-    """A document id that the index does not hold."""
+    """A document id that the index does not hold: `doc_id` (the first one, where known),
+    given in the input `field`."""
 
     __str__ = Exception.__str__
+
+    def __init__(self, message: str, *, doc_id: str | None = None, path: str | None = None,
+                 field: str | None = None) -> None:  # fmt: skip
+        super().__init__(message, path=path, field=field)
+        self.doc_id = doc_id
 
 
 class IndexExistsError(LatesearchError, FileExistsError):

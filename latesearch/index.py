@@ -301,7 +301,7 @@ class Index:
         """
         request = as_request(request, k, mode, options)
         texts, single = _as_list(queries)
-        allowed = None if request.filter is None else self.store.matching(request.filter)
+        allowed = None if request.filter is None else self.store.matching(request.compiled_filter)
         ranked = self.searcher.search(texts, request, allowed=allowed, encoded=encoded)
         results = [self._hits(r, request.return_text, return_metadata=request.return_metadata)
                    for r in ranked]  # fmt: skip

@@ -19,7 +19,8 @@ from latesearch.errors import InputError
 from latesearch.search.modes import mode_names
 
 MODES = (*mode_names(), "bm25")  # and BM25 alone (no model)
-DEFAULT_METRICS = "MRR@10 R@50 R@200 R@1000 nDCG@10 AP"
+DEFAULT_METRICS = "MRR@10 R@50 R@100 nDCG@10 AP"
+PROGRESS_BATCH = 16  # queries per search call at most: the progress bar moves this often
 
 EPILOG = """\
 examples:
@@ -33,7 +34,8 @@ examples:
 folder (queries.jsonl + qrels/<split>.tsv; --qrels then optional). --qrels reads TREC
 (qid 0 docid rel), BEIR TSV (with header) and qid<TAB>docid lists; graded judgements are
 used as nDCG gains, binary metrics count rel >= 1. Queries without any judgement are not
-searched and are counted. --mode bm25 scores the index's BM25 component alone.
+searched and are counted. --mode bm25 scores the index's BM25 component alone. AP and
+other metrics without a cutoff are computed over the top k (-k).
 """
 
 
@@ -54,7 +56,9 @@ def register(subparsers) -> None:
                         help="TREC topics: the field used as query text (title)")  # fmt: skip
     parser.add_argument("--mode", choices=MODES, default="e2e", help="search mode (e2e)")
     parser.add_argument("--metrics", default=DEFAULT_METRICS, help=f'("{DEFAULT_METRICS}")')
-    parser.add_argument("-k", type=int, default=1000, help="results per query (1000)")
+    parser.add_argument("-k", type=int, default=None,
+                        help="results per query (default: 100, or the metrics' deepest "
+                        "cutoff above it: 1000 for R@1000)")  # fmt: skip
     parser.add_argument(
         "--run", default=None, help="with INDEX_DIR: write the run here; without: run to score"
     )
@@ -71,9 +75,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latesearch.evaluation import evaluate_run, parse_metrics
+    from latesearch.evaluation import evaluate_run, ranking_depth
 
-    parse_metrics(args.metrics)  # a bad metric name fails before any search
+    depth = ranking_depth(args.metrics)  # a bad metric name fails before any search
+    args.k = depth if args.k is None else args.k
     if args.index_dir is None:
         return _score_run_file(args)
     if args.queries is None:
@@ -119,13 +124,15 @@ def _search(args: argparse.Namespace, data: Any) -> tuple[dict, dict[str, Any]]:
             hits = index.search(texts, request=request)
             return [[(h.doc_id, h.score) for h in row] for row in hits]
 
+    batch = min(args.batch_size, PROGRESS_BATCH)
     result = run_queries(
-        search, data.queries, batch_size=args.batch_size, progress=not args.quiet,
+        search, data.queries, batch_size=batch, progress=not args.quiet,
         desc=f"evaluate ({args.mode})",
     )  # fmt: skip
     info = {"index": str(index.folder), "mode": args.mode, "k": args.k,
             "searched_queries": result.n_queries, "seconds": round(result.seconds, 3),
-            "ms_per_query": round(result.ms_per_query, 2)}  # fmt: skip
+            "ms_per_query": round(result.ms_per_query, 2),
+            "batch_size": batch}  # fmt: skip
     return result.run, info
 
 
@@ -160,8 +167,8 @@ def _report(args, result, name: str, notes: list[str], n_unjudged: int, info: di
         if key in info:
             print(f"{key}: {info[key]}")
     if "ms_per_query" in info:
-        print(f"searched {info['searched_queries']} queries in {info['seconds']:.1f} s "
-              f"({info['ms_per_query']:.1f} ms/query, batches of {args.batch_size})")  # fmt: skip
+        print(f"searched {info['searched_queries']} queries in {info['seconds']:.1f} s ("
+              f"{info['ms_per_query']:.1f} ms/query, batches of {info['batch_size']})")  # fmt: skip
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(format_table([result.row()]))

@@ -132,9 +132,11 @@ def component_builders(args: argparse.Namespace) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from latesearch.data import check_collection
     from latesearch.indexing import build_index
 
     config = index_config(args)
+    check_collection(args.collection, on_error=config.on_error)  # before the model loads
     if args.shards is not None:
         return _run_sharded(args, config)
     store = build_index(

@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     request = search_request(args, return_text=args.show_text,
                              return_metadata=args.show_metadata)  # checked before the model loads
     if args.queries is not None:
-        return _batch(args, request)
+        queries, stats = _read_queries(args)  # before the model loads (seconds)
+        index = open_index(args.index_dir, args)
+        return _batch(index, args, request, queries, stats)
     index = open_index(args.index_dir, args)
     hits = index.search(args.query, request=request)
     if args.json:
@@ -54,17 +56,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _batch(args: argparse.Namespace, request: Any) -> int:
-    from tqdm.auto import tqdm
-
-    from latesearch.data import ReadStats, read_queries, write_trec_run
+def _read_queries(args: argparse.Namespace) -> tuple[dict[str, str], Any]:
+    from latesearch.data import ReadStats, read_queries
 
     stats = ReadStats()
     on_error = "skip" if args.skip_bad_rows else "raise"
     queries = read_queries(args.queries, on_error=on_error, stats=stats)
     if not queries:
         raise InputError("no queries to search", path=args.queries)
-    index = open_index(args.index_dir, args)  # once the queries have been read
+    return queries, stats
+
+
+def _batch(index: Any, args: argparse.Namespace, request: Any,
+           queries: dict[str, str], stats: Any) -> int:  # fmt: skip
+    from tqdm.auto import tqdm
+
+    from latesearch.data import write_trec_run
+
     qids = list(queries)
     rows: list[tuple[str, str, int, float]] = []
     bar = tqdm(total=len(qids), unit="query", disable=args.quiet, desc=f"search ({args.mode})")

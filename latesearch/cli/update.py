@@ -46,6 +46,16 @@ def read_ids(path: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def _check_added(args: argparse.Namespace) -> None:
+    """The collection to add: there, readable, and its first record good (or skipped, as
+    the index's own `on_error` does)."""
+    from latesearch.data import check_collection
+    from latesearch.indexing.manifest import Manifest
+
+    on_error = Manifest.read(args.index_dir).index_config.get("on_error", "raise")
+    check_collection(args.add, on_error=on_error)
+
+
 def run(args: argparse.Namespace) -> int:
     from latesearch.index import Index
 
@@ -54,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give --add COLLECTION and/or ids to --delete", field="--add")
     from latesearch.indexing import UnknownDocumentError
 
+    if args.add is not None:
+        _check_added(args)  # before the model loads (seconds)
     index = Index.load(args.index_dir, args.model, device=args.device)
     try:
         summary = index.update(

@@ -7,7 +7,12 @@ Bad input raises `latesearch.errors.InputError` naming file, line and field, or,
 from __future__ import annotations
 
 from latesearch.data._io import ReadStats
-from latesearch.data.collections import Document, count_documents, read_collection
+from latesearch.data.collections import (
+    Document,
+    check_collection,
+    count_documents,
+    read_collection,
+)
 from latesearch.data.qrels import load_beir, read_qrels
 from latesearch.data.queries import read_queries
 from latesearch.data.runs import read_trec_run, write_trec_run
@@ -17,6 +22,7 @@ __all__ = [
     "Document",
     "ReadStats",
     "Triple",
+    "check_collection",
     "count_documents",
     "load_beir",
     "read_collection",

@@ -52,17 +52,26 @@ class Bad(Exception):
 
 
 class Policy:
-    """The caller's `on_error`: raise `InputError`, or skip and count into `stats`."""
+    """The caller's `on_error`: raise `InputError`, or skip and count into `stats`.
 
-    def __init__(self, path: object, on_error: str, stats: ReadStats | None) -> None:
+    Records are located as `path:line`, or with `items` (a Python iterable's name) as
+    `items[n]`, n counted from 0."""
+
+    def __init__(
+        self, path: object, on_error: str, stats: ReadStats | None, items: str | None = None
+    ) -> None:
         if on_error not in ("raise", "skip"):
             raise ConfigError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-        self.path, self.skip = str(path), on_error == "skip"
+        self.path, self.skip, self.items = str(path), on_error == "skip", items
         self.stats = stats if stats is not None else ReadStats()
 
     def bad(self, err: Bad, line: int | None) -> None:
-        """Raise `err` located at `line` of this policy's file, or count it when skipping."""
-        error = InputError(err.message, path=self.path, line=line, field=err.field)
+        """Raise `err` located at `line` of this policy's file (the item's position, for
+        `items`), or count it when skipping."""
+        if self.items is not None:
+            error = InputError(err.message, path=f"{self.items}[{line}]", field=err.field)
+        else:
+            error = InputError(err.message, path=self.path, line=line, field=err.field)
         if not self.skip:
             raise error from None
         stats = self.stats
@@ -192,12 +201,20 @@ ID_RULE = "a non-empty string without whitespace or control characters"
 # not text: control characters (tab, newline and carriage return aside), DEL, lone
 # surrogates; an id refuses every whitespace character as well
 _NOT_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_IN_ID = re.compile("[\\s\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def first_non_text(text: str) -> str | None:
     """The first character of `text` that is not text (see _NOT_TEXT), or None."""
     found = _NOT_TEXT.search(text)
+    return None if found is None else found.group()
+
+
+def first_surrogate(text: str) -> str | None:
+    """The first lone surrogate in `text`, or None: the one character of a Python `str`
+    that UTF-8 (the doc store, the tokenizers) cannot hold."""
+    found = _SURROGATE.search(text)
     return None if found is None else found.group()
 
 

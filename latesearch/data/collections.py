@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from latesearch.data._io import (
     detect_format,
     find_file,
     first_line,
+    first_surrogate,
     open_binary,
     parse_json,
     pick,
@@ -28,7 +30,7 @@ from latesearch.data._io import (
     sniff_common,
 )
 from latesearch.data._trec import clean, iter_records
-from latesearch.errors import ConfigError
+from latesearch.errors import ConfigError, InputError
 
 ID_KEYS = ("_id", "id", "docid", "doc_id")
 TEXT_KEYS = ("text", "contents")
@@ -78,8 +80,11 @@ def read_collection(
     a BEIR folder holding corpus.jsonl(.gz), or an iterable of `(doc_id, text)`,
     `(doc_id, text, title)`, dicts with JSONL keys or `Document`s (or a mapping id -> text).
     Titles stay separate (see `Document.full_text`); `title_join` only joins several TREC
-    `<TITLE>` elements of one record. Bad records raise `InputError` (file, line, field)
-    or, with `on_error="skip"`, are counted into `stats`. Documents with blank text are
+    `<TITLE>` elements of one record. Every document is checked for what the doc store and
+    tokenizers refuse: lone surrogates (in the text, title or metadata) and metadata that
+    is not JSON. Bad records raise `InputError` (file, line, field; an iterable's item is
+    `documents[n]`, n from 0, its field named as the item names it) or, with
+    `on_error="skip"`, are counted into `stats`. Documents with blank text are
     yielded and counted as `stats.empty`. Duplicate ids are caught with `seen`, by default a
     set of the ids returned (about 60-100 bytes per id: ~0.7 GB for MS MARCO's 8.8M
     passages); the indexer passes one backed by its on-disk doc store instead.
@@ -94,10 +99,28 @@ def read_collection(
         parse = {"tsv": _read_tsv, "jsonl": _read_jsonl, "trec": _read_trec}[fmt]
         rows = parse(path, policy, title_join)
     else:
-        policy = Policy(ITERABLE, on_error, stats)
+        policy = Policy(ITERABLE, on_error, stats, items="documents")
         items = source.items() if isinstance(source, Mapping) else source
         rows = _read_items(items, policy)
     return _checked(rows, policy, set() if seen is None else seen)
+
+
+def check_collection(
+    source: PathLike | Iterable[Any], *, format: str | None = None, on_error: str = "raise"
+) -> None:
+    """Fail fast, before anything slow (a model load), on a collection file that cannot
+    be indexed: missing, unreadable, without documents, or (with on_error="raise") with a
+    bad first record; InputError names the file, line and field. Reads up to the first
+    document; an iterable is not read (it may be consumed only once)."""
+    if not (isinstance(source, str | Path) or hasattr(source, "__fspath__")):
+        return
+    path = _corpus_path(source)  # type: ignore[arg-type]
+    try:
+        first = next(read_collection(path, format=format, on_error=on_error), None)
+    except OSError as err:
+        raise InputError(f"cannot read: {err.strerror or err}", path=str(path)) from None
+    if first is None:
+        raise InputError("no documents to index", path=str(path))
 
 
 def count_documents(source: PathLike | Iterable[Any], *, format: str | None = None) -> int | None:
@@ -136,6 +159,11 @@ def _checked(
 ) -> Iterator[Document]:
     stats = policy.stats
     for line, doc in rows:
+        try:
+            _check_storable(doc)
+        except Bad as err:
+            policy.bad(err, line)
+            continue
         if doc.doc_id in seen:
             policy.bad(Bad("duplicate_id", f"duplicate document id {doc.doc_id!r}", "doc_id"), line)
             continue
@@ -144,6 +172,25 @@ def _checked(
         if not (doc.text.strip() or doc.title.strip()):
             stats.empty += 1
         yield doc
+
+
+def _check_storable(doc: Document) -> None:
+    """`Bad` unless the doc store and the tokenizer can take `doc`: no lone surrogate in its
+    text, title or metadata (JSON, which is checked too). Ids are checked when read."""
+    for name in ("text", "title"):
+        bad = first_surrogate(getattr(doc, name))
+        if bad is not None:
+            raise Bad("bad_field", f"holds U+{ord(bad):04X}, a lone surrogate, which is not "
+                                   "text", name)  # fmt: skip
+    if doc.metadata:
+        try:
+            dumped = json.dumps(doc.metadata, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as err:
+            raise Bad("bad_field", f"metadata is not JSON ({err})", "metadata") from None
+        bad = first_surrogate(dumped)
+        if bad is not None:
+            raise Bad("bad_field", f"metadata holds U+{ord(bad):04X}, a lone surrogate, which "
+                                   "is not text", "metadata")  # fmt: skip
 
 
 def _read_tsv(path: Path, policy: Policy, title_join: str) -> Iterator[tuple[int, Document]]:
@@ -260,7 +307,7 @@ def _read_trec(path: Path, policy: Policy, title_join: str) -> Iterator[tuple[in
 
 
 def _read_items(items: Iterable[Any], policy: Policy) -> Iterator[tuple[int, Document]]:
-    for index, item in enumerate(items, 1):
+    for index, item in enumerate(items):
         try:
             if isinstance(item, Document):
                 if not isinstance(item.metadata, Mapping):

@@ -6,6 +6,7 @@ from latesearch.evaluation.metrics import (
     format_table,
     parse_metric,
     parse_metrics,
+    ranking_depth,
     split_metrics,
 )
 from latesearch.evaluation.significance import (
@@ -27,6 +28,7 @@ __all__ = [
     "parse_metrics",
     "novel_queries",
     "paired_comparison",
+    "ranking_depth",
     "read_query_ids",
     "relevant_docs",
     "restrict",

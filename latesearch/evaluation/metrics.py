@@ -118,6 +118,13 @@ def parse_metrics(spec: str | Sequence[str]) -> list[Any]:
     return [parse_metric(name, spec=text) for name in split_metrics(spec)]
 
 
+def ranking_depth(spec: str | Sequence[str], floor: int = 100) -> int:
+    """How many results per query the metrics of `spec` need: their deepest cutoff (R@1000:
+    1000), at least `floor` (for the metrics without one, such as AP)."""
+    cutoffs = [m.params.get("cutoff") for m in parse_metrics(spec)]
+    return max([floor, *(c for c in cutoffs if isinstance(c, int))])
+
+
 @dataclass
 class EvalResult:
     """Metric means over the queries in scope, per-query values, and what was left out."""

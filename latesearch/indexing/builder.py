@@ -23,7 +23,7 @@ import torch
 
 from latesearch._atomic import check_replaceable, replace_folder
 from latesearch.compressed.arrays import chunk_digest, save_npy
-from latesearch.data import Document
+from latesearch.data import Document, check_collection
 from latesearch.errors import ConfigError, InputError
 from latesearch.indexing.buildstate import PROGRESS, BuildState, describe_source
 from latesearch.indexing.compression import CompressionResult, compress_chunks
@@ -105,6 +105,7 @@ class _Build:
         _check_target(self.folder, overwrite=overwrite)
         if not resume and not overwrite and self.tmp.is_dir() and BuildState.load(self.tmp):
             raise self._interrupted()  # said before the model loads (tens of seconds)
+        check_collection(self.collection, on_error=self.config.on_error)  # so is bad input
         devices = _resolve_devices(self.config, model)
         model = _load_model(model, self.config, devices[0])
         check_unit_vectors(model.config.to_dict(), self.config)
@@ -121,6 +122,8 @@ class _Build:
                 summary = self._finish(state, devices)
             except BaseException as err:
                 self.docstore.close()
+                if not state.chunks:  # nothing to resume (bad input, say): nothing left
+                    shutil.rmtree(self.tmp, ignore_errors=True)
                 self._explain(err, state)
                 raise
             return self._publish(state, summary, model, extra)

@@ -14,7 +14,7 @@ from typing import Any, overload
 import numpy as np
 
 from latesearch.errors import IndexCorruptError, InputError
-from latesearch.indexing.filters import compile_filter
+from latesearch.indexing.filters import CompiledFilter, compile_filter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -46,6 +46,15 @@ def has_metadata_column(conn: sqlite3.Connection, schema: str = "main") -> bool:
     return any(row[1] == "metadata" for row in conn.execute(f"PRAGMA {schema}.table_info(docs)"))
 _BATCH = 500  # SQLite parameters per query
 MATCHING_CACHE = 32  # filters whose matching documents a DocStore remembers
+# SQLite's words for a statement past one of its limits (SQL too deep, too many
+# variables): the query's fault, not the file's
+_LIMIT_WORDS = ("too many", "too large", "too big", "too complex", "stack overflow")
+
+
+def _past_a_limit(err: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite refused a statement for its size or depth (not a damaged file)."""
+    return (getattr(err, "sqlite_errorname", None) in ("SQLITE_ERROR", "SQLITE_TOOBIG")
+            and any(word in str(err).lower() for word in _LIMIT_WORDS))  # fmt: skip
 
 
 def _batches(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]:
@@ -176,6 +185,9 @@ class DocStore:
         except sqlite3.DatabaseError:
             self.close()
             raise
+        # what filters select from: rows with a `metadata` column, NULL where it is missing
+        self._filtered = ("docs" if self.metadata_column == "metadata"
+                          else "(SELECT idx, NULL AS metadata FROM docs)")  # fmt: skip
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -183,11 +195,17 @@ class DocStore:
             raise sqlite3.ProgrammingError(f"{self.path}: the document store is closed")
         return self._conn
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _rows(
+        self, sql: str, params: Sequence[Any] = (), field: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The rows of a query; InputError on `field` where SQLite finds the query too
+        large or deep, IndexCorruptError where it cannot read the file."""
         with self._lock:
             try:
                 return self.conn.execute(sql, params).fetchall()
-            except sqlite3.DatabaseError as err:  # a damaged file (the SQL is ours)
+            except sqlite3.DatabaseError as err:
+                if _past_a_limit(err):
+                    raise InputError(f"too complex for SQLite ({err})", field=field) from None
                 raise IndexCorruptError(f"{self.path}: unreadable ({err}); rebuild the index "
                                         "or restore it from a copy") from None
 
@@ -205,17 +223,19 @@ class DocStore:
             found.update(self._rows(sql, part))
         return found
 
-    def matching(self, spec: Any) -> np.ndarray:
+    def matching(self, spec: Any | CompiledFilter) -> np.ndarray:
         """Sorted indices (int64, read-only) of the documents whose metadata match the
-        filter `spec` (see `latesearch.indexing.filters`). The answers to the last
-        `MATCHING_CACHE` filters are kept: a doc store never changes once published."""
-        sql, params = compile_filter(spec, self.metadata_column)
+        filter `spec`, given as a filter or compiled (see `latesearch.indexing.filters`).
+        The answers to the last `MATCHING_CACHE` filters are kept: a doc store never
+        changes once published."""
+        sql, params = compile_filter(spec)
         key = json.dumps([sql, params])
         with self._lock:
             if key in self._matching:
                 self._matching.move_to_end(key)
                 return self._matching[key]
-        rows = self._rows(f"SELECT idx FROM docs WHERE {sql} ORDER BY idx", params)
+        rows = self._rows(f"SELECT idx FROM {self._filtered} WHERE {sql} ORDER BY idx", params,
+                          field="filter")  # fmt: skip
         found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         found.setflags(write=False)
         with self._lock:

@@ -13,117 +13,168 @@ booleans or null ($in/$nin: lists of them). A field holding a list matches $eq /
 any element does (and $ne / $nin when none does), as in MongoDB. A missing field matches
 $ne, $nin and {"$exists": false} only. Field names and values only ever reach SQLite as
 bound parameters, never as SQL text.
+
+Limits, far above any hand-written filter and inside what SQLite parses: objects nest at
+most `MAX_DEPTH` (32) deep, a filter holds at most `MAX_CONDITIONS` (1,000) conditions,
+each value of an $in / $nin counting as one, and one $in / $nin at most `MAX_IN` (1,000)
+values. A filter past them is an InputError on field "filter".
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from latesearch.errors import InputError
 
 COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 OPERATORS = ("$eq", "$ne", "$in", "$nin", *COMPARISONS, "$exists")
 COMBINATORS = ("$and", "$or", "$not")
+MAX_DEPTH = 32  # nested filter objects ($and / $or / $not)
+MAX_CONDITIONS = 1000  # conditions in one filter, each $in / $nin value counting as one
 MAX_IN = 1000  # values in one $in / $nin
+_GROUP = 32  # terms joined without parentheses: SQLite's expression depth stays small
 
 
-def compile_filter(spec: Any, column: str = "metadata") -> tuple[str, list[Any]]:
-    """(SQL boolean expression, parameters) selecting the documents `spec` matches, over
-    the JSON text in `column` (a trusted column name). InputError names the bad part."""
+class CompiledFilter(NamedTuple):
+    """A filter as SQL: a boolean expression over the JSON text in a column named
+    `metadata`, and its bound parameters."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+
+def compile_filter(spec: Any) -> CompiledFilter:
+    """The SQL selecting the documents `spec` (a filter object, its JSON text, or an
+    already compiled filter, returned as is) matches. InputError names the bad part."""
+    if isinstance(spec, CompiledFilter):
+        return spec
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
         except json.JSONDecodeError as err:
             raise InputError(f"the filter is not valid JSON: {err.msg}", field="filter") from None
-    params: list[Any] = []
-    sql = _object(spec, "filter", column, params)
-    return sql, params
+        except RecursionError:
+            raise _too_deep() from None
+    compiler = _Compiler()
+    sql = compiler.object(spec, "filter", 1)
+    return CompiledFilter(sql, tuple(compiler.params))
 
 
-def _object(spec: Any, where: str, column: str, params: list[Any]) -> str:
-    if not isinstance(spec, dict):
-        raise InputError(f"{where} must be a JSON object, got {_kind(spec)}", field=where)
-    if not spec:
-        return "1"
-    parts = []
-    for key, value in spec.items():
-        here = f"{where}.{key}"
-        if key in ("$and", "$or"):
-            if not isinstance(value, list) or not value:
-                raise InputError(f"{here} must be a non-empty list of filters", field=here)
-            inner = [_object(v, f"{here}[{n}]", column, params) for n, v in enumerate(value)]
-            parts.append("(" + f" {key[1:].upper()} ".join(inner) + ")")
-        elif key == "$not":
-            parts.append(f"(NOT {_object(value, here, column, params)})")
-        elif key.startswith("$"):
-            raise InputError(f"unknown operator {key!r} at {where}; combinators are "
-                             f"{', '.join(COMBINATORS)}", field=here)  # fmt: skip
+def _too_deep() -> InputError:
+    return InputError(f"the filter nests objects ($and / $or / $not) more than {MAX_DEPTH} "
+                      "deep", field="filter")  # fmt: skip
+
+
+def _join(terms: list[str], op: str) -> str:
+    """`terms` joined by AND / OR, in parenthesized groups of `_GROUP` so that a long
+    list stays shallow for SQLite's parser."""
+    while len(terms) > _GROUP:
+        terms = ["(" + f" {op} ".join(terms[i : i + _GROUP]) + ")"
+                 for i in range(0, len(terms), _GROUP)]  # fmt: skip
+    return terms[0] if len(terms) == 1 else "(" + f" {op} ".join(terms) + ")"
+
+
+class _Compiler:
+    """One filter's compilation: its bound parameters and its conditions so far."""
+
+    def __init__(self) -> None:
+        self.params: list[Any] = []
+        self.conditions = 0
+
+    def count(self, n: int) -> None:
+        self.conditions += n
+        if self.conditions > MAX_CONDITIONS:
+            raise InputError(f"the filter holds more than {MAX_CONDITIONS} conditions (each "
+                             "$in / $nin value counts as one)", field="filter")  # fmt: skip
+
+    def object(self, spec: Any, where: str, depth: int) -> str:
+        if depth > MAX_DEPTH:
+            raise _too_deep()
+        if not isinstance(spec, dict):
+            raise InputError(f"{where} must be a JSON object, got {_kind(spec)}", field=where)
+        if not spec:
+            self.count(1)  # matches everything, and costs SQL like any condition
+            return "1"
+        parts = []
+        for key, value in spec.items():
+            here = f"{where}.{key}"
+            if key in ("$and", "$or"):
+                if not isinstance(value, list) or not value:
+                    raise InputError(f"{here} must be a non-empty list of filters", field=here)
+                inner = [self.object(v, f"{here}[{n}]", depth + 1) for n, v in enumerate(value)]
+                parts.append(_join(inner, key[1:].upper()))
+            elif key == "$not":
+                parts.append(f"NOT {self.object(value, here, depth + 1)}")
+            elif key.startswith("$"):
+                raise InputError(f"unknown operator {key!r} at {where}; combinators are "
+                                 f"{', '.join(COMBINATORS)}", field=here)  # fmt: skip
+            else:
+                if not key:
+                    raise InputError(f"{where} has an empty field name", field=here)
+                parts.append(self.field(key, value, here))
+        return _join(parts, "AND")
+
+    def field(self, name: str, cond: Any, where: str) -> str:
+        if isinstance(cond, dict) and any(k.startswith("$") for k in cond):
+            if not all(k.startswith("$") for k in cond):
+                raise InputError(f"{where} mixes operators and plain keys", field=where)
+            tests = [self.operator(name, op, arg, f"{where}.{op}") for op, arg in cond.items()]
         else:
-            if not key:
-                raise InputError(f"{where} has an empty field name", field=here)
-            parts.append(_field(key, value, here, column, params))
-    return "(" + " AND ".join(parts) + ")"
+            tests = [self.operator(name, "$eq", cond, where)]
+        # two-valued: a missing field or a document without metadata gives false, not NULL
+        return f"COALESCE({_join(tests, 'AND')}, 0)"
 
+    def operator(self, name: str, op: str, arg: Any, where: str) -> str:
+        path = _path(name)
+        if op == "$exists":
+            if not isinstance(arg, bool):
+                raise InputError(f"{where} must be true or false, got {_kind(arg)}", field=where)
+            self.count(1)
+            self.params.append(path)
+            return f"(json_type(metadata, ?) IS {'NOT ' if arg else ''}NULL)"
+        if op in ("$eq", "$ne"):
+            test = self.any_equal(path, [_scalar(arg, where)])
+            return test if op == "$eq" else f"NOT {test}"
+        if op in ("$in", "$nin"):
+            if not isinstance(arg, list) or not arg:
+                raise InputError(f"{where} must be a non-empty list of values", field=where)
+            if len(arg) > MAX_IN:
+                raise InputError(f"{where} has {len(arg)} values; the limit is {MAX_IN}",
+                                 field=where)  # fmt: skip
+            values = [_scalar(v, f"{where}[{n}]") for n, v in enumerate(arg)]
+            test = self.any_equal(path, values)
+            return test if op == "$in" else f"NOT {test}"
+        if op in COMPARISONS:
+            value = _scalar(arg, where)
+            if value is None or isinstance(value, bool):
+                raise InputError(f"{where} compares with a number or a string, got {_kind(arg)}",
+                                 field=where)  # fmt: skip
+            self.count(1)
+            kinds = "('integer', 'real')" if not isinstance(value, str) else "('text')"
+            self.params.extend([path, path, value])
+            return (f"(json_type(metadata, ?) IN {kinds} AND "
+                    f"json_extract(metadata, ?) {COMPARISONS[op]} ?)")  # fmt: skip
+        raise InputError(f"unknown operator {op!r}; operators are {', '.join(OPERATORS)}",
+                         field=where)  # fmt: skip
 
-def _field(name: str, cond: Any, where: str, column: str, params: list[Any]) -> str:
-    if isinstance(cond, dict) and any(k.startswith("$") for k in cond):
-        if not all(k.startswith("$") for k in cond):
-            raise InputError(f"{where} mixes operators and plain keys", field=where)
-        tests = [_operator(name, op, arg, f"{where}.{op}", column, params)
-                 for op, arg in cond.items()]  # fmt: skip
-    else:
-        tests = [_operator(name, "$eq", cond, where, column, params)]
-    # two-valued: a missing field or a document without metadata gives false, not NULL
-    return "COALESCE((" + " AND ".join(tests) + "), 0)"
-
-
-def _operator(name: str, op: str, arg: Any, where: str, column: str, params: list[Any]) -> str:
-    path = _path(name)
-    if op == "$exists":
-        if not isinstance(arg, bool):
-            raise InputError(f"{where} must be true or false, got {_kind(arg)}", field=where)
-        params.append(path)
-        return f"(json_type({column}, ?) IS {'NOT ' if arg else ''}NULL)"
-    if op in ("$eq", "$ne"):
-        test = _any_equal(path, [_scalar(arg, where)], column, params)
-        return test if op == "$eq" else f"(NOT {test})"
-    if op in ("$in", "$nin"):
-        if not isinstance(arg, list) or not arg:
-            raise InputError(f"{where} must be a non-empty list of values", field=where)
-        if len(arg) > MAX_IN:
-            raise InputError(f"{where} has {len(arg)} values; the limit is {MAX_IN}", field=where)
-        values = [_scalar(v, f"{where}[{n}]") for n, v in enumerate(arg)]
-        test = _any_equal(path, values, column, params)
-        return test if op == "$in" else f"(NOT {test})"
-    if op in COMPARISONS:
-        value = _scalar(arg, where)
-        if value is None or isinstance(value, bool):
-            raise InputError(f"{where} compares with a number or a string, got {_kind(arg)}",
-                             field=where)  # fmt: skip
-        kinds = "('integer', 'real')" if not isinstance(value, str) else "('text')"
-        params.extend([path, path, value])
-        return (f"(json_type({column}, ?) IN {kinds} AND "
-                f"json_extract({column}, ?) {COMPARISONS[op]} ?)")  # fmt: skip
-    raise InputError(f"unknown operator {op!r}; operators are {', '.join(OPERATORS)}",
-                     field=where)  # fmt: skip
-
-
-def _any_equal(path: str, values: list[Any], column: str, params: list[Any]) -> str:
-    """The field equals one of `values`, or is a list holding one of them. Never NULL, so
-    that NOT of it is true where the field is missing."""
-    tests = []
-    for value in values:
-        types, sql_value = _typed(value)
-        params.extend([path, path, sql_value])
-        tests.append(f"(json_type({column}, ?) IN {types} AND json_extract({column}, ?) IS ?)")
-        params.extend([path, path, sql_value])
-        tests.append(
-            f"(json_type({column}, ?) = 'array' AND EXISTS (SELECT 1 FROM json_each({column}, ?)"
-            f" AS e WHERE e.type IN {types} AND e.value IS ?))"
-        )
-    return "COALESCE((" + " OR ".join(tests) + "), 0)"
+    def any_equal(self, path: str, values: list[Any]) -> str:
+        """The field equals one of `values`, or is a list holding one of them. Never NULL,
+        so that NOT of it is true where the field is missing."""
+        self.count(len(values))
+        tests = []
+        for value in values:
+            types, sql_value = _typed(value)
+            self.params.extend([path, path, sql_value])
+            tests.append(f"(json_type(metadata, ?) IN {types} AND "
+                         "json_extract(metadata, ?) IS ?)")  # fmt: skip
+            self.params.extend([path, path, sql_value])
+            tests.append(
+                f"(json_type(metadata, ?) = 'array' AND EXISTS (SELECT 1 FROM "
+                f"json_each(metadata, ?) AS e WHERE e.type IN {types} AND e.value IS ?))"
+            )
+        return f"COALESCE({_join(tests, 'OR')}, 0)"
 
 
 def _typed(value: Any) -> tuple[str, Any]:

@@ -26,6 +26,7 @@ from latesearch.errors import ConfigError, IndexCorruptError, StaleIndexError, U
 from latesearch.indexing.checksums import VerifyReport, check_sizes, seal_component
 from latesearch.indexing.docstore import DocIdList, DocStore
 from latesearch.indexing.files import folder_bytes, writer_active
+from latesearch.indexing.filters import CompiledFilter
 from latesearch.indexing.manifest import (
     CODEC_DIR,
     DOC_ID_OFFSETS,
@@ -272,15 +273,17 @@ file of a compressed index, the pooled vectors of a dense view (`pooled`), ids a
         """Internal index of a document id; UnknownDocumentError (an InputError) if absent."""
         found = self._docstore.indices([doc_id])
         if doc_id not in found:
-            raise UnknownDocumentError(f"unknown document id {doc_id!r}", path=str(self.folder))
+            raise UnknownDocumentError(f"unknown document id {doc_id!r}", doc_id=doc_id,
+                                       path=str(self.folder), field="doc_id")  # fmt: skip
         return found[doc_id]
 
     def doc_indices(
-        self, doc_ids: Sequence[str], *, missing: str = "raise"
+        self, doc_ids: Sequence[str], *, missing: str = "raise", field: str = "candidates"
     ) -> tuple[np.ndarray, list[str]]:
         """Indices of `doc_ids` in the order given, and the ids not in the index.
 
-        missing="raise": an unknown id is an UnknownDocumentError; "skip": left out.
+        missing="raise": an unknown id is an UnknownDocumentError naming `field`, the input
+        the ids came from (a rerank's candidates unless told); "skip": left out.
         """
         if missing not in ("raise", "skip"):
             raise ConfigError(f"missing must be 'raise' or 'skip', got {missing!r}")
@@ -289,14 +292,15 @@ file of a compressed index, the pooled vectors of a dense view (`pooled`), ids a
         unknown = [i for i in ids if i not in found]
         if unknown and missing == "raise":
             more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
-            raise UnknownDocumentError(
-                f"unknown document id {unknown[0]!r}{more}", path=str(self.folder)
-            )
+            raise UnknownDocumentError(f"unknown document id {unknown[0]!r}{more}",
+                                       doc_id=unknown[0], path=str(self.folder),
+                                       field=field)  # fmt: skip
         indices = np.array([found[i] for i in ids if i in found], dtype=np.int64)
         return indices, unknown
 
-    def matching(self, spec: Any) -> np.ndarray:
-        """Sorted indices of the documents whose metadata match the filter `spec`."""
+    def matching(self, spec: Any | CompiledFilter) -> np.ndarray:
+        """Sorted indices of the documents whose metadata match the filter `spec`, given
+        as a filter or as `compile_filter`'s result (a request compiles its filter once)."""
         return self._docstore.matching(spec)
 
     def documents(self, doc_indices: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:

@@ -52,7 +52,7 @@ from latesearch.indexing.manifest import (
     dense_chunk_file,
 )
 from latesearch.indexing.reading import documents_of
-from latesearch.indexing.storage import IndexStore
+from latesearch.indexing.storage import IndexStore, building_folder
 
 
 @dataclass
@@ -136,7 +136,8 @@ def update_index(
         try:
             components = _components(old, updaters)
             config = _index_config(old)
-            removed, unknown = old.doc_indices(list(dict.fromkeys(delete)), missing=missing)
+            removed, unknown = old.doc_indices(list(dict.fromkeys(delete)), missing=missing,
+                                               field="delete")  # fmt: skip
             if add is not None:
                 if model is None:
                     raise ConfigError("adding documents needs the index's model (model=...)")
@@ -194,13 +195,15 @@ def _check_new_ids(
     found, _ = old.doc_indices(ids, missing="skip")
     found = np.setdiff1d(found, removed)
     if found.size and not replace:
-        first = old.doc_ids[int(found[0])]
+        held = set(old.doc_ids[found])
+        position = next(n for n, doc_id in enumerate(ids) if doc_id in held)
         more = f" (and {found.size - 1} more)" if found.size > 1 else ""
+        where = str(add) if isinstance(add, str | os.PathLike) else f"documents[{position}]"
         raise InputError(
-            f"document id {first!r}{more} is already in the index {old.folder}; "
+            f"document id {ids[position]!r}{more} is already in the index {old.folder}; "
             "pass replace=True (--replace) to replace such documents",
-            field="doc_id",
-        )
+            path=where, field="doc_id",
+        )  # fmt: skip
     return found
 
 
@@ -217,7 +220,8 @@ class _Update:
         keep = np.ones(old.n_docs, dtype=bool)
         keep[removed] = False
         kept = old.n_docs - removed.size
-        for path in (self.stage, self.side):  # left by an update that was interrupted
+        leftovers = (self.stage, self.side, building_folder(self.side))  # never resumed
+        for path in leftovers:  # left by an update that was interrupted
             shutil.rmtree(path, ignore_errors=True)
         try:
             added = self._encode(add, model, progress) if add is not None else None
@@ -247,8 +251,8 @@ class _Update:
             shutil.rmtree(self.side, ignore_errors=True)
             replace_folder(self.stage, self.folder)  # the old index survives until here
         except BaseException:
-            shutil.rmtree(self.stage, ignore_errors=True)
-            shutil.rmtree(self.side, ignore_errors=True)
+            for path in leftovers:
+                shutil.rmtree(path, ignore_errors=True)
             raise
         return UpdateSummary(
             added=n_added,

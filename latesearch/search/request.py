@@ -23,7 +23,7 @@ from typing import Any
 
 from latesearch._configio import check_positive
 from latesearch.errors import InputError, UnknownOptionError
-from latesearch.indexing.filters import compile_filter
+from latesearch.indexing.filters import CompiledFilter, compile_filter
 from latesearch.search.engine.params import EngineParams
 from latesearch.search.fusion import DEFAULT_DEPTH, FUSIONS, check_fusion, check_weight
 from latesearch.search.modes import mode_names
@@ -161,6 +161,9 @@ class SearchRequest:
     batch_size: int = 128
     device: Any = None
     limits: SearchLimits = field(default_factory=SearchLimits, compare=False, repr=False)
+    # the filter as SQL, compiled once here (None without a filter)
+    compiled_filter: CompiledFilter | None = field(default=None, init=False, compare=False,
+                                                   repr=False)  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.mode not in mode_names():
@@ -194,7 +197,9 @@ class SearchRequest:
             raise InputError(f"fusion must be one of {FUSIONS}, got {method!r}", field="fusion")
         object.__setattr__(self, "fusion", dataclasses.replace(self.fusion, weight=weight,
                                                                method=method))  # fmt: skip
-        object.__setattr__(self, "filter", _checked_filter(self.filter))
+        spec, compiled = _checked_filter(self.filter)
+        object.__setattr__(self, "filter", spec)
+        object.__setattr__(self, "compiled_filter", compiled)
 
     @classmethod
     def of(cls, *, limits: SearchLimits | None = None, **options: Any) -> SearchRequest:
@@ -242,17 +247,19 @@ class SearchRequest:
         return self.fusion.depth_for(self.k)
 
 
-def _checked_filter(spec: Any) -> dict[str, Any] | None:
-    """The filter as a JSON object (parsed from its text), checked by compiling it."""
+def _checked_filter(spec: Any) -> tuple[dict[str, Any] | None, CompiledFilter | None]:
+    """The filter as a JSON object (parsed from its text) and compiled (which checks it:
+    InputError naming the bad part, before any work)."""
     if spec is None:
-        return None
+        return None, None
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
         except json.JSONDecodeError as err:
             raise InputError(f"the filter is not valid JSON: {err.msg}", field="filter") from None
+        except RecursionError:
+            raise InputError("the filter nests too deeply to parse", field="filter") from None
     if not isinstance(spec, dict):
         raise InputError(f"filter must be a JSON object, got {type(spec).__name__}",
                          field="filter")  # fmt: skip
-    compile_filter(spec)  # InputError naming the bad part, before any work
-    return spec
+    return spec, compile_filter(spec)

@@ -73,6 +73,8 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
         data = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise InputError("the request body is not UTF-8", field="body") from None
+    except RecursionError:
+        raise InputError("the request body nests too deep to parse", field="body") from None
     except json.JSONDecodeError as err:
         raise InputError(f"the request body is not valid JSON: {err.msg} (line {err.lineno}, "
                          f"column {err.colno})", field="body") from None  # fmt: skip

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from latesearch import __version__
-from latesearch.errors import InputError, LatesearchError, StaleIndexError
+from latesearch.errors import InputError, LatesearchError, StaleIndexError, UnknownDocumentError
 from latesearch.indexing.components import MissingComponentError, present_components
 from latesearch.search.modes import servable_modes
 from latesearch.serving.config import ServeConfig
@@ -200,10 +201,16 @@ class SearchService:
         with self._write_lock:
             with self._lock:
                 writer = self._current().reloaded()  # its own object: searches go on
-            summary = writer.update(
-                add=request.documents or None, delete=request.ids, replace=upsert,
-                missing=request.missing, progress=False,
-            )  # fmt: skip
+            try:
+                summary = writer.update(
+                    add=request.documents or None, delete=request.ids, replace=upsert,
+                    missing=request.missing, progress=False,
+                )  # fmt: skip
+            except UnknownDocumentError as err:  # an id to delete
+                field = _path_of(err.doc_id, [request.ids], "ids")
+                raise InputError(err.message, field=field) from None
+            except InputError as err:
+                raise _in_the_body(err) from None
         with self._lock:
             documents = len(self._current())
         return Response(200, {"summary": summary.to_dict(), "documents": documents})
@@ -254,12 +261,37 @@ class SearchService:
                                  **request.options)  # fmt: skip
             return found, _timings(index)
 
-        results, timings = self._call(work)
+        try:
+            results, timings = self._call(work)
+        except UnknownDocumentError as err:
+            lists = request.candidates if not request.single else request.candidates[:1]
+            field = _path_of(err.doc_id, lists, "candidates", nested=not request.single)
+            raise InputError(err.message, field=field) from None
         rows = [{"query": q, "hits": h.to_dicts(), "skipped": h.skipped}
                 for q, h in zip(request.queries, results, strict=True)]  # fmt: skip
         if request.single:
             return Response(200, {**rows[0], "timings": timings})
         return Response(200, {"results": rows, "timings": timings})
+
+
+def _in_the_body(err: InputError) -> InputError:
+    """An error about the request's documents (located `documents[n]` with the Document's
+    field) located by the JSON path of the body's field, as `documents.0.id`."""
+    found = re.fullmatch(r"documents\[(\d+)\]", err.path or "")
+    if found is None:
+        return err
+    name = {"doc_id": "id"}.get(err.field or "", err.field)
+    return InputError(err.message, field=".".join(filter(None, ["documents", found[1], name])))
+
+
+def _path_of(doc_id: str | None, lists: list[list[str]], name: str, *,
+             nested: bool = False) -> str:  # fmt: skip
+    """The JSON path of the first `doc_id` in the request's id `lists` (`name.3`, or
+    `name.1.3` for one list per query), `name` where it is not found."""
+    for n, ids in enumerate(lists):
+        if doc_id in ids:
+            return ".".join([name, *([str(n)] if nested else []), str(ids.index(doc_id))])
+    return name
 
 
 def _describe(index: Any) -> dict[str, Any]:

@@ -55,7 +55,7 @@ class ShardWorker:
         """Each query's BM25 top `depth` here, with BM25 scores (by the request's
         collection statistics where given), filtered by its filter."""
         store = self.index.store
-        allowed = None if request.filter is None else store.matching(request.filter)
+        allowed = None if request.filter is None else store.matching(request.compiled_filter)
         ranked = bm25_ranked(store, self.index.searcher.bm25, texts, depth, allowed,
                              request.bm25.statistics)  # fmt: skip
         return [self.index._hits(r, request.return_text,

@@ -113,3 +113,16 @@ def test_text_output_and_errors(data, tmp_path, capsys):
     assert main(["evaluate", "--qrels", str(root / "qrels.trec")]) == 2
     assert main(["evaluate", str(root / "index"), "--queries", str(root), "--split", "dev"]) == 2
     assert "split 'dev'" in capsys.readouterr().err
+
+
+def test_k_follows_the_metrics_and_the_bar_moves_in_small_batches(data, capsys):
+    root = data["root"]
+    base = ["evaluate", str(root / "index"), "--queries", str(root), "--mode", "exact",
+            "--json", "--batch-size", "64"]  # fmt: skip
+    assert main([*base, "--metrics", "nDCG@10 AP"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["k"] == 100 and out["batch_size"] == 16
+    assert "query/s" in captured.err and "4/4" in captured.err  # rate and total: time left
+    assert _json(capsys, [*base, "--metrics", "R@1000 nDCG@10", "--quiet"])["k"] == 1000
+    assert _json(capsys, [*base, "--metrics", "R@1000", "-k", "5", "--quiet"])["k"] == 5

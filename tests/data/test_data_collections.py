@@ -80,13 +80,38 @@ def test_iterables_of_tuples_dicts_and_documents():
     assert list(read_collection({"k": "v"})) == [Document("k", "v")]
 
 
-def test_iterable_errors_name_the_item():
-    with pytest.raises(InputError, match=r"<iterable>:2 \(field 'text'\)"):
-        list(read_collection([("1", "a"), ("2", None)]))
-    with pytest.raises(InputError, match=r"<iterable>:1: .*got int"):
-        list(read_collection([7]))
-    with pytest.raises(InputError, match=r"<iterable>:2 .*duplicate document id '1'"):
-        list(read_collection([(1, "a"), ("1", "b")]))
+@pytest.mark.parametrize("items, where, field, words", [
+    ([("1", "a"), ("2", None)], "documents[1]", "text", "got NoneType"),
+    ([7], "documents[0]", None, "got int"),
+    ([(1, "a"), ("1", "b")], "documents[1]", "doc_id", "duplicate document id '1'"),
+    ([{"id": "a b", "text": "t"}], "documents[0]", "id", "holds ' '"),
+    ([{"_id": "1", "text": "t"}, {"_id": "2", "text": "t \ud800"}], "documents[1]", "text",
+     r"U\+D800"),
+    ([Document("1", "t", "\udc80")], "documents[0]", "title", "lone surrogate"),
+    ([Document("1", "t", metadata={"k": ["\ud800"]})], "documents[0]", "metadata", "surrogate"),
+    ([Document("1", "t", metadata={"k": {1}})], "documents[0]", "metadata", "not JSON"),
+    ([{"id": "1", "text": "t", "year": float("nan")}], "documents[0]", "metadata", "not JSON"),
+])  # fmt: skip
+def test_iterable_errors_name_the_item_and_its_field(items, where, field, words):
+    with pytest.raises(InputError, match=words) as err:
+        list(read_collection(items))
+    assert (err.value.path, err.value.line, err.value.field) == (where, None, field)
+
+
+def test_a_lone_surrogate_in_a_json_file_is_located(write):
+    path = write("c.jsonl", '{"_id": "1", "text": "a"}\n{"_id": "2", "text": "b \\ud800"}\n')
+    with pytest.raises(InputError, match="lone surrogate") as err:
+        list(read_collection(path))
+    assert (err.value.line, err.value.field) == (2, "text")
+    stats = ReadStats()
+    assert ids(read_collection(path, on_error="skip", stats=stats)) == ["1"]
+    assert stats.skipped == {"bad_field": 1}
+
+
+def test_control_characters_stay_in_documents():
+    # unlike queries, documents keep them: tokenizers and the doc store take them, and
+    # real collections hold them (form feeds, bells)
+    assert next(read_collection([("1", "a\x0cb\x07")])).text == "a\x0cb\x07"
 
 
 BAD_CASES = [

@@ -9,7 +9,13 @@ import ir_measures
 import pytest
 
 from latesearch.errors import ConfigError, InputError
-from latesearch.evaluation import EvalResult, evaluate_run, format_table, parse_metrics
+from latesearch.evaluation import (
+    EvalResult,
+    evaluate_run,
+    format_table,
+    parse_metrics,
+    ranking_depth,
+)
 
 QRELS = {
     "q1": {"d1": 1, "d2": 2, "d3": 0},
@@ -23,6 +29,12 @@ RUN = {
 }
 NDCG_Q1 = (2 / math.log2(3) + 1 / math.log2(4)) / (2 + 1 / math.log2(3))
 NDCG_Q2 = 1 / math.log2(5)
+
+
+def test_ranking_depth_is_the_deepest_cutoff_at_least_100():
+    assert ranking_depth("MRR@10 nDCG@10 AP") == 100
+    assert ranking_depth("MRR@10 R@50 R@1000 nDCG@10") == 1000
+    assert ranking_depth(["P@5"], floor=10) == 10 and ranking_depth("R@30", floor=10) == 30
 
 
 def test_parse_metrics_aliases():

@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from latesearch.errors import InputError
-from latesearch.indexing.filters import compile_filter
+from latesearch.indexing.filters import (
+    MAX_CONDITIONS,
+    MAX_DEPTH,
+    MAX_IN,
+    CompiledFilter,
+    compile_filter,
+)
 
 FIELDS = ["lang", "year", "tags", "x.y"]
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3),
@@ -162,3 +168,41 @@ def test_names_and_values_are_parameters_never_sql(hostile):
         rows = [r[0] for r in conn.execute(f"SELECT idx FROM docs WHERE {sql}", params)]
         assert rows == ([1] if spec != {hostile: "en"} else [])
     assert conn.execute("SELECT count(*) FROM docs").fetchone()[0] == 2
+
+
+def nested(depth: int, leaf=None) -> dict:
+    """A filter `depth` objects deep, alternating $and (of two filters) and $not."""
+    spec = leaf or {"a": 1}
+    for level in range(depth - 1):
+        spec = {"$not": spec} if level % 2 else {"$and": [spec, {"b": {"$ne": 2}}]}
+    return spec
+
+
+@pytest.mark.parametrize("spec", [
+    nested(MAX_DEPTH + 1),
+    json.dumps(nested(300)),
+    "[" * 100_000,  # too deep for Python's own JSON parser
+    {"$or": [{"a": n} for n in range(MAX_CONDITIONS + 1)]},
+    {"a": {"$in": list(range(600))}, "b": {"$nin": list(range(600))}},
+    {"$and": [{}] * (MAX_CONDITIONS + 1)},
+])  # fmt: skip
+def test_filters_past_the_limits_are_refused_on_the_filter_field(spec):
+    with pytest.raises(InputError) as err:
+        compile_filter(spec)
+    assert err.value.field == "filter"
+
+
+def test_filters_at_the_limits_run_on_sqlite():
+    # the deepest and largest filters allowed stay inside SQLite's parser stack, expression
+    # depth and variables, and select what the reference selects
+    docs = [{"a": n, "b": [n, 2], "lang": "en"} for n in range(6)] + [None, {"b": 7}]
+    wide = {"$or": [{"a": {"$in": list(range(500))}}, {"b": {"$nin": list(range(1, 400))}}]}
+    for spec in (nested(MAX_DEPTH), nested(MAX_DEPTH - 1, wide),
+                 {"$or": [{"a": n} for n in range(MAX_CONDITIONS)]},
+                 {"a": {"$nin": list(range(1, MAX_IN + 1))}}):  # fmt: skip
+        assert select(docs, spec) == [i for i, m in enumerate(docs) if matches(m, spec)]
+
+
+def test_a_compiled_filter_compiles_to_itself():
+    compiled = compile_filter({"lang": "en"})
+    assert isinstance(compiled, CompiledFilter) and compile_filter(compiled) is compiled

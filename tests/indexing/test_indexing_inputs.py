@@ -53,11 +53,29 @@ def test_trec_sgml_collection(build, tmp_path, tiny_colbert):
     encoded_as(store, 0, tiny_colbert, "gene the cell & drug")
 
 
-def test_duplicate_id_in_a_later_group_names_file_and_line(build, tmp_path, docs, write_jsonl):
+def test_duplicate_id_in_a_later_group_names_file_and_line(build, tmp_path, docs, write_jsonl,
+                                                           small_config):  # fmt: skip
     rows = docs + [dict(docs[2], text="again")]  # line 41 repeats line 3, two groups later
     path = write_jsonl(tmp_path / "dup.jsonl", rows)
     with pytest.raises(InputError, match=r"dup\.jsonl:41.*duplicate document id 'doc-2'"):
         build(path)
+    # the chunks finished before it are kept: the build resumes, skipping the bad record
+    assert (tmp_path / "index.building").is_dir()
+    skip = build(path, config=small_config.replace(on_error="skip"), resume=True)
+    assert skip.n_docs == len(docs)
+
+
+@pytest.mark.parametrize("bad", ["malformed first line", "lone surrogate"])
+def test_input_refused_before_any_chunk_leaves_nothing(build, tmp_path, bad):
+    if bad == "malformed first line":
+        collection = tmp_path / "bad.jsonl"
+        collection.write_text('{"_id": "1", "text": \n{"_id": "2", "text": "b"}\n')
+    else:
+        collection = [("1", "a"), ("2", "b \ud800")]
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(InputError):
+        build(collection)
+    assert sorted(tmp_path.iterdir()) == before
 
 
 def test_skipped_duplicates_are_counted_and_resume_replays_them(

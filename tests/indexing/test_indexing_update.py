@@ -103,6 +103,10 @@ def test_adding_an_existing_id_is_an_error_and_changes_nothing(base, tmp_path, d
     with pytest.raises(InputError, match=r"'doc-2' \(and 1 more\) is already in the index"):
         update_index(base, add=new, model=tiny_colbert, progress=False)
     assert snapshot(base) == before
+    with pytest.raises(InputError, match="'doc-6' is already") as err:  # located in a list
+        update_index(base, add=[*docs[30:32], docs[6]], model=tiny_colbert, progress=False)
+    assert (err.value.path, err.value.field) == ("documents[2]", "doc_id")
+    assert snapshot(base) == before
 
 
 def test_an_id_deleted_in_the_same_update_may_be_added(base, tmp_path, docs, tiny_colbert,
@@ -134,8 +138,9 @@ def test_bad_rows_are_reported_before_anything_is_encoded(base, tmp_path, docs, 
 
 def test_unknown_ids_raise_or_are_skipped(base):
     before = snapshot(base)
-    with pytest.raises(UnknownDocumentError, match="'nope'"):
+    with pytest.raises(UnknownDocumentError, match="'nope'") as err:
         update_index(base, delete=["doc-1", "nope"])
+    assert err.value.field == "delete"
     assert snapshot(base) == before
     store, summary = update_index(base, delete=["doc-1", "nope"], missing="skip")
     assert summary.unknown == ["nope"] and summary.deleted == 1 and store.n_docs == 29

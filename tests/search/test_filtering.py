@@ -11,6 +11,7 @@ import pytest
 
 from latesearch import Index
 from latesearch.errors import InputError
+from latesearch.indexing import filters
 
 from .conftest import metadata_of, write_corpus
 
@@ -74,6 +75,28 @@ def test_a_filter_matching_nothing_and_bad_filters(metadata_indexes):
     with pytest.raises(InputError, match=r"\$regex"):
         compressed.search(QUERY, filter={"lang": {"$regex": "e"}})
     assert [h.doc_id for h in compressed.search(QUERY, k=3, filter='{"lang": "de"}')] != []
+
+
+def test_a_filter_too_complex_for_sqlite_is_bad_input_not_damage(metadata_indexes, monkeypatch):
+    compressed, _ = metadata_indexes
+    deep = {"lang": "en"}
+    for _ in range(200):
+        deep = {"$not": deep}
+    with pytest.raises(InputError) as err:
+        compressed.search(QUERY, k=3, filter=deep)
+    assert err.value.field == "filter"
+    monkeypatch.setattr(filters, "MAX_DEPTH", 1000)  # past the filter's limit, SQLite refuses
+    with pytest.raises(InputError, match="too complex for SQLite") as err:
+        compressed.store.matching(deep)
+    assert err.value.field == "filter"
+
+
+def test_the_store_takes_a_compiled_filter(metadata_indexes):
+    compressed, _ = metadata_indexes
+    spec = {"lang": {"$in": ["en", "fr"]}}
+    compiled = filters.compile_filter(spec)
+    assert list(compressed.store.matching(compiled)) == list(compressed.store.matching(spec))
+    assert len(compressed.store.matching(compiled)) > 0
 
 
 def test_metadata_survives_updates_and_old_doc_stores(tmp_path, tiny_colbert):

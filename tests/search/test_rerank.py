@@ -32,8 +32,9 @@ def test_rerank_k_and_duplicates(tiny_index):
 
 
 def test_unknown_ids_raise_or_skip(tiny_index):
-    with pytest.raises(UnknownDocumentError, match="nope"):
+    with pytest.raises(UnknownDocumentError, match="nope") as err:
         tiny_index.rerank("late search", ["d1", "nope"])
+    assert (err.value.field, err.value.doc_id) == ("candidates", "nope")
     hits = tiny_index.rerank("late search", ["d1", "nope", "d2"], missing="skip")
     assert sorted(h.doc_id for h in hits) == ["d1", "d2"]
     assert hits.skipped == ["nope"]

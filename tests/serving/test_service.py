@@ -91,9 +91,15 @@ def test_rerank_single_and_batch(index):
     assert body["results"][1]["hits"][0]["doc_id"] == "d5"
 
 
-def test_rerank_unknown_id_is_a_400_naming_it(index):
-    response = post(SearchService(index), "/rerank", {"query": QUERY, "candidates": ["zz9"]})
+@pytest.mark.parametrize(("data", "field"), [
+    ({"query": QUERY, "candidates": ["zz9"]}, "candidates.0"),
+    ({"query": QUERY, "candidates": ["d1", "d2", "zz9", "zz8"]}, "candidates.2"),
+    ({"queries": [QUERY, "x"], "candidates": [["d1"], ["d2", "zz9"]]}, "candidates.1.1"),
+])  # fmt: skip
+def test_rerank_unknown_id_is_a_400_naming_it_and_its_place(index, data, field):
+    response = post(SearchService(index), "/rerank", data)
     assert response.status == 400 and "zz9" in response.body["error"]
+    assert response.body["field"] == field
 
 
 @pytest.mark.parametrize(
@@ -144,6 +150,9 @@ def test_bad_url_parameters_are_400s_naming_the_field(index, target, field, word
         (b'{"query": "a", "size": 3}', "size", "unknown field 'size'"),
         (b'{"query": "a", "centroid_score_threshold": 0.4}', "centroid_score_threshold",
          "unknown field"),
+        pytest.param(b'{"query": "a", "filter": ' + b'{"$not": ' * 200 + b'{"a": 1}' + b"}" * 201,
+                     "filter", "nests", id="deep-filter"),
+        pytest.param(b"[" * 100_000, "body", "nests", id="deep-body"),
     ],
 )
 def test_bad_search_bodies_are_400s_naming_the_field(index, body, field, words):
@@ -325,3 +334,29 @@ def test_the_dense_view_modes_over_http(tmp_path_factory, tiny_colbert):
         same_hits(body["hits"], index.search(QUERY, **options))
     response = post(service, "/search", {"query": QUERY, "mode": "hybrid", "fusion": "zscore"})
     assert response.status == 400 and response.body["field"] == "fusion"
+
+
+def test_bad_documents_written_are_400s_naming_the_json_path_and_leave_nothing(
+    tmp_path_factory, tiny_colbert
+):
+    from .conftest import build
+
+    index = build(tmp_path_factory, tiny_colbert, "bad-writes", nbits=None, ann=False)
+    service = SearchService(index, api_key="key")
+    before = sorted(index.folder.parent.iterdir())
+    ok = {"id": "n1", "text": "fine"}
+    cases = [
+        ({"documents": [ok, {"id": "n2", "text": "bad \ud800"}]}, "documents.1.text"),
+        ({"documents": [{"id": "n2", "text": "t", "title": "\udfff"}]}, "documents.0.title"),
+        ({"documents": [{**ok, "metadata": {"k": ["\ud800"]}}]}, "documents.0.metadata"),
+        ({"documents": [ok, {"id": "n1", "text": "again"}]}, "documents.1.id"),
+        ({"documents": [ok, {"id": "d3", "text": "held"}]}, "documents.1.id"),
+    ]
+    response = service.write({"ids": ["d1", "gone"]}, delete=True, key="key")
+    assert response.status == 400 and response.body["field"] == "ids.1"
+    for upsert in (False, True):
+        for data, field in cases[: 4 if upsert else 5]:  # PUT replaces d3
+            response = service.write(data, delete=False, upsert=upsert, key="key")
+            assert response.status == 400 and response.body["field"] == field, response.body
+    assert sorted(index.folder.parent.iterdir()) == before  # no staging folder left
+    assert len(index.reloaded()) == 30
