@@ -54,6 +54,10 @@ class IndexConfig:
     32,768 centroids, a two-level tree from there on; "exact"; "tree"; "hnsw") and
     `seed` set how the centroids are trained and assigned.
 
+    `pool_factor` > 1 pools each document's token vectors before compression: Ward
+    clustering of all but the first token into ceil((n - 1) / pool_factor) clusters, each
+    stored as its members' re-normalized mean (`pooling.py`); 1 stores every token.
+
     `dense` also stores one pooled dense vector per document (fp16), searched by the
     "dense" and "fused" modes: "pooled" is the attention-masked mean of the ColBERT model's
     own last hidden states (free: the same forward pass); "backbone" is the mean-pooled
@@ -91,6 +95,7 @@ class IndexConfig:
     kmeans_niter: int = 4
     assignment: str = "auto"
     seed: int = 0
+    pool_factor: int = 1
     dense: str | None = None
     dense_model: str | None = None
     ray: str | None = None
@@ -135,6 +140,7 @@ class IndexConfig:
             _check_int("n_centroids", self.n_centroids, 1)
         _check_int("kmeans_niter", self.kmeans_niter, 1)
         _check_int("seed", self.seed, 0)
+        _check_int("pool_factor", self.pool_factor, 1)
         if self.assignment not in ASSIGNMENTS:
             _bad("assignment", self.assignment, f"one of {ASSIGNMENTS}")
         if self.compute_dtype is not None and self.compute_dtype not in COMPUTE_DTYPES:

@@ -61,7 +61,10 @@ def compress_index(
             raise ConfigError(f"{src.folder}: already compressed")
         src.verify()  # its vectors are read and coded: never give damage fresh checksums
         config = index_config_from_dict(src.manifest.index_config, source="index_config")
+        pooled = config.pool_factor
         config = config.replace(nbits=nbits, keep_full=keep_full, **config_fields)
+        if config.pool_factor != pooled:
+            raise ConfigError("compress_index keeps the source's tokens: pool_factor is a build's")
         check_unit_vectors(src.manifest.colbert_config, config)
         codec = None
         if codec_from is not None:

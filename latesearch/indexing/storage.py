@@ -44,6 +44,7 @@ from latesearch.indexing.manifest import (
     Manifest,
     component_dirs,
 )
+from latesearch.indexing.pooling import span_arrays
 from latesearch.indexing.summary import BuildSummary
 from latesearch.modeling.config import ColBERTConfig
 from latesearch.modeling.config import from_dict as colbert_config_from_dict
@@ -308,6 +309,7 @@ index; ids and texts. `flat` / `gather` read documents' vectors from either."""
                        (info.residuals, self._residuals[i], info.residuals_sha256)]  # fmt: skip
         if self._dense:
             arrays.append((info.dense, self._dense[i], info.dense_sha256))
+        arrays += span_arrays(self.folder, info)
         hashed = 0
         for name, array, expected in arrays:
             if array is not None and expected:
