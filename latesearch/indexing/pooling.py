@@ -14,6 +14,7 @@ original token, its document's pooled vector; `textlens`: original tokens per do
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from latesearch.errors import IndexCorruptError
-from latesearch.indexing.files import chunk_digest, load_npy, save_npy
+from latesearch.indexing.files import chunk_digest, link_or_copy, load_npy, save_npy
 from latesearch.indexing.manifest import ChunkInfo, span_chunk_files
 
 PROTECTED_TOKENS = 1  # the [CLS] vector, never pooled (PyLate's protected_tokens=1)
@@ -165,3 +166,26 @@ def token_spans(store: Any, doc_index: int) -> list[np.ndarray]:
         raise IndexCorruptError(f"{store.folder / chunk.spans}: names a vector past the document's")
     order = np.argsort(labels, kind="stable")
     return np.split(order, np.cumsum(np.bincount(labels, minlength=n_vectors))[:-1])
+
+
+def pool_chunks(store: Any, folder: Path, factor: int) -> list[ChunkInfo]:
+    """Pooled copies of the chunks of an unpooled, uncompressed IndexStore written into
+    `folder` under the same numbers (their dense vectors linked): the chunks a build with
+    `pool_factor=factor` writes for the same vectors."""
+    out, token = [], 0
+    for i, chunk in enumerate(store.chunks):
+        doclens = store.doclens[chunk.first_doc : chunk.first_doc + chunk.n_docs]
+        vectors = torch.from_numpy(np.array(store.embeddings_flat()[i]))
+        pooled = pool_group(vectors, torch.from_numpy(doclens.astype(np.int32)), factor)
+        embeddings, lens = pooled.embeddings.numpy(), pooled.doclens.numpy()
+        save_npy(folder / chunk.embeddings, embeddings)
+        save_npy(folder / chunk.doclens, lens)
+        if chunk.dense:
+            link_or_copy(store.folder / chunk.dense, folder / chunk.dense)
+        spans = save_spans(folder, chunk.index, pooled.spans, pooled.textlens)
+        out.append(dataclasses.replace(
+            chunk, first_token=token, n_embeddings=len(embeddings), sha256=chunk_digest(embeddings),
+            doclens_sha256=chunk_digest(lens), **spans,
+        ))  # fmt: skip
+        token += len(embeddings)
+    return out
