@@ -53,18 +53,20 @@ TOLERANCE = 0.005  # the decision rule's nDCG@10 margin
 SPAN_SUFFIXES = (".spans.npy", ".textlens.npy")
 
 
-def base_index(coll: Any, model: Any) -> Any:
+def base_index(coll: Any, model: Any, compute_dtype: str | None) -> Any:
     """The collection's unpooled uncompressed fp16 index, built once per model."""
     from latesearch.indexing import IndexConfig, IndexStore, build_index
 
-    folder = WORK / "pooling" / f"{coll.name}-{model.fingerprint()[:12]}-base"
+    name = f"{coll.name}-{model.fingerprint()[:12]}-{compute_dtype or 'float32'}-base"
+    folder = WORK / "pooling" / name
     if (folder / "manifest.json").is_file():
         store = IndexStore.open(folder)
         if store.manifest.collection.get("path") == str(coll.corpus):
             return store
         store.close()
     print(f"encoding {coll.name} once into {folder} ...", flush=True)
-    return build_index(coll.corpus, folder, model, IndexConfig(nbits=None), overwrite=True)
+    config = IndexConfig(nbits=None, compute_dtype=compute_dtype)
+    return build_index(coll.corpus, folder, model, config, overwrite=True)
 
 
 def sizes(folder: Path) -> tuple[int, int]:
@@ -139,7 +141,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "# Token pooling at index time", "",
         f"Machine: {describe(payload['machine'])}.  ",
         f"Model: {payload['model']}.  ",
-        "Index: compressed, keep_full False, mode e2e at k=100. Decision rule (fixed before "
+        f"Index: compressed, keep_full False, mode e2e at k=100, encoded with "
+        f"{payload['compute_dtype']} compute. Decision rule (fixed before "
         f"measuring): the default pool factor is the largest f with nDCG@10 within {TOLERANCE} "
         "of f=1 on both SciFact and Vaswani.", "",
         "| collection | nbits | f | vectors / text token | B / text token | span B / text "
@@ -177,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     p: argparse.ArgumentParser = parser(__doc__.splitlines()[0])
     p.add_argument("--factors", nargs="+", type=int, default=[1, 2, 3, 4])
     p.add_argument("--nbits", nargs="+", type=int, default=[2, 4], choices=(1, 2, 4))
+    p.add_argument("--compute-dtype", choices=("bfloat16", "float16"), default=None,
+                   help="encode under autocast (default: float32), as IndexConfig's")
     args = p.parse_args(argv)
     setup(args)
     model = load_model(args.model)
@@ -185,25 +190,29 @@ def main(argv: list[str] | None = None) -> None:
     commands: dict[str, str] = {}
     if previous.is_file():
         old = json.loads(previous.read_text())
-        if old.get("model") == model_label(args.model, model):
+        same_dtype = old.get("compute_dtype") == (args.compute_dtype or "float32")
+        if old.get("model") == model_label(args.model, model) and same_dtype:
             results, commands = old["results"], old["commands"]
     for name in args.collections:
         coll = collection(name, args.data)
         eval_set = coll.eval_sets()[0]
-        base = base_index(coll, model)
+        base = base_index(coll, model, args.compute_dtype)
         results[name], commands[name] = {}, command()
         for nbits in args.nbits:
             rows = results[name].setdefault(str(nbits), {})
             for factor in args.factors:
                 rows[str(factor)] = measure(coll, model, base, nbits, factor, eval_set)
-                save(args.out or RESULTS, model_label(args.model, model), results, commands)
+                save(args.out or RESULTS, model_label(args.model, model), results, commands,
+                     args.compute_dtype)  # fmt: skip
         base.close()
 
 
-def save(out: Path, model: str, results: dict[str, Any], commands: dict[str, str]) -> None:
+def save(out: Path, model: str, results: dict[str, Any], commands: dict[str, str],
+         compute_dtype: str | None) -> None:  # fmt: skip
     """The results so far (each row is written as soon as it is measured)."""
     nbits = sorted({n for by_nbits in results.values() for n in by_nbits})
     payload = {"machine": machine_info(), "model": model, "commands": commands,
+               "compute_dtype": compute_dtype or "float32",
                "results": results, "decision": {n: decide(results, n) for n in nbits}}  # fmt: skip
     write_results(out, "pooling-cpu", payload, markdown(payload))
 
