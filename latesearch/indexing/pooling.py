@@ -69,16 +69,19 @@ def cluster_tokens(vectors: np.ndarray, n_clusters: int) -> np.ndarray:
 
 
 def pool_document(vectors: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
-    """One document's pooled vectors (float32, unit length) and, per original token, the
-    pooled vector that absorbed it."""
+    """One document's pooled vectors (float32: merged ones re-normalized means, lone tokens
+    as they were) and, per original token, the pooled vector that absorbed it."""
     n = len(vectors)
     kept = min(n, PROTECTED_TOKENS)
     target = pooled_count(n, factor) - kept
     labels = np.concatenate([np.arange(kept), kept + cluster_tokens(vectors[kept:], target)])
+    vectors = vectors.astype(np.float32)
     sums = np.zeros((kept + target, vectors.shape[1]), dtype=np.float32)
-    np.add.at(sums, labels, vectors.astype(np.float32))
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return sums / np.maximum(norms, np.finfo(np.float32).tiny), labels
+    np.add.at(sums, labels, vectors)
+    pooled = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    alone = np.bincount(labels) == 1  # a token merged with none stays exactly as it was
+    pooled[labels[alone[labels]]] = vectors[alone[labels]]
+    return pooled, labels
 
 
 def pool_group(embeddings: torch.Tensor, doclens: torch.Tensor, factor: int) -> PooledGroup:
