@@ -190,3 +190,17 @@ def test_compress_index_pools_like_a_pooled_build(build, corpus, small_config, t
     pooled_plain = build(corpus, "pooled-plain", config=small_config.replace(pool_factor=2))
     with pytest.raises(ConfigError, match="already pooled"):
         compress_index(pooled_plain.folder, tmp_path / "again", nbits=2, pool_factor=3)
+
+
+def test_the_index_command_takes_a_pool_factor(corpus, tmp_path, tiny_bert_dir, capsys):
+    from latesearch.cli.main import main
+
+    fast = ["--quiet", "--no-ann", "--nbits", "none", "--model", str(tiny_bert_dir)]
+    code = main(["index", str(corpus), str(tmp_path / "idx"), *fast, "--pool-factor", "2"])
+    out = capsys.readouterr().out
+    assert code == 0 and "text tokens" in out
+    store = IndexStore.open(tmp_path / "idx")
+    assert store.manifest.index_config["pool_factor"] == 2
+    assert store.n_embeddings < store.summary.text_tokens
+    code = main(["index", str(corpus), str(tmp_path / "bad"), *fast, "--pool-factor", "0"])
+    assert code == 2 and "pool_factor" in capsys.readouterr().err
