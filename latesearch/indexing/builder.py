@@ -257,15 +257,15 @@ class _Build:
         doclens = encoded.doclens[a:b].numpy().astype(np.int32)
         save_npy(self.tmp / emb_name, embeddings)
         save_npy(self.tmp / lens_name, doclens)
-        dense = {}
+        optional = {}  # ChunkInfo fields of the dense view and the pooling spans
         if encoded.dense is not None:
             vectors = encoded.dense[a:b].numpy()
             save_npy(self.tmp / dense_chunk_file(index), vectors)
-            dense = {"dense": dense_chunk_file(index), "dense_sha256": chunk_digest(vectors)}
+            optional = {"dense": dense_chunk_file(index), "dense_sha256": chunk_digest(vectors)}
         if pooled is not None:
             text = np.concatenate([[0], np.cumsum(pooled.textlens, dtype=np.int64)])
-            dense |= save_spans(self.tmp, index, pooled.spans[text[a] : text[b]],
-                                pooled.textlens[a:b])  # fmt: skip
+            optional |= save_spans(self.tmp, index, pooled.spans[text[a] : text[b]],
+                                   pooled.textlens[a:b])  # fmt: skip
         return ChunkInfo(
             index=index,
             first_doc=state.n_docs,
@@ -276,7 +276,7 @@ class _Build:
             doclens=lens_name,
             sha256=chunk_digest(embeddings),
             doclens_sha256=chunk_digest(doclens),
-            **dense,
+            **optional,
         )
 
     # ------------------------------------------------------------------ finishing
