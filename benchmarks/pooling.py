@@ -69,6 +69,30 @@ def base_index(coll: Any, model: Any, compute_dtype: str | None) -> Any:
     return build_index(coll.corpus, folder, model, config, overwrite=True)
 
 
+def cut(coll: Any, eval_set: Any, max_queries: int | None, max_docs: int | None):
+    """(collection, eval set) cut to the first `max_queries` judged queries and to every
+    document judged for them plus the collection's first others, `max_docs` in all (for a
+    machine too busy for the whole collection: scores are then not the collection's)."""
+    from latesearch.data import read_collection
+
+    if max_queries:
+        eval_set = eval_set.subset(set(list(eval_set.queries)[:max_queries]), "cut")
+    if not max_docs:
+        return coll, eval_set
+    judged = {d for q in eval_set.queries for d in eval_set.qrels.get(q, {})}
+    path = WORK / "pooling" / f"{coll.name}-{len(eval_set.queries)}q-{max_docs}docs.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows, others = [], max_docs - len(judged)
+    for doc in read_collection(coll.corpus):
+        if doc.doc_id in judged or others > 0:
+            others -= doc.doc_id not in judged
+            rows.append(json.dumps({"_id": doc.doc_id, "title": doc.title, "text": doc.text}))
+    if not path.is_file() or path.read_text(encoding="utf-8") != "\n".join(rows) + "\n":
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    coll = type(coll)(coll.name, path, coll.queries, coll.qrels, coll.train_qrels)
+    return coll, eval_set
+
+
 def sizes(folder: Path) -> tuple[int, int]:
     """(bytes of the index proper, bytes of the span files) of an index folder."""
     core = spans = 0
@@ -160,6 +184,13 @@ def markdown(payload: dict[str, Any]) -> str:
                     f"{r['build_docs_per_second']:.2f} | {r['encode_seconds']:.0f} | "
                     f"{r['pool_and_compress_seconds']:.0f} |"
                 )
+    for name, c in sorted(payload["cuts"].items()):
+        if c["max_docs"]:
+            lines.insert(5, f"**{name} was cut** (the machine was too busy for the whole "
+                         f"collection): its first {c['queries']} judged queries, and "
+                         f"{c['max_docs']} documents: every one judged for them plus the "
+                         "collection's first others. Its scores are not the collection's; "
+                         "the differences between factors are what this run shows.  ")
     lines += ["", "## Decision", ""]
     for nbits, verdict in sorted(payload["decision"].items()):
         state = "" if verdict["complete"] else " (incomplete: not every collection measured)"
@@ -180,6 +211,11 @@ def main(argv: list[str] | None = None) -> None:
     p: argparse.ArgumentParser = parser(__doc__.splitlines()[0])
     p.add_argument("--factors", nargs="+", type=int, default=[1, 2, 3, 4])
     p.add_argument("--nbits", nargs="+", type=int, default=[2, 4], choices=(1, 2, 4))
+    p.add_argument("--max-queries", type=int, default=None,
+                   help="only the first N judged queries (default: all)")
+    p.add_argument("--max-docs", type=int, default=None,
+                   help="only the documents judged for those queries plus the first others, "
+                        "N in all (default: the whole collection)")
     p.add_argument("--compute-dtype", choices=("bfloat16", "float16"), default=None,
                    help="encode under autocast (default: float32), as IndexConfig's")
     args = p.parse_args(argv)
@@ -188,14 +224,16 @@ def main(argv: list[str] | None = None) -> None:
     previous = args.out / "pooling-cpu.json"
     results: dict[str, Any] = {}
     commands: dict[str, str] = {}
+    cuts: dict[str, Any] = {}
     if previous.is_file():
         old = json.loads(previous.read_text())
         same_dtype = old.get("compute_dtype") == (args.compute_dtype or "float32")
         if old.get("model") == model_label(args.model, model) and same_dtype:
-            results, commands = old["results"], old["commands"]
+            results, commands, cuts = old["results"], old["commands"], old["cuts"]
     for name in args.collections:
         coll = collection(name, args.data)
-        eval_set = coll.eval_sets()[0]
+        coll, eval_set = cut(coll, coll.eval_sets()[0], args.max_queries, args.max_docs)
+        cuts[name] = {"queries": len(eval_set.queries), "max_docs": args.max_docs}
         base = base_index(coll, model, args.compute_dtype)
         results[name], commands[name] = {}, command()
         for nbits in args.nbits:
@@ -203,16 +241,16 @@ def main(argv: list[str] | None = None) -> None:
             for factor in args.factors:
                 rows[str(factor)] = measure(coll, model, base, nbits, factor, eval_set)
                 save(args.out or RESULTS, model_label(args.model, model), results, commands,
-                     args.compute_dtype)  # fmt: skip
+                     args.compute_dtype, cuts)  # fmt: skip
         base.close()
 
 
 def save(out: Path, model: str, results: dict[str, Any], commands: dict[str, str],
-         compute_dtype: str | None) -> None:  # fmt: skip
+         compute_dtype: str | None, cuts: dict[str, Any]) -> None:  # fmt: skip
     """The results so far (each row is written as soon as it is measured)."""
     nbits = sorted({n for by_nbits in results.values() for n in by_nbits})
     payload = {"machine": machine_info(), "model": model, "commands": commands,
-               "compute_dtype": compute_dtype or "float32",
+               "compute_dtype": compute_dtype or "float32", "cuts": cuts,
                "results": results, "decision": {n: decide(results, n) for n in nbits}}  # fmt: skip
     write_results(out, "pooling-cpu", payload, markdown(payload))
 
