@@ -28,6 +28,8 @@ def register(subparsers) -> None:
                         help="compressed: keep no uncompressed vectors (~40 B/token, not ~300)")
     parser.add_argument("--n-centroids", type=int, default=None,
                         help="compressed: centroids (default: 2^floor(log2(16 sqrt(tokens))))")
+    parser.add_argument("--pool-factor", type=int, default=None,
+                        help="pool each document's token vectors to about 1/N (1: none)")
     parser.add_argument("--precision", type=int, choices=(16, 32), default=16,
                         help="bits per value of uncompressed vectors (16)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=None, help="documents per batch (b)")
@@ -98,6 +100,7 @@ def index_config(args: argparse.Namespace) -> Any:
         "compute_dtype",
         "title_join",
         "n_centroids",
+        "pool_factor",
         "dense",
         "dense_model",
         "ray",

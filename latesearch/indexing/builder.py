@@ -45,6 +45,7 @@ from latesearch.indexing.manifest import (
     chunk_files,
     dense_chunk_file,
 )
+from latesearch.indexing.pooling import PooledGroup, pool_group, save_spans, text_tokens
 from latesearch.indexing.reading import StoredIds, documents_of, total_documents
 from latesearch.indexing.storage import IndexStore, building_folder
 from latesearch.indexing.summary import BuildSummary
@@ -226,10 +227,14 @@ class _Build:
         if self.dense_encoder is not None:  # the backbone's pass, after the token pass
             dense = self.dense_encoder.encode(group.texts, batch_size=self.config.run.batch_size)
             encoded.dense = dense.to(torch.float16)
+        pooled = None
+        if self.config.codec.pool_factor > 1:  # every build path's documents pass here
+            pooled = pool_group(encoded.embeddings, encoded.doclens, self.config.codec.pool_factor)
+            encoded.embeddings, encoded.doclens = pooled.embeddings, pooled.doclens
         offsets = np.concatenate([[0], np.cumsum(encoded.doclens.numpy(), dtype=np.int64)])
         for a in range(0, n, per):
             b = min(a + per, n)
-            info = self._write_chunk(state, encoded, offsets, a, b)
+            info = self._write_chunk(state, encoded, offsets, a, b, pooled)
             self.docstore.add(info.first_doc, group.rows[a:b])
             self.seen.mark_stored(row[0] for row in group.rows[a:b])
             state.chunks.append(info)
@@ -242,18 +247,23 @@ class _Build:
             if on_chunk is not None:
                 on_chunk(info)
 
-    def _write_chunk(self, state, encoded, offsets, a: int, b: int) -> ChunkInfo:
+    def _write_chunk(self, state, encoded, offsets, a: int, b: int,
+                     pooled: PooledGroup | None) -> ChunkInfo:  # fmt: skip
         index = len(state.chunks)
         emb_name, lens_name = chunk_files(index)
         embeddings = encoded.embeddings[int(offsets[a]) : int(offsets[b])].numpy()
         doclens = encoded.doclens[a:b].numpy().astype(np.int32)
         save_npy(self.tmp / emb_name, embeddings)
         save_npy(self.tmp / lens_name, doclens)
-        dense = {}
+        optional = {}  # ChunkInfo fields of the dense view and the pooling spans
         if encoded.dense is not None:
             vectors = encoded.dense[a:b].numpy()
             save_npy(self.tmp / dense_chunk_file(index), vectors)
-            dense = {"dense": dense_chunk_file(index), "dense_sha256": chunk_digest(vectors)}
+            optional = {"dense": dense_chunk_file(index), "dense_sha256": chunk_digest(vectors)}
+        if pooled is not None:
+            text = np.concatenate([[0], np.cumsum(pooled.textlens, dtype=np.int64)])
+            optional |= save_spans(self.tmp, index, pooled.spans[text[a] : text[b]],
+                                   pooled.textlens[a:b])  # fmt: skip
         return ChunkInfo(
             index=index,
             first_doc=state.n_docs,
@@ -264,7 +274,7 @@ class _Build:
             doclens=lens_name,
             sha256=chunk_digest(embeddings),
             doclens_sha256=chunk_digest(doclens),
-            **dense,
+            **optional,
         )
 
     # ------------------------------------------------------------------ finishing
@@ -279,6 +289,7 @@ class _Build:
         return BuildSummary(
             docs=state.n_docs,
             embeddings=state.n_embeddings,
+            text_tokens=text_tokens(self.tmp, state.chunks),
             truncated_docs=state.truncated_docs,
             empty_docs=state.empty_docs,
             skipped=skipped,

@@ -48,6 +48,10 @@ class CodecConfig(JsonConfig):
     `kmeans_niter`, `assignment` ("auto": exact below 32,768 centroids, a two-level tree
     from there on; "exact"; "tree"; "hnsw") and `seed` set how the centroids are trained
     and assigned.
+
+    `pool_factor` > 1 pools each document's token vectors before compression: Ward
+    clustering of all but the first token into ceil((n - 1) / pool_factor) clusters, each
+    stored as its members' re-normalized mean (`indexing.pooling`); 1 stores every token.
     """
 
     nbits: int | None = 2
@@ -57,6 +61,7 @@ class CodecConfig(JsonConfig):
     kmeans_niter: int = 4
     assignment: str = "auto"
     seed: int = 0
+    pool_factor: int = 1
 
     def validate(self) -> None:
         if self.nbits is not None and self.nbits not in NBITS:
@@ -65,6 +70,7 @@ class CodecConfig(JsonConfig):
             self._bad("precision", f"one of {PRECISIONS}")
         self._check_ints("n_centroids", "kmeans_niter")
         self._check_ints("seed", minimum=0)
+        self._check_ints("pool_factor")
         if self.assignment not in ASSIGNMENTS:
             self._bad("assignment", f"one of {ASSIGNMENTS}")
 
@@ -217,7 +223,8 @@ GROUPS = {"codec": CodecConfig, "run": EncodingRun, "ray": RayConfig, "dense": D
 # Earlier versions' flat field names -> (group, field).
 FLAT_NAMES = {
     **{name: ("codec", name) for name in (
-        "nbits", "keep_full", "precision", "n_centroids", "kmeans_niter", "assignment", "seed")},
+        "nbits", "keep_full", "precision", "n_centroids", "kmeans_niter", "assignment", "seed",
+        "pool_factor")},
     **{name: ("run", name) for name in (
         "group_size", "batch_size", "tokenizer_workers", "devices", "chunk_size",
         "checkpoint_docs", "checkpoint_seconds", "length_bucketing", "compute_dtype")},

@@ -28,7 +28,9 @@ from latesearch.indexing.manifest import (
     DOC_IDS,
     DOCSTORE,
     MANIFEST,
+    ChunkInfo,
 )
+from latesearch.indexing.pooling import pool_chunks, text_tokens
 from latesearch.indexing.storage import IndexStore
 
 
@@ -48,7 +50,8 @@ def compress_index(
     `config_fields` are other `IndexConfig` fields of the compression (n_centroids,
     kmeans_niter, assignment, seed). `codec_from`: a compressed index whose centroids and
     buckets are reused instead of training new ones. The bm25/ component is carried over;
-    ann/ is not (the engine replaces it). Staged in `<target>.building`, renamed when done.
+    ann/ is not (the engine replaces it). `pool_factor` > 1 pools an unpooled source's
+    vectors first, as a build with it would. Staged in `<target>.building`, renamed when done.
     """
     target = Path(target)
     if target.exists() and not overwrite:
@@ -60,7 +63,10 @@ def compress_index(
             raise ConfigError(f"{src.folder}: already compressed")
         src.verify()  # its vectors are read and coded: never give damage fresh checksums
         config = IndexConfig.from_dict(src.manifest.index_config, source="index_config")
+        pooled = config.codec.pool_factor
         config = config.replace(nbits=nbits, keep_full=keep_full, **config_fields)
+        if config.codec.pool_factor != pooled and pooled != 1:
+            raise ConfigError(f"{src.folder}: already pooled (pool_factor {pooled})")
         check_unit_vectors(src.manifest.colbert_config, config)
         codec = None
         if codec_from is not None:
@@ -74,22 +80,25 @@ def compress_index(
         with writer_lock(target):
             shutil.rmtree(stage, ignore_errors=True)
             try:
-                _stage(src, stage)
-                bar = _bar(src.n_embeddings, progress)
+                chunks = _stage(src, stage, config.codec.pool_factor)
+                n_embeddings = sum(c.n_embeddings for c in chunks)
+                bar = _bar(n_embeddings, progress)
                 try:
-                    result = compress_chunks(stage, src.chunks, src.dim, config.codec, codec=codec,
+                    result = compress_chunks(stage, chunks, src.dim, config.codec, codec=codec,
                                              progress=bar.update)  # fmt: skip
                 finally:
                     bar.close()
                 for path in result.unused:
                     path.unlink()
                 stats = {**src.manifest.stats, "compressed_from": str(src.folder),
+                         "embeddings": n_embeddings, "text_tokens": text_tokens(stage, chunks),
                          "compress_seconds": round(time.monotonic() - started, 3)}  # fmt: skip
                 manifest = dataclasses.replace(
                     src.manifest,
                     format_version=COMPRESSED_FORMAT_VERSION,
                     index_config=_config_dict(config),
                     chunks=result.chunks,
+                    n_embeddings=n_embeddings,
                     codec=result.codec,
                     created=datetime.now(UTC).isoformat(timespec="seconds"),
                     stats=stats,
@@ -105,16 +114,22 @@ def compress_index(
     return IndexStore.open(target)
 
 
-def _stage(src: IndexStore, stage: Path) -> None:
-    """Hard links of the source's chunks, ids and doc store (and bm25/) in `stage`."""
+def _stage(src: IndexStore, stage: Path, pool_factor: int) -> list[ChunkInfo]:
+    """Hard links of the source's chunks (or their pooled copies where `pool_factor` pools
+    an unpooled source), ids and doc store (and bm25/) in `stage`; the staged chunks."""
     (stage / CHUNKS_DIR).mkdir(parents=True)
-    for chunk in src.chunks:
-        for name in chunk.files():
-            link_or_copy(src.folder / name, stage / name)
+    chunks = src.chunks
+    if pool_factor > 1 and not any(c.spans for c in chunks):
+        chunks = pool_chunks(src, stage, pool_factor)
+    else:
+        for chunk in src.chunks:
+            for name in chunk.files():
+                link_or_copy(src.folder / name, stage / name)
     for name in (DOC_IDS, DOC_ID_OFFSETS, DOCSTORE):
         link_or_copy(src.folder / name, stage / name)
     if (src.folder / BM25_DIR).is_dir():
         shutil.copytree(src.folder / BM25_DIR, stage / BM25_DIR, copy_function=_link)
+    return chunks
 
 
 def _link(source: str, target: str) -> None:

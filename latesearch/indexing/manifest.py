@@ -10,6 +10,10 @@ Layout of an index folder (format version 1: uncompressed; 2: compressed)::
     chunks/NNNNN.residuals.npy      (n_tokens, dim * nbits / 8) uint8 packed residuals (v2)
     chunks/NNNNN.dense.npy          (n_docs_in_chunk, dense_dim) float16 pooled vectors (with
                                     a dense view, IndexConfig.dense)
+    chunks/NNNNN.spans.npy          (n_text_tokens,) uint16: per original token, which of its
+                                    document's pooled vectors absorbed it (pool_factor > 1)
+    chunks/NNNNN.textlens.npy       (n_docs_in_chunk,) int32 original tokens per document
+                                    (pool_factor > 1; doclens then count pooled vectors)
     codec/                          centroids, bucket cutoffs and weights (version 2)
     ivf/                            centroid -> documents inverted file (version 2)
     doc_ids.bin                     UTF-8 document ids, concatenated (internal order)
@@ -60,6 +64,12 @@ def dense_chunk_file(index: int) -> str:
     return f"{CHUNKS_DIR}/{index:05d}.dense.npy"
 
 
+def span_chunk_files(index: int) -> tuple[str, str]:
+    """Relative paths of chunk `index`'s token spans and text token counts (pooled)."""
+    stem = f"{CHUNKS_DIR}/{index:05d}"
+    return f"{stem}.spans.npy", f"{stem}.textlens.npy"
+
+
 def compressed_chunk_files(index: int) -> tuple[str, str]:
     """Relative paths of chunk `index`'s centroid codes and packed residuals files."""
     stem = f"{CHUNKS_DIR}/{index:05d}"
@@ -89,10 +99,15 @@ class ChunkInfo:
     doclens_sha256: str = ""
     dense: str = ""  # (n_docs, dense_dim) float16 pooled vectors, with a dense view
     dense_sha256: str = ""
+    spans: str = ""  # (n_text_tokens,) uint16 pooled vector of each original token, pooled
+    spans_sha256: str = ""
+    textlens: str = ""  # (n_docs,) int32 original tokens per document, pooled
+    textlens_sha256: str = ""
 
     def files(self) -> list[str]:
         """The relative paths of the files the chunk uses."""
-        names = (self.embeddings, self.doclens, self.codes, self.residuals, self.dense)
+        names = (self.embeddings, self.doclens, self.codes, self.residuals, self.dense,
+                 self.spans, self.textlens)  # fmt: skip
         return [p for p in names if p]
 
     def digests(self) -> dict[str, str]:
@@ -103,6 +118,8 @@ class ChunkInfo:
             (self.codes, self.codes_sha256),
             (self.residuals, self.residuals_sha256),
             (self.dense, self.dense_sha256),
+            (self.spans, self.spans_sha256),
+            (self.textlens, self.textlens_sha256),
         ]
         return {name: digest for name, digest in pairs if name}
 
@@ -212,6 +229,8 @@ def _check(m: Manifest, source: str) -> None:
             raise IndexCorruptError(f"{source}: chunk {chunk.index} names no stored vectors")
         if bool(chunk.dense) != bool(m.dense_dim):
             raise IndexCorruptError(f"{source}: chunk {chunk.index} and dense_dim disagree")
+        if bool(chunk.spans) != bool(chunk.textlens):
+            raise IndexCorruptError(f"{source}: chunk {chunk.index} has half of its spans")
     doc = token = 0
     for i, chunk in enumerate(m.chunks):
         if (chunk.index, chunk.first_doc, chunk.first_token) != (i, doc, token):

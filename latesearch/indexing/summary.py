@@ -12,6 +12,7 @@ class BuildSummary:
 
     docs: int = 0
     embeddings: int = 0
+    text_tokens: int = 0  # the documents' tokens: more than `embeddings` where pooled
     truncated_docs: int = 0
     empty_docs: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
@@ -47,6 +48,7 @@ class BuildSummary:
         return [
             ("documents", f"{self.docs:,}"),
             ("embeddings", f"{self.embeddings:,} ({self.embeddings_per_doc:.1f} per document)"),
+            ("text tokens", f"{self.text_tokens:,}"),
             ("truncated documents", f"{self.truncated_docs:,}"),
             ("empty documents", f"{self.empty_docs:,}"),
             ("skipped rows", skipped),

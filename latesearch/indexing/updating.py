@@ -50,7 +50,9 @@ from latesearch.indexing.manifest import (
     component_dirs,
     compressed_chunk_files,
     dense_chunk_file,
+    span_chunk_files,
 )
+from latesearch.indexing.pooling import load_spans, save_spans, text_tokens
 from latesearch.indexing.reading import documents_of
 from latesearch.indexing.storage import IndexStore, building_folder
 
@@ -302,6 +304,7 @@ class _Update:
                     rows = np.repeat(mask, lens.astype(np.int64))
                     new = self._write_chunk(store, i, rows, lens[mask], new)
                     new = self._write_dense(store, i, mask, new)
+                    new = self._write_spans(store, info, mask, new)
                 out.append(new)
                 doc, token = doc + new.n_docs, token + new.n_embeddings
         return out
@@ -320,9 +323,10 @@ class _Update:
         """An unchanged chunk: its files hard-linked under the new chunk number."""
         emb_name, lens_name = chunk_files(new.index)
         codes_name, residuals_name = compressed_chunk_files(new.index)
+        spans_name, textlens_name = span_chunk_files(new.index)
         names = {info.embeddings: emb_name, info.doclens: lens_name, info.codes: codes_name,
-                 info.residuals: residuals_name,
-                 info.dense: dense_chunk_file(new.index)}  # fmt: skip
+                 info.residuals: residuals_name, info.dense: dense_chunk_file(new.index),
+                 info.spans: spans_name, info.textlens: textlens_name}  # fmt: skip
         for old_name, new_name in names.items():
             if old_name:
                 link_or_copy(store.folder / old_name, self.stage / new_name)
@@ -336,6 +340,20 @@ class _Update:
             codes=codes_name if info.codes else "",
             residuals=residuals_name if info.residuals else "",
             dense=dense_chunk_file(new.index) if info.dense else "",
+            spans=spans_name if info.spans else "",
+            textlens=textlens_name if info.textlens else "",
+        )
+
+    def _write_spans(self, store: IndexStore, info: ChunkInfo, kept: np.ndarray,
+                     new: ChunkInfo) -> ChunkInfo:  # fmt: skip
+        """The token spans of a rewritten chunk's kept documents (a pooled index)."""
+        loaded = load_spans(store.folder, info)
+        if loaded is None:
+            return new
+        spans, textlens = loaded
+        rows = np.repeat(kept, textlens.astype(np.int64))
+        return dataclasses.replace(
+            new, **save_spans(self.stage, new.index, spans[rows], textlens[kept])
         )
 
     def _write_dense(self, store: IndexStore, i: int, kept: np.ndarray,
@@ -442,7 +460,8 @@ class _Update:
             "removed": int(change.removed.size),
             "docs": n_docs,
         })  # fmt: skip
-        stats.update(docs=n_docs, embeddings=n_embeddings, updates=history)
+        stats.update(docs=n_docs, embeddings=n_embeddings, updates=history,
+                     text_tokens=text_tokens(self.stage, chunks))  # fmt: skip
         if added is not None:
             for name in ("truncated_docs", "empty_docs"):
                 stats[name] = int(stats.get(name, 0)) + int(added.manifest.stats.get(name, 0))

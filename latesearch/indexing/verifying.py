@@ -17,6 +17,7 @@ from latesearch.indexing.checksums import (
     files_under,
 )
 from latesearch.indexing.manifest import MANIFEST, component_dirs
+from latesearch.indexing.pooling import span_arrays
 
 if TYPE_CHECKING:
     from latesearch.indexing.storage import IndexStore
@@ -59,6 +60,7 @@ def verify_chunk(store: IndexStore, i: int) -> int:
         arrays += [(info.codes, stored["codes"], info.codes_sha256),
                    (info.residuals, stored["residuals"], info.residuals_sha256)]  # fmt: skip
     arrays.append((info.dense, store.pooled.chunk(i), info.dense_sha256))
+    arrays += span_arrays(store.folder, info)  # a pooled index's token spans
     hashed = 0
     for name, array, expected in arrays:
         if array is not None and expected:
