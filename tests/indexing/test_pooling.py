@@ -37,7 +37,7 @@ def check_spans(pooled: IndexStore, plain: IndexStore, atol: float) -> None:
     token is in exactly one pooled vector's span, [CLS] alone in the first, the counts are
     ceil((n - 1) / f) + 1, and each pooled vector is the re-normalized mean of its span's
     vectors in `plain`."""
-    factor = pooled.manifest.index_config["pool_factor"]
+    factor = pooled.manifest.config.codec.pool_factor
     assert list(pooled.doc_ids) == list(plain.doc_ids)
     for doc in range(pooled.n_docs):
         n = int(plain.doclens[doc])
@@ -94,7 +94,7 @@ def test_factor_one_pools_nothing():
 def test_pool_factor_is_validated():
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ConfigError, match="pool_factor"):
-            IndexConfig(pool_factor=bad)
+            IndexConfig().replace(pool_factor=bad)
 
 
 def test_factor_one_builds_the_very_same_index(build, corpus, small_config, tmp_path):
@@ -116,7 +116,7 @@ def test_pooled_build_stores_spans_and_fewer_vectors(build, corpus, small_config
     check_spans(pooled, plain, atol=1e-6)  # float32 sums, in another order
     assert pooled.n_embeddings < plain.n_embeddings
     assert pooled.summary.text_tokens == plain.n_embeddings == plain.summary.text_tokens
-    assert pooled.manifest.index_config["pool_factor"] == factor
+    assert pooled.manifest.config.codec.pool_factor == factor
     assert all(c.spans and c.textlens for c in pooled.chunks)
     assert pooled.verify().complete
 
@@ -200,7 +200,7 @@ def test_the_index_command_takes_a_pool_factor(corpus, tmp_path, tiny_bert_dir, 
     out = capsys.readouterr().out
     assert code == 0 and "text tokens" in out
     store = IndexStore.open(tmp_path / "idx")
-    assert store.manifest.index_config["pool_factor"] == 2
+    assert store.manifest.config.codec.pool_factor == 2
     assert store.n_embeddings < store.summary.text_tokens
     code = main(["index", str(corpus), str(tmp_path / "bad"), *fast, "--pool-factor", "0"])
     assert code == 2 and "pool_factor" in capsys.readouterr().err

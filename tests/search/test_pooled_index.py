@@ -34,7 +34,7 @@ def pooled_scores(index: Index, model) -> np.ndarray:
 
 def test_the_index_holds_pooled_vectors(pooled_index, tiny_colbert):
     store = pooled_index.store
-    assert store.manifest.index_config["pool_factor"] == 2
+    assert store.manifest.config.codec.pool_factor == 2
     assert store.n_embeddings < store.summary.text_tokens
     assert pooled_index.verify().complete
 

@@ -24,7 +24,7 @@ def test_every_shard_is_pooled_and_stays_pooled(tmp_path, tiny_colbert, kit):
     shards = pooled_shards(tmp_path / "s")
     assert len(shards) == 2 and sum(s.n_docs for s in shards) == 30
     for store in shards:
-        assert store.manifest.index_config["pool_factor"] == 2
+        assert store.manifest.config.codec.pool_factor == 2
         for doc in range(store.n_docs):
             spans = token_spans(store, doc)
             n = sum(len(s) for s in spans)
