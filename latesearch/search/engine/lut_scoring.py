@@ -17,8 +17,7 @@ q.d = (q.c + q.r) / ||c + r||, where
   reorders documents.
 
 The result equals decompress-and-multiply (`residual_scoring`) to float rounding: the same
-products, summed in another order. Tokens are processed a block at a time, each block's
-bytes, similarities and norms staying in cache.
+products, summed in another order.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from latesearch.indexing.codec import ResidualCodec
 from latesearch.scoring.maxsim import segment_maxsim
 from latesearch.search.timing import SearchTimings
 
-BLOCK = 1024  # tokens per block: their bytes, similarities and decoded norms stay in cache
+BLOCK = 1024  # tokens per block of `token_norms`: 512 KiB of float32 vectors at dim 128
 
 
 def applies(store: IndexStore, Q: torch.Tensor, similarity: str, source: str) -> bool:
@@ -73,17 +72,17 @@ def lut_scores(
 def token_scores(codec: ResidualCodec, qT: torch.Tensor, codes: np.ndarray,
                  packed: np.ndarray, centroid_scores: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """(n, Lq) float32 dot products of the decompressed tokens (`codes` (n,), `packed`
-    (n, packed_dim)) with the query's tokens qT (dim, Lq)."""
-    tables = query_tables(codec, qT)
-    byte_rows = torch.arange(codec.packed_dim, dtype=torch.int32) * 256
-    sim = torch.empty((codes.shape[0], qT.shape[1]), dtype=torch.float32)
-    for start in range(0, codes.shape[0], BLOCK):
-        block_codes, block_packed = codes[start : start + BLOCK], packed[start : start + BLOCK]
-        rows = torch.from_numpy(block_packed).to(torch.int32) + byte_rows
-        block = torch.nn.functional.embedding_bag(rows, tables, mode="sum")
-        block += centroid_scores.index_select(0, torch.from_numpy(block_codes))
-        block /= torch.from_numpy(token_norms(codec, block_codes, block_packed))[:, None]
-        sim[start : start + block.shape[0]] = block
+    (n, packed_dim)) with the query's tokens qT (dim, Lq), given the centroids' scores
+    (n_centroids, Lq): one `embedding_bag` sums, per token, its packed_dim table rows and
+    its centroid's row (appended to the tables), then a division by the token norms."""
+    n, width = codes.shape[0], codec.packed_dim
+    tables = torch.cat([query_tables(codec, qT), centroid_scores])
+    rows = torch.empty((n, width + 1), dtype=torch.int32)
+    byte_rows = torch.arange(width, dtype=torch.int32) * 256
+    torch.add(torch.from_numpy(packed), byte_rows, out=rows[:, :width])
+    rows[:, width] = torch.from_numpy(codes) + width * 256
+    sim = torch.nn.functional.embedding_bag(rows, tables, mode="sum")
+    sim /= torch.from_numpy(token_norms(codec, codes, packed))[:, None]
     return sim
 
 
@@ -97,7 +96,11 @@ def query_tables(codec: ResidualCodec, qT: torch.Tensor) -> torch.Tensor:
 
 
 def token_norms(codec: ResidualCodec, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
-    """(n,) float32 ||centroid + residual|| of each token, floored as `decompress` does."""
-    vectors = codec.decode_residuals(packed)
-    vectors += np.take(codec.centroids32, codes, axis=0)
-    return np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors)), 1e-12)
+    """(n,) float32 ||centroid + residual|| of each token, floored as `decompress` does;
+    computed a block of tokens at a time, each block's decoded vectors staying in cache."""
+    norms = np.empty(codes.shape[0], dtype=np.float32)
+    for start in range(0, codes.shape[0], BLOCK):
+        vectors = codec.decode_residuals(packed[start : start + BLOCK])
+        vectors += np.take(codec.centroids32, codes[start : start + BLOCK], axis=0)
+        norms[start : start + BLOCK] = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+    return np.maximum(norms, 1e-12)
