@@ -7,7 +7,9 @@
    first with centroids scoring below `centroid_score_threshold` pruned, keeping the best
    `ndocs`, then with every token's centroid, keeping the best `ndocs / 4`;
 3. `residual_scoring`: exact MaxSim of the survivors from their decompressed residuals (or
-   the uncompressed vectors where the index keeps them), top-k.
+   the uncompressed vectors where the index keeps them), top-k; or `lut_scoring`, the same
+   scores from the codes and packed residuals through per-query lookup tables, without
+   decompressing (residuals, cosine, CPU; `EngineParams.lookup_tables`).
 
 `pipeline.Engine` runs them in turn; `params.EngineParams` holds the knobs, with defaults
 that follow k.

@@ -26,11 +26,14 @@ class EngineParams:
     """`ncells`: centroids per query token whose documents are candidates;
     `centroid_score_threshold` (t_cs): centroids whose best score against every query token
     is lower are pruned from the first centroid interaction; `ndocs`: documents kept by
-    that interaction (a quarter of them, at least k, are scored exactly)."""
+    that interaction (a quarter of them, at least k, are scored exactly);
+    `lookup_tables`: score residual-only tokens from lookup tables (`lut_scoring`) rather
+    than by decompressing them (`residual_scoring`), where the search allows it."""
 
     ncells: int
     centroid_score_threshold: float
     ndocs: int
+    lookup_tables: bool = True
 
     def __post_init__(self) -> None:
         check_positive("ncells", self.ncells)
@@ -40,6 +43,11 @@ class EngineParams:
             raise InputError(
                 f"centroid_score_threshold must be a number, got {t_cs!r}",
                 field="centroid_score_threshold",
+            )
+        if not isinstance(self.lookup_tables, bool):
+            raise InputError(
+                f"lookup_tables must be True or False, got {self.lookup_tables!r}",
+                field="lookup_tables",
             )
 
     @classmethod

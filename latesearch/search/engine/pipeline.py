@@ -9,6 +9,7 @@ import torch
 from latesearch.indexing import IndexStore
 from latesearch.search.engine.candidates import candidate_documents, centroid_scores, top_cells
 from latesearch.search.engine.interaction import best, full_interaction, pruned_interaction
+from latesearch.search.engine.lut_scoring import applies, lut_scores
 from latesearch.search.engine.params import EngineParams
 from latesearch.search.engine.residual_scoring import exact_scores
 from latesearch.search.first_stage import restrict
@@ -55,12 +56,15 @@ class Engine:
 
     def _one(self, Q, q_mask, k: int, params: EngineParams, timings, source: str,
              allowed: np.ndarray | None) -> Ranked:  # fmt: skip
-        """One query, Q (1, Lq, dim) and q_mask (1, Lq)."""
-        docs = self.shortlist(Q, q_mask, k, params, timings, allowed=allowed)
-        exact = exact_scores(
-            self.store, Q, q_mask, docs, similarity=self.store.colbert_config.similarity,
-            timings=timings, source=source,
-        )  # fmt: skip
+        """One query, Q (1, Lq, dim) and q_mask (1, Lq): stage 5 from lookup tables where
+        `params.lookup_tables` and `lut_scoring.applies`, else from decompressed vectors."""
+        docs, scores = self._shortlist(Q, q_mask, k, params, timings, allowed, {})
+        similarity = self.store.colbert_config.similarity
+        if params.lookup_tables and applies(self.store, Q, similarity, source):
+            exact = lut_scores(self.store, Q, q_mask, docs, scores, timings=timings)
+        else:
+            exact = exact_scores(self.store, Q, q_mask, docs, similarity=similarity,
+                                 timings=timings, source=source)  # fmt: skip
         with timings.stage("score"):
             return top_k(exact, docs, k)
 
@@ -79,6 +83,11 @@ class Engine:
         `trace`, where given, receives the documents each stage keeps ("candidates",
         "pruned interaction", "full interaction")."""
         trace = {} if trace is None else trace
+        return self._shortlist(Q, q_mask, k, params, timings, allowed, trace)[0]
+
+    def _shortlist(self, Q, q_mask, k: int, params: EngineParams, timings,
+                   allowed: np.ndarray | None, trace: dict) -> Ranked:  # fmt: skip
+        """`shortlist`'s documents and the query-centroid scores (n_centroids, Lq)."""
         with timings.stage("candidates"):
             real = Q[0][q_mask[0]].detach().to("cpu", torch.float32).numpy()
             scores = centroid_scores(self.centroids, real)  # (n_centroids, Lq)
@@ -110,7 +119,7 @@ class Engine:
                                   else self.doc_centroids.of(docs))  # fmt: skip
                 docs = best(full_interaction(scores, codes, lengths), docs, survivors)
             trace["full interaction"] = docs
-        return docs
+        return docs, scores
 
 
 def subset_codes(docs: np.ndarray, codes: np.ndarray, lengths: np.ndarray,
