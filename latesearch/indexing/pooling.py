@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from latesearch.compressed.arrays import chunk_digest, load_npy, save_npy
 from latesearch.errors import IndexCorruptError
-from latesearch.indexing.files import chunk_digest, link_or_copy, load_npy, save_npy
+from latesearch.indexing.files import link_or_copy
 from latesearch.indexing.manifest import ChunkInfo, span_chunk_files
 
 PROTECTED_TOKENS = 1  # the [CLS] vector, never pooled (PyLate's protected_tokens=1)

@@ -212,6 +212,18 @@ class VectorReader:
             out[out_rows] = self._codes[c][rows]  # uint16/int32 to int64
         return out, lens
 
+    def residuals(self, doc_indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """(sum of lengths, packed_dim) uint8 packed residuals of the documents' tokens, back
+        to back in the order asked (as `codes`)."""
+        if self.codec is None:
+            raise IndexCorruptError(f"{self.folder}: an uncompressed index has no residuals")
+        idx = self._check_indices(doc_indices)
+        lens = self.doclens[idx].astype(np.int64)
+        out = np.empty((int(lens.sum()), self.codec.packed_dim), dtype=np.uint8)
+        for c, out_rows, rows in self._rows_by_chunk(idx, lens):
+            take_rows(self._residuals[c], rows, out, out_rows)
+        return out
+
     def gather(
         self,
         doc_indices: Sequence[int] | np.ndarray | torch.Tensor,

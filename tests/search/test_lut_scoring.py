@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from latesearch import Index
-from latesearch.indexing.codec import ResidualCodec
+from latesearch.compressed.codec import ResidualCodec
 from latesearch.search.engine import EngineParams
 from latesearch.search.engine.lut_scoring import applies, lut_scores, token_scores
 from latesearch.search.engine.residual_scoring import exact_scores

@@ -9,7 +9,7 @@ import torch
 
 from latesearch import Index
 from latesearch.scoring import maxsim, pad_documents
-from latesearch.search.searcher import MODES
+from latesearch.search.modes import mode_names
 
 QUERY = "protein cell study"
 
@@ -39,7 +39,7 @@ def test_the_index_holds_pooled_vectors(pooled_index, tiny_colbert):
     assert pooled_index.verify().complete
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", mode_names())
 def test_every_mode_searches_a_pooled_index(pooled_index, mode):
     hits = pooled_index.search(QUERY, k=5, mode=mode)
     ids = [h.doc_id for h in hits]

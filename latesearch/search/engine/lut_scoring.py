@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from latesearch.compressed.codec import ResidualCodec
 from latesearch.indexing import IndexStore
-from latesearch.indexing.codec import ResidualCodec
 from latesearch.scoring.maxsim import segment_maxsim
 from latesearch.search.timing import SearchTimings
 
@@ -59,8 +59,8 @@ def lut_scores(
     assert codec is not None
     lengths = store.doclens[docs].astype(np.int64)
     with timings.stage("gather"):
-        codes, _ = store.codes(docs)
-        packed = store.residuals(docs)
+        codes, _ = store.vectors.codes(docs)
+        packed = store.vectors.residuals(docs)
     with timings.stage("score"):
         qT = Q[0][q_mask[0]].detach().to(torch.float32).T.contiguous()
         sim = token_scores(codec, qT, codes, packed, torch.from_numpy(centroid_scores))
