@@ -1,7 +1,7 @@
 """`IndexStore`: a finished index folder, validated and memory-mapped (see manifest.py for
 the layout). Opening reads the manifest, the per-chunk doclens, the codec of a compressed
 index and file headers only. Its jobs are split: token vectors in `vectors.py`, the dense
-view's pooled vectors in `pooled_vectors.py`, re-hashing in `verifying.py`; this module
+view's pooled vectors in `dense_vectors.py`, re-hashing in `verifying.py`; this module
 opens a version of the folder and answers ids, texts and metadata."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from latesearch.compressed.codec import ResidualCodec
 from latesearch.compressed.ivf import InvertedFile
 from latesearch.errors import ConfigError, IndexCorruptError, StaleIndexError, UnknownDocumentError
 from latesearch.indexing.checksums import VerifyReport, check_sizes, seal_component
+from latesearch.indexing.dense_vectors import DenseVectors
 from latesearch.indexing.docstore import DocIdList, DocStore
 from latesearch.indexing.files import folder_bytes, writer_active
 from latesearch.indexing.filters import CompiledFilter
@@ -37,7 +38,6 @@ from latesearch.indexing.manifest import (
     ChunkInfo,
     Manifest,
 )
-from latesearch.indexing.pooled_vectors import PooledVectors
 from latesearch.indexing.summary import BuildSummary
 from latesearch.indexing.vectors import VectorReader
 from latesearch.indexing.verifying import verify_chunk, verify_codec, verify_file, verify_index
@@ -74,7 +74,7 @@ file of a compressed index, the pooled vectors of a dense view (`pooled`), ids a
             self.codec = ResidualCodec.load(folder / CODEC_DIR)
             if self.codec.dim != manifest.dim:
                 raise IndexCorruptError(f"{folder / CODEC_DIR}: dim differs from the manifest's")
-        self.pooled = PooledVectors(folder, manifest)
+        self.dense_view = DenseVectors(folder, manifest)
         self.vectors = VectorReader(folder, manifest, self.codec)
         self.doclens: np.ndarray = self.vectors.doclens  # (n_docs,) int32 tokens per document
         self.offsets: np.ndarray = self.vectors.offsets  # (n_docs + 1,) int64 first tokens
@@ -125,7 +125,7 @@ file of a compressed index, the pooled vectors of a dense view (`pooled`), ids a
     def close(self) -> None:
         """Release memory maps and database connections."""
         self.vectors.close()
-        self.pooled.close()
+        self.dense_view.close()
         self._ivf = None
         self._docstore.close()
 
@@ -236,20 +236,20 @@ file of a compressed index, the pooled vectors of a dense view (`pooled`), ids a
     @property
     def has_dense(self) -> bool:
         """Whether the index holds a pooled dense vector per document (a dense view)."""
-        return self.pooled.present
+        return self.dense_view.present
 
     @property
     def dense_source(self) -> str | None:
         """Where the dense vectors come from ("pooled", "backbone"), None without them."""
-        return self.pooled.source
+        return self.dense_view.source
 
     def dense_chunks(self) -> list[np.memmap]:
-        """`PooledVectors.chunks`: each chunk's pooled vectors (ConfigError without them)."""
-        return self.pooled.chunks()
+        """`DenseVectors.chunks`: each chunk's pooled vectors (ConfigError without them)."""
+        return self.dense_view.chunks()
 
     def dense_scores(self, queries: np.ndarray) -> np.ndarray:
-        """`PooledVectors.scores`: (n_queries, n_docs) cosine against every document."""
-        return self.pooled.scores(queries)
+        """`DenseVectors.scores`: (n_queries, n_docs) cosine against every document."""
+        return self.dense_view.scores(queries)
 
     # ------------------------------------------------------------------ checksums
     def verify(self) -> VerifyReport:

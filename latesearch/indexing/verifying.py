@@ -59,7 +59,7 @@ def verify_chunk(store: IndexStore, i: int) -> int:
     if "codes" in stored:
         arrays += [(info.codes, stored["codes"], info.codes_sha256),
                    (info.residuals, stored["residuals"], info.residuals_sha256)]  # fmt: skip
-    arrays.append((info.dense, store.pooled.chunk(i), info.dense_sha256))
+    arrays.append((info.dense, store.dense_view.chunk(i), info.dense_sha256))
     arrays += span_arrays(store.folder, info)  # a pooled index's token spans
     hashed = 0
     for name, array, expected in arrays:

@@ -1,7 +1,7 @@
 """The dense bi-encoder model (`DenseEncoder`): one mean-pooled, L2-normalized vector per
 text, computed the way sentence-transformers does for all-MiniLM-L6-v2 (attention-masked
 mean of the last hidden states, texts truncated at the model's `max_seq_length`, cosine
-similarity). An index's dense view stores such vectors (`indexing.pooled_vectors`) and
+similarity). An index's dense view stores such vectors (`indexing.dense_vectors`) and
 searches them (`search.dense_view`)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The search side of an index's dense view: one pooled vector per document
-(`IndexConfig.dense`, stored by `indexing.pooled_vectors`), its query side, exact top-k
+(`IndexConfig.dense`, stored by `indexing.dense_vectors`), its query side, exact top-k
 over it, and its fusion with MaxSim (the "dense" and "fused" modes). The bi-encoder model
 that a "backbone" view encodes with is `modeling.dense`."""
 

@@ -1,4 +1,4 @@
-"""`PooledVectors`: the stored side of an index's dense view (`IndexConfig.dense`): one
+"""`DenseVectors`: the stored side of an index's dense view (`IndexConfig.dense`): one
 pooled float16 vector per document, memory-mapped per chunk, scored exactly by cosine.
 (`search.dense_view` holds its search modes; `modeling.dense` is the bi-encoder.)"""
 
@@ -15,7 +15,7 @@ from latesearch.indexing.manifest import Manifest
 from latesearch.scoring.precision import as_float32
 
 
-class PooledVectors:
+class DenseVectors:
     """Each chunk's (n_docs, dense_dim) pooled vectors, where the index has a dense view."""
 
     def __init__(self, folder: Path, manifest: Manifest) -> None:
