@@ -19,9 +19,9 @@ from latesearch.indexing.pooling import (
     token_spans,
 )
 
-COMPRESSED = IndexConfig(group_size=16, chunk_size=6, batch_size=5, precision=32, nbits=2,
-                         n_centroids=16, keep_full=False, checkpoint_docs=None,
-                         checkpoint_seconds=None)  # fmt: skip
+COMPRESSED = IndexConfig().replace(group_size=16, chunk_size=6, batch_size=5, precision=32,
+                                   nbits=2, n_centroids=16, keep_full=False,
+                                   checkpoint_docs=None, checkpoint_seconds=None)  # fmt: skip
 
 
 class Crash(Exception):
