@@ -353,7 +353,7 @@ def test_overrides_replace_and_validate_checkpoint_settings(colbert_ai_bert):
     assert batch.input_ids[0].tolist() == \
         bert_ids("[CLS]", "[unused0]", "cat", "and", "dog", "[SEP]") + masks(2)
     assert batch.attention_mask.all()
-    with pytest.raises(CheckpointError, match="query_maxlen must be >= 4"):
+    with pytest.raises(CheckpointError, match="query_maxlen must be an integer >= 4"):
         ColBERT.from_pretrained(colbert_ai_bert, device="cpu", query_maxlen=2)
     with pytest.raises(CheckpointError, match="flavour"):
         ColBERT.from_pretrained(colbert_ai_bert, device="cpu", flavour="x")
