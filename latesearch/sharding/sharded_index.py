@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from latesearch._atomic import check_replaceable, replace_folder
+from latesearch._configio import check_positive
 from latesearch.data import read_collection
 from latesearch.errors import ConfigError, InputError
 from latesearch.index import Index, _as_list, as_request, candidate_lists
@@ -84,8 +85,7 @@ class ShardedIndex:
         at once, each by a Ray task on any node (`sharding.parallel_build`; `folder` on
         storage every node mounts). Staged in `<folder>.building/` and renamed into place
         when every shard is built; `resume` continues an interrupted build, shard by shard."""
-        if isinstance(n_shards, bool) or not isinstance(n_shards, int) or n_shards < 1:
-            raise ConfigError(f"n_shards must be an integer >= 1, got {n_shards!r}")
+        check_positive("n_shards", n_shards, error=ConfigError)
         if parallel_shards and (ray is None or ray is False):
             raise ConfigError("parallel_shards builds the shards in Ray tasks: give ray too")
         config = config or IndexConfig()

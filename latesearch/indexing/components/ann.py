@@ -16,7 +16,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from latesearch._configio import JsonConfig
+from latesearch._configio import JsonConfig, check_positive
 from latesearch.compressed.arrays import READ_ERRORS
 from latesearch.errors import ConfigError, IndexCorruptError, InputError, LatesearchError
 from latesearch.indexing._store import (
@@ -262,10 +262,8 @@ class TokenANNIndex:
                 )
             x, owner = x[mask.reshape(-1)], owner[mask.reshape(-1)]
         for name, value in (("k_prime", k_prime), ("nprobe", nprobe)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise InputError(f"{name} must be an integer >= 1, got {value!r}", field=name)
+            if value is not None:
+                check_positive(name, value)
         k = min(self.config.k_prime_for(len(self)) if k_prime is None else k_prime, len(self))
         if len(x) == 0 or k < 1:
             return [np.empty(0, np.int32) for _ in range(nq)]

@@ -21,7 +21,7 @@ import numpy as np
 import Stemmer
 from bm25s.tokenization import Tokenized, Tokenizer
 
-from latesearch._configio import JsonConfig
+from latesearch._configio import JsonConfig, check_positive
 from latesearch.compressed.arrays import READ_ERRORS
 from latesearch.errors import ConfigError, IndexCorruptError, InputError
 from latesearch.indexing._store import (
@@ -166,8 +166,7 @@ class BM25Index:
         with instead of this index's own (where `rescorable`; otherwise ignored)."""
         if isinstance(queries, str):
             raise InputError("queries must be a list of strings, not one string", field="queries")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise InputError(f"k must be an integer >= 1, got {k!r}", field="k")
+        check_positive("k", k)
         tokens = self.tokenize(queries)
         results: list[list[tuple[str, float]]] = [[] for _ in tokens]
         asked = [i for i, ids in enumerate(tokens) if ids]
