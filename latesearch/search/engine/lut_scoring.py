@@ -12,9 +12,9 @@ q.d = (q.c + q.r) / ||c + r||, where
   tables of every query token, (packed_dim * 256, Lq), are built once per query; a token's
   q.r for all query tokens is then one `embedding_bag` sum of its packed_dim table rows;
 - ||c + r|| is computed exactly as `decompress` computes it (the residual decoded through
-  the codec's byte table, plus the centroid). Skipping it is not an option: the norms of
-  SciFact's tokens range about 0.9 to 1.1, which moves scores by several percent and
-  reorders documents.
+  the codec's byte table, plus the centroid). Skipping it is not an option: on 2,000
+  SciFact documents at 2 bits the norms range from 0.84 to 1.07, moving a query token's
+  similarity by up to 0.05, enough to reorder documents.
 
 The result equals decompress-and-multiply (`residual_scoring`) to float rounding: the same
 products, summed in another order.
