@@ -50,16 +50,21 @@ def compile_filter(spec: Any) -> CompiledFilter:
     already compiled filter, returned as is) matches. InputError names the bad part."""
     if isinstance(spec, CompiledFilter):
         return spec
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except json.JSONDecodeError as err:
-            raise InputError(f"the filter is not valid JSON: {err.msg}", field="filter") from None
-        except RecursionError:
-            raise _too_deep() from None
     compiler = _Compiler()
-    sql = compiler.object(spec, "filter", 1)
+    sql = compiler.object(parse_filter(spec), "filter", 1)
     return CompiledFilter(sql, tuple(compiler.params))
+
+
+def parse_filter(spec: Any) -> Any:
+    """`spec`, parsed where it is a filter's JSON text (InputError if it is not JSON)."""
+    if not isinstance(spec, str):
+        return spec
+    try:
+        return json.loads(spec)
+    except json.JSONDecodeError as err:
+        raise InputError(f"the filter is not valid JSON: {err.msg}", field="filter") from None
+    except RecursionError:
+        raise _too_deep() from None
 
 
 def _too_deep() -> InputError:

@@ -16,14 +16,13 @@ server's are its `ServeConfig`'s.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from latesearch._configio import check_positive
 from latesearch.errors import InputError, UnknownOptionError
-from latesearch.indexing.filters import CompiledFilter, compile_filter
+from latesearch.indexing.filters import CompiledFilter, compile_filter, parse_filter
 from latesearch.search.engine.params import EngineParams
 from latesearch.search.fusion import DEFAULT_DEPTH, FUSIONS, check_fusion, check_weight
 from latesearch.search.modes import mode_names
@@ -252,13 +251,7 @@ def _checked_filter(spec: Any) -> tuple[dict[str, Any] | None, CompiledFilter | 
     InputError naming the bad part, before any work)."""
     if spec is None:
         return None, None
-    if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except json.JSONDecodeError as err:
-            raise InputError(f"the filter is not valid JSON: {err.msg}", field="filter") from None
-        except RecursionError:
-            raise InputError("the filter nests too deeply to parse", field="filter") from None
+    spec = parse_filter(spec)
     if not isinstance(spec, dict):
         raise InputError(f"filter must be a JSON object, got {type(spec).__name__}",
                          field="filter")  # fmt: skip

@@ -29,14 +29,6 @@ class Fused(SearchMode):
         self.dense.prepare(searcher, request)
         self.colbert.prepare(searcher, request)
 
-    def sides(self, searcher, batch: Batch, request) -> tuple[list[Ranked], list[Ranked]]:
-        """The two rankings fused: end to end and the dense view's, each query's top
-        `request.depth` (the dense scores of `batch.dense`, or encoded here)."""
-        late = searcher.end_to_end(batch, request.depth, request)
-        rows = batch.dense if batch.dense is not None else searcher.dense_scores(
-            batch.texts, batch.timings)  # fmt: skip
-        return late, [dense_view.ranked(row, request.depth, batch.allowed) for row in rows]
-
     def run(self, searcher, batch: Batch, request) -> list[Ranked]:
         late = searcher.end_to_end(batch, request.depth, request)
         return [self._fuse(searcher, batch, i, late[i], row, request)
