@@ -14,6 +14,7 @@ _EXPORTS = {
     "ColBERT": "latesearch.modeling",
     "ColBERTConfig": "latesearch.modeling",
     "Index": "latesearch.index",
+    "SearchRequest": "latesearch.search.request",
     "ShardedIndex": "latesearch.sharding",
     "train": "latesearch.training",
     "TrainConfig": "latesearch.training",
