@@ -65,7 +65,7 @@ def base_index(coll: Any, model: Any, compute_dtype: str | None) -> Any:
             return store
         store.close()
     print(f"encoding {coll.name} once into {folder} ...", flush=True)
-    config = IndexConfig(nbits=None, compute_dtype=compute_dtype)
+    config = IndexConfig().replace(nbits=None, compute_dtype=compute_dtype)
     return build_index(coll.corpus, folder, model, config, overwrite=True)
 
 
