@@ -63,7 +63,7 @@ def main() -> None:
             "n_embeddings": index.store.n_embeddings,
             "n_centroids": index.store.codec.n_centroids,
             "nbits": index.store.codec.nbits,
-            "keep_full": index.store.has_full,
+            "keep_full": index.store.vectors.has_full,
         },
         "queries": len(texts),
         "encode_ms_mean": round(encode_ms, 2),
