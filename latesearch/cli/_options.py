@@ -7,11 +7,10 @@ from typing import Any
 
 from latesearch.errors import InputError
 from latesearch.search.fusion import FUSIONS
-from latesearch.search.request import BY_NAME, SearchRequest
+from latesearch.search.request import BY_NAME, OPTIONS, SearchRequest
 
 # the search options every searching command takes, from `SearchRequest`'s table
-CLI_OPTIONS = ("ncells", "centroid_score_threshold", "ndocs", "k_prime", "nprobe", "bm25_k",
-               "filter", "fusion", "hybrid_weight")  # fmt: skip
+CLI_OPTIONS = tuple(option.name for option in OPTIONS if option.cli)
 ALIASES = {"centroid_score_threshold": ("--t-cs",)}
 CHOICES = {"fusion": FUSIONS}
 

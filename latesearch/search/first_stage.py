@@ -12,16 +12,6 @@ from latesearch.indexing.components.bm25 import BM25Index
 from latesearch.indexing.components.bm25_statistics import BM25Statistics
 
 
-def bm25_candidates(
-    store: IndexStore, bm25: BM25Index, queries: list[str], k: int,
-    allowed: np.ndarray | None = None, statistics: BM25Statistics | None = None,
-) -> list[np.ndarray]:  # fmt: skip
-    """Doc indices of each query's BM25 top-`k` (among `allowed` only, where given), in
-    BM25 order (ids the embedding index lacks cannot occur: the BM25 index is built from
-    the same documents, in the same order)."""
-    return [idx for _, idx in bm25_ranked(store, bm25, queries, k, allowed, statistics)]
-
-
 def bm25_ranked(
     store: IndexStore, bm25: BM25Index, queries: list[str], k: int,
     allowed: np.ndarray | None = None, statistics: BM25Statistics | None = None,

@@ -20,11 +20,20 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from latesearch._configio import check_positive
 from latesearch.errors import InputError, UnknownOptionError
+from latesearch.indexing.components.bm25_statistics import BM25Statistics
 from latesearch.indexing.filters import CompiledFilter, compile_filter, parse_filter
 from latesearch.search.engine.params import EngineParams
-from latesearch.search.fusion import DEFAULT_DEPTH, FUSIONS, check_fusion, check_weight
+from latesearch.search.fusion import (
+    DEFAULT_DEPTH,
+    DEFAULT_FUSION,
+    FUSIONS,
+    check_fusion,
+    check_weight,
+)
 from latesearch.search.modes import mode_names
 
 SOURCES = ("auto", "full", "residual")
@@ -91,7 +100,8 @@ class Option:
     """One flat search option: its name (Python keyword, JSON field, CLI flag), type,
     default, help, and where it lives in a `SearchRequest` (group, field; None: the
     request's own field). `url`: the GET parameter, where it is another name; `http`:
-    whether the HTTP API takes it."""
+    whether the HTTP API takes it; `cli`: whether the searching commands take it as a flag
+    (`--name-with-dashes`)."""
 
     name: str
     kind: type
@@ -100,42 +110,45 @@ class Option:
     path: tuple[str, str] | None = None
     url: str | None = None
     http: bool = True
+    cli: bool = False
 
 
 OPTIONS = (
     Option("k", int, 10, "results per query"),
     Option("mode", str, "e2e", "search mode"),
     Option("filter", dict, None, 'metadata filter, e.g. {"year": {"$gte": 2020}} (operators '
-           "$eq $ne $in $nin $gt $gte $lt $lte $exists, $and $or $not)"),
+           "$eq $ne $in $nin $gt $gte $lt $lte $exists, $and $or $not)", cli=True),
     Option("return_text", bool, False, "include titles and texts", url="text"),
     Option("return_metadata", bool, False, "include documents' metadata", url="meta"),
     Option("ncells", int, None, "e2e, compressed: centroids per query token (by k: 1/3/4)",
-           ("engine", "ncells")),
+           ("engine", "ncells"), cli=True),
     Option("centroid_score_threshold", float, None, "e2e, compressed: centroid pruning "
            "threshold (by k: 0.5/0.45/0.4)", ("engine", "centroid_score_threshold"),
-           http=False),
+           http=False, cli=True),
     Option("ndocs", int, None, "e2e, compressed: documents kept by centroid interaction",
-           ("engine", "ndocs")),
+           ("engine", "ndocs"), cli=True),
     Option("k_prime", int, None, "e2e, uncompressed: faiss neighbours per query vector",
-           ("ann", "k_prime")),
+           ("ann", "k_prime"), cli=True),
     Option("nprobe", int, None, "e2e, uncompressed: faiss partitions probed",
-           ("ann", "nprobe")),
-    Option("bm25_k", int, 1000, "rerank: BM25 candidates", ("bm25", "depth")),
+           ("ann", "nprobe"), cli=True),
+    Option("bm25_k", int, 1000, "rerank: BM25 candidates", ("bm25", "depth"), cli=True),
     Option("bm25_statistics", object, None, "a whole collection's BM25 statistics",
            ("bm25", "statistics"), http=False),
     Option("fusion", str, None, "hybrid / fused: rrf, score or zscore (hybrid: rrf, fused: "
-           "zscore)", ("fusion", "method")),
+           "zscore)", ("fusion", "method"), cli=True),
     Option("hybrid_weight", float, 0.5, "hybrid / fused: the ColBERT side's weight, 0-1",
-           ("fusion", "weight")),
+           ("fusion", "weight"), cli=True),
+    Option("fusion_depth", int, None, "hybrid / fused: each side's depth (max(k, 100))",
+           ("fusion", "depth"), http=False),
     Option("source", str, "auto", "where exact scores read vectors: auto, full, residual",
            http=False),
     Option("batch_size", int, 128, "queries encoded and searched at once", http=False),
     Option("device", object, None, "scoring device (default: the model's)", http=False),
 )  # fmt: skip
 BY_NAME = {option.name: option for option in OPTIONS}
-_COUNTS = {"k", "ncells", "ndocs", "k_prime", "nprobe", "bm25_k", "batch_size"}
+_COUNTS = {"k", "ncells", "ndocs", "k_prime", "nprobe", "bm25_k", "fusion_depth", "batch_size"}
 _DEPTHS = {"ndocs": "max_candidates", "k_prime": "max_candidates", "bm25_k": "max_candidates",
-           "k": "max_k"}  # fmt: skip
+           "fusion_depth": "max_candidates", "k": "max_k"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -183,19 +196,26 @@ class SearchRequest:
                                  or math.isnan(t_cs)):  # fmt: skip
             raise InputError(f"centroid_score_threshold must be a number, got {t_cs!r}",
                              field="centroid_score_threshold")  # fmt: skip
-        if self.fusion.depth is not None:
-            check_positive("fusion_depth", self.fusion.depth)
         if self.source not in SOURCES:
             raise InputError(f"source must be one of {SOURCES}, got {self.source!r}",
                              field="source")  # fmt: skip
         weight = check_weight(self.fusion.weight)
         method = self.fusion.method
         if self.mode in ("hybrid", "fused"):
-            method = check_fusion(method, weight, self.mode)
+            check_fusion(method, weight, self.mode)
         elif method is not None and method not in FUSIONS:
             raise InputError(f"fusion must be one of {FUSIONS}, got {method!r}", field="fusion")
-        object.__setattr__(self, "fusion", dataclasses.replace(self.fusion, weight=weight,
-                                                               method=method))  # fmt: skip
+        object.__setattr__(self, "fusion", dataclasses.replace(self.fusion, weight=weight))
+        if self.bm25.statistics is not None and not isinstance(self.bm25.statistics,
+                                                               BM25Statistics):  # fmt: skip
+            raise InputError("bm25_statistics must be a BM25Statistics, got "
+                             f"{type(self.bm25.statistics).__name__}", field="bm25_statistics")
+        if self.device is not None:
+            try:
+                torch.device(self.device)
+            except (RuntimeError, TypeError):
+                raise InputError(f"device must be a device such as 'cpu' or 'cuda:0', got "
+                                 f"{self.device!r}", field="device") from None
         spec, compiled = _checked_filter(self.filter)
         object.__setattr__(self, "filter", spec)
         object.__setattr__(self, "compiled_filter", compiled)
@@ -239,6 +259,19 @@ class SearchRequest:
     def engine_params(self, k: int, query_augmentation: bool) -> EngineParams:
         """The engine's settings for a top-`k` search with this request's overrides."""
         return self.engine.params(k, query_augmentation)
+
+    @property
+    def fusion_method(self) -> str | None:
+        """The fusion "hybrid" / "fused" use: the one asked for, else the mode's default."""
+        if self.mode not in DEFAULT_FUSION:
+            return self.fusion.method
+        return self.fusion.method or DEFAULT_FUSION[self.mode]
+
+    def inner(self, *, k: int, mode: str) -> SearchRequest:
+        """This request as one side of a fused search asks it of an index: top `k` in
+        `mode`, checked against the library's limits (a side's depth, max(k, 100), is not
+        the caller's k)."""
+        return dataclasses.replace(self, k=k, mode=mode, limits=SearchLimits())
 
     @property
     def depth(self) -> int:

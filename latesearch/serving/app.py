@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from latesearch import __version__
 from latesearch.errors import InputError
 from latesearch.serving.parsing import INSTALL_HINT, input_error, url_params
-from latesearch.serving.service import Response, SearchService
+from latesearch.serving.service import Response, SearchService, no_url_params
 
 __all__ = ["INSTALL_HINT", "RunningServer", "create_app"]
 
@@ -69,6 +69,9 @@ def create_app(service: SearchService) -> Any:
     def once_each(request: Request) -> None:
         url_params(request.query_params.multi_items())  # a repeated parameter is an error
 
+    def body_only(request: Request) -> None:
+        no_url_params(str(request.query_params), f"POST {request.url.path}")
+
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Any) -> Any:
         length, limit = request.headers.get("content-length"), service.config.max_body_bytes
@@ -89,12 +92,14 @@ def create_app(service: SearchService) -> Any:
         """Search one query given as URL parameters."""
         return reply(service.search_url(params))
 
-    @app.post("/search", response_model=s.SearchOut, responses=errors)
+    @app.post("/search", response_model=s.SearchOut, responses=errors,
+              dependencies=[Depends(body_only)])  # fmt: skip
     def search_post(body: s.SearchBody) -> JSONResponse:
         """Search one query or a batch."""
         return reply(service.search(body))
 
-    @app.post("/rerank", response_model=s.RerankOut, responses=errors)
+    @app.post("/rerank", response_model=s.RerankOut, responses=errors,
+              dependencies=[Depends(body_only)])  # fmt: skip
     def rerank(body: s.RerankBody) -> JSONResponse:
         """Score given document ids exactly and rank them."""
         return reply(service.rerank(body))

@@ -14,9 +14,10 @@ class ServeConfig(JsonConfig):
     """What a request may ask for, and what it gets when it does not say.
 
     default_k / default_mode: used when a request gives no `k` / `mode`;
-    max_k: the largest `k` (and `bm25_k`, `k_prime`) a request may ask for;
+    max_k: the largest `k` a request may ask for;
     max_queries: queries per batch request; max_query_chars: characters per query;
-    max_candidates: candidate ids per query of a rerank request;
+    max_candidates: the largest candidate depth (`bm25_k`, `k_prime`, `ndocs`) and the
+    most candidate ids per query of a rerank request;
     max_write_documents: documents (or ids) per add / upsert / delete request;
     max_body_bytes: the largest request body read; batch_size: queries encoded at once.
     """

@@ -233,7 +233,7 @@ class SearchService:
         return self._search(search_from_url(params, self.config))
 
     def _search_post(self, query: str, body: bytes) -> Response:
-        _no_url_params(query, "POST /search")
+        no_url_params(query, "POST /search")
         return self._search(search_from_json(parse_json_body(body), self.config))
 
     def _search(self, search: Search) -> Response:
@@ -250,7 +250,7 @@ class SearchService:
         return Response(200, {**head, "results": rows, "timings": timings})
 
     def _rerank(self, query: str, body: bytes) -> Response:
-        _no_url_params(query, "POST /rerank")
+        no_url_params(query, "POST /rerank")
         return self._rerank_request(parse_json_body(body))
 
     def _rerank_request(self, data: Any) -> Response:
@@ -310,7 +310,8 @@ def _timings(index: Any) -> dict[str, Any]:
     return timings.to_dict() if timings is not None else {}
 
 
-def _no_url_params(query: str, what: str) -> None:
+def no_url_params(query: str, what: str) -> None:
+    """InputError (field url) when a POST request also gives URL parameters."""
     if query:
         raise InputError(f"{what} takes its options in the JSON body, not the URL", field="url")
 

@@ -30,7 +30,7 @@ def fused_search(router: Any, n_shards: int, texts: list[str], request: SearchRe
     """Each query's top `request.k` of a "hybrid" or "fused" search over the shards of
     `router`."""
     k, mode, depth = request.k, request.mode, request.depth
-    fusion, weight = request.fusion.method, request.fusion.weight
+    fusion, weight = request.fusion_method, request.fusion.weight
     per_shard = router.call("sides", [(texts, request, encoded)] * n_shards)
     sides = [tuple(merge_side([s[q][side] for s in per_shard], depth) for side in (0, 1))
              for q in range(len(texts))]  # fmt: skip

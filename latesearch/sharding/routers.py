@@ -44,9 +44,9 @@ class ShardWorker:
         `request.depth` of this shard: ("e2e" hits, BM25 hits with BM25 scores) or
         ("e2e", "dense")."""
         depth = request.depth
-        late = self.search(texts, request.replace(k=depth, mode="e2e"), encoded)
+        late = self.search(texts, request.inner(k=depth, mode="e2e"), encoded)
         if request.mode == "fused":
-            other = self.index.search(texts, request=request.replace(k=depth, mode="dense"))
+            other = self.index.search(texts, request=request.inner(k=depth, mode="dense"))
         else:
             other = self.lexical(texts, depth, request)
         return list(zip(late, other, strict=True))

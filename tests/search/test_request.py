@@ -34,8 +34,11 @@ def test_flat_options_land_in_their_groups():
 def test_defaults_and_none_mean_the_same():
     assert SearchRequest.of() == SearchRequest() == SearchRequest.of(k=None, mode=None,
                                                                      bm25_k=None)  # fmt: skip
-    assert SearchRequest.of(mode="fused").fusion.method == "zscore"
-    assert SearchRequest.of(mode="hybrid").fusion.method == "rrf"
+    assert SearchRequest.of(mode="fused").fusion_method == "zscore"
+    assert SearchRequest.of(mode="hybrid").fusion_method == "rrf"
+    # a mode's default fusion is not carried into another mode
+    assert SearchRequest.of(mode="fused").replace(mode="hybrid").fusion_method == "rrf"
+    assert SearchRequest.of(mode="hybrid").replace(mode="fused").fusion_method == "zscore"
 
 
 @pytest.mark.parametrize("options, field", [
@@ -47,6 +50,8 @@ def test_defaults_and_none_mean_the_same():
     ({"filter": [1]}, "filter"), ({"source": "disk"}, "source"),
     ({"centroid_score_threshold": float("nan")}, "centroid_score_threshold"),
     ({"return_text": "yes"}, "return_text"), ({"batch_size": 0}, "batch_size"),
+    ({"device": "gpu9"}, "device"), ({"bm25_statistics": 5}, "bm25_statistics"),
+    ({"fusion_depth": 0}, "fusion_depth"),
 ])  # fmt: skip
 def test_bad_options_name_their_field(options, field):
     with pytest.raises(InputError) as caught:
@@ -72,6 +77,9 @@ def test_limits_bound_k_and_depths():
     request = SearchRequest.of(limits=server, k=10)
     with pytest.raises(InputError):  # a replaced request is checked against its limits
         request.replace(k=1001)
+    small = SearchRequest.of(limits=SearchLimits(max_k=50), k=5, mode="hybrid")
+    side = small.inner(k=small.depth, mode="e2e")  # a fused side's depth is not the user's k
+    assert (side.k, side.mode, side.filter) == (100, "e2e", small.filter)
 
 
 def test_the_registry_is_the_only_list_of_modes():

@@ -65,6 +65,10 @@ def test_post_and_errors_over_http(server):
     assert status == 200 and [len(r["hits"]) for r in body["results"]] == [2, 2]
     status, body = post(server, "/search", b"{oops")
     assert status == 400 and body["field"] == "body"
+    bodies = {"/search?k=3": {"query": "x"}, "/rerank?k=3": {"query": "x", "candidates": []}}
+    for path, data in bodies.items():  # a POST takes its options in the body only
+        status, body = post(server, path, json.dumps(data).encode())
+        assert status == 400 and body["field"] == "url"
     status, body = post(server, "/search", json.dumps({"query": "x", "k": "5"}).encode())
     assert status == 400 and body["field"] == "k"
     status, body = post(server, "/search", json.dumps({"query": "x", "top": 5}).encode())

@@ -94,7 +94,7 @@ class ANNConfig(JsonConfig):
         for the same top-k, and every extra neighbour can add a candidate document to
         score. The floor keeps the e2e top-10 within 0.98 of exhaustive MaxSim on SciFact
         and Vaswani (0.8M and 0.6M embeddings) even with the untrained default model; 64
-        gave 0.98 and 0.956 (see benchmarks/search.py, "e2e_overlap_vs_k_prime")."""
+        gave 0.98 and 0.956."""
         if self.k_prime is not None:
             return max(1, min(self.k_prime, n))
         scaled = 2 ** int(math.log2(max(n // K_PRIME_DIVISOR, 1)))

@@ -48,4 +48,4 @@ class Fused(SearchMode):
             docs = np.concatenate([late_docs, missing]).astype(np.int64)
             colbert = np.concatenate([late_scores, extra])
             return fuse_union(docs, colbert, dense[docs], request.k,
-                              fusion=request.fusion.method, weight=request.fusion.weight)
+                              fusion=request.fusion_method, weight=request.fusion.weight)

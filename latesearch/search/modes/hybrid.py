@@ -33,6 +33,6 @@ class Hybrid(SearchMode):
     def run(self, searcher, batch: Batch, request) -> list[Ranked]:
         late, lexical = self.sides(searcher, batch, request)
         with batch.timings.stage("score"):
-            return [fuse(d, b, request.k, fusion=request.fusion.method,
+            return [fuse(d, b, request.k, fusion=request.fusion_method,
                          weight=request.fusion.weight)
                     for d, b in zip(late, lexical, strict=True)]  # fmt: skip
