@@ -16,7 +16,6 @@ server's are its `ServeConfig`'s.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +25,8 @@ from latesearch._configio import check_positive
 from latesearch.errors import InputError, UnknownOptionError
 from latesearch.indexing.components.bm25_statistics import BM25Statistics
 from latesearch.indexing.filters import CompiledFilter, compile_filter, parse_filter
-from latesearch.search.engine.params import EngineParams
+from latesearch.indexing.vectors import SOURCES
+from latesearch.search.engine.params import EngineParams, check_threshold
 from latesearch.search.fusion import (
     DEFAULT_DEPTH,
     DEFAULT_FUSION,
@@ -35,8 +35,6 @@ from latesearch.search.fusion import (
     check_weight,
 )
 from latesearch.search.modes import mode_names
-
-SOURCES = ("auto", "full", "residual")
 
 
 @dataclass(frozen=True)
@@ -191,11 +189,8 @@ class SearchRequest:
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got "
                                  f"{getattr(self, name)!r}", field=name)  # fmt: skip
-        t_cs = self.engine.centroid_score_threshold
-        if t_cs is not None and (isinstance(t_cs, bool) or not isinstance(t_cs, int | float)
-                                 or math.isnan(t_cs)):  # fmt: skip
-            raise InputError(f"centroid_score_threshold must be a number, got {t_cs!r}",
-                             field="centroid_score_threshold")  # fmt: skip
+        if self.engine.centroid_score_threshold is not None:
+            check_threshold(self.engine.centroid_score_threshold)
         if self.source not in SOURCES:
             raise InputError(f"source must be one of {SOURCES}, got {self.source!r}",
                              field="source")  # fmt: skip
@@ -255,10 +250,6 @@ class SearchRequest:
             out[option.name] = getattr(holder, option.name if option.path is None
                                        else option.path[1])  # fmt: skip
         return out
-
-    def engine_params(self, k: int, query_augmentation: bool) -> EngineParams:
-        """The engine's settings for a top-`k` search with this request's overrides."""
-        return self.engine.params(k, query_augmentation)
 
     @property
     def fusion_method(self) -> str | None:

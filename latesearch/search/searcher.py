@@ -256,7 +256,7 @@ class Searcher:
         re-ranked exactly (uncompressed)."""
         Q, mask, timings = batch.Q, batch.mask, batch.timings
         if self.store.compressed:
-            params = request.engine_params(k, self.store.colbert_config.query_augmentation)
+            params = request.engine.params(k, self.store.colbert_config.query_augmentation)
             return self.engine.search(Q, mask, k, params, timings, source=request.source,
                                       allowed=batch.allowed)  # fmt: skip
         with timings.stage("candidates"):
@@ -281,7 +281,11 @@ class Searcher:
 
     def exhaustive(self, batch: Batch, k: int, source: str) -> list[Ranked]:
         """Each query's top `k` of every document, by exact MaxSim."""
-        return self._exact(batch.Q, batch.mask, k, batch.timings, source)
+        scores, idx = exhaustive_top_k(self.store, batch.Q, batch.mask, k,
+                                       **self._scoring(batch.Q, batch.timings),
+                                       source=source)  # fmt: skip
+        with batch.timings.stage("score"):
+            return [top_k(s, i, k) for s, i in zip(scores, idx, strict=True)]
 
     def _rerank(self, Q, mask, candidates, k: int | None, timings, source) -> list[Ranked]:
         out = []
@@ -294,12 +298,6 @@ class Searcher:
             with timings.stage("score"):
                 out.append(top_k(scores, idx, idx.size if k is None else k))
         return out
-
-    def _exact(self, Q, mask, k: int, timings, source) -> list[Ranked]:
-        scores, idx = exhaustive_top_k(self.store, Q, mask, k, **self._scoring(Q, timings),
-                                       source=source)  # fmt: skip
-        with timings.stage("score"):
-            return [top_k(s, i, k) for s, i in zip(scores, idx, strict=True)]
 
     def _scoring(self, Q: torch.Tensor, timings: SearchTimings) -> dict[str, Any]:
         return {

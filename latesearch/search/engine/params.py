@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from latesearch._configio import check_positive
 from latesearch.errors import InputError
@@ -38,12 +39,7 @@ class EngineParams:
     def __post_init__(self) -> None:
         check_positive("ncells", self.ncells)
         check_positive("ndocs", self.ndocs)
-        t_cs = self.centroid_score_threshold
-        if isinstance(t_cs, bool) or not isinstance(t_cs, int | float) or math.isnan(t_cs):
-            raise InputError(
-                f"centroid_score_threshold must be a number, got {t_cs!r}",
-                field="centroid_score_threshold",
-            )
+        check_threshold(self.centroid_score_threshold)
         if not isinstance(self.lookup_tables, bool):
             raise InputError(
                 f"lookup_tables must be True or False, got {self.lookup_tables!r}",
@@ -77,3 +73,10 @@ class EngineParams:
     def exact_survivors(self, k: int) -> int:
         """How many documents the last stage scores exactly: ndocs / 4, at least k."""
         return max(k, self.ndocs // 4)
+
+
+def check_threshold(t_cs: Any) -> None:
+    """InputError unless the centroid score threshold is a number (not NaN)."""
+    if isinstance(t_cs, bool) or not isinstance(t_cs, int | float) or math.isnan(t_cs):
+        raise InputError(f"centroid_score_threshold must be a number, got {t_cs!r}",
+                         field="centroid_score_threshold")  # fmt: skip

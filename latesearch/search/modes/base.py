@@ -53,14 +53,19 @@ class SearchMode:
     sharded: ClassVar[Literal["top_k", "bm25_then_exact", "fuse_sides"]] = "top_k"
     # whether BM25 scores it (a sharded index then passes the collection's statistics)
     bm25_scored: ClassVar[bool] = False
+    # the modes it is made of: it needs, and loads, what each of them does
+    parts: ClassVar[tuple[SearchMode, ...]] = ()
 
     def missing(self, store: IndexStore) -> str | None:
-        """What `store` lacks to serve this mode (None: it can)."""
-        return None
+        """What `store` lacks to serve this mode (None: it can); by default, what the
+        first of its `parts` that cannot serve lacks."""
+        return next((r for r in (p.missing(store) for p in self.parts) if r is not None), None)
 
     def prepare(self, searcher: Searcher, request: SearchRequest) -> None:
         """Load the components the mode reads (MissingComponentError where one is
-        missing), before any query is encoded or timed."""
+        missing), before any query is encoded or timed; by default, its `parts`'."""
+        for part in self.parts:
+            part.prepare(searcher, request)
 
     def run(self, searcher: Searcher, batch: Batch, request: SearchRequest) -> list[Ranked]:
         """Each query's top `request.k` (scores, doc indices)."""

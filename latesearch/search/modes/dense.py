@@ -22,7 +22,6 @@ class Dense(SearchMode):
         if reason is not None:
             raise MissingComponentError(f'mode "{self.name}" needs {reason}; '
                                         f"{searcher.store.folder} has none")  # fmt: skip
-        _ = searcher.model
         if searcher.store.dense_source == "backbone":
             _ = searcher.dense_encoder
 

@@ -20,14 +20,7 @@ class Fused(SearchMode):
     summary = "end-to-end MaxSim and the dense view fused"
     queries = "both"
     sharded = "fuse_sides"
-    colbert, dense = EndToEnd(), Dense()
-
-    def missing(self, store) -> str | None:
-        return self.dense.missing(store) or self.colbert.missing(store)
-
-    def prepare(self, searcher, request) -> None:
-        self.dense.prepare(searcher, request)
-        self.colbert.prepare(searcher, request)
+    parts = (Dense(), EndToEnd())
 
     def run(self, searcher, batch: Batch, request) -> list[Ranked]:
         late = searcher.end_to_end(batch, request.depth, request)

@@ -16,14 +16,7 @@ class Hybrid(SearchMode):
     summary = "BM25 and end-to-end rankings fused"
     bm25_scored = True
     sharded = "fuse_sides"
-    colbert, lexical = EndToEnd(), Rerank()
-
-    def missing(self, store) -> str | None:
-        return self.lexical.missing(store) or self.colbert.missing(store)
-
-    def prepare(self, searcher, request) -> None:
-        self.colbert.prepare(searcher, request)
-        self.lexical.prepare(searcher, request)
+    parts = (EndToEnd(), Rerank())
 
     def sides(self, searcher, batch: Batch, request) -> tuple[list[Ranked], list[Ranked]]:
         """The two rankings fused: end to end and BM25, each query's top `request.depth`."""
