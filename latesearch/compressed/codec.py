@@ -123,10 +123,19 @@ class ResidualCodec:
 
     def decompress(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
         """(n, dim) float32 unit vectors: centroid + quantized residual, re-normalized."""
+        out = self._summed(codes, packed)
+        out /= _norms(out)[:, None]
+        return out
+
+    def norms(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
+        """(n,) float32 norms of centroid + quantized residual, as `decompress` divides by
+        them (floored at 1e-12)."""
+        return _norms(self._summed(codes, packed))
+
+    def _summed(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
+        """(n, dim) float32 centroid + quantized residual of each token."""
         out = self.decode_residuals(packed)
         out += np.take(self.centroids32, codes, axis=0)
-        norms = np.sqrt(np.einsum("ij,ij->i", out, out))
-        out /= np.maximum(norms, 1e-12)[:, None]
         return out
 
     # ------------------------------------------------------------------ files
@@ -204,3 +213,8 @@ def _byte_table(weights: np.ndarray, nbits: int) -> np.ndarray:
     """(256, 8 / nbits) float32: the decoded weights of the dimensions each byte holds."""
     every_byte = np.arange(256, dtype=np.uint8)[:, None]
     return weights[unpack(every_byte, nbits)].astype(np.float32)
+
+
+def _norms(vectors: np.ndarray) -> np.ndarray:
+    """(n,) row norms, floored at 1e-12 (a zero vector stays zero once divided)."""
+    return np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors)), 1e-12)

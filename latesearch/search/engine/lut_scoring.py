@@ -96,11 +96,11 @@ def query_tables(codec: ResidualCodec, qT: torch.Tensor) -> torch.Tensor:
 
 
 def token_norms(codec: ResidualCodec, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
-    """(n,) float32 ||centroid + residual|| of each token, floored as `decompress` does;
-    computed a block of tokens at a time, each block's decoded vectors staying in cache."""
+    """(n,) float32 ||centroid + residual|| of each token, as `decompress` computes it
+    (`ResidualCodec.norms`), a block of tokens at a time so that each block's decoded
+    vectors stay in cache."""
     norms = np.empty(codes.shape[0], dtype=np.float32)
     for start in range(0, codes.shape[0], BLOCK):
-        vectors = codec.decode_residuals(packed[start : start + BLOCK])
-        vectors += np.take(codec.centroids32, codes[start : start + BLOCK], axis=0)
-        norms[start : start + BLOCK] = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
-    return np.maximum(norms, 1e-12)
+        block = slice(start, start + BLOCK)
+        norms[block] = codec.norms(codes[block], packed[block])
+    return norms
