@@ -59,3 +59,9 @@ def file_digest(path: Path, block: int = 1 << 24) -> str:
         while data := handle.read(block):
             digest.update(data)
     return digest.hexdigest()
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """`x` as float32 with every row divided by its norm (a zero row stays zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

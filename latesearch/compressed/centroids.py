@@ -26,6 +26,7 @@ import faiss
 import numpy as np
 import torch
 
+from latesearch.compressed.arrays import unit_rows
 from latesearch.errors import ConfigError, InputError
 
 ASSIGNMENTS = ("auto", "exact", "tree", "hnsw")  # IndexConfig.assignment
@@ -101,7 +102,7 @@ def kmeans(
     clustering.verbose = False
     clustering.train(np.ascontiguousarray(x, dtype=np.float32), _hnsw(dim) if hnsw else
                      faiss.IndexFlatIP(dim))  # fmt: skip
-    return _unit(faiss.vector_to_array(clustering.centroids).reshape(k, dim))
+    return unit_rows(faiss.vector_to_array(clustering.centroids).reshape(k, dim))
 
 
 def _tree_kmeans(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
@@ -117,7 +118,7 @@ def _tree_kmeans(x: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
     for g in np.flatnonzero(shares):
         members = x[order[bounds[g] : bounds[g + 1]]]
         if shares[g] == len(members):
-            parts.append(_unit(members))
+            parts.append(unit_rows(members))
         else:
             parts.append(kmeans(members, int(shares[g]), niter=niter, seed=seed + 1 + int(g)))
     return np.concatenate(parts).astype(np.float32)
@@ -223,8 +224,3 @@ def _hnsw(dim: int) -> faiss.Index:
     index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
     index.hnsw.efSearch = HNSW_EF_SEARCH
     return index
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

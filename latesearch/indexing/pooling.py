@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from latesearch.compressed.arrays import chunk_digest, load_npy, save_npy
+from latesearch.compressed.arrays import chunk_digest, load_npy, save_npy, unit_rows
 from latesearch.errors import IndexCorruptError
 from latesearch.indexing.files import link_or_copy
 from latesearch.indexing.manifest import ChunkInfo, span_chunk_files
@@ -79,7 +79,7 @@ def pool_document(vectors: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndar
     vectors = vectors.astype(np.float32)
     sums = np.zeros((kept + target, vectors.shape[1]), dtype=np.float32)
     np.add.at(sums, labels, vectors)
-    pooled = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    pooled = unit_rows(sums)
     alone = np.bincount(labels) == 1  # a token merged with none stays exactly as it was
     pooled[labels[alone[labels]]] = vectors[alone[labels]]
     return pooled, labels

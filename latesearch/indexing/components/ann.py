@@ -17,7 +17,7 @@ import faiss
 import numpy as np
 
 from latesearch._configio import JsonConfig, check_positive
-from latesearch.compressed.arrays import READ_ERRORS
+from latesearch.compressed.arrays import READ_ERRORS, unit_rows
 from latesearch.errors import ConfigError, IndexCorruptError, InputError, LatesearchError
 from latesearch.indexing._store import (
     atomic_folder,
@@ -355,9 +355,7 @@ def _check_token_to_doc(token_to_doc: Any, n: int) -> np.ndarray:
 
 def _as_float32(x: Any, config: ANNConfig) -> np.ndarray:
     out = np.ascontiguousarray(x, dtype=np.float32)
-    if config.metric == "cosine":
-        out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-    return np.ascontiguousarray(out)
+    return np.ascontiguousarray(unit_rows(out) if config.metric == "cosine" else out)
 
 
 def _sample(embeddings: Any, size: int, config: ANNConfig) -> np.ndarray:
