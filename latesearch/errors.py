@@ -81,3 +81,24 @@ class MissingComponentError(LatesearchError):
 class UnknownOptionError(InputError, TypeError):
     """An option no call of its kind takes (a TypeError, as for any unexpected keyword
     argument, and an InputError naming it: a 400 over HTTP)."""
+
+
+class ServerError(LatesearchError):
+    """A search server answered with an error that is not the request's fault (a 5xx), or
+    did not answer at all (`status` None); `retry_after`: the seconds it asked a client to
+    wait (Retry-After), where it said."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
+class AuthError(ServerError, PermissionError):
+    """A search server refused the request's credentials: 401 (no API key, or a wrong one)
+    or 403 (the server takes no writes)."""
+
+
+class RateLimitError(ServerError):
+    """A search server's rate limit refused the request (429): retry after `retry_after`
+    seconds."""

@@ -39,6 +39,7 @@ from latesearch.indexing.components import (
     present_components,
     updaters,
 )
+from latesearch.indexing.filters import compile_filter
 from latesearch.modeling import ColBERT
 from latesearch.modeling.onnx import attach_onnx, check_backend
 from latesearch.search.models import ModelMismatchError, load_index_model
@@ -196,9 +197,17 @@ class Index:
         `replace`. Atomic: after a crash or Ctrl-C the index is as it was."""
         return self.update(add=collection, replace=replace, progress=progress)
 
-    def delete(self, doc_ids: str | list[str], *, missing: str = "raise") -> UpdateSummary:
+    def delete(self, doc_ids: str | list[str] | None = None, *, filter: Any = None,  # noqa: A002
+               missing: str = "raise") -> UpdateSummary:  # fmt: skip
         """Remove documents by id (an unknown id raises `UnknownDocumentError` unless
-        missing="skip"; the summary's `unknown` lists them). Atomic, like `add`."""
+        missing="skip"; the summary's `unknown` lists them), or every document whose
+        metadata match `filter` (the search filter language, e.g. `{"year": {"$lt":
+        2000}}`; a bad filter is an InputError naming its field, before anything changes;
+        one matching nothing changes nothing). Atomic, like `add`."""
+        if (doc_ids is None) == (filter is None):
+            raise InputError("give either ids to delete or a filter", field="doc_ids")
+        if filter is not None:
+            return self.update(delete_filter=compile_filter(filter))
         return self.update(delete=doc_ids, missing=missing)
 
     def update(
@@ -209,12 +218,18 @@ class Index:
         replace: bool = False,
         missing: str = "raise",
         progress: bool = True,
+        delete_filter: Any = None,
+        max_docs: int | None = None,
     ) -> UpdateSummary:
-        """Delete `delete` and add `add` in one atomic step (see `add` and `delete`)."""
+        """Delete `delete` (and the documents matching `delete_filter`) and add `add` in
+        one atomic step (see `add` and `delete`); the index may hold at most `max_docs`
+        documents after it (and at most its `IndexConfig.max_docs`)."""
         store, summary = update_index(
             self.folder,
             add=add,
             delete=delete,
+            delete_filter=None if delete_filter is None else compile_filter(delete_filter),
+            max_docs=max_docs,
             model=self.model if add is not None else None,
             replace=replace,
             missing=missing,

@@ -32,6 +32,13 @@ def register(subparsers) -> None:
     parser.add_argument("--max-k", type=int, default=1000, help="largest k a request may ask")
     parser.add_argument("--max-queries", type=int, default=256, help="queries per request")
     parser.add_argument("--batch-size", type=int, default=64, help="queries encoded at once")
+    parser.add_argument("--max-documents", type=int, default=None,
+                        help="most documents writes may leave in the index")  # fmt: skip
+    parser.add_argument("--rate-limit", type=float, default=None, metavar="PER_SECOND",
+                        help="requests per second per client (API key, else address); past "
+                        "it 429 with Retry-After (default: no limit)")  # fmt: skip
+    parser.add_argument("--rate-burst", type=int, default=None,
+                        help="--rate-limit: requests a client may make at once")  # fmt: skip
     parser.add_argument(
         "--api-key",
         default=os.environ.get(API_KEY_ENV),
@@ -51,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise InputError(INSTALL_HINT)  # before the model loads
     config = ServeConfig(default_k=args.k, default_mode=args.mode, max_k=args.max_k,
-                         max_queries=args.max_queries, batch_size=args.batch_size)  # fmt: skip
+                         max_queries=args.max_queries, batch_size=args.batch_size,
+                         max_documents=args.max_documents, rate_limit=args.rate_limit,
+                         rate_burst=args.rate_burst)  # fmt: skip
     index = open_index(args.index_dir, args)  # an Index, or a ShardedIndex (--ray: actors)
     service = SearchService(index, config, api_key=args.api_key)
     service.warm_up()

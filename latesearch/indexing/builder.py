@@ -283,6 +283,12 @@ class _Build:
             self.docstore.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise InputError(f"{_source_name(self.collection)}: no documents to index")
+        limit = self.config.max_docs
+        if limit is not None and state.n_docs > limit:
+            self.docstore.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise InputError(f"{_source_name(self.collection)}: {state.n_docs:,} documents; "
+                             f"the index's max_docs is {limit:,}", field="max_docs")  # fmt: skip
         self.docstore.write_id_map(self.tmp, state.n_docs, DOC_IDS, DOC_ID_OFFSETS)
         self.docstore.close()
         skipped = {k: int(v) for k, v in self.read_stats.skipped.items() if v}

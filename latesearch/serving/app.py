@@ -5,6 +5,7 @@ translate HTTP to the service's calls and back."""
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations, which
 # name the schemas imported inside create_app (the server extra is optional)
 import contextlib
+import hmac
 import signal
 import socket
 import threading
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 from latesearch import __version__
 from latesearch.errors import InputError
 from latesearch.serving.parsing import INSTALL_HINT, input_error, url_params
+from latesearch.serving.ratelimit import RateLimiter, retry_after
 from latesearch.serving.service import Response, SearchService, no_url_params
 
 __all__ = ["INSTALL_HINT", "RunningServer", "create_app"]
@@ -31,7 +33,7 @@ def create_app(service: SearchService) -> Any:
     from latesearch.serving import schemas as s
 
     errors: dict[int | str, dict[str, Any]] = {
-        code: {"model": s.ErrorOut} for code in (400, 401, 403, 413, 500)
+        code: {"model": s.ErrorOut} for code in (400, 401, 403, 413, 429, 500)
     }
     app = FastAPI(
         title="latesearch",
@@ -132,7 +134,35 @@ def create_app(service: SearchService) -> Any:
         return reply(service.write(body, delete=True,
                                    key=key_of(authorization, x_api_key)))  # fmt: skip
 
+    add_rate_limit(app, service, key_of)
     return app
+
+
+def add_rate_limit(app: Any, service: SearchService, key_of: Any) -> None:
+    """`ServeConfig.rate_limit` as a middleware: past a client's rate, 429 with
+    Retry-After. A client is the server's API key when a request carries it, else the
+    address it comes from; /health is not counted (monitors poll it)."""
+    from fastapi.responses import JSONResponse
+
+    config = service.config
+    if config.rate_limit is None:
+        return
+    limiter = RateLimiter(config.rate_limit, config.rate_burst)
+
+    @app.middleware("http")
+    async def rate_limit(request: Any, call_next: Any) -> Any:
+        if request.url.path.rstrip("/") == "/health":
+            return await call_next(request)
+        key = key_of(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        valid = key is not None and service.api_key is not None and hmac.compare_digest(
+            key.encode(), service.api_key.encode())  # fmt: skip
+        client = "key" if valid else f"address {request.client.host if request.client else ''}"
+        wait = limiter.take(client)
+        if wait is None:
+            return await call_next(request)
+        message = (f"rate limit: {config.rate_limit:g} requests per second per client "
+                   f"(bursts of {limiter.burst:g}); retry after {wait:.2f} s")  # fmt: skip
+        return JSONResponse({"error": message}, 429, {"Retry-After": retry_after(wait)})
 
 
 class RunningServer:
