@@ -1,4 +1,4 @@
 """Retrievers for RAG frameworks over anything with `Index.search`'s signature (`Index`,
-`ShardedIndex`, a remote client): `langchain` (latesearch[langchain]) and `llamaindex`
-(latesearch[llamaindex]). Each module imports its framework; this package imports none.
+`ShardedIndex`, a remote client): `langchain` (latesearch[langchain]), `llamaindex`
+(latesearch[llamaindex]) and `haystack` (latesearch[haystack]). Each module imports its framework; this package imports none.
 """

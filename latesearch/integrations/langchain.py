@@ -20,9 +20,15 @@ from langchain_core.callbacks import (
 )
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
-from latesearch.integrations.searching import SearchCall, asearch, hit_metadata, search
+from latesearch.integrations.searching import (
+    SearchCall,
+    asearch,
+    check_index,
+    hit_metadata,
+    search,
+)
 from latesearch.search.results import Hits
 
 # keyword arguments LangChain's `invoke` passes along that are not search options
@@ -46,6 +52,11 @@ class LatesearchRetriever(BaseRetriever):
     mode: str | None = None
     filter: Any = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("index")
+    @classmethod
+    def _searchable(cls, index: Any) -> Any:
+        return check_index(index)
 
     def _call(self, overrides: dict[str, Any]) -> SearchCall:
         for name in _RUNNABLE_KWARGS:

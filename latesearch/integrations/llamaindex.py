@@ -26,7 +26,13 @@ from llama_index.core.vector_stores.types import (
 )
 
 from latesearch.errors import InputError
-from latesearch.integrations.searching import SearchCall, asearch, hit_metadata, search
+from latesearch.integrations.searching import (
+    SearchCall,
+    asearch,
+    check_index,
+    hit_metadata,
+    search,
+)
 from latesearch.search.results import Hits
 
 _SAME = {FilterOperator.EQ: "$eq", FilterOperator.NE: "$ne", FilterOperator.GT: "$gt",
@@ -57,7 +63,7 @@ class LatesearchRetriever(BaseRetriever):
         verbose: bool = False,
     ) -> None:
         super().__init__(callback_manager=callback_manager, verbose=verbose)
-        self.index = index
+        self.index = check_index(index)
         self.call = SearchCall(k, mode, filter, dict(options or {}))
         if filters is not None:
             self.call = self.call.with_call(filter=metadata_filter(filters))

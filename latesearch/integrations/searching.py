@@ -55,6 +55,14 @@ class SearchCall:
                 "return_text": True, "return_metadata": True}  # fmt: skip
 
 
+def check_index(index: Any) -> Any:
+    """`index`, if it can be searched like `Index.search` (InputError otherwise)."""
+    if not callable(getattr(index, "search", None)):
+        raise InputError(f"a retriever searches an Index, a ShardedIndex or an object with a "
+                         f"search method, got {type(index).__name__}", field="index")  # fmt: skip
+    return index
+
+
 def search(index: Searchable, query: str, call: SearchCall) -> Hits:
     """One query's hits, with texts and metadata."""
     if not isinstance(query, str):

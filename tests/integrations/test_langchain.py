@@ -88,6 +88,8 @@ def test_async_uses_the_index_asearch_where_it_has_one(indexes):
 
 
 def test_bad_options_are_clear_errors(indexes):
+    with pytest.raises(ValueError, match="search method"):
+        LatesearchRetriever(index="indexes/corpus")
     with pytest.raises(InputError, match="set by the retriever"):
         LatesearchRetriever(index=indexes["index"], options={"return_text": False}).invoke("x")
     with pytest.raises(InputError, match="filter"):
