@@ -28,7 +28,8 @@ def register(subparsers) -> None:
         "--evaluation",
         type=Path,
         help="JSON object of measures for the "
-        'card, e.g. {"dataset": "SciFact test", "nDCG@10": 0.709}',
+        'card, e.g. {"dataset": "SciFact test", "nDCG@10": 0.709}, or what '
+        "`latesearch evaluate --json` printed",
     )
     parser.add_argument("--collection", help="the collection's name on the card")
     parser.add_argument("--revision", help="branch to push to (default: main)")

@@ -43,7 +43,7 @@ def index_card(repo_id: str, hub: HubManifest, manifests: list[Manifest],
     ]  # fmt: skip
     if hub.evaluation:
         lines += ["## Evaluation", "", "| measure | value |", "|---|---|",
-                  *[f"| {k} | {v} |" for k, v in hub.evaluation.items()], ""]  # fmt: skip
+                  *[f"| {k} | {v} |" for k, v in evaluation_rows(hub.evaluation)], ""]  # fmt: skip
     lines += [
         "## Use", "", "```python", "from latesearch import Index", "",
         f'index = Index.from_hub("{repo_id}")   # downloaded, verified, cached',
@@ -54,6 +54,24 @@ def index_card(repo_id: str, hub: HubManifest, manifests: list[Manifest],
         "fingerprint above.", "",
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+def evaluation_rows(evaluation: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(measure, value) rows of an evaluation: a flat mapping, or what `latesearch evaluate
+    --json` prints (its data, mode and means; a preset's rows per set)."""
+    if isinstance(evaluation.get("aggregate"), dict):
+        head = [(k, evaluation[k]) for k in ("data", "mode", "k") if k in evaluation]
+        return head + [(k, _number(v)) for k, v in evaluation["aggregate"].items()]
+    if isinstance(evaluation.get("rows"), list):
+        metrics = evaluation.get("metrics") or []
+        head = [(k, evaluation[k]) for k in ("preset", "mode", "k") if k in evaluation]
+        return head + [(f"{row.get('set')} {m}", _number(row.get(m)))
+                       for row in evaluation["rows"] for m in metrics]  # fmt: skip
+    return [(k, _number(v)) for k, v in evaluation.items()]
+
+
+def _number(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def _collection_name(manifest: Manifest) -> str | None:

@@ -171,6 +171,20 @@ def test_a_second_push_removes_files_the_index_no_longer_has(api, published, tmp
     assert (api.files(REPO) / "manifest.json").is_file()
 
 
+def test_the_card_shows_evaluate_json_output():
+    from latesearch.indexing.index_card import evaluation_rows
+
+    run = {"data": "scifact/test", "mode": "e2e", "aggregate": {"nDCG@10": 0.70921, "AP": 0.6}}
+    assert evaluation_rows(run) == [("data", "scifact/test"), ("mode", "e2e"),
+                                    ("nDCG@10", 0.7092), ("AP", 0.6)]  # fmt: skip
+    preset = {
+        "preset": "nanobeir",
+        "metrics": ["nDCG@10"],
+        "rows": [{"set": "NanoA", "nDCG@10": 0.5}, {"set": "mean", "nDCG@10": 0.25}],
+    }
+    assert evaluation_rows(preset)[1:] == [("NanoA nDCG@10", 0.5), ("mean nDCG@10", 0.25)]
+
+
 def test_model_references():
     fp = "f" * 64
     default = Manifest.__new__(Manifest)
@@ -190,6 +204,13 @@ def test_a_sharded_index_round_trips(tmp_path, tiny_colbert, published, api, mon
                                  progress=False, n_centroids=8)  # fmt: skip
     sharded.push_to_hub("tests/sharded", model_repo=MODEL_REPO, api=api)
     pulled = ShardedIndex.from_hub("tests/sharded", api=api)
+    from latesearch.cli.main import main
+
+    monkeypatch.setattr(hub, "hub_api", lambda api_=None, token=None: api)
+    assert main(["push", str(tmp_path / "sharded"), "tests/sharded-cli", "--model-repo",
+                 MODEL_REPO]) == 0  # fmt: skip
+    pushed = HubManifest.load(api.files("tests/sharded-cli") / HUB_MANIFEST)
+    assert (pushed.kind, pushed.indexes) == ("sharded", ("shard-000", "shard-001"))
     want = sharded.search("late interaction", k=5, mode="exact")
     assert pulled.search("late interaction", k=5, mode="exact") == want
     remote = api.files("tests/sharded")
