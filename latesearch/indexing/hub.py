@@ -22,7 +22,7 @@ from typing import Any
 from latesearch._atomic import check_replaceable, replace_folder, write_json, write_text
 from latesearch._configio import read_json
 from latesearch.errors import CheckpointError, ConfigError, IndexCorruptError, IndexExistsError
-from latesearch.indexing.checksums import check_digests, file_record
+from latesearch.indexing.checksums import check_digests, check_records, file_record
 from latesearch.indexing.files import link_or_copy
 from latesearch.indexing.hub_manifest import HUB_MANIFEST, HubManifest, ModelReference
 from latesearch.indexing.index_card import index_card
@@ -203,6 +203,7 @@ def verify_download(folder: Path, where: str) -> HubManifest:
         hub = HubManifest.load(path)
     except ConfigError as err:
         raise IndexCorruptError(f"{where}: {err}") from None
+    check_records(hub.files, source=f"{where}: {HUB_MANIFEST} files")  # no path leaves
     extra = sorted(set(_files(folder)) - set(hub.files) - set(HUB_FILES))
     if extra:
         raise IndexCorruptError(f"{where}: files {extra[:5]} are not in {HUB_MANIFEST}")

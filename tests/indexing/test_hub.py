@@ -90,7 +90,7 @@ def test_a_tampered_file_is_refused_and_nothing_is_left(api, tmp_path):
     assert not target.exists() and not list(tmp_path.glob(".pulled*"))
 
 
-@pytest.mark.parametrize("damage", ["missing", "extra", "model", "no manifest"])
+@pytest.mark.parametrize("damage", ["missing", "extra", "model", "no manifest", "escape"])
 def test_incomplete_or_inconsistent_repositories_are_refused(api, tmp_path, damage):
     remote = api.files(REPO)
     if damage == "missing":
@@ -101,6 +101,10 @@ def test_incomplete_or_inconsistent_repositories_are_refused(api, tmp_path, dama
         data = json.loads((remote / HUB_MANIFEST).read_text())
         data["model"]["fingerprint"] = "0" * 64
         (remote / HUB_MANIFEST).write_text(json.dumps(data))
+    elif damage == "escape":
+        data = json.loads((remote / HUB_MANIFEST).read_text())
+        data["files"]["../outside"] = {"bytes": 1, "sha256": "0" * 64}
+        (remote / HUB_MANIFEST).write_text(json.dumps(data))
     else:
         (remote / HUB_MANIFEST).unlink()
     message = {
@@ -108,6 +112,7 @@ def test_incomplete_or_inconsistent_repositories_are_refused(api, tmp_path, dama
         "extra": "not in latesearch_hub.json",
         "model": "was built with model",
         "no manifest": "not a latesearch index",
+        "escape": "malformed checksum entry",
     }
     with pytest.raises(IndexCorruptError, match=message[damage]):
         hub.pull(REPO, tmp_path / "pulled", api=api)
