@@ -91,10 +91,10 @@ def test_async_matches_sync(searchable):
     assert [n.node.node_id for n in found] == sync
 
 
-def test_a_query_engine_with_the_mock_llm_sees_the_retrieved_texts(indexes):
-    from llama_index.core import Settings
+def test_a_query_engine_with_the_mock_llm_sees_the_retrieved_texts(indexes, monkeypatch):
+    import llama_index.core
 
-    Settings.tokenizer = str.split  # no tiktoken download (offline)
+    monkeypatch.setattr(llama_index.core, "global_tokenizer", str.split)  # offline: no tiktoken
     filters = MetadataFilters(filters=[_f("lang", "de")])
     retriever = LatesearchRetriever(indexes["index"], k=2, filters=filters)
     engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
