@@ -27,6 +27,7 @@ from latesearch.indexing import (
     UpdateSummary,
     VerifyReport,
     build_index,
+    hub,
     update_index,
 )
 from latesearch.indexing.components import (
@@ -167,6 +168,45 @@ class Index:
         return cls(IndexStore.open(folder), model, device=device, check_model=check_model,
                    backend=backend, onnx_precision=onnx_precision,
                    onnx_threads=onnx_threads)  # fmt: skip
+
+    # ------------------------------------------------------------------ the hub
+    def push_to_hub(self, repo_id: str, **options: Any) -> str:
+        """Upload the index (verified first: every checksum) with its hub manifest and a
+        generated card to a Hugging Face Hub dataset repository; the commit's URL.
+        `options`: `model_repo`, `model_revision` (where the query model is published,
+        when it is neither the default nor a hub checkpoint), `evaluation` (a mapping of
+        measures for the card), `collection` (its name), `private`, `revision`,
+        `commit_message`, `repo_type`, `token`, `api` (see `latesearch.indexing.hub.push`).
+        Running it again after an interruption resumes the upload."""
+        return hub.push(self.folder, repo_id, **options)
+
+    @classmethod
+    def from_hub(
+        cls,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        folder: str | os.PathLike | None = None,
+        repo_type: str = hub.REPO_TYPE,
+        verify: bool = False,
+        token: str | None = None,
+        api: Any = None,
+        **load_options: Any,
+    ) -> Index:
+        """A prebuilt index from the Hugging Face Hub, at `revision` (a branch, tag or
+        commit; None: the default branch): downloaded into `folder` (default: a cache
+        folder per commit, `hub.cached_folder`) and verified before it is used (every
+        file's hash, the index's checksums, the model's fingerprint); an interrupted
+        download resumes. A copy already pulled is reused (its sizes checked; `verify`
+        re-hashes it). `load_options` are `Index.load`'s."""
+        target = hub.fetch(repo_id, revision=revision, folder=folder, repo_type=repo_type,
+                           token=token, api=api)  # fmt: skip
+        index = cls.load(target, **load_options)
+        if verify:
+            index.verify()
+        if load_options.get("check_model", True):
+            _ = index.model  # the model's fingerprint checked now, not at the first query
+        return index
 
     def reloaded(self) -> Index:
         """A new `Index` on the version of the folder on disk now (after an update published

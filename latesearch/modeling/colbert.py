@@ -175,14 +175,17 @@ class ColBERT(nn.Module):
         token: str | None = None,
         base_model: str | None = None,
         commit_message: str = "Upload latesearch ColBERT model",
+        api: Any = None,
     ) -> str:
-        """Save as `save_pretrained` does and upload to the Hugging Face hub (online)."""
+        """Save as `save_pretrained` does and upload to the Hugging Face hub (online;
+        `api`: a `huggingface_hub.HfApi`, default a new one with `token`)."""
         return push_to_hub(
             lambda folder: self.save_pretrained(folder, base_model=base_model),
             repo_id,
             private=private,
             token=token,
             commit_message=commit_message,
+            api=api,
         )
 
     # ------------------------------------------------------------------ properties

@@ -35,7 +35,7 @@ from latesearch._configio import check_positive
 from latesearch.data import read_collection
 from latesearch.errors import ConfigError, InputError
 from latesearch.index import Index, _as_list, as_request, candidate_lists
-from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary
+from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary, hub
 from latesearch.indexing.components.bm25_statistics import BM25Statistics
 from latesearch.indexing.files import IndexExistsError
 from latesearch.indexing.filters import compile_filter
@@ -156,6 +156,20 @@ class ShardedIndex:
                                gpus_per_actor=gpus_per_actor, device=device,
                                check_model=check_model)  # fmt: skip
         return cls(folder, manifest, router, encoder)
+
+    def push_to_hub(self, repo_id: str, **options: Any) -> str:
+        """`Index.push_to_hub` for every shard and `shards.json`, as one repository."""
+        return hub.push(self.folder, repo_id, kind="sharded", indexes=self.manifest.shards,
+                        **options)  # fmt: skip
+
+    @classmethod
+    def from_hub(cls, repo_id: str, *, revision: str | None = None,
+                 folder: str | os.PathLike | None = None, token: str | None = None,
+                 api: Any = None, **load_options: Any) -> ShardedIndex:  # fmt: skip
+        """`Index.from_hub` for a sharded index (every shard verified); `load_options` are
+        `ShardedIndex.load`'s."""
+        target = hub.fetch(repo_id, revision=revision, folder=folder, token=token, api=api)
+        return cls.load(target, **load_options)
 
     def close(self) -> None:
         self.router.close()
