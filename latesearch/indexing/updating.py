@@ -51,6 +51,7 @@ from latesearch.indexing.manifest import (
     component_dirs,
     compressed_chunk_files,
     dense_chunk_file,
+    norms_chunk_file,
     span_chunk_files,
 )
 from latesearch.indexing.pooling import load_spans, save_spans, text_tokens
@@ -352,8 +353,9 @@ class _Update:
         codes_name, residuals_name = compressed_chunk_files(new.index)
         spans_name, textlens_name = span_chunk_files(new.index)
         names = {info.embeddings: emb_name, info.doclens: lens_name, info.codes: codes_name,
-                 info.residuals: residuals_name, info.dense: dense_chunk_file(new.index),
-                 info.spans: spans_name, info.textlens: textlens_name}  # fmt: skip
+                 info.residuals: residuals_name, info.norms: norms_chunk_file(new.index),
+                 info.dense: dense_chunk_file(new.index), info.spans: spans_name,
+                 info.textlens: textlens_name}  # fmt: skip
         for old_name, new_name in names.items():
             if old_name:
                 link_or_copy(store.folder / old_name, self.stage / new_name)
@@ -366,6 +368,7 @@ class _Update:
             doclens=lens_name,
             codes=codes_name if info.codes else "",
             residuals=residuals_name if info.residuals else "",
+            norms=norms_chunk_file(new.index) if info.norms else "",
             dense=dense_chunk_file(new.index) if info.dense else "",
             spans=spans_name if info.spans else "",
             textlens=textlens_name if info.textlens else "",
@@ -416,9 +419,12 @@ class _Update:
             new = dataclasses.replace(new, embeddings=emb_name, sha256=chunk_digest(embeddings))
         if not self.old.compressed:
             return new
+        norms = None  # an old chunk coded without stored norms keeps none
         if store.compressed:  # an old chunk losing documents
             codes = np.asarray(store.codes_flat()[i])[rows]
             residuals = np.asarray(store.residuals_flat()[i])[rows]
+            stored = store.vectors.norms_flat()[i]
+            norms = None if stored is None else np.asarray(stored)[rows]
         else:  # new documents, coded with the index's codec a block at a time
             codec = self.old.codec
             vectors = store.embeddings_flat()[i]
@@ -429,12 +435,18 @@ class _Update:
                                                                    self._assigner()):  # fmt: skip
                 codes[start : start + len(block_codes)] = block_codes
                 residuals[start : start + len(block_codes)] = block_residuals
+            norms = codec.stored_norms(codes, residuals)
         save_npy(self.stage / codes_name, codes)
         save_npy(self.stage / residuals_name, residuals)
-        return dataclasses.replace(
+        new = dataclasses.replace(
             new, codes=codes_name, residuals=residuals_name,
             codes_sha256=chunk_digest(codes), residuals_sha256=chunk_digest(residuals),
         )  # fmt: skip
+        if norms is None:
+            return new
+        save_npy(self.stage / norms_chunk_file(new.index), norms)
+        return dataclasses.replace(new, norms=norms_chunk_file(new.index),
+                                   norms_sha256=chunk_digest(norms))  # fmt: skip
 
     def _assigner(self) -> Assigner:
         if self.assign is None:
