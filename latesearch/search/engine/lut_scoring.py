@@ -32,6 +32,7 @@ from latesearch.indexing import IndexStore
 from latesearch.scoring.maxsim import segment_maxsim
 from latesearch.search.timing import SearchTimings
 
+
 def applies(store: IndexStore, Q: torch.Tensor, similarity: str, source: str) -> bool:
     """Whether lookup tables can score this search: cosine similarity on CPU over the
     residuals (an index without its fp16 vectors, or `source="residual"`)."""
