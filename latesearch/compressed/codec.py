@@ -233,9 +233,7 @@ def quantize_norms(norms: np.ndarray) -> np.ndarray:
 
 def dequantize_norms(q: np.ndarray) -> np.ndarray:
     """(n,) float32 norms of stored bytes."""
-    return (NORM_LOW + np.asarray(q, dtype=np.float32) * np.float32(NORM_STEP)).astype(
-        np.float32
-    )
+    return (NORM_LOW + np.asarray(q, dtype=np.float32) * np.float32(NORM_STEP)).astype(np.float32)
 
 
 def _norms(vectors: np.ndarray) -> np.ndarray:
