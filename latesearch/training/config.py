@@ -98,7 +98,9 @@ class TrainConfig(JsonConfig):
             if getattr(self, name) < 0:
                 _bad(name, getattr(self, name), ">= 0")
         for name, allowed in (
-            ("precision", PRECISIONS), ("on_error", ON_ERROR), ("triples_format", TRIPLES_FORMATS),
+            ("precision", PRECISIONS),
+            ("on_error", ON_ERROR),
+            ("triples_format", TRIPLES_FORMATS),
             ("dev_average", DEV_AVERAGES),
         ):
             if getattr(self, name) not in allowed:
@@ -125,12 +127,14 @@ class TrainConfig(JsonConfig):
             mine = self.mine_negatives
             if mine is None and self.negatives_per_query > 0:
                 _bad("mine_negatives", None, "'bm25' or 'index:<path>' with `qrels`")
-            if mine is not None and mine != "bm25" and not (
-                mine.startswith("index:") and len(mine) > 6
+            if (
+                mine is not None
+                and mine != "bm25"
+                and not (mine.startswith("index:") and len(mine) > 6)
             ):
                 _bad("mine_negatives", mine, "'bm25' or 'index:<path>'")
-        if self.distill_from == "triples" and self.triples_format_resolved() != "ids":
-            _bad("distill_from", self.distill_from, "used with id triples carrying scores")
+        if self.distill_from == "triples" and self.triples is None:
+            _bad("distill_from", self.distill_from, "used with triples carrying scores")
         if self.eval_every:
             self._require("dev_queries", "dev_qrels", "dev_collection", why="eval_every > 0")
 
@@ -140,12 +144,18 @@ class TrainConfig(JsonConfig):
                 raise ConfigError(f"TrainConfig.{name} is required with {why}")
 
     def triples_format_resolved(self) -> str | None:
-        """'text' or 'ids' for a triples run ('auto': .json/.jsonl means ids), else None."""
+        """'text' or 'ids' for a triples run, else None. 'auto': a .json/.jsonl file (under
+        any .gz) holds ids unless its first line is a text record (a "query" key); any
+        other file is text TSV."""
+        from latesearch.data.triples import is_json_file, json_triples_kind
+
         if self.triples is None:
             return None
         if self.triples_format != "auto":
             return self.triples_format
-        return "ids" if str(self.triples).lower().endswith((".jsonl", ".json")) else "text"
+        if not is_json_file(self.triples):
+            return "text"
+        return json_triples_kind(self.triples) or "ids"
 
 
 def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:
@@ -156,4 +166,3 @@ def resume_conflicts(saved: TrainConfig, new: TrainConfig) -> list[str]:
 
 def _bad(name: str, value: Any, expected: str) -> None:
     raise ConfigError(f"TrainConfig.{name} must be {expected}, got {value!r}", field=name)
-

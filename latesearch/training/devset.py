@@ -128,8 +128,9 @@ class DevSet:
         for qid, judged in qrels.items():
             groups.setdefault(query_group(qid), {})[qid] = judged
         per_group = {
-            group: evaluate_run({q: run.get(q, {}) for q in judged}, judged, list(METRICS))
-            .aggregate
+            group: evaluate_run(
+                {q: run.get(q, {}) for q in judged}, judged, list(METRICS)
+            ).aggregate
             for group, judged in sorted(groups.items())
         }
         found = {m: sum(g[m] for g in per_group.values()) / len(per_group) for m in METRICS}

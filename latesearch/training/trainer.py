@@ -118,9 +118,7 @@ class Trainer:
                 )
             conflicts = resume_conflicts(TrainConfig.load(saved_path), cfg)
             if conflicts:
-                raise ConfigError(
-                    f"{saved_path}: cannot resume with changed field(s) {conflicts}"
-                )
+                raise ConfigError(f"{saved_path}: cannot resume with changed field(s) {conflicts}")
         self.rt.barrier()
         if self.rt.is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +140,9 @@ class Trainer:
         }
         source = resume_from if resume_from is not None else cfg.base_model
         model = ColBERT.from_pretrained(
-            source, device=self.rt.device, dtype="float32",
+            source,
+            device=self.rt.device,
+            dtype="float32",
             **({} if resume_from is not None else overrides),
         )
         freeze_lower_layers(model, cfg.train_layers)
@@ -215,8 +215,10 @@ class Trainer:
                 loss_log.append(record)
                 if self.progress and cfg.log_every and (step % cfg.log_every == 0 or step == 1):
                     self.progress(record)
-            if dev is not None and step % cfg.eval_every == 0 or (
-                dev is not None and step == cfg.steps
+            if (
+                dev is not None
+                and step % cfg.eval_every == 0
+                or (dev is not None and step == cfg.steps)
             ):
                 best = self._evaluate(dev, model, step, best, eval_log)
             rt.barrier()

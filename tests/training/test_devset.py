@@ -53,7 +53,10 @@ def test_run_is_rank_over_the_models_embeddings(tiny_colbert):
 def test_measure_groups_averages_each_prefix_once():
     qrels = {"a:1": {"d1": 1}, "a:2": {"d2": 1}, "a:3": {"d3": 1}, "b:1": {"d4": 1}}
     run = {  # group a: all three found first; group b: its document at rank 2
-        "a:1": {"d1": 2.0}, "a:2": {"d2": 2.0}, "a:3": {"d3": 2.0}, "b:1": {"d9": 3.0, "d4": 1.0},
+        "a:1": {"d1": 2.0},
+        "a:2": {"d2": 2.0},
+        "a:3": {"d3": 2.0},
+        "b:1": {"d9": 3.0, "d4": 1.0},
     }
     pooled = DevSet.measure(run, qrels)
     grouped = DevSet.measure(run, qrels, average="groups")
