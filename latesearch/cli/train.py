@@ -34,6 +34,12 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         int,
         "encode a step's documents in length-sorted chunks of N (CPU: 32, ~2x faster)",
     ),
+    (
+        "--cache-chunk-size",
+        "cache_chunk_size",
+        int,
+        "cached loss (GradCache): encode at most N texts at a time; bounded memory, same gradients",
+    ),
     ("--steps", "steps", int, "optimizer steps"),
     ("--batch-size", "batch_size", int, "queries per step, all ranks together"),
     ("--grad-accum", "grad_accum", int, "micro-batches per step"),
@@ -64,7 +70,14 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         "query id's prefix before ':' (picks best/)",
     ),
 )
-_FLAGS = (("--in-batch-negatives", "in_batch_negatives", "add in-batch negatives"),)
+_FLAGS = (
+    ("--in-batch-negatives", "in_batch_negatives", "add in-batch negatives"),
+    (
+        "--gather-across-devices",
+        "gather_across_devices",
+        "under torchrun: in-batch negatives from every process's micro-batch",
+    ),
+)
 
 
 def register(subparsers) -> None:

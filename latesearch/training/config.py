@@ -16,8 +16,9 @@ DISTILL_SOURCES = ("triples",)
 DEV_AVERAGES = ("pooled", "groups")
 # Fields a resumed run may change; any other difference from the saved config is an error.
 RESUMABLE_CHANGES = frozenset(
-    {"steps", "save_every", "keep_last", "eval_every", "log_every", "resume", "device", "on_error"}
-)
+    {"steps", "save_every", "keep_last", "eval_every", "log_every", "resume", "device",
+     "on_error", "cache_chunk_size"}
+)  # fmt: skip
 
 
 @dataclass
@@ -30,6 +31,11 @@ class TrainConfig(JsonConfig):
     the positives). `batch_size` is the number of queries per optimizer step, over all
     ranks and accumulation micro-batches. Defaults follow the paper: lr 3e-6, batch 32,
     one negative, softmax cross-entropy over [positive, negative].
+
+    Large batches: `cache_chunk_size` computes each micro-batch's loss by GradCache
+    (`training.cached`), encoding at most that many texts at a time, with the same loss
+    and gradients; `gather_across_devices` (with `in_batch_negatives`) makes every rank's
+    documents in-batch negatives of every query under DDP.
     """
 
     file_name: ClassVar[str] = CONFIG_FILE
@@ -44,6 +50,7 @@ class TrainConfig(JsonConfig):
     mine_depth: int = 100
     negatives_per_query: int = 1
     in_batch_negatives: bool = False
+    gather_across_devices: bool = False
     on_error: str = "raise"
     # model
     base_model: str | None = None
@@ -52,6 +59,7 @@ class TrainConfig(JsonConfig):
     dim: int | None = None
     train_layers: int | None = None
     doc_chunk: int | None = None
+    cache_chunk_size: int | None = None
     # optimization
     steps: int = 1000
     batch_size: int = 32
@@ -85,7 +93,8 @@ class TrainConfig(JsonConfig):
         self._check_data()
 
     def _check_values(self) -> None:
-        self._check_ints("mine_depth", "steps", "batch_size", "grad_accum", "dim", "doc_chunk")
+        self._check_ints("mine_depth", "steps", "batch_size", "grad_accum", "dim", "doc_chunk",
+                         "cache_chunk_size")  # fmt: skip
         self._check_ints("negatives_per_query", "warmup_steps", "save_every", "keep_last",
                          "log_every", "eval_every", "train_layers", minimum=0)  # fmt: skip
         self._check_ints("query_maxlen", minimum=4)
@@ -115,6 +124,8 @@ class TrainConfig(JsonConfig):
     def _check_data(self) -> None:
         if (self.triples is None) == (self.qrels is None):
             raise ConfigError("TrainConfig: give exactly one of `triples` or `qrels`")
+        if self.gather_across_devices and not self.in_batch_negatives:
+            _bad("gather_across_devices", True, "False unless in_batch_negatives is on")
         if self.negatives_per_query == 0 and not self.in_batch_negatives:
             _bad("negatives_per_query", 0, ">= 1 unless in_batch_negatives is on")
         if self.triples is not None:
