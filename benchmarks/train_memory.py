@@ -141,8 +141,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                       capture_output=True, text=True, check=True)  # fmt: skip
                 record = json.loads(done.stdout.strip().splitlines()[-1])
                 runs[chunk].append(record)
-                print(f"chunk {chunk or 'off'}: +{record['step_peak_mib']:.0f} MiB, "
-                      f"{record['seconds']:.1f} s, loss {record['loss']:.4f}", flush=True)
+                print(
+                    f"chunk {chunk or 'off'}: +{record['step_peak_mib']:.0f} MiB, "
+                    f"{record['seconds']:.1f} s, loss {record['loss']:.4f}",
+                    flush=True,
+                )
     load_after = os.getloadavg()
     first = args.chunks[0]
     ref_mem = statistics.median(r["step_peak_mib"] for r in runs[first])
