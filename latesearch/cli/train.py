@@ -62,6 +62,8 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--dev-queries", "dev_queries", str, "dev queries"),
     ("--dev-qrels", "dev_qrels", str, "dev qrels"),
     ("--dev-collection", "dev_collection", str, "dev collection"),
+    ("--dev-split", "dev_split", str, "qrels split of the --dev-beir folders (test)"),
+    ("--dev-metric", "dev_metric", str, "nDCG@10 | RR@10: the metric that picks best/"),
     (
         "--dev-average",
         "dev_average",
@@ -70,6 +72,11 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         "query id's prefix before ':' (picks best/)",
     ),
 )
+# (flag, field, help) of fields that take several values
+_LISTS = (
+    ("--dev-beir", "dev_beir", "BEIR-layout dev folders (NanoBEIR-style): each set's metrics "
+     "and their mean pick best/"),
+)  # fmt: skip
 _FLAGS = (
     ("--in-batch-negatives", "in_batch_negatives", "add in-batch negatives"),
     (
@@ -96,6 +103,8 @@ def register(subparsers) -> None:
     )
     for flag, field, kind, text in _OPTIONS:
         parser.add_argument(flag, dest=field, type=kind, default=None, help=text)
+    for flag, field, text in _LISTS:
+        parser.add_argument(flag, dest=field, nargs="+", default=None, help=text)
     for flag, field, text in _FLAGS:
         parser.add_argument(
             flag, dest=field, action=argparse.BooleanOptionalAction, default=None, help=text

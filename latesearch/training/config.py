@@ -14,6 +14,7 @@ ON_ERROR = ("raise", "skip")
 TRIPLES_FORMATS = ("auto", "text", "ids")
 DISTILL_SOURCES = ("triples",)
 DEV_AVERAGES = ("pooled", "groups")
+DEV_METRICS = ("nDCG@10", "RR@10")
 # Fields a resumed run may change; any other difference from the saved config is an error.
 RESUMABLE_CHANGES = frozenset(
     {"steps", "save_every", "keep_last", "eval_every", "log_every", "resume", "device",
@@ -36,6 +37,12 @@ class TrainConfig(JsonConfig):
     (`training.cached`), encoding at most that many texts at a time, with the same loss
     and gradients; `gather_across_devices` (with `in_batch_negatives`) makes every rank's
     documents in-batch negatives of every query under DDP.
+
+    Dev evaluation (every `eval_every` steps, and after the last): the dev set of
+    `dev_queries` + `dev_qrels` + `dev_collection` and/or BEIR-layout folders `dev_beir`
+    (their `dev_split` judgements, each ranked against its own corpus), NanoBEIR-style:
+    every set's metrics and their mean; the checkpoint with the best mean `dev_metric` is
+    kept in `best/`.
     """
 
     file_name: ClassVar[str] = CONFIG_FILE
@@ -87,6 +94,9 @@ class TrainConfig(JsonConfig):
     dev_qrels: str | None = None
     dev_collection: str | None = None
     dev_average: str = "pooled"
+    dev_beir: tuple[str, ...] = ()
+    dev_split: str = "test"
+    dev_metric: str = "nDCG@10"
 
     def validate(self) -> None:
         self._check_values()
@@ -111,6 +121,7 @@ class TrainConfig(JsonConfig):
             ("on_error", ON_ERROR),
             ("triples_format", TRIPLES_FORMATS),
             ("dev_average", DEV_AVERAGES),
+            ("dev_metric", DEV_METRICS),
         ):
             if getattr(self, name) not in allowed:
                 _bad(name, getattr(self, name), f"one of {allowed}")
@@ -146,8 +157,18 @@ class TrainConfig(JsonConfig):
                 _bad("mine_negatives", mine, "'bm25' or 'index:<path>'")
         if self.distill_from == "triples" and self.triples is None:
             _bad("distill_from", self.distill_from, "used with triples carrying scores")
-        if self.eval_every:
-            self._require("dev_queries", "dev_qrels", "dev_collection", why="eval_every > 0")
+        trio = ("dev_queries", "dev_qrels", "dev_collection")
+        given = [name for name in trio if getattr(self, name) is not None]
+        if given and len(given) < len(trio):
+            self._require(*trio, why=f"{given[0]}")
+        if self.eval_every and not given and not self.dev_beir:
+            raise ConfigError(
+                "TrainConfig.eval_every > 0 needs dev data: dev_queries + dev_qrels + "
+                "dev_collection, or dev_beir folders",
+                field="eval_every",
+            )
+        if not self.dev_split.strip():
+            _bad("dev_split", self.dev_split, "a qrels split name such as 'test' or 'dev'")
 
     def _require(self, *names: str, why: str) -> None:
         for name in names:

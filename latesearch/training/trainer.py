@@ -320,10 +320,9 @@ class Trainer:
         self.rt.barrier()
 
     def _dev_set(self):
-        from latesearch.training.devset import DevSet
+        from latesearch.training.devset import DevSuite
 
-        cfg = self.config
-        return DevSet.load(cfg.dev_queries, cfg.dev_qrels, cfg.dev_collection)
+        return DevSuite.load(self.config)
 
     def _evaluate(self, dev, model, step, best, eval_log) -> dict[str, Any] | None:
         metrics = dev.evaluate(model, average=self.config.dev_average)
@@ -331,7 +330,7 @@ class Trainer:
         eval_log.append(record)
         if self.progress:
             self.progress({"step": step, "eval": metrics})
-        key = dev.primary
+        key = self.config.dev_metric
         if best is None or metrics[key] > best[key]:
             best = record
             ckpt.save_checkpoint(self.out / "best", model, self.config, info=record)

@@ -23,7 +23,10 @@ SAVED = {
 }  # fmt: skip
 
 
-ADDED = {"cache_chunk_size": None, "gather_across_devices": False}  # defaults of later fields
+ADDED = {  # defaults of later fields
+    "cache_chunk_size": None, "gather_across_devices": False, "dev_beir": [],
+    "dev_split": "test", "dev_metric": "nDCG@10",
+}  # fmt: skip
 
 
 def test_a_config_saved_by_earlier_versions_loads_from_its_folder(tmp_path):

@@ -257,3 +257,36 @@ def test_a_run_that_saved_only_its_config_does_not_block_the_next(
         train(config.replace(base_model=str(tmp_path.parent / "no-such-model")))
     assert [p.name for p in tmp_path.iterdir()] == ["train_config.json"]
     assert train(config).steps == 1
+
+
+def test_best_checkpoint_by_the_chosen_metric_over_beir_dev_sets(
+    tmp_path, tiny_bert_dir, toy_triples, small_config
+):
+    from latesearch.training.devset import DevSuite
+
+    from .test_devset import two_beir_sets
+
+    config = small_config(
+        triples=toy_triples, base_model=tiny_bert_dir, output=tmp_path / "run", steps=4,
+        lr=5e-3, eval_every=1, dev_beir=two_beir_sets(tmp_path), dev_metric="RR@10",
+    )  # fmt: skip
+    result = train(config)
+    evals = ckpt.JsonlLog(tmp_path / "run" / ckpt.EVAL_LOG).read()
+    assert [e["step"] for e in evals] == [1, 2, 3, 4]
+    for e in evals:
+        assert e["RR@10"] == pytest.approx((e["RR@10/NanoA"] + e["RR@10/NanoB"]) / 2)
+    best = max(evals, key=lambda e: e["RR@10"])  # the first of equals
+    assert result.best == best
+    assert json.loads((tmp_path / "run" / "best" / ckpt.COMPLETE).read_text()) == best
+    again = DevSuite.load(config).evaluate(ColBERT.from_pretrained(tmp_path / "run" / "best"))
+    assert again["RR@10"] == pytest.approx(best["RR@10"])  # best/ is that step's model
+    assert len({round(e["nDCG@10"], 6) for e in evals}) > 1  # the runs did differ
+
+
+def test_dev_data_is_checked(small_config, toy_triples):
+    with pytest.raises(ConfigError, match="eval_every > 0 needs dev data"):
+        small_config(triples=toy_triples, eval_every=5)
+    with pytest.raises(ConfigError, match="dev_qrels is required"):
+        small_config(triples=toy_triples, dev_queries="q.tsv")
+    with pytest.raises(ConfigError, match="dev_metric"):
+        small_config(triples=toy_triples, dev_metric="MAP")
