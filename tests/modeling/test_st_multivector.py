@@ -23,7 +23,7 @@ from sentence_transformers.multi_vector_encoder.modules import (  # noqa: E402
 )
 
 from latesearch import ColBERT  # noqa: E402
-from latesearch.errors import CheckpointError  # noqa: E402
+from latesearch.errors import CheckpointError, ConfigError  # noqa: E402
 from latesearch.modeling.checkpoints import detect_layout  # noqa: E402
 
 QUERIES = [
@@ -204,6 +204,8 @@ def test_an_index_built_with_a_pooling_checkpoint_scores_as_sentence_transformer
         got = {h.doc_id: h.score for h in hits}
         want = {f"d{i}": float(s) for i, s in enumerate(expected[q])}
         assert got == pytest.approx(want, abs=1e-4)
+    with pytest.raises(ConfigError, match="pools documents itself"):
+        Index.build(docs, tmp_path / "twice", tmp_path / "model", pool_factor=2, progress=False)
     unpooled = ColBERT.from_pretrained(tmp_path / "model", device="cpu", doc_pooling=None)
     assert index.store.manifest.n_embeddings < sum(len(d) for d in unpooled.encode_documents(texts))
 
