@@ -4,9 +4,12 @@ texts and metadata the frameworks' documents carry, sync or async."""
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from latesearch.client import AsyncClient
 from latesearch.errors import InputError
 from latesearch.indexing.filters import parse_filter
 from latesearch.search.results import Hits
@@ -14,8 +17,8 @@ from latesearch.search.results import Hits
 
 class Searchable(Protocol):
     """Anything searched like `Index.search(query, k, mode, **options)` (an `Index`, a
-    `ShardedIndex`, a remote client); an `asearch` coroutine of the same signature is used
-    by the async paths where it exists."""
+    `ShardedIndex`, a `Client`); the async paths use an `asearch` coroutine of the same
+    signature where it exists, or a `search` that is itself async (an `AsyncClient`)."""
 
     def search(self, queries: str, k: int | None = None, mode: str | None = None,
                **options: Any) -> Hits: ...  # fmt: skip
@@ -64,20 +67,41 @@ def check_index(index: Any) -> Any:
 
 
 def search(index: Searchable, query: str, call: SearchCall) -> Hits:
-    """One query's hits, with texts and metadata."""
-    if not isinstance(query, str):
-        raise InputError(f"a query must be a string, got {type(query).__name__}",
-                         field="query")  # fmt: skip
+    """One query's hits, with texts and metadata (InputError for an async-only index: its
+    search is awaited by the framework's async calls)."""
+    _check_query(query)
+    if native_async(index) == index.search:
+        raise InputError(f"{type(index).__name__}'s search is async: use the framework's "
+                         "async call (ainvoke, aretrieve, run_async) or a Client",
+                         field="index")  # fmt: skip
     return index.search(query, **call.arguments())
 
 
 async def asearch(index: Searchable, query: str, call: SearchCall) -> Hits:
-    """`search` without blocking the event loop: the index's own `asearch` where it has
-    one (a remote client), else the search in a worker thread."""
-    own = getattr(index, "asearch", None)
+    """`search` without blocking the event loop: the index's own async search where it
+    has one (`native_async`), else the search in a worker thread."""
+    _check_query(query)
+    own = native_async(index)
     if own is not None:
         return await own(query, **call.arguments())
-    return await asyncio.to_thread(search, index, query, call)
+    return await asyncio.to_thread(index.search, query, **call.arguments())
+
+
+def native_async(index: Any) -> Callable[..., Awaitable[Hits]] | None:
+    """The index's async search: its `asearch`, or its `search` where that is async (an
+    `AsyncClient`'s, or a coroutine function); None where it has neither."""
+    own = getattr(index, "asearch", None)
+    if callable(own):
+        return own
+    if isinstance(index, AsyncClient) or inspect.iscoroutinefunction(index.search):
+        return index.search
+    return None
+
+
+def _check_query(query: Any) -> None:
+    if not isinstance(query, str):
+        raise InputError(f"a query must be a string, got {type(query).__name__}",
+                         field="query")  # fmt: skip
 
 
 def hit_metadata(hit: Any) -> dict[str, Any]:

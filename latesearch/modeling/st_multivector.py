@@ -9,12 +9,14 @@ Sentence Transformers encodes with:
 - `MultiVectorMask`: `skiplist_words` looked up as vocabulary tokens, dropped from
   documents (`skiplist_tasks` ["document"]);
 - `Normalize` over `token_embeddings`: vectors normalized (absent: not normalized);
+- `HierarchicalTokenPooling` (the last module, on documents only): the config's
+  `doc_pooling` (`token_pooling.DocumentPooling`), the same clustering at encode time;
 - `prompts`: empty, or one marker token per side (prepended text that is one token).
 
 What latesearch's encoder cannot reproduce is refused with a CheckpointError naming the
-module: token pooling inside the model (latesearch pools at index time,
-`Index.build(pool_factor=...)`), a query-side skiplist, an allowlist of token ids, text
-prompts of several tokens, `truncate_dim`.
+module: token pooling followed by other modules or applied to queries, another pooling
+class, a query-side skiplist, an allowlist of token ids, text prompts of several tokens,
+`truncate_dim`.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ def read_multivector(folder: Path, overrides: dict[str, Any], trust: bool) -> Ch
             values.update(_mask(where))
         elif kind == "Normalize":
             values["normalize"] = True
+        elif kind == "HierarchicalTokenPooling" and module is modules[-1]:
+            values["doc_pooling"] = _pooling(where)
         else:
             raise CheckpointError(_unsupported(where, kind))
     if not layers:
@@ -172,6 +176,23 @@ def _mask(folder: Path) -> dict[str, Any]:
     return {"mask_punctuation": bool(words), "skiplist": words, "skiplist_lookup": "vocabulary"}
 
 
+def _pooling(folder: Path) -> dict[str, Any]:
+    """`HierarchicalTokenPooling`'s saved config as `doc_pooling` (documents only)."""
+    path = folder / "config.json"
+    cfg = read_json(path) if path.is_file() else {}
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    tasks = cfg.get("tasks", ["document"])
+    if (tasks := [tasks] if isinstance(tasks, str) else list(tasks)) != ["document"]:
+        raise CheckpointError(f"{path}: token pooling on {tasks} is not supported "
+                              "(latesearch pools documents only)")  # fmt: skip
+    return {"pool_factor": cfg.get("pool_factor", 1.0), "max_tokens": cfg.get("max_tokens"),
+            "distance_threshold": cfg.get("distance_threshold"),
+            "protected_tokens": cfg.get("num_protected_tokens", 1),
+            # configs saved before the setting existed load without normalization, as in ST
+            "normalize": cfg.get("normalize_embeddings", False)}  # fmt: skip
+
+
 def _check_token_level(folder: Path, cfg: Any) -> None:
     name = cfg.get("module_input_name", "token_embeddings") if isinstance(cfg, dict) else None
     if name != "token_embeddings":
@@ -181,10 +202,11 @@ def _check_token_level(folder: Path, cfg: Any) -> None:
 
 
 def _unsupported(folder: Path, kind: str) -> str:
-    if kind.endswith("TokenPooling"):
+    if kind == "HierarchicalTokenPooling":
         return (
-            f"{folder}: {kind} pools document tokens inside the model, which latesearch's "
-            "encoder does not: save the model without it and pool at index time "
-            "(Index.build(..., pool_factor=N), Ward clustering as well)"
+            f"{folder}: {kind} followed by other modules is not supported (latesearch pools "
+            "the encoder's final vectors: put the pooling last, after Normalize)"
         )
+    if kind.endswith("TokenPooling"):
+        return f"{folder}: {kind} is not supported (HierarchicalTokenPooling is)"
     return f"{folder}: module {kind} is not supported in a MultiVectorEncoder checkpoint"

@@ -46,3 +46,24 @@ def indexes(tmp_path_factory, tiny_colbert):
 @pytest.fixture(params=["index", "sharded"])
 def searchable(request, indexes):
     return indexes[request.param]
+
+
+@pytest.fixture(scope="session")
+def server(indexes):
+    """A live latesearch server over `indexes["index"]` (as tests/serving's `server`)."""
+    pytest.importorskip("fastapi")  # the server extra; CI installs it
+    pytest.importorskip("httpx")  # the client extra; CI installs it
+    from latesearch.serving import RunningServer, SearchService, ServeConfig
+
+    with RunningServer(SearchService(indexes["index"], ServeConfig()), port=0,
+                       quiet=True) as running:  # fmt: skip
+        yield running
+
+
+@pytest.fixture
+def client(server):
+    """A `latesearch.Client` of the live server."""
+    from latesearch import Client
+
+    with Client(server.url) as client:
+        yield client

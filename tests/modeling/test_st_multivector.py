@@ -23,7 +23,7 @@ from sentence_transformers.multi_vector_encoder.modules import (  # noqa: E402
 )
 
 from latesearch import ColBERT  # noqa: E402
-from latesearch.errors import CheckpointError  # noqa: E402
+from latesearch.errors import CheckpointError, ConfigError  # noqa: E402
 from latesearch.modeling.checkpoints import detect_layout  # noqa: E402
 
 QUERIES = [
@@ -39,6 +39,16 @@ DOCS = [
     "interaction query document passage search retrieval model bert colbert token vector "
     "index score rank fast slow cat dog house tree river city",
 ]
+
+
+# HierarchicalTokenPooling settings, each saved last in a checkpoint (after Normalize)
+POOLINGS = {
+    "pool-2": {"pool_factor": 2},
+    "pool-1.5-two-protected": {"pool_factor": 1.5, "num_protected_tokens": 2},
+    "pool-3-unnormalized": {"pool_factor": 3, "normalize_embeddings": False},
+    "max-tokens-5": {"max_tokens": 5},
+    "distance-0.3": {"distance_threshold": 0.3},
+}
 
 
 def _dense(i, o, *, bias=False, activation=None, seed=0):
@@ -67,8 +77,7 @@ def build(kind: str, bert, folder):
                 document_length=16,
                 query_expansion={"strategy": "fixed", "attend": True, "length": 10},
             ),
-            "pooled": {},
-        }[kind]
+        }.get(kind, {})
         modules = [Transformer(str(bert), **settings)]
         if kind == "attend-2dense":
             modules += [
@@ -81,10 +90,12 @@ def build(kind: str, bert, folder):
             modules.append(MultiVectorMask(skiplist_words=list(string.punctuation)))
         if kind == "attend-2dense":
             modules.append(MultiVectorMask())
-        if kind == "pooled":
+        if kind == "pooled-then-normalized":
             modules.append(HierarchicalTokenPooling(pool_factor=2))
         if kind != "attend-2dense":  # that one is saved without normalization
             modules.append(Normalize(module_input_name="token_embeddings"))
+        if kind in POOLINGS:
+            modules.append(HierarchicalTokenPooling(**POOLINGS[kind]))
         model = MultiVectorEncoder(modules=modules, device="cpu")
     model.save_pretrained(str(folder))
     return MultiVectorEncoder(str(folder), device="cpu")  # as users load it
@@ -112,10 +123,31 @@ def test_a_multivector_encoder_encodes_as_sentence_transformers(kind, tiny_bert_
     assert_same_encodings(ours, theirs)
 
 
+@pytest.mark.parametrize("kind", sorted(POOLINGS))
+def test_token_pooling_encodes_documents_as_sentence_transformers(kind, tiny_bert_dir,
+                                                                  tmp_path):  # fmt: skip
+    theirs = build(kind, tiny_bert_dir, tmp_path / kind)
+    ours = ColBERT.from_pretrained(tmp_path / kind, device="cpu")
+    settings = POOLINGS[kind]
+    assert ours.config.doc_pooling.pool_factor == settings.get("pool_factor", 1)
+    assert ours.config.doc_pooling.protected_tokens == settings.get("num_protected_tokens", 1)
+    unpooled = ColBERT.from_pretrained(tmp_path / kind, device="cpu", doc_pooling=None)
+    lengths = [len(d) for d in unpooled.encode_documents(DOCS)]
+    pooled = [len(d) for d in ours.encode_documents(DOCS)]
+    assert pooled[2] < lengths[2]  # the long document did lose tokens
+    assert_same_encodings(ours, theirs)  # queries unpooled, documents pooled alike
+
+
 def test_what_latesearch_cannot_reproduce_is_refused(tiny_bert_dir, tmp_path):
-    build("pooled", tiny_bert_dir, tmp_path / "pooled")
-    with pytest.raises(CheckpointError, match="HierarchicalTokenPooling.*pool_factor"):
+    build("pooled-then-normalized", tiny_bert_dir, tmp_path / "pooled")
+    with pytest.raises(CheckpointError, match="HierarchicalTokenPooling followed by other"):
         ColBERT.from_pretrained(tmp_path / "pooled", device="cpu")
+    build("pool-2", tiny_bert_dir, tmp_path / "queries")
+    (tmp_path / "queries" / "3_HierarchicalTokenPooling" / "config.json").write_text(
+        '{"pool_factor": 2, "tasks": ["query", "document"]}'
+    )
+    with pytest.raises(CheckpointError, match="token pooling on"):
+        ColBERT.from_pretrained(tmp_path / "queries", device="cpu")
     build("bare", tiny_bert_dir, tmp_path / "prompted")
     model = MultiVectorEncoder(
         str(tmp_path / "prompted"),
@@ -153,4 +185,35 @@ def test_a_multivector_checkpoint_saved_again_by_latesearch_keeps_encoding(tiny_
     ColBERT.from_pretrained(tmp_path / "st", device="cpu").save_pretrained(tmp_path / "ours")
     again = ColBERT.from_pretrained(tmp_path / "ours", device="cpu")
     assert again.layout == "latesearch"
+    assert_same_encodings(again, theirs)
+
+
+def test_an_index_built_with_a_pooling_checkpoint_scores_as_sentence_transformers(
+    tiny_bert_dir, tmp_path
+):
+    from latesearch import Index
+
+    theirs = build("pool-2", tiny_bert_dir, tmp_path / "model")
+    docs = [{"id": f"d{i}", "text": text} for i, text in enumerate(DOCS + QUERIES)]
+    index = Index.build(docs, tmp_path / "index", tmp_path / "model", nbits=None, precision=32,
+                        progress=False)  # fmt: skip
+    texts = [d["text"] for d in docs]
+    expected = theirs.similarity(theirs.encode_query(QUERIES), theirs.encode_document(texts))
+    for q, query in enumerate(QUERIES):
+        hits = index.search(query, k=len(docs), mode="exact")
+        got = {h.doc_id: h.score for h in hits}
+        want = {f"d{i}": float(s) for i, s in enumerate(expected[q])}
+        assert got == pytest.approx(want, abs=1e-4)
+    with pytest.raises(ConfigError, match="pools documents itself"):
+        Index.build(docs, tmp_path / "twice", tmp_path / "model", pool_factor=2, progress=False)
+    unpooled = ColBERT.from_pretrained(tmp_path / "model", device="cpu", doc_pooling=None)
+    assert index.store.manifest.n_embeddings < sum(len(d) for d in unpooled.encode_documents(texts))
+
+
+def test_a_pooling_checkpoint_saved_by_latesearch_keeps_pooling(tiny_bert_dir, tmp_path):
+    theirs = build("pool-1.5-two-protected", tiny_bert_dir, tmp_path / "st")
+    read = ColBERT.from_pretrained(tmp_path / "st", device="cpu")
+    read.save_pretrained(tmp_path / "ours")
+    again = ColBERT.from_pretrained(tmp_path / "ours", device="cpu")
+    assert again.layout == "latesearch" and again.config.doc_pooling == read.config.doc_pooling
     assert_same_encodings(again, theirs)
