@@ -7,6 +7,8 @@ hits = index.search(["q1", "q2"], k=1000)                     # list of lists
 hits = index.search("query text", k=10, mode="rerank")        # BM25 top-1000 + MaxSim
 hits = index.search("query text", k=10, mode="exact")         # every document
 hits = index.rerank("query text", ["doc-17", "doc-3"], k=10)  # given candidates
+hits = index.search("query text", explain=True)               # why: hit.explanation
+print(hits[0].render_highlights(style="ansi"))                # the words that matched
 index.add("more.jsonl")                                       # new documents
 index.delete(["doc-3"])                                       # documents removed
 """
@@ -41,7 +43,10 @@ from latesearch.indexing.components import (
 )
 from latesearch.modeling import ColBERT
 from latesearch.modeling.onnx import attach_onnx, check_backend
+from latesearch.search.explain import Explanation, explain_documents
+from latesearch.search.highlight import highlights
 from latesearch.search.models import ModelMismatchError, load_index_model
+from latesearch.search.modes import get_mode
 from latesearch.search.request import SearchRequest
 from latesearch.search.results import Hit, Hits
 from latesearch.search.searcher import Ranked, Searcher, check_queries
@@ -290,7 +295,9 @@ class Index:
         `options` are `SearchRequest`'s flat options (`latesearch.search.request.OPTIONS`):
         `filter` (a dict, or its JSON text: only documents whose metadata match, e.g.
         `{"year": {"$gte": 2020}}`; it restricts the candidates before they are scored),
-        `return_text`, `return_metadata`; the engine's `ncells`,
+        `return_text`, `return_metadata`, `explain` (each hit's `explanation` and
+        `highlights`, computed after the search from the vectors its score came from;
+        implies `return_text`); the engine's `ncells`,
         `centroid_score_threshold`, `ndocs` (None: `EngineParams.for_k`); faiss's
         `k_prime`, `nprobe`; `bm25_k`, `bm25_statistics`; `fusion` ("rrf", "score",
         "zscore"), `hybrid_weight` (the ColBERT side's weight, 0.5); `source` (where exact
@@ -303,9 +310,41 @@ class Index:
         texts, single = _as_list(queries)
         allowed = None if request.filter is None else self.store.matching(request.compiled_filter)
         ranked = self.searcher.search(texts, request, allowed=allowed, encoded=encoded)
-        results = [self._hits(r, request.return_text, return_metadata=request.return_metadata)
-                   for r in ranked]  # fmt: skip
+        counted = (self._counted(texts, encoded) if get_mode(request.mode).maxsim_scores
+                   else [None] * len(texts))  # fmt: skip
+        results = [self._hits(r, request.return_text or request.explain,
+                              return_metadata=request.return_metadata, counted=n)
+                   for r, n in zip(ranked, counted, strict=True)]  # fmt: skip
+        if request.explain:
+            for i, (hits, (_, idx)) in enumerate(zip(results, ranked, strict=True)):
+                query = None if encoded is None else tuple(t[i : i + 1] for t in encoded)
+                self._explain_hits(texts[i], hits, idx, request, query)
         return results[0] if single else results
+
+    def explain(self, query: str, doc_id: str, *, source: str = "auto") -> Explanation:
+        """Why `doc_id` scores what it does for `query`: per scored query token (markers
+        and [MASK] expansions included), the document token that won its MaxSim, that
+        token's span in the stored title or text, the similarity and its share of the
+        score (`search.explain.Explanation`). `source`: the vectors, as `search`'s."""
+        check_queries([query])
+        index = self.store.doc_index(doc_id)
+        return explain_documents(self.store, self.model, query, [index], source=source)[0]
+
+    def _explain_hits(self, query: str, hits: Hits, idx: np.ndarray, request: SearchRequest,
+                      encoded: tuple[torch.Tensor, torch.Tensor] | None) -> None:  # fmt: skip
+        """Each hit's explanation and highlights (a fused hit's: of its MaxSim part)."""
+        explained = explain_documents(self.store, self.model, query, idx,
+                                      source=request.source, encoded=encoded)  # fmt: skip
+        for hit, explanation in zip(hits, explained, strict=True):
+            hit.explanation = explanation
+            hit.highlights = highlights(explanation, hit.title or "", hit.text or "")
+
+    def _counted(self, texts: list[str],
+                 encoded: tuple[torch.Tensor, torch.Tensor] | None) -> list[int]:  # fmt: skip
+        """The number of scored query tokens of each query (the bounded score's divisor)."""
+        if encoded is not None:
+            return [int(n) for n in torch.as_tensor(encoded[1]).bool().sum(1).tolist()]
+        return self.model.tokenizer.queries(texts).output_mask.sum(1).tolist()
 
     def rerank(
         self,
@@ -342,12 +381,15 @@ class Index:
         timings.total = timings.candidates
         ranked = self.searcher.rerank(texts, indices, k, device=device, timings=timings,
                                       encoded=encoded, source=source)  # fmt: skip
-        results = [self._hits(r, return_text, s, return_metadata=return_metadata)
-                   for r, s in zip(ranked, skipped, strict=True)]  # fmt: skip
+        counted = self._counted(texts, encoded)
+        results = [self._hits(r, return_text, s, return_metadata=return_metadata, counted=n)
+                   for r, s, n in zip(ranked, skipped, counted, strict=True)]  # fmt: skip
         return results[0] if single else results
 
     def _hits(self, ranked: Ranked, return_text: bool, skipped: list[str] = (), *,
-              return_metadata: bool = False) -> Hits:  # fmt: skip
+              return_metadata: bool = False, counted: int | None = None) -> Hits:  # fmt: skip
+        """Hits of (scores, doc indices); `counted`: the query's scored tokens, for the
+        bounded score of MaxSim scores."""
         scores, idx = ranked
         ids = self.store.doc_ids[np.asarray(idx, dtype=np.int64)] if len(idx) else []
         wanted = (return_text or return_metadata) and len(idx)
@@ -355,6 +397,8 @@ class Index:
         hits = []
         for rank, (doc_id, score) in enumerate(zip(ids, scores.tolist(), strict=True)):
             hit = Hit(doc_id=doc_id, score=float(score), rank=rank + 1)
+            if counted:
+                hit.bounded_score = float(score) / counted
             if docs is not None and return_text:
                 hit.title, hit.text = docs[rank]["title"] or "", docs[rank]["text"]
             if docs is not None and return_metadata:
