@@ -98,3 +98,19 @@ def test_filter_and_metadata(index, capsys):
     assert hits and all(h["metadata"]["n"] < 4 for h in hits)
     code, _, err = run(capsys, str(index.folder), "x", "--filter", '{"n": {"$gt": "a", "b": 1}}')
     assert code == 2 and "filter.n" in err
+
+
+def test_explain_prints_highlighted_texts(index, capsys):
+    code, out, _ = run(capsys, str(index.folder), QUERIES["q1"], "-k", "2", "--mode", "exact",
+                       "--explain")  # fmt: skip
+    assert code == 0
+    hits = index.search(QUERIES["q1"], k=2, mode="exact", explain=True)
+    for hit in hits:
+        assert f"#{hit.rank} {hit.doc_id}" in out
+        assert " ".join(hit.render_highlights(style="plain").split()) in out
+    assert out.count("why: ") == 2 and "[" in out
+    code, out, _ = run(capsys, str(index.folder), QUERIES["q1"], "-k", "2", "--explain",
+                       "--json")  # fmt: skip
+    data = json.loads(out)
+    assert data["hits"][0]["explanation"]["doc_id"] == data["hits"][0]["doc_id"]
+    assert "highlights" in data["hits"][0] and "text" in data["hits"][0]
