@@ -83,7 +83,7 @@ def explain_documents(
     q_tokens = query_tokens(model.tokenizer, query)
     if encoded is None:
         encoded = model.encode_queries([query], return_mask=True)
-    Q, mask = encoded
+    Q, mask = (torch.as_tensor(t) for t in encoded)
     q = Q[0][mask[0].to(torch.bool)].detach().to("cpu", torch.float32)
     if q.shape[0] != len(q_tokens):
         raise ValueError(f"{q.shape[0]} scored query vectors but {len(q_tokens)} tokens")
