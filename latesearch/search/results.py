@@ -16,9 +16,10 @@ class Hit:
 
     `bounded_score`: a MaxSim score divided by the number of query tokens that count (in
     [-1, 1] for cosine models, comparable across queries of different lengths; None where
-    the score is not a MaxSim: fused, dense). With `explain`: the `explanation` (the score
-    per query token) and the `highlights` (spans of the title or text carrying most of
-    it; `render_highlights` marks them)."""
+    the score is not a MaxSim: fused, dense); `relevance`: its calibrated probability of
+    relevance, on a calibrated index (`latesearch calibrate`). With `explain`: the
+    `explanation` (the score per query token) and the `highlights` (spans of the title or
+    text carrying most of it; `render_highlights` marks them)."""
 
     doc_id: str
     score: float
@@ -27,6 +28,7 @@ class Hit:
     text: str | None = None
     metadata: dict[str, Any] | None = None
     bounded_score: float | None = None
+    relevance: float | None = None
     explanation: Explanation | None = None
     highlights: list[Highlight] | None = None
 
@@ -36,6 +38,8 @@ class Hit:
         out: dict[str, Any] = {"doc_id": self.doc_id, "score": self.score, "rank": self.rank}
         if self.bounded_score is not None:
             out["bounded_score"] = self.bounded_score
+        if self.relevance is not None:
+            out["relevance"] = self.relevance
         if self.title is not None:
             out["title"] = self.title
         if self.text is not None:

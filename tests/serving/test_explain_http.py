@@ -31,3 +31,12 @@ def test_explain_must_be_a_boolean(index):
     body = json.dumps({"query": QUERY, "explain": "yes"}).encode()
     response = SearchService(index).handle("POST", "/search", body)
     assert response.status == 400 and response.body["field"] == "explain"
+
+
+def test_min_relevance_over_http_needs_a_calibrated_index(index):
+    service = SearchService(index)
+    for cut, expected in ((0.5, "calibrate"), (1.5, "")):
+        body = json.dumps({"query": QUERY, "min_relevance": cut}).encode()
+        response = service.handle("POST", "/search", body)
+        assert response.status == 400 and response.body["field"] == "min_relevance"
+        assert expected in response.body["error"]

@@ -74,6 +74,10 @@ function renderHit(hit) {
     meta.append(el("span", { title: "score per query token, in [-1, 1]" },
       `per token ${hit.bounded_score.toFixed(3)}`));
   }
+  if (hit.relevance != null) {
+    meta.append(el("span", { class: "relevance", title: "calibrated probability of relevance" },
+      `relevance ${(100 * hit.relevance).toFixed(0)}%`));
+  }
   for (const [key, value] of Object.entries(hit.metadata || {})) {
     meta.append(el("span", {}, `${key}: `, el("code", {}, JSON.stringify(value))));
   }
