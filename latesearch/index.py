@@ -16,6 +16,7 @@ index.delete(["doc-3"])                                       # documents remove
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, overload
 
@@ -317,7 +318,16 @@ class Index:
         request = as_request(request, k, mode, options)
         texts, single = _as_list(queries)
         allowed = None if request.filter is None else self.store.matching(request.compiled_filter)
+        encoding = 0.0
+        if request.explain and encoded is None and get_mode(request.mode).queries == "tokens":
+            started = time.perf_counter()  # encoded once, for the search and the explanations
+            encoded = self.model.encode_queries(texts, batch_size=request.batch_size,
+                                                return_mask=True)  # fmt: skip
+            encoding = time.perf_counter() - started
         ranked = self.searcher.search(texts, request, allowed=allowed, encoded=encoded)
+        if encoding and self.searcher.last_timings is not None:
+            self.searcher.last_timings.encode += encoding
+            self.searcher.last_timings.total += encoding
         maxsim = get_mode(request.mode).maxsim_scores
         if request.min_relevance is not None:
             self._check_cut(request.mode, maxsim)

@@ -127,9 +127,10 @@ def _explain_one(store: IndexStore, doc_index: int, doc: dict[str, Any], join: s
             f"stored vectors stand for {sum(len(m) for m in members)} (built with another "
             "tokenizer or doc_maxlen?)"
         )
-    sim = similarities(q, D, store.colbert_config.similarity)
-    best, where = sim.max(dim=1)
-    score = float(best.sum(dtype=torch.float64))
+    sim = similarities(q.numpy(), D.numpy(), store.colbert_config.similarity)
+    where = sim.argmax(axis=1)
+    best = sim[np.arange(len(where)), where]
+    score = float(best.sum(dtype=np.float64))
     title_end = len(title) if title else -1
     offset = len(title) + len(join) if title else 0
     matches = []
@@ -143,12 +144,13 @@ def _explain_one(store: IndexStore, doc_index: int, doc: dict[str, Any], join: s
     return Explanation(doc["doc_id"], score, vectors, exact, matches)
 
 
-def similarities(q: torch.Tensor, D: torch.Tensor, similarity: str) -> torch.Tensor:
-    """(Lq, Ld) similarity of every query vector with every document vector, as MaxSim
-    scores them ("cosine": the dot product; "l2": minus the squared distance)."""
+def similarities(q: np.ndarray, D: np.ndarray, similarity: str) -> np.ndarray:
+    """(Lq, Ld) float32 similarity of every query vector with every document vector, as
+    MaxSim scores them ("cosine": the dot product; "l2": minus the squared distance)."""
+    dots = q @ D.T
     if similarity == "l2":
-        return -torch.cdist(q.double(), D.double()).pow(2).float()
-    return q @ D.T
+        return 2 * dots - (q * q).sum(1)[:, None] - (D * D).sum(1)[None, :]
+    return dots
 
 
 def _field_span(token: Token, title_end: int, offset: int) -> tuple[str | None, int | None,

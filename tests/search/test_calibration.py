@@ -35,8 +35,12 @@ def test_isotonic_fit_is_monotone_and_minimizes_squared_error(pairs):
         if 0 < cut < len(x) and x[order[cut - 1]] == x[order[cut]]:
             continue  # equal scores get equal probabilities
         left, right = y[order[:cut]], y[order[cut:]]
-        two_steps = np.concatenate([np.full(left.size, left.mean() if left.size else 0),
-                                    np.full(right.size, right.mean() if right.size else 0)])
+        two_steps = np.concatenate(
+            [
+                np.full(left.size, left.mean() if left.size else 0),
+                np.full(right.size, right.mean() if right.size else 0),
+            ]
+        )
         if left.size and right.size and left.mean() > right.mean():
             continue  # not monotone
         assert ((p[order] - y[order]) ** 2).sum() <= ((two_steps - y[order]) ** 2).sum() + 1e-9
