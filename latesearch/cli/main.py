@@ -12,7 +12,7 @@ from latesearch.errors import LatesearchError
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
 COMMANDS = (
     "demo", "encode", "index", "compress", "update", "delete", "search", "serve", "train",
-    "evaluate", "compare", "mix", "verify", "push", "pull",
+    "evaluate", "compare", "mix", "verify", "calibrate", "push", "pull",
 )  # fmt: skip
 
 
