@@ -49,6 +49,7 @@ from latesearch.indexing.components.calibration import (
     load_calibration,
 )
 from latesearch.indexing.filters import compile_filter
+from latesearch.indexing.reading import folder_changes
 from latesearch.modeling import ColBERT
 from latesearch.modeling.onnx import attach_onnx, check_backend
 from latesearch.search.explain import Explanation, explain_documents
@@ -292,6 +293,21 @@ class Index:
         self.store.close()
         self.store = self.searcher.store = store
         self.searcher.reset_components()
+        return summary
+
+    def sync(self, folder: str | os.PathLike, *, progress: bool = True) -> UpdateSummary:
+        """Bring an index built from a folder of documents (`Index.build(folder)`) in line
+        with it, in one atomic update: documents of new files added, of files whose
+        modification time or size changed replaced, of removed files deleted. The
+        summary's `files` says how many files were new, changed and removed."""
+        on_error = self.store.manifest.index_config.get("on_error", "raise")
+        changes = folder_changes(self.store.all_metadata(), folder, on_error)
+        if not changes:
+            summary = UpdateSummary(docs=len(self), embeddings=self.store.n_embeddings)
+        else:
+            summary = self.update(add=changes.documents or None, delete=changes.delete,
+                                  replace=True, progress=progress)  # fmt: skip
+        summary.files = str(changes)
         return summary
 
     # ------------------------------------------------------------------ properties

@@ -17,7 +17,9 @@ def register(subparsers) -> None:
         "an interrupted build).",
     )
     parser.add_argument(
-        "collection", help="MS MARCO TSV, BEIR JSONL (or folder), or TREC SGML file"
+        "collection",
+        help="MS MARCO TSV, BEIR JSONL (or folder), or TREC SGML file; or a folder of .txt, "
+        ".md, .html, .jsonl and .tsv files (see `update --sync`)",
     )
     parser.add_argument("index_dir", help="folder to create")
     parser.add_argument("--model", default=None, help="checkpoint folder (default: built-in)")

@@ -25,6 +25,10 @@ def register(subparsers) -> None:
                         help="documents to add (MS MARCO TSV, BEIR JSONL, TREC SGML)")  # fmt: skip
     parser.add_argument("--replace", action="store_true",
                         help="an added id the index holds replaces that document")  # fmt: skip
+    parser.add_argument("--sync", default=None, metavar="FOLDER",
+                        help="the folder of documents the index was built from: add new "
+                        "files, replace changed ones (modification time or size), delete "
+                        "removed ones")  # fmt: skip
     parser.add_argument("--delete", nargs="+", default=[], metavar="ID", help="ids to delete")
     parser.add_argument("--delete-file", default=None, metavar="FILE",
                         help="ids to delete, one per line ('-': standard input)")  # fmt: skip
@@ -60,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     from latesearch.index import Index
 
     delete = list(args.delete) + (read_ids(args.delete_file) if args.delete_file else [])
+    if args.sync is not None:
+        if args.add is not None or delete:
+            raise InputError("--sync takes no --add or --delete", field="--sync")
+        return _sync(args)
     if args.add is None and not delete:
         raise InputError("give --add COLLECTION and/or ids to --delete", field="--add")
     from latesearch.indexing import UnknownDocumentError
@@ -78,6 +86,23 @@ def run(args: argparse.Namespace) -> int:
     except UnknownDocumentError as err:
         raise InputError(f"{err}; nothing was changed (--skip-missing deletes the ids the "
                          "index holds and ignores the others)", field="--delete") from None
+    _print(args, summary)
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from latesearch.data.folders import is_document_folder
+    from latesearch.index import Index
+
+    folder = Path(args.sync)
+    if not is_document_folder(folder):
+        raise InputError("not a folder of documents", path=str(folder), field="--sync")
+    index = Index.load(args.index_dir, args.model, device=args.device)
+    _print(args, index.sync(folder, progress=not args.quiet))
+    return 0
+
+
+def _print(args: argparse.Namespace, summary) -> None:
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
@@ -85,4 +110,3 @@ def run(args: argparse.Namespace) -> int:
         if summary.unknown:
             print(f"not in the index (skipped): {len(summary.unknown)} id(s), e.g. "
                   f"{summary.unknown[0]!r}", file=sys.stderr)  # fmt: skip
-    return 0

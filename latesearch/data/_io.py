@@ -26,7 +26,8 @@ class ReadStats:
 
     `skipped` counts skipped records per reason: blank_line, bad_utf8, bad_json,
     bad_columns, missing_field, bad_field, duplicate_id, empty_text, unknown_id,
-    unterminated, malformed. `examples` keeps the first `max_examples` messages.
+    unterminated, malformed, unreadable (a file of a folder). `examples` keeps the first
+    `max_examples` messages.
     `read` counts records returned; `empty` those returned with blank text (documents only).
     One `ReadStats` may be shared by several reads: counts add up.
     """

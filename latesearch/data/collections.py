@@ -30,6 +30,7 @@ from latesearch.data._io import (
     sniff_common,
 )
 from latesearch.data._trec import clean, iter_records
+from latesearch.data.folders import is_document_folder, read_folder
 from latesearch.errors import ConfigError, InputError
 
 ID_KEYS = ("_id", "id", "docid", "doc_id")
@@ -75,25 +76,32 @@ def read_collection(
 ) -> Iterator[Document]:
     """Stream the documents of `source`, one `Document` at a time, never loading it whole.
 
-    `source` is a file (.tsv, .jsonl/.json, .trec/.sgml, each maybe .gz; others such as .txt
-    are sniffed from the first non-blank line; `format` in {"tsv", "jsonl", "trec"} forces one),
-    a BEIR folder holding corpus.jsonl(.gz), or an iterable of `(doc_id, text)`,
-    `(doc_id, text, title)`, dicts with JSONL keys or `Document`s (or a mapping id -> text).
-    Titles stay separate (see `Document.full_text`); `title_join` only joins several TREC
+    `source` is a file (.tsv, .jsonl/.json, .trec/.sgml, each maybe .gz; others such as .txt are
+    sniffed from the first non-blank line; `format` in {"tsv", "jsonl", "trec"} forces one), a
+    BEIR folder holding corpus.jsonl(.gz), any other folder as a folder of documents (.txt, .md,
+    .html, .jsonl, .tsv files: see `latesearch.data.folders`), or an iterable of `(doc_id,
+    text)`, `(doc_id, text, title)`, dicts with JSONL keys or `Document`s (or a mapping id ->
+    text). Titles stay separate (see `Document.full_text`); `title_join` only joins several TREC
     `<TITLE>` elements of one record. Every document is checked for what the doc store and
-    tokenizers refuse: lone surrogates (in the text, title or metadata) and metadata that
-    is not JSON. Bad records raise `InputError` (file, line, field; an iterable's item is
-    `documents[n]`, n from 0, its field named as the item names it) or, with
-    `on_error="skip"`, are counted into `stats`. Documents with blank text are
-    yielded and counted as `stats.empty`. Duplicate ids are caught with `seen`, by default a
-    set of the ids returned (about 60-100 bytes per id: ~0.7 GB for MS MARCO's 8.8M
-    passages); the indexer passes one backed by its on-disk doc store instead.
+    tokenizers refuse: lone surrogates (in the text, title or metadata) and metadata that is not
+    JSON. Bad records raise `InputError` (file, line, field; an iterable's item is
+    `documents[n]`, n from 0, its field named as the item names it) or, with `on_error="skip"`,
+    are counted into `stats`. Documents with blank text are yielded and counted as
+    `stats.empty`. Duplicate ids are caught with `seen`, by default a set of the ids returned
+    (about 60-100 bytes per id: ~0.7 GB for MS MARCO's 8.8M passages); the indexer passes one
+    backed by its on-disk doc store instead.
     Missing files and unknown formats fail at call time; record errors while iterating.
     """
     if not isinstance(title_join, str):
         raise ConfigError(f"title_join must be a string, got {type(title_join).__name__}")
     if isinstance(source, str | Path) or hasattr(source, "__fspath__"):
         path = _corpus_path(source)  # type: ignore[arg-type]
+        if is_document_folder(path):
+            if format is not None:
+                raise ConfigError(f"{path} is a folder of documents: it takes no format")
+            policy = Policy(path, on_error, stats)
+            rows = read_folder(path, on_error, policy.stats)
+            return _checked(rows, policy, set() if seen is None else seen)
         fmt = detect_format(path, EXTENSIONS, sniff_common, "collection", format)
         policy = Policy(path, on_error, stats)
         parse = {"tsv": _read_tsv, "jsonl": _read_jsonl, "trec": _read_trec}[fmt]
@@ -127,11 +135,13 @@ def count_documents(source: PathLike | Iterable[Any], *, format: str | None = No
     """Number of documents, for progress bars, without parsing.
 
     Exact for valid TSV/JSONL (lines, less a TSV header); for TREC, `<DOC>` tags. For an
-    iterable: its `len()`, or None when it has none.
+    iterable: its `len()`, or None when it has none; None for a folder of documents.
     """
     if not (isinstance(source, str | Path) or hasattr(source, "__fspath__")):
         return len(source) if isinstance(source, Sized) else None
     path = _corpus_path(source)  # type: ignore[arg-type]
+    if is_document_folder(path):
+        return None
     fmt = detect_format(path, EXTENSIONS, sniff_common, "collection", format)
     with open_binary(path) as f:
         if fmt == "trec":
@@ -147,6 +157,8 @@ def count_documents(source: PathLike | Iterable[Any], *, format: str | None = No
 
 def _corpus_path(source: PathLike) -> Path:
     path = resolve(source)
+    if is_document_folder(path):
+        return path
     return find_file(path, "corpus.jsonl") if path.is_dir() else path
 
 

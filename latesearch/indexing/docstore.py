@@ -260,6 +260,13 @@ class DocStore:
             raise IndexError(f"{self.path}: no document with index {missing[0]}")
         return [dict(rows[i]) for i in wanted]
 
+    def all_metadata(self) -> list[tuple[str, dict[str, Any]]]:
+        """(doc_id, metadata) of every document that has metadata, in index order."""
+        if self.metadata_column == "NULL":
+            return []
+        sql = "SELECT doc_id, metadata FROM docs WHERE metadata IS NOT NULL ORDER BY idx"
+        return [(doc_id, json.loads(meta)) for doc_id, meta in self._rows(sql)]
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:

@@ -1,13 +1,17 @@
-"""The indexing side of `latesearch.data`: streamed documents, their count, and a duplicate-id
-check whose memory is bounded by the group size rather than the collection size."""
+"""The indexing side of `latesearch.data`: streamed documents, their count, a duplicate-id
+check whose memory is bounded by the group size rather than the collection size, and the
+changes that sync an index with its folder of documents."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from latesearch.data import Document, ReadStats, read_collection
-from latesearch.errors import LatesearchError
+from latesearch.data.folders import FileState, folder_files, is_document_folder, read_folder
+from latesearch.errors import InputError, LatesearchError
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.docstore import DocStoreWriter
 
@@ -67,3 +71,57 @@ def total_documents(collection: Any) -> int | None:
         return count_documents(collection)
     except LatesearchError:  # the real read reports the problem, with its location
         return None
+
+
+@dataclass
+class FolderChanges:
+    """What syncing an index with its folder of documents does: the files added, changed
+    and removed since the index last saw them (relative paths), the documents to add
+    (replacing those of the same id) and the ids to delete."""
+
+    new: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.documents or self.delete)
+
+    def __str__(self) -> str:
+        return (f"{len(self.new)} new, {len(self.changed)} changed, {len(self.removed)} "
+                "removed file(s)")  # fmt: skip
+
+
+def folder_changes(
+    stored: Iterable[tuple[str, dict[str, Any]]], folder: Any, on_error: str = "raise"
+) -> FolderChanges:
+    """The changes that bring an index whose documents' metadata are `stored` (doc_id,
+    metadata) in line with `folder`: a file is changed when its modification time or size
+    differs from what its documents recorded. The documents of new and changed files are
+    read (into memory); the ids of removed files, and those a changed file no longer
+    holds, are to be deleted."""
+    path = Path(folder)
+    if not is_document_folder(path):
+        raise InputError("not a folder of documents (a folder without corpus.jsonl)",
+                         path=str(path))  # fmt: skip
+    ids_of: dict[str, list[str]] = {}
+    state_of: dict[str, FileState] = {}
+    for doc_id, meta in stored:
+        relative = meta.get("path")
+        if not isinstance(relative, str):
+            continue
+        ids_of.setdefault(relative, []).append(doc_id)
+        state_of[relative] = FileState(meta.get("mtime"), meta.get("size"))  # type: ignore[arg-type]
+    current = folder_files(path)
+    changes = FolderChanges(
+        new=sorted(set(current) - set(state_of)),
+        changed=sorted(r for r in current if r in state_of and current[r] != state_of[r]),
+        removed=sorted(set(state_of) - set(current)),
+    )
+    rows = read_folder(path, on_error, ReadStats(), only=[*changes.new, *changes.changed])
+    changes.documents = [doc for _, doc in rows]  # checked again when added
+    kept = {doc.doc_id for doc in changes.documents}
+    for relative in (*changes.changed, *changes.removed):
+        changes.delete.extend(i for i in ids_of[relative] if i not in kept)
+    return changes

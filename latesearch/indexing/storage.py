@@ -307,6 +307,10 @@ file of a compressed index, the pooled vectors of a dense view (`pooled`), ids a
         """{doc_id, title, text, metadata} of each document, in the order asked."""
         return self._docstore.documents(np.asarray(doc_indices, dtype=np.int64).reshape(-1))
 
+    def all_metadata(self) -> list[tuple[str, dict[str, Any]]]:
+        """(doc_id, metadata) of every document that has metadata, in index order."""
+        return self._docstore.all_metadata()
+
     # ------------------------------------------------------------------ components
     def add_component(self, name: str, write: Callable[[Path], None]) -> Path:
         """Add or replace a subfolder (e.g. `bm25`, `ann`) atomically: `write(tmp)` fills a

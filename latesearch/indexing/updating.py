@@ -90,6 +90,7 @@ class UpdateSummary:
     components: tuple[str, ...] = ()
     unknown: list[str] = field(default_factory=list)  # ids to delete the index lacked
     seconds: float = 0.0
+    files: str = ""  # a sync's files: new, changed and removed
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "components": list(self.components)}
@@ -97,7 +98,8 @@ class UpdateSummary:
     def __str__(self) -> str:
         comps = ", ".join(self.components) or "none"
         return (
-            f"added {self.added:,} (replacing {self.replaced:,}), deleted {self.deleted:,}; "
+            (f"{self.files}: " if self.files else "")
+            + f"added {self.added:,} (replacing {self.replaced:,}), deleted {self.deleted:,}; "
             f"the index now holds {self.docs:,} documents, {self.embeddings:,} embeddings; "
             f"components updated: {comps}; {self.seconds:.1f} s"
         )

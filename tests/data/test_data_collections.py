@@ -208,8 +208,9 @@ def test_call_time_errors(write, tmp_path):
         read_collection(tmp_path / "missing.tsv")
     with pytest.raises(InputError, match="cannot tell the collection format"):
         read_collection(write("plain.txt", "just words\n"))
-    with pytest.raises(InputError, match="no corpus.jsonl"):
-        read_collection(tmp_path)
+    write("beir/queries.jsonl", '{"_id": "q1", "text": "a query"}\n')
+    with pytest.raises(InputError, match="no corpus.jsonl"):  # a BEIR folder lacking it
+        read_collection(tmp_path / "beir")
     with pytest.raises(ConfigError, match="on_error"):
         read_collection(write("x.tsv", "1\ta\n"), on_error="ignore")
     with pytest.raises(ConfigError, match="format"):
