@@ -23,8 +23,9 @@ def folder(tmp_path):
     (root / "cells.txt").write_text("the protein folds inside the cell", encoding="utf-8")
     (root / "sub" / "genes.md").write_text("# Genes\n\na gene codes a protein", encoding="utf-8")
     (root / "page.html").write_text("<title>Dogs</title><p>the dog chased a cat</p>")
-    (root / "recs.jsonl").write_text('{"_id": "1", "text": "late interaction search"}\n'
-                                     '{"_id": "2", "text": "passage retrieval model"}\n')  # fmt: skip
+    records = ['{"_id": "1", "text": "late interaction search"}',
+               '{"_id": "2", "text": "passage retrieval model"}']  # fmt: skip
+    (root / "recs.jsonl").write_text("\n".join(records) + "\n")
     return root
 
 
