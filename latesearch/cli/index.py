@@ -24,6 +24,14 @@ def register(subparsers) -> None:
     parser.add_argument("index_dir", help="folder to create")
     parser.add_argument("--model", default=None, help="checkpoint folder (default: built-in)")
     parser.add_argument("--doc-maxlen", type=int, default=None, help="tokens per document")
+    parser.add_argument("--window", type=int, default=None, metavar="TOKENS",
+                        help="split long documents into overlapping windows of TOKENS text "
+                        "tokens (default: off, truncate at --doc-maxlen)")  # fmt: skip
+    parser.add_argument("--window-stride", type=int, default=None, metavar="TOKENS",
+                        help="--window: tokens from one window's start to the next (half a "
+                        "window)")  # fmt: skip
+    parser.add_argument("--max-windows", type=int, default=None,
+                        help="--window: most windows a document (64)")  # fmt: skip
     parser.add_argument("--max-docs", type=int, default=None,
                         help="most documents the index may hold (builds, updates)")  # fmt: skip
     parser.add_argument("--nbits", default="2", choices=("1", "2", "4", "none"),
@@ -97,6 +105,9 @@ def index_config(args: argparse.Namespace) -> Any:
     }
     for name in (
         "doc_maxlen",
+        "window",
+        "window_stride",
+        "max_windows",
         "max_docs",
         "batch_size",
         "group_size",

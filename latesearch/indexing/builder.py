@@ -180,6 +180,7 @@ class _Build:
             compute_dtype=self.config.run.compute_dtype,
             doc_maxlen=self.config.doc_maxlen,
             pooled=self.config.dense.source == "pooled",
+            windows=self.config.windows,
         )
         if self.config.ray.address is not None:
             from latesearch.indexing.ray_pool import RayEncoderPool

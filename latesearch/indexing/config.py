@@ -183,12 +183,22 @@ class IndexConfig(JsonConfig):
     title and text, `on_error` for bad documents, `doc_maxlen` overriding the model's),
     `max_docs` (None: no limit; the most documents the index may hold, refused by the build
     and by every update that would pass it), and the `codec`, `run`, `ray` and `dense`
-    groups."""
+    groups.
+
+    `window` (None: off, a document is truncated at `doc_maxlen`) splits each document
+    into overlapping windows of that many text tokens, `window_stride` apart (default:
+    half a window), at most `max_windows` (64) of them; each window is encoded as a
+    document of its own and the document stores the union of its windows' vectors
+    (MaxSim over all of them; explanations name the best window). `window` must leave
+    room in `doc_maxlen` for the special tokens ([CLS], [D], [SEP])."""
 
     title_join: str = " "
     on_error: str = "raise"
     doc_maxlen: int | None = None
     max_docs: int | None = None
+    window: int | None = None
+    window_stride: int | None = None
+    max_windows: int = 64
     codec: CodecConfig = field(default_factory=CodecConfig)
     run: EncodingRun = field(default_factory=EncodingRun)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -198,7 +208,20 @@ class IndexConfig(JsonConfig):
         if self.on_error not in ON_ERROR:
             self._bad("on_error", f"one of {ON_ERROR}")
         self._check_ints("doc_maxlen", minimum=3)
-        self._check_ints("max_docs")
+        self._check_ints("max_docs", "window", "window_stride", "max_windows")
+        if self.window is None and self.window_stride is not None:
+            self._bad("window_stride", "None without a window")
+        if self.window is not None and self.window_stride and self.window_stride > self.window:
+            self._bad("window_stride", f"at most the window ({self.window})")
+        if self.window is not None and self.dense.source is not None:
+            self._bad("window", "None with a dense view (one vector a document)")
+
+    @property
+    def windows(self) -> tuple[int, int, int] | None:
+        """(window, stride, max_windows) when documents are split into windows."""
+        if self.window is None:
+            return None
+        return self.window, self.window_stride or max(self.window // 2, 1), self.max_windows
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "config") -> IndexConfig:

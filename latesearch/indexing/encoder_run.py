@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from latesearch.errors import ConfigError
 from latesearch.modeling import ColBERT, ColBERTTokenizer
 
 T = TypeVar("T")
@@ -33,15 +34,27 @@ class EncoderSettings:
     compute_dtype: str | None = None
     doc_maxlen: int | None = None
     pooled: bool = False  # also a pooled dense vector per document (IndexConfig.dense)
+    windows: tuple[int, int, int] | None = None  # IndexConfig.windows: window, stride, most
 
 
 @dataclass
 class Tokenized:
     """A group's token ids (markers included) and what tokenization noticed."""
 
-    ids: list[list[int]]
-    truncated: np.ndarray  # (n_docs,) bool: longer than doc_maxlen
+    ids: list[list[int]]  # a sequence per document, or per window of a document
+    truncated: np.ndarray  # (n_docs,) bool: longer than doc_maxlen (or all windows reach)
     empty: np.ndarray  # (n_docs,) bool: no content tokens
+    windows: np.ndarray | None = None  # (n_docs,) int64: sequences of each document
+
+    @staticmethod
+    def concat(parts: Sequence[Tokenized]) -> Tokenized:
+        windows = [p.windows for p in parts]
+        return Tokenized(
+            list(itertools.chain.from_iterable(p.ids for p in parts)),
+            np.concatenate([p.truncated for p in parts] or [np.zeros(0, bool)]),
+            np.concatenate([p.empty for p in parts] or [np.zeros(0, bool)]),
+            None if not parts or windows[0] is None else np.concatenate(windows),  # type: ignore[arg-type]
+        )
 
 
 @dataclass
@@ -84,6 +97,14 @@ class DocumentEncoder:
             self.tokenizer = ColBERTTokenizer(model.tokenizer.hf, config)
         else:
             self.tokenizer = model.tokenizer
+        if settings.windows is not None:
+            longest = settings.windows[0] + self.tokenizer.frame
+            if longest > self.tokenizer.config.doc_maxlen:
+                raise ConfigError(
+                    f"IndexConfig.window {settings.windows[0]} plus {self.tokenizer.frame} "
+                    f"special tokens passes doc_maxlen {self.tokenizer.config.doc_maxlen}",
+                    field="window",
+                )
         self.storage_dtype = STORAGE_DTYPES[settings.storage_dtype]
         self.skip = np.array(sorted(self.tokenizer.skiplist), dtype=np.int64)
         workers = settings.tokenizer_workers
@@ -96,8 +117,18 @@ class DocumentEncoder:
     # ------------------------------------------------------------------ tokenization
     def tokenize(self, texts: list[str]) -> Tokenized:
         """Token ids of every text, truncated at doc_maxlen (counted)."""
+        windowed = self.settings.windows is not None
         if not texts:
-            return Tokenized([], np.zeros(0, bool), np.zeros(0, bool))
+            return Tokenized([], np.zeros(0, bool), np.zeros(0, bool),
+                             np.zeros(0, np.int64) if windowed else None)  # fmt: skip
+        if windowed:
+            window, stride, most = self.settings.windows  # type: ignore[misc]
+            nested, truncated, empty = self.tokenizer.document_windows_flagged(
+                texts, window, stride, most
+            )
+            counts = np.fromiter((len(w) for w in nested), dtype=np.int64, count=len(nested))
+            flat = list(itertools.chain.from_iterable(nested))
+            return Tokenized(flat, np.asarray(truncated, bool), np.asarray(empty, bool), counts)
         ids, truncated, empty = self.tokenizer.document_ids_flagged(texts)
         truncated = np.asarray(truncated, dtype=bool)
         empty = np.asarray(empty, dtype=bool)
@@ -113,13 +144,7 @@ class DocumentEncoder:
         ]
 
         def wait() -> Tokenized:
-            parts = [f.result() for f in futures]
-            ids = list(itertools.chain.from_iterable(p.ids for p in parts))
-            return Tokenized(
-                ids,
-                np.concatenate([p.truncated for p in parts] or [np.zeros(0, bool)]),
-                np.concatenate([p.empty for p in parts] or [np.zeros(0, bool)]),
-            )
+            return Tokenized.concat([f.result() for f in futures])
 
         return wait
 
@@ -135,9 +160,15 @@ class DocumentEncoder:
         return (kept[ends] - kept[ends - lengths]).astype(np.int32)
 
     def encode_tokens(self, tokenized: Tokenized) -> EncodedGroup:
-        """Encode tokenized documents in batches; embeddings in input order."""
+        """Encode tokenized documents in batches; embeddings in input order (a windowed
+        document's: its windows' in turn)."""
         ids = tokenized.ids
-        doclens = self.doclens(ids)
+        doclens = self.doclens(ids)  # per sequence
+        windows = tokenized.windows
+        finishes = np.ones(len(ids), dtype=np.int64)  # documents a sequence completes
+        if windows is not None:
+            finishes = np.zeros(len(ids), dtype=np.int64)
+            finishes[np.cumsum(windows) - 1] = 1
         offsets = np.concatenate([[0], np.cumsum(doclens, dtype=np.int64)])
         out = torch.empty((int(offsets[-1]), self.model.config.dim), dtype=self.storage_dtype)
         dense = None
@@ -176,7 +207,9 @@ class DocumentEncoder:
                 dest = torch.from_numpy(np.repeat(offsets[rows], n) + within)
                 out[dest] = kept
                 if self.progress is not None:
-                    self.progress(len(rows))
+                    self.progress(int(finishes[rows].sum()))
+        if windows is not None and len(windows):
+            doclens = np.add.reduceat(doclens, np.cumsum(windows) - windows).astype(np.int32)
         return EncodedGroup(
             out,
             torch.from_numpy(doclens),

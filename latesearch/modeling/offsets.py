@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from latesearch.errors import ConfigError
-from latesearch.modeling.tokenization import ColBERTTokenizer
+from latesearch.modeling.tokenization import ColBERTTokenizer, window_starts
 
 KINDS = ("special", "marker", "text", "mask")
 
@@ -21,7 +21,8 @@ class Token:
     """One scored (query) or stored (document) token: its position in the encoder's
     input, id, vocabulary entry, kind ("special": [CLS]/[SEP] and the like, "marker": [Q]
     or [D], "text": from the text, "mask": a [MASK] of query augmentation) and, for "text"
-    tokens, its character span [start, end) in the original string."""
+    tokens, its character span [start, end) in the original string; `window`: which
+    window of a document split into windows it belongs to (0 otherwise)."""
 
     position: int
     token_id: int
@@ -29,6 +30,7 @@ class Token:
     kind: str
     start: int | None = None
     end: int | None = None
+    window: int = 0
 
 
 def query_tokens(tokenizer: ColBERTTokenizer, text: str) -> list[Token]:
@@ -50,27 +52,43 @@ def query_tokens(tokenizer: ColBERTTokenizer, text: str) -> list[Token]:
     return out
 
 
-def document_tokens(tokenizer: ColBERTTokenizer, text: str) -> list[Token]:
+def document_tokens(
+    tokenizer: ColBERTTokenizer, text: str, windows: tuple[int, int, int] | None = None
+) -> list[Token]:
     """The tokens of `text` as a document whose vectors an index stores, in order (one per
     stored vector of an unpooled index): truncated at `doc_maxlen`, punctuation of the
-    skiplist left out."""
-    limit = tokenizer.config.doc_maxlen - tokenizer.frame
-    content, spans = _content(tokenizer, text, tokenizer.config.doc_maxlen, 1)
-    content, spans = content[:limit], spans[:limit]
+    skiplist left out. With `windows` (window, stride, most: `IndexConfig.windows`), the
+    tokens of each window in turn, as `document_windows_flagged` frames them."""
+    if windows is None:
+        limit = tokenizer.config.doc_maxlen - tokenizer.frame
+        content, spans = _content(tokenizer, text, tokenizer.config.doc_maxlen, 1)
+        return _framed(tokenizer, content[:limit], spans[:limit], 0)
+    window, stride, most = windows
+    reach = window + (most - 1) * stride
+    content, spans = _content(tokenizer, text, reach + tokenizer.frame, 0)
+    out: list[Token] = []
+    for w, a in enumerate(window_starts(len(content), window, stride)):
+        out += _framed(tokenizer, content[a : a + window], spans[a : a + window], w)
+    return out
+
+
+def _framed(tokenizer: ColBERTTokenizer, content: list[int], spans: list,
+            window: int) -> list[Token]:  # fmt: skip
+    """The kept tokens of one framed sequence of `content` token ids."""
     ids = tokenizer.assemble(content, tokenizer.doc_token_id)
     kept = tokenizer.pad_documents([ids]).output_mask[0].tolist()
     kinds = _frame_kinds(tokenizer, len(content))
     spans = _frame_spans(tokenizer, spans)
-    return [_token(tokenizer, p, token_id, kinds[p], spans, p)
+    return [_token(tokenizer, p, token_id, kinds[p], spans, p, window)
             for p, (token_id, keep) in enumerate(zip(ids, kept, strict=True)) if keep]  # fmt: skip
 
 
 def _token(tokenizer: ColBERTTokenizer, position: int, token_id: int, kind: str,
-           spans: list, index: int) -> Token:  # fmt: skip
+           spans: list, index: int, window: int = 0) -> Token:  # fmt: skip
     span = spans[index] if index < len(spans) else None
     name = tokenizer.hf.convert_ids_to_tokens(int(token_id))
     start, end = span if span is not None else (None, None)
-    return Token(position, int(token_id), str(name), kind, start, end)
+    return Token(position, int(token_id), str(name), kind, start, end, window)
 
 
 def _frame_kinds(tokenizer: ColBERTTokenizer, n_content: int) -> list[str]:

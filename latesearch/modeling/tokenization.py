@@ -222,6 +222,20 @@ class ColBERTTokenizer:
         ids = [self.assemble(c[:limit], self.doc_token_id) for c in content]
         return ids, [len(c) > limit for c in content], [not c for c in content]
 
+    def document_windows_flagged(
+        self, texts: list[str], window: int, stride: int, max_windows: int
+    ) -> tuple[list[list[list[int]]], list[bool], list[bool]]:
+        """Each text's overlapping windows of `window` text tokens, `stride` apart (see
+        `window_starts`), each framed as a document (``[CLS] [D] ... [SEP]``); whether the
+        text was longer than `max_windows` windows reach, and whether it has no tokens."""
+        reach = window + (max_windows - 1) * stride
+        content = self._content_ids(texts, reach + self.frame, extra=1)
+        out = []
+        for c in content:
+            starts = window_starts(min(len(c), reach), window, stride)
+            out.append([self.assemble(c[a : a + window], self.doc_token_id) for a in starts])
+        return out, [len(c) > reach for c in content], [not c for c in content]
+
     def pad_documents(self, id_lists: Sequence[Sequence[int]]) -> TokenBatch:
         """Pad documents' ids to the batch's longest; the output mask drops punctuation."""
         width = max(len(ids) for ids in id_lists)
@@ -273,3 +287,12 @@ class _TruncationGate:
                 self._active -= 1
                 if not self._active:
                     self._cond.notify_all()
+
+
+def window_starts(n_tokens: int, window: int, stride: int) -> list[int]:
+    """Where the windows of a text of `n_tokens` tokens start: every `stride` tokens, the
+    last one ending at the text's end (one window, from 0, for a text that fits one)."""
+    starts = list(range(0, max(n_tokens - window, 0) + 1, stride))
+    if starts[-1] + window < n_tokens:
+        starts.append(n_tokens - window)
+    return starts

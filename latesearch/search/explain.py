@@ -33,7 +33,8 @@ class Match:
     [CLS], [D] and the like) with `start`, `end` in that field; `similarity` (the token's
     addend to the score) and `share` (similarity / score). `merged`: how many document
     tokens the winning vector stands for (more than 1 in a pooled index; the span is its
-    first token's)."""
+    first token's). `window`: the window of a windowed document the token is in (0 in
+    others)."""
 
     query_token: str
     kind: str
@@ -47,6 +48,7 @@ class Match:
     similarity: float
     share: float
     merged: int = 1
+    window: int = 0
 
 
 @dataclass
@@ -55,13 +57,22 @@ class Explanation:
     query token). `vectors`: what the score was computed from, "full" (the stored
     uncompressed vectors) or "residual" (decompressed from centroid codes and residuals:
     the compressed index's own scores, which approximate the model's); `exact` says
-    whether these are the stored uncompressed vectors."""
+    whether these are the stored uncompressed vectors.
+
+    A document indexed in windows (`IndexConfig.window`) is scored over all its windows'
+    vectors; `window` names its best window (the one whose own MaxSim, `window_score`, is
+    highest), `window_start` and `window_end` its characters in the stored text (title
+    tokens count as from 0). None for documents not split into windows."""
 
     doc_id: str
     score: float
     vectors: str
     exact: bool
     matches: list[Match] = field(default_factory=list)
+    window: int | None = None
+    window_score: float | None = None
+    window_start: int | None = None
+    window_end: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,7 +130,8 @@ def _explain_one(store: IndexStore, doc_index: int, doc: dict[str, Any], join: s
                  tokenizer: ColBERTTokenizer, q: torch.Tensor, q_tokens: list[Token],
                  D: torch.Tensor, vectors: str) -> Explanation:  # fmt: skip
     title, text = doc["title"] or "", doc["text"]
-    d_tokens = document_tokens(tokenizer, full_text(title, text, join))
+    windows = store.manifest.config.windows
+    d_tokens = document_tokens(tokenizer, full_text(title, text, join), windows)
     members = token_spans(store, doc_index)  # per vector: the tokens it stands for
     if sum(len(m) for m in members) != len(d_tokens) or len(members) != D.shape[0]:
         raise IndexCorruptError(
@@ -139,9 +151,26 @@ def _explain_one(store: IndexStore, doc_index: int, doc: dict[str, Any], join: s
         place = _field_span(dt, title_end, offset)
         matches.append(Match(qt.token, qt.kind, qt.start, qt.end, dt.token, dt.kind, *place,
                              similarity=value, share=value / score if score else 0.0,
-                             merged=len(members[j])))  # fmt: skip
+                             merged=len(members[j]), window=dt.window))  # fmt: skip
     exact = vectors == "full"
-    return Explanation(doc["doc_id"], score, vectors, exact, matches)
+    explanation = Explanation(doc["doc_id"], score, vectors, exact, matches)
+    if windows is not None:
+        _best_window(explanation, sim, [d_tokens[int(m[0])] for m in members], offset)
+    return explanation
+
+
+def _best_window(explanation: Explanation, sim: np.ndarray, tokens: list[Token],
+                 offset: int) -> None:  # fmt: skip
+    """Name the window with the highest MaxSim of its own (`tokens`: each vector's)."""
+    of = np.array([t.window for t in tokens], dtype=np.int64)
+    scores = {int(w): float(sim[:, of == w].max(axis=1).sum(dtype=np.float64))
+              for w in np.unique(of)}  # fmt: skip
+    best = max(scores, key=lambda w: (scores[w], -w))
+    spans = [(t.start, t.end) for t in tokens if t.window == best and t.start is not None]
+    explanation.window, explanation.window_score = best, scores[best]
+    if spans:
+        explanation.window_start = max(min(s for s, _ in spans) - offset, 0)
+        explanation.window_end = max(max(e for _, e in spans) - offset, 0)
 
 
 def similarities(q: np.ndarray, D: np.ndarray, similarity: str) -> np.ndarray:

@@ -33,9 +33,12 @@ class Highlight:
 
 def highlights(explanation: Explanation, title: str, text: str, *, share: float = 0.5,
                max_tokens: int = 8) -> list[Highlight]:  # fmt: skip
-    """The merged whole-word spans of the document tokens carrying most of the score."""
+    """The merged whole-word spans of the document tokens carrying most of the score (of a
+    document indexed in windows: those in its best window)."""
     weight: dict[tuple[str, int, int], float] = defaultdict(float)
     for match in explanation.matches:
+        if explanation.window is not None and match.window != explanation.window:
+            continue
         if match.field is not None and match.end > match.start and match.similarity > 0:
             weight[(match.field, match.start, match.end)] += match.similarity
     total = sum(weight.values())
