@@ -98,7 +98,8 @@ def folder_changes(
 ) -> FolderChanges:
     """The changes that bring an index whose documents' metadata are `stored` (doc_id,
     metadata) in line with `folder`: a file is changed when its modification time or size
-    differs from what its documents recorded. The documents of new and changed files are
+    differs from what its documents recorded (documents without a `path`, `mtime` and
+    `size` are left alone). The documents of new and changed files are
     read (into memory); the ids of removed files, and those a changed file no longer
     holds, are to be deleted."""
     path = Path(folder)
@@ -109,8 +110,10 @@ def folder_changes(
     state_of: dict[str, FileState] = {}
     for doc_id, meta in stored:
         relative = meta.get("path")
-        if not isinstance(relative, str):
-            continue
+        if not isinstance(relative, str) or not all(
+            isinstance(meta.get(name), int | float) for name in ("mtime", "size")
+        ):
+            continue  # not read from a folder: left alone
         ids_of.setdefault(relative, []).append(doc_id)
         state_of[relative] = FileState(meta.get("mtime"), meta.get("size"))  # type: ignore[arg-type]
     current = folder_files(path)

@@ -85,8 +85,10 @@ def test_sync_refuses_a_file_it_cannot_read_and_changes_nothing(folder, tmp_path
 def test_update_sync_from_the_command_line(folder, tmp_path, tiny_bert_dir, capsys):
     target = tmp_path / "idx"
     argv = ["index", str(folder), str(target), "--model", str(tiny_bert_dir), "--quiet",
-            "--no-ann", "--nbits", "none", "--chunk-size", "4"]  # fmt: skip
+            "--no-ann", "--nbits", "none", "--chunk-size", "4", "--doc-maxlen", "16",
+            "--window", "8", "--window-stride", "6", "--max-windows", "3"]  # fmt: skip
     assert main(argv) == 0
+    assert Index.load(target).store.manifest.config.windows == (8, 6, 3)
     (folder / "recs.jsonl").unlink()
     capsys.readouterr()
     assert main(["update", str(target), "--sync", str(folder), "--quiet", "--json"]) == 0
@@ -95,3 +97,13 @@ def test_update_sync_from_the_command_line(folder, tmp_path, tiny_bert_dir, caps
     assert summary["deleted"] == 2 and summary["docs"] == 3
     assert main(["update", str(target), "--sync", str(tmp_path / "nowhere"), "--quiet"]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_sync_leaves_documents_not_read_from_a_folder(folder, tmp_path, tiny_colbert):
+    index = Index.build(folder, tmp_path / "idx", tiny_colbert, **FAST)
+    index.add([{"_id": "mine", "text": "added by hand", "path": "elsewhere.txt"}],
+              progress=False)  # fmt: skip
+    (folder / "cells.txt").unlink()
+    summary = index.sync(folder, progress=False)
+    assert summary.files == "0 new, 0 changed, 1 removed file(s)" and summary.deleted == 1
+    assert "mine" in stored(index) and "cells.txt" not in stored(index)
