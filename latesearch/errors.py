@@ -81,3 +81,16 @@ class MissingComponentError(LatesearchError):
 class UnknownOptionError(InputError, TypeError):
     """An option no call of its kind takes (a TypeError, as for any unexpected keyword
     argument, and an InputError naming it: a 400 over HTTP)."""
+
+
+class ServerBusyError(LatesearchError):
+    """A search server cannot take the request now (its queue is full, or the request
+    waited past its deadline): a 503; try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeadlineError(LatesearchError, TimeoutError):
+    """A request ran past its deadline before it was answered: a 504."""

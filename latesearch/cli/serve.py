@@ -1,11 +1,22 @@
-"""`latesearch serve`: answer search and rerank requests over HTTP (JSON)."""
+"""`latesearch serve`: answer search and rerank requests over HTTP (JSON).
+
+One process by default; `--workers N` starts N worker processes on one listening socket,
+each with its own model, all reading the index's memory maps through the page cache.
+Each process's OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE, set by the
+console command before torch starts, unless given) and it uses `--threads` intra-op
+threads (default: the cores divided among the workers): see docs/serving.md.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import multiprocessing
 import os
+import signal
 import sys
+import tempfile
+from typing import Any
 
 from latesearch.cli._options import add_model_options, open_index
 from latesearch.errors import InputError
@@ -13,16 +24,18 @@ from latesearch.search.modes import mode_names
 from latesearch.serving.app import INSTALL_HINT
 
 API_KEY_ENV = "LATESEARCH_API_KEY"
+WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve an index over HTTP (JSON API; needs latesearch[server])",
-        description="Answer GET /search?q=..., POST /search, POST /rerank, GET /health and, "
-        "with an API key, POST/PUT /documents and POST /documents/delete, with JSON, for "
-        "INDEX_DIR (OpenAPI at /openapi.json, docs at /docs). The query encoder is loaded "
-        "before the first request. Needs the server extra: pip install 'latesearch[server]'.",
+        description="Answer GET /search?q=..., POST /search, POST /rerank, GET /health, "
+        "GET /metrics and, with an API key, POST/PUT /documents and POST /documents/delete, "
+        "with JSON, for INDEX_DIR (OpenAPI at /openapi.json, docs at /docs). Searches are "
+        "queued, batched and answered concurrently; the query encoder is loaded before the "
+        "first request. Needs the server extra: pip install 'latesearch[server]'.",
     )
     parser.add_argument("index_dir", help="index folder (from `latesearch index`)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
@@ -31,7 +44,51 @@ def register(subparsers) -> None:
     parser.add_argument("-k", type=int, default=10, help="default results per query (10)")
     parser.add_argument("--max-k", type=int, default=1000, help="largest k a request may ask")
     parser.add_argument("--max-queries", type=int, default=256, help="queries per request")
-    parser.add_argument("--batch-size", type=int, default=64, help="queries encoded at once")
+    parser.add_argument("--batch-size", type=int, default=64,
+                        help="queries encoded at once within a request (64)")  # fmt: skip
+    load = parser.add_argument_group("load")
+    load.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes on the one port, each with its own model (1)",
+    )
+    load.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="intra-op threads per process (0: the cores / --workers)",
+    )
+    load.add_argument(
+        "--search-threads", type=int, default=1, help="threads running batches per process (1)"
+    )
+    load.add_argument(
+        "--max-batch", type=int, default=32, help="queries searched together at most (32)"
+    )
+    load.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=2.0,
+        help="how long a batch waits for more queries, in ms (2)",
+    )
+    load.add_argument(
+        "--max-queue",
+        type=int,
+        default=256,
+        help="queries waiting at most; past it: 503 with Retry-After (256)",
+    )
+    load.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        help="seconds a request may take; past it: 503 (queued) or 504 (10)",
+    )
+    load.add_argument(
+        "--max-exact-documents",
+        type=int,
+        default=100_000,
+        help="mode exact only on indexes of up to this many documents (100000)",
+    )
     parser.add_argument(
         "--api-key",
         default=os.environ.get(API_KEY_ENV),
@@ -40,29 +97,114 @@ def register(subparsers) -> None:
     )
     add_model_options(parser)
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument("--log-format", choices=("json", "text"), default="json",
+                        help="json: one JSON object a line, with request ids (default); "
+                        "text: uvicorn's")  # fmt: skip
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from latesearch.serving import RunningServer, SearchService, ServeConfig
+    from latesearch.serving import ServeConfig
+    from latesearch.serving.app import listening_socket
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"port must be 0-65535, got {args.port}", field="port")
+    if args.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {args.workers}", field="workers")
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise InputError(INSTALL_HINT)  # before the model loads
-    config = ServeConfig(default_k=args.k, default_mode=args.mode, max_k=args.max_k,
-                         max_queries=args.max_queries, batch_size=args.batch_size)  # fmt: skip
-    index = open_index(args.index_dir, args)  # an Index, or a ShardedIndex (--ray: actors)
-    service = SearchService(index, config, api_key=args.api_key)
-    service.warm_up()
+    config = ServeConfig(
+        default_k=args.k, default_mode=args.mode, max_k=args.max_k,
+        max_queries=args.max_queries, batch_size=args.batch_size, max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, request_timeout=args.timeout,
+        search_threads=args.search_threads, max_exact_documents=args.max_exact_documents,
+        torch_threads=args.threads,
+    )  # fmt: skip
     try:
-        server = RunningServer(service, args.host, args.port, quiet=args.quiet)
+        sock = listening_socket(args.host, args.port)
     except OSError as err:
         raise InputError(
             f"cannot listen on {args.host}:{args.port}: {err.strerror or err}", field="port"
         ) from None
-    writes = "writes allowed with the API key" if args.api_key else "read-only"
-    print(f"latesearch serve: {index!r} at {server.url} ({writes}; Ctrl-C stops)", flush=True)
+    if args.workers == 1:
+        return serve_here(args, config, sock, announce=True)
+    return serve_processes(args, config, sock)
+
+
+def serve_here(args: argparse.Namespace, config: Any, sock: Any, *, announce: bool) -> int:
+    """Serve on `sock` in this process until Ctrl-C or SIGTERM."""
+    import torch
+
+    from latesearch.serving import RunningServer, SearchService
+
+    torch.set_num_threads(threads_per_worker(config.torch_threads, args.workers))
+    index = open_index(args.index_dir, args)  # an Index, or a ShardedIndex (--ray: actors)
+    service = SearchService(index, config, api_key=args.api_key)
+    service.warm_up()
+    server = RunningServer(service, quiet=args.quiet, json_logs=args.log_format == "json",
+                           sock=sock)  # fmt: skip
+    if announce:
+        writes = "writes allowed with the API key" if args.api_key else "read-only"
+        print(f"latesearch serve: {index!r} at {server.url} ({writes}; Ctrl-C stops)",
+              flush=True)  # fmt: skip
     server.run()  # uvicorn stops on Ctrl-C and SIGTERM, finishing requests in flight
-    print("latesearch serve: stopped", file=sys.stderr, flush=True)
+    service.close()
+    if announce:
+        print("latesearch serve: stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def serve_processes(args: argparse.Namespace, config: Any, sock: Any) -> int:
+    """`args.workers` processes serving `sock`; their metrics summed (prometheus-client's
+    multiprocess mode); SIGTERM / Ctrl-C stop them all."""
+    from latesearch.serving.metrics import MULTIPROCESS_ENV
+
+    with tempfile.TemporaryDirectory(prefix="latesearch-metrics-") as metrics_dir:
+        os.environ.setdefault(MULTIPROCESS_ENV, metrics_dir)  # inherited by the workers
+        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: torch, OpenMP
+        workers = [
+            spawn.Process(
+                target=_worker,
+                args=(args, config, sock),
+                daemon=False,
+                name=f"latesearch-serve-{n}",
+            )
+            for n in range(args.workers)
+        ]
+        for worker in workers:
+            worker.start()
+        host, port = sock.getsockname()[:2]
+        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        writes = "writes allowed with the API key" if args.api_key else "read-only"
+        print(f"latesearch serve: {args.index_dir} at {url} ({args.workers} workers; "
+              f"{writes}; Ctrl-C stops)", flush=True)  # fmt: skip
+
+        def stop(signum: int, frame: Any) -> None:
+            for worker in workers:
+                if worker.is_alive():
+                    os.kill(worker.pid, signal.SIGTERM)
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for worker in workers:
+                worker.join()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        sock.close()
+    print("latesearch serve: stopped", file=sys.stderr, flush=True)
+    return max(abs(w.exitcode or 0) for w in workers) and 1
+
+
+def _worker(args: argparse.Namespace, config: Any, sock: Any) -> None:
+    os.environ.setdefault(WAIT_POLICY_ENV, "PASSIVE")  # before torch starts OpenMP
+    sys.exit(serve_here(args, config, sock, announce=False))
+
+
+def threads_per_worker(threads: int, workers: int) -> int:
+    """Intra-op threads of each worker: `threads`, or (0) the cores it may use divided
+    among the workers (at least 1)."""
+    if threads:
+        return threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // workers)

@@ -5,6 +5,7 @@ translate HTTP to the service's calls and back."""
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations, which
 # name the schemas imported inside create_app (the server extra is optional)
 import contextlib
+import logging
 import signal
 import socket
 import threading
@@ -13,8 +14,11 @@ from typing import Annotated, Any
 
 from latesearch import __version__
 from latesearch.errors import InputError
+from latesearch.serving import logs
 from latesearch.serving.parsing import INSTALL_HINT, input_error, url_params
 from latesearch.serving.service import Response, SearchService, no_url_params
+
+access_log = logging.getLogger(logs.ACCESS_LOGGER)
 
 __all__ = ["INSTALL_HINT", "RunningServer", "create_app"]
 
@@ -31,13 +35,14 @@ def create_app(service: SearchService) -> Any:
     from latesearch.serving import schemas as s
 
     errors: dict[int | str, dict[str, Any]] = {
-        code: {"model": s.ErrorOut} for code in (400, 401, 403, 413, 500)
+        code: {"model": s.ErrorOut} for code in (400, 401, 403, 413, 500, 503, 504)
     }
     app = FastAPI(
         title="latesearch",
         version=__version__,
         description="ColBERT late-interaction search over one index. Errors answer "
-        '`{"error": ..., "field": ...}` with a 4xx status naming the bad field.',
+        '`{"error": ..., "field": ...}` with a 4xx status naming the bad field; an '
+        "overloaded server answers 503 with Retry-After, a request past its deadline 504.",
     )
 
     def reply(response: Response) -> JSONResponse:
@@ -81,28 +86,62 @@ def create_app(service: SearchService) -> Any:
                                 {"Connection": "close"})  # fmt: skip
         return await call_next(request)
 
+    @app.middleware("http")  # added last: the outermost, it sees every answer
+    async def observe(request: Request, call_next: Any) -> Any:
+        """The request id (the client's X-Request-ID, or a new one) in the response's
+        header and the access log; requests counted by route and status."""
+        rid = logs.request_id(request.headers.get(logs.REQUEST_ID_HEADER))
+        started = time.perf_counter()
+        response = await call_next(request)
+        seconds = time.perf_counter() - started
+        response.headers[logs.REQUEST_ID_HEADER] = rid
+        route = request.scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        if service.metrics is not None and path != "/metrics":
+            service.metrics.request(path, request.method, response.status_code, seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            client = request.client.host if request.client else None
+            access_log.info("%s %s %d", request.method, request.url.path,
+                            response.status_code, extra={"fields": {
+                                "request_id": rid, "method": request.method,
+                                "path": request.url.path, "status": response.status_code,
+                                "ms": round(seconds * 1000, 2), "client": client}})  # fmt: skip
+        return response
+
     @app.get("/health", response_model=s.HealthOut, responses=errors)
     def health() -> JSONResponse:
         """The index, its size and the modes it can serve."""
         return reply(service.health())
 
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Any:
+        """Prometheus text format (see `serving.metrics`)."""
+        from fastapi.responses import Response as Raw
+
+        if service.metrics is None:
+            return JSONResponse({"error": "metrics need prometheus-client: pip install "
+                                          "'latesearch[server]'"}, 404)  # fmt: skip
+        body, content_type = service.metrics.exposition()
+        return Raw(body, media_type=content_type)
+
+    # searches are awaited, not run in a thread: the scheduler queues and batches them
     @app.get("/search", response_model=s.SearchOut, responses=errors,
              dependencies=[Depends(once_each)])  # fmt: skip
-    def search_get(params: Annotated[s.SearchQuery, Query()]) -> JSONResponse:
+    async def search_get(params: Annotated[s.SearchQuery, Query()]) -> JSONResponse:
         """Search one query given as URL parameters."""
-        return reply(service.search_url(params))
+        return reply(await service.search_url_async(params))
 
     @app.post("/search", response_model=s.SearchOut, responses=errors,
               dependencies=[Depends(body_only)])  # fmt: skip
-    def search_post(body: s.SearchBody) -> JSONResponse:
+    async def search_post(body: s.SearchBody) -> JSONResponse:
         """Search one query or a batch."""
-        return reply(service.search(body))
+        return reply(await service.search_async(body))
 
     @app.post("/rerank", response_model=s.RerankOut, responses=errors,
               dependencies=[Depends(body_only)])  # fmt: skip
-    def rerank(body: s.RerankBody) -> JSONResponse:
+    async def rerank(body: s.RerankBody) -> JSONResponse:
         """Score given document ids exactly and rank them."""
-        return reply(service.rerank(body))
+        return reply(await service.rerank_async(body))
 
     def key_of(authorization: str | None, x_api_key: str | None) -> str | None:
         if x_api_key is not None:
@@ -141,25 +180,21 @@ class RunningServer:
     SIGTERM; `start()` / `stop()` serve from a background thread (tests, benchmarks)."""
 
     def __init__(self, service: SearchService, host: str = "127.0.0.1", port: int = 8893,
-                 *, quiet: bool = False) -> None:  # fmt: skip
+                 *, quiet: bool = False, json_logs: bool = False,
+                 sock: socket.socket | None = None) -> None:  # fmt: skip
         try:
             import uvicorn
         except ImportError:
             raise InputError(INSTALL_HINT) from None
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.socket = socket.socket(family, socket.SOCK_STREAM)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # accepted connections inherit this: without it, Nagle's algorithm and the
-        # client's delayed ACK hold each response's body back ~40 ms on keep-alive
-        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            self.socket.bind((host, port))
-            self.socket.listen(2048)  # connections queue from now, before uvicorn starts
-        except OSError:
-            self.socket.close()
-            raise
+        self.socket = sock if sock is not None else listening_socket(host, port)
+        logging_options: dict[str, Any] = {"access_log": not quiet}
+        if json_logs:  # one JSON line per request, with its id, from create_app's middleware
+            logs.configure(access=not quiet)
+            logging_options = {"access_log": False, "log_config": None}
+        else:
+            logging.getLogger(logs.ACCESS_LOGGER).setLevel(logging.WARNING)
         config = uvicorn.Config(create_app(service), log_level="warning" if quiet else "info",
-                                access_log=not quiet, timeout_graceful_shutdown=5)  # fmt: skip
+                                timeout_graceful_shutdown=5, **logging_options)  # fmt: skip
         self.server = _quiet_exit_server(uvicorn)(config)
         self._thread: threading.Thread | None = None
 
@@ -192,6 +227,23 @@ class RunningServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) and listening (port 0: any free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # accepted connections inherit this: without it, Nagle's algorithm and the client's
+    # delayed ACK hold each response's body back ~40 ms on keep-alive
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)  # connections queue from now, before uvicorn starts
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _quiet_exit_server(uvicorn: Any) -> Any:
