@@ -25,21 +25,24 @@ Writes benchmarks/results/load-serve-cpu.json and .md (and a plot with the plot 
 
 from __future__ import annotations
 
-import argparse
-import http.client
-import importlib.util
-import json
 import os
-import random
-import statistics
-import subprocess
-import sys
-import tempfile
-import threading
-import time
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote_plus
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: see load_threads.py
+
+import argparse  # noqa: E402
+import http.client  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+from urllib.parse import quote_plus  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, RESULTS, write_results  # noqa: E402
@@ -47,13 +50,29 @@ from _machine import describe, machine_info  # noqa: E402
 
 STRESS = REPO / "tests" / "stress" / "load.py"
 QUERIES = [
-    "read a json file", "sort a list", "open a zip file", "parse command line options",
-    "random number", "current time", "regular expression match", "copy a file",
-    "http request", "thread pool", "compress data", "send an email", "format a date",
-    "join paths", "environment variable", "subprocess output",
-]  # fmt: skip
-FILTERS = [{"module": "json"}, {"module": {"$in": ["os", "sys", "shutil"]}},
-           {"module": {"$ne": "argparse"}}, {"$or": [{"module": "re"}, {"module": "zipfile"}]}]  # fmt: skip
+    "read a json file",
+    "sort a list",
+    "open a zip file",
+    "parse command line options",
+    "random number",
+    "current time",
+    "regular expression match",
+    "copy a file",
+    "http request",
+    "thread pool",
+    "compress data",
+    "send an email",
+    "format a date",
+    "join paths",
+    "environment variable",
+    "subprocess output",
+]
+FILTERS = [
+    {"module": "json"},
+    {"module": {"$in": ["os", "sys", "shutil"]}},
+    {"module": {"$ne": "argparse"}},
+    {"$or": [{"module": "re"}, {"module": "zipfile"}]},
+]
 
 
 def stress_module() -> Any:
@@ -96,17 +115,17 @@ def engine_throughput(folder: Path, seconds: float) -> dict[str, Any]:
     done, started, la = 0, time.perf_counter(), load_average()
     while time.perf_counter() - started < seconds:
         batch = [search_request(rng) for _ in range(32)]
-        texts = {"e2e": [], "hybrid": []}
+        texts: dict[tuple[str, str], list[str]] = {}  # (mode, filter) -> queries
         for kind, _, path, body in batch:
             if kind == "filtered":
                 data = json.loads(body)
-                index.search([data["query"]], k=10, filter=data["filter"])
+                key = ("e2e", json.dumps(data["filter"]))
+                texts.setdefault(key, []).append(data["query"])
             else:
                 q = path.split("q=")[1].split("&")[0].replace("+", " ")
-                texts[kind].append(q)
-        for mode, part in texts.items():
-            if part:
-                index.search(part, k=10, mode=mode)
+                texts.setdefault((kind, ""), []).append(q)
+        for (mode, spec), part in texts.items():
+            index.search(part, k=10, mode=mode, filter=json.loads(spec) if spec else None)
         done += 32
     elapsed = time.perf_counter() - started
     return {"queries_per_second": round(done / elapsed, 1), "load_average": [la, load_average()]}
@@ -114,10 +133,20 @@ def engine_throughput(folder: Path, seconds: float) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- server
 def start_server(folder: Path, *extra: str) -> tuple[subprocess.Popen, str, int]:
-    command = [sys.executable, "-m", "latesearch", "serve", str(folder), "--port", "0",
-               "--quiet", *extra]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "latesearch",
+        "serve",
+        str(folder),
+        "--port",
+        "0",
+        "--quiet",
+        *extra,
+    ]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     line = proc.stdout.readline()
     if " at http://" not in line:
         proc.kill()
@@ -171,7 +200,9 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in found]
 
 
-def run_clients(host: str, port: int, clients: int, seconds: float) -> dict[str, Any]:
+def run_clients(
+    host: str, port: int, clients: int, seconds: float, server_pid: int | None = None
+) -> dict[str, Any]:
     """`clients` threads sending the searches-only mix for `seconds`."""
     records: list[tuple[str, int, float]] = []
     errors: list[str] = []
@@ -202,14 +233,50 @@ def run_clients(host: str, port: int, clients: int, seconds: float) -> dict[str,
         with lock:
             records.extend(mine)
 
-    la = load_average()
+    la, cpu = load_average(), cpu_seconds(server_pid)
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     began = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return summarize(records, errors, time.monotonic() - began, clients, [la, load_average()])
+    row = summarize(records, errors, time.monotonic() - began, clients, [la, load_average()])
+    used = {k: round(v - cpu[k], 1) for k, v in cpu_seconds(server_pid).items()}
+    return {**row, "cpu_seconds": used, **batches(host, port)}
+
+
+def cpu_seconds(server_pid: int | None) -> dict[str, float]:
+    """CPU seconds used so far by the server (and its workers) and by this process."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def of(pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    server = 0.0 if server_pid is None else sum(of(p) for p in [server_pid, *children(server_pid)])
+    return {"server": server, "clients": of(os.getpid())}
+
+
+def batches(host: str, port: int) -> dict[str, Any]:
+    """The server's mean micro-batch so far (from /metrics)."""
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=30)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+    except OSError:
+        return {}
+    values = dict(
+        line.rsplit(" ", 1)
+        for line in text.splitlines()
+        if line.startswith("latesearch_batch_queries_")
+    )
+    count = float(values.get("latesearch_batch_queries_count", 0))
+    total = float(values.get("latesearch_batch_queries_sum", 0))
+    return {"mean_batch_queries": round(total / count, 1) if count else None}
 
 
 def summarize(records, errors, elapsed, clients, la) -> dict[str, Any]:
@@ -238,8 +305,11 @@ def summarize(records, errors, elapsed, clients, la) -> dict[str, Any]:
 # ---------------------------------------------------------------------- parts
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    result: dict[str, Any] = {"benchmark": "load-serve", "command": "python benchmarks/load.py "
-                              + " ".join(argv if argv is not None else sys.argv[1:])}  # fmt: skip
+    result: dict[str, Any] = {
+        "benchmark": "load-serve",
+        "command": "python benchmarks/load.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.index) if args.index else stress_module().build_demo(Path(tmp) / "d")
         before = engine_throughput(folder, args.engine_seconds)
@@ -249,10 +319,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             try:
                 if "searches" in args.parts:
                     run_clients(host, port, args.clients, min(10.0, args.seconds))  # warm-up
-                    result["searches"] = run_clients(host, port, args.clients, args.seconds)
+                    result["searches"] = run_clients(
+                        host, port, args.clients, args.seconds, proc.pid
+                    )
                 if "overload" in args.parts:
                     rss = rss_mib(proc.pid)
-                    over = run_clients(host, port, args.overload_clients, args.seconds)
+                    over = run_clients(host, port, args.overload_clients, args.seconds, proc.pid)
                     over.update(rss_mib_before=rss, rss_mib_after=rss_mib(proc.pid))
                     result["overload"] = over
             finally:
@@ -283,8 +355,10 @@ def sweep(folder: Path, args: argparse.Namespace, flags: list[str]) -> list[dict
     for workers in args.sweep_workers:
         proc, host, port = start_server(folder, *flags, f"--workers={workers}")
         try:
-            for clients in args.sweep_clients if workers == args.workers else [max(args.sweep_clients)]:
-                row = run_clients(host, port, clients, args.sweep_seconds)
+            for clients in (
+                args.sweep_clients if workers == args.workers else [max(args.sweep_clients)]
+            ):
+                row = run_clients(host, port, clients, args.sweep_seconds, proc.pid)
                 rows.append({"workers": workers, **row})
         finally:
             stop_server(proc)
@@ -308,8 +382,9 @@ def full_mix(folder: Path, args: argparse.Namespace, flags: list[str]) -> dict[s
     finally:
         stop_server(proc)
         subprocess.run(["rm", "-rf", str(work)], check=False)
-    options = argparse.Namespace(clients=args.clients, seconds=args.seconds,
-                                 warm_up=min(10.0, args.seconds))  # fmt: skip
+    options = argparse.Namespace(
+        clients=args.clients, seconds=args.seconds, warm_up=min(10.0, args.seconds)
+    )
     summary = stress.summarize(run, options, rss_warm, rss_end)
     summary["load_average_end"] = load_average()
     return summary
@@ -327,57 +402,81 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sweep-clients", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     p.add_argument("--sweep-workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--sweep-seconds", type=float, default=10.0)
-    p.add_argument("--server-args", nargs=argparse.REMAINDER, default=[],
-                   help="more `latesearch serve` flags (last)")  # fmt: skip
+    p.add_argument(
+        "--server-args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="more `latesearch serve` flags (last)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
 
 
 def markdown(r: dict[str, Any]) -> str:
-    lines = [f"# `latesearch serve` under load ({describe(r['machine'])})", "",
-             f"Command: `{r['command']}`; server flags {r['server_flags']}. Demo collection "
-             "(409 docs), default model; clients are threads of the benchmark process on the "
-             "same machine (they compete with the server for its cores). Load average (1 min) "
-             "at the start and end of each part.", ""]  # fmt: skip
+    lines = [
+        f"# `latesearch serve` under load ({describe(r['machine'])})",
+        "",
+        f"Command: `{r['command']}`; server flags {r['server_flags']}. Demo collection "
+        "(409 docs), default model; clients are threads of the benchmark process on the "
+        "same machine (they compete with the server for its cores). Load average (1 min) "
+        "at the start and end of each part.",
+        "",
+    ]
     e = r["engine"]
-    lines.append(f"- engine alone (Index.search, batches of 32 of the searches mix): "
-                 f"{e['queries_per_second']} queries/s (before {e['before']['queries_per_second']},"
-                 f" after {e['after']['queries_per_second']}; load {e['before']['load_average']}"
-                 f" / {e['after']['load_average']})")  # fmt: skip
+    lines.append(
+        f"- engine alone (Index.search, batches of 32 of the searches mix): "
+        f"{e['queries_per_second']} queries/s (before {e['before']['queries_per_second']},"
+        f" after {e['after']['queries_per_second']}; load {e['before']['load_average']}"
+        f" / {e['after']['load_average']})"
+    )
     if "searches" in r:
         s = r["searches"]
-        lines.append(f"- searches only, {s['clients']} clients, {s['seconds']} s: "
-                     f"{s['answered_per_second']} answered/s = **{s['fraction_of_engine']}x the "
-                     f"engine**; p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; statuses "
-                     f"{s['statuses']}; connection errors {s['connection_errors']}; load "
-                     f"{s['load_average']}")  # fmt: skip
+        lines.append(
+            f"- searches only, {s['clients']} clients, {s['seconds']} s: "
+            f"{s['answered_per_second']} answered/s = **{s['fraction_of_engine']}x the "
+            f"engine**; p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; statuses "
+            f"{s['statuses']}; connection errors {s['connection_errors']}; load "
+            f"{s['load_average']}; CPU s {s['cpu_seconds']}; mean batch "
+            f"{s.get('mean_batch_queries')} queries"
+        )
     if "overload" in r:
         o = r["overload"]
-        lines.append(f"- overload, {o['clients']} clients, {o['seconds']} s: {o['statuses']}; "
-                     f"{o['answered_per_second']} answered/s; admitted p50 {o['p50_ms']} ms, p99 "
-                     f"{o['p99_ms']} ms, max {o['max_ms']} ms; connection errors "
-                     f"{o['connection_errors']}; RSS {o['rss_mib_before']} -> "
-                     f"{o['rss_mib_after']} MiB; load {o['load_average']}")  # fmt: skip
+        lines.append(
+            f"- overload, {o['clients']} clients, {o['seconds']} s: {o['statuses']}; "
+            f"{o['answered_per_second']} answered/s; admitted p50 {o['p50_ms']} ms, p99 "
+            f"{o['p99_ms']} ms, max {o['max_ms']} ms; connection errors "
+            f"{o['connection_errors']}; RSS {o['rss_mib_before']} -> "
+            f"{o['rss_mib_after']} MiB; load {o['load_average']}"
+        )
     if "mix" in r:
         m = r["mix"]
-        lines.append(f"- full mix with an update at {m['update'].get('at_seconds')} s (exit "
-                     f"{m['update'].get('returncode')}), {m['clients']} clients: "
-                     f"{m['requests_per_second']} requests/s; 5xx {m['server_errors_5xx']}; "
-                     f"connection errors {m['connection_errors']}; bad requests 4xx "
-                     f"{m['bad_requests_answered_4xx']} of {m['bad_requests']}; good not 200 "
-                     f"{m['good_requests_not_200']}; RSS {m['rss_mib_after_warm_up']} -> "
-                     f"{m['rss_mib_at_end']} MiB ({m['rss_growth']:+.1%}); load at the end "
-                     f"{m['load_average_end']}")  # fmt: skip
+        lines.append(
+            f"- full mix with an update at {m['update'].get('at_seconds')} s (exit "
+            f"{m['update'].get('returncode')}), {m['clients']} clients: "
+            f"{m['requests_per_second']} requests/s; 5xx {m['server_errors_5xx']}; "
+            f"connection errors {m['connection_errors']}; bad requests 4xx "
+            f"{m['bad_requests_answered_4xx']} of {m['bad_requests']}; good not 200 "
+            f"{m['good_requests_not_200']}; RSS {m['rss_mib_after_warm_up']} -> "
+            f"{m['rss_mib_at_end']} MiB ({m['rss_growth']:+.1%}); load at the end "
+            f"{m['load_average_end']}"
+        )
         lines += ["", "| mix request | count | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
         for kind, k in m["kinds"].items():
             lines.append(f"| {kind} | {k['requests']:,} | {k['p50_ms']} | {k['p99_ms']} |")
     if "clients" in r:
-        lines += ["", "| workers | clients | answered/s | p50 ms | p99 ms | statuses | load |",
-                  "|---:|---:|---:|---:|---:|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "| workers | clients | answered/s | p50 ms | p99 ms | statuses | CPU s "
+            "server / clients | load |",
+            "|---:|---:|---:|---:|---:|---|---|---|",
+        ]
         for row in r["clients"]:
-            lines.append(f"| {row['workers']} | {row['clients']} | {row['answered_per_second']} "
-                         f"| {row['p50_ms']} | {row['p99_ms']} | {row['statuses']} | "
-                         f"{row['load_average']} |")  # fmt: skip
+            cpu = row["cpu_seconds"]
+            lines.append(
+                f"| {row['workers']} | {row['clients']} | {row['answered_per_second']} "
+                f"| {row['p50_ms']} | {row['p99_ms']} | {row['statuses']} | "
+                f"{cpu['server']} / {cpu['clients']} | {row['load_average']} |"
+            )
     lines += ["", "Regenerate with: `python benchmarks/load.py` (see its --help)."]
     return "\n".join(lines) + "\n"
 
@@ -395,8 +494,9 @@ def plot(r: dict[str, Any], out: Path) -> None:
         return
     rows = [row for row in r["clients"] if row["workers"] == r["clients"][0]["workers"]]
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot([x["clients"] for x in rows], [x["answered_per_second"] for x in rows], "o-",
-            label="server")  # fmt: skip
+    ax.plot(
+        [x["clients"] for x in rows], [x["answered_per_second"] for x in rows], "o-", label="server"
+    )
     ax.axhline(r["engine"]["queries_per_second"], color="grey", ls="--", label="engine, batch 32")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("concurrent clients")

@@ -22,6 +22,7 @@ from latesearch.cli._options import add_model_options, open_index
 from latesearch.errors import InputError
 from latesearch.search.modes import mode_names
 from latesearch.serving.app import INSTALL_HINT
+from latesearch.serving.config import ServeConfig
 
 API_KEY_ENV = "LATESEARCH_API_KEY"
 WAIT_POLICY_ENV = "OMP_WAIT_POLICY"
@@ -46,7 +47,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-queries", type=int, default=256, help="queries per request")
     parser.add_argument("--batch-size", type=int, default=64,
                         help="queries encoded at once within a request (64)")  # fmt: skip
-    load = parser.add_argument_group("load")
+    load = parser.add_argument_group("load (see docs/serving.md)")
+    d = ServeConfig  # the defaults are the config's
     load.add_argument(
         "--workers",
         type=int,
@@ -56,38 +58,44 @@ def register(subparsers) -> None:
     load.add_argument(
         "--threads",
         type=int,
-        default=0,
+        default=d.torch_threads,
         help="intra-op threads per process (0: the cores / --workers)",
     )
     load.add_argument(
-        "--search-threads", type=int, default=1, help="threads running batches per process (1)"
+        "--search-threads",
+        type=int,
+        default=d.search_threads,
+        help=f"threads running batches per process ({d.search_threads})",
     )
     load.add_argument(
-        "--max-batch", type=int, default=32, help="queries searched together at most (32)"
+        "--max-batch",
+        type=int,
+        default=d.max_batch,
+        help=f"queries searched together at most ({d.max_batch})",
     )
     load.add_argument(
         "--max-wait-ms",
         type=float,
-        default=2.0,
-        help="how long a batch waits for more queries, in ms (2)",
+        default=d.max_wait_ms,
+        help=f"how long a batch waits for more queries, ms ({d.max_wait_ms:g})",
     )
     load.add_argument(
         "--max-queue",
         type=int,
-        default=256,
-        help="queries waiting at most; past it: 503 with Retry-After (256)",
+        default=d.max_queue,
+        help=f"queries waiting at most; past it: 503 + Retry-After ({d.max_queue})",
     )
     load.add_argument(
         "--timeout",
         type=float,
-        default=10.0,
-        help="seconds a request may take; past it: 503 (queued) or 504 (10)",
+        default=d.request_timeout,
+        help=f"seconds a search may take; past it: 503 (queued) or 504 ({d.request_timeout:g})",
     )
     load.add_argument(
         "--max-exact-documents",
         type=int,
-        default=100_000,
-        help="mode exact only on indexes of up to this many documents (100000)",
+        default=d.max_exact_documents,
+        help=f"mode exact only up to this many documents ({d.max_exact_documents})",
     )
     parser.add_argument(
         "--api-key",
@@ -104,13 +112,15 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from latesearch.serving import ServeConfig
     from latesearch.serving.app import listening_socket
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"port must be 0-65535, got {args.port}", field="port")
     if args.workers < 1:
         raise InputError(f"--workers must be >= 1, got {args.workers}", field="workers")
+    if args.workers > 1 and args.ray:
+        raise InputError("--ray serves from one process (its shards are Ray actors); "
+                         "give --workers 1", field="workers")  # fmt: skip
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise InputError(INSTALL_HINT)  # before the model loads
     config = ServeConfig(
@@ -120,25 +130,31 @@ def run(args: argparse.Namespace) -> int:
         search_threads=args.search_threads, max_exact_documents=args.max_exact_documents,
         torch_threads=args.threads,
     )  # fmt: skip
+    index = open_index(args.index_dir, args)  # a bad folder fails here, before binding
     try:
         sock = listening_socket(args.host, args.port)
     except OSError as err:
         raise InputError(
             f"cannot listen on {args.host}:{args.port}: {err.strerror or err}", field="port"
         ) from None
-    if args.workers == 1:
-        return serve_here(args, config, sock, announce=True)
-    return serve_processes(args, config, sock)
+    with sock:
+        if args.workers == 1:
+            return serve_here(args, config, sock, index)
+        del index  # each worker opens its own
+        return serve_processes(args, config, sock)
 
 
-def serve_here(args: argparse.Namespace, config: Any, sock: Any, *, announce: bool) -> int:
-    """Serve on `sock` in this process until Ctrl-C or SIGTERM."""
+def serve_here(args: argparse.Namespace, config: Any, sock: Any, index: Any = None) -> int:
+    """Serve `index` (None: open it, in a worker process) on `sock` until Ctrl-C or
+    SIGTERM."""
     import torch
 
     from latesearch.serving import RunningServer, SearchService
 
     torch.set_num_threads(threads_per_worker(config.torch_threads, args.workers))
-    index = open_index(args.index_dir, args)  # an Index, or a ShardedIndex (--ray: actors)
+    announce = index is not None  # the one process; workers are announced by their parent
+    if index is None:
+        index = open_index(args.index_dir, args)  # an Index, or a ShardedIndex (--ray)
     service = SearchService(index, config, api_key=args.api_key)
     service.warm_up()
     server = RunningServer(service, quiet=args.quiet, json_logs=args.log_format == "json",
@@ -191,14 +207,19 @@ def serve_processes(args: argparse.Namespace, config: Any, sock: Any) -> int:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-        sock.close()
+    failed = [w.name for w in workers if w.exitcode]
+    if failed:
+        print(f"latesearch serve: {', '.join(failed)} failed", file=sys.stderr, flush=True)
+        return 1
     print("latesearch serve: stopped", file=sys.stderr, flush=True)
-    return max(abs(w.exitcode or 0) for w in workers) and 1
+    return 0
 
 
 def _worker(args: argparse.Namespace, config: Any, sock: Any) -> None:
     os.environ.setdefault(WAIT_POLICY_ENV, "PASSIVE")  # before torch starts OpenMP
-    sys.exit(serve_here(args, config, sock, announce=False))
+    for stop in (signal.SIGINT, signal.SIGTERM):  # stopped while loading: a clean exit too
+        signal.signal(stop, lambda signum, frame: sys.exit(0))
+    sys.exit(serve_here(args, config, sock))
 
 
 def threads_per_worker(threads: int, workers: int) -> int:

@@ -46,7 +46,7 @@ class ServeConfig(JsonConfig):
     batch_size: int = 64
     max_batch: int = 32
     max_wait_ms: float = 2.0
-    max_queue: int = 256
+    max_queue: int = 128
     request_timeout: float = 10.0
     search_threads: int = 1
     max_exact_documents: int = 100_000
