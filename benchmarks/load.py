@@ -13,7 +13,8 @@ keep-alive connection each, sending requests back to back):
   `latesearch update --delete` in the middle: 5xx, connection errors, 4xx, RSS growth;
 - overload: `--overload-clients` clients, searches only: what is shed (503) and the
   latency of what is admitted, RSS;
-- clients: requests/s and p50 against 1, 2, 4, ... clients, and against `--workers`.
+- clients: requests/s and p50 against 1, 2, 4, ... clients for each `--sweep-workers`
+  count, the servers measured in turn at each count.
 
 The load average (1 min) is read at the start and end of each part: the machine is
 shared and the numbers move with it.
@@ -313,9 +314,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.index) if args.index else stress_module().build_demo(Path(tmp) / "d")
         before = engine_throughput(folder, args.engine_seconds)
-        server_flags = [f"--workers={args.workers}", *args.server_args]
+        server_flags = list(args.server_args)
         if "searches" in args.parts or "overload" in args.parts:
-            proc, host, port = start_server(folder, *server_flags)
+            proc, host, port = start_server(folder, *server_flags, f"--workers={args.workers}")
             try:
                 if "searches" in args.parts:
                     run_clients(host, port, args.clients, min(10.0, args.seconds))  # warm-up
@@ -349,20 +350,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def sweep(folder: Path, args: argparse.Namespace, flags: list[str]) -> list[dict[str, Any]]:
-    """Requests/s against clients (one server) and against --workers (at the most
-    clients)."""
-    rows = []
-    for workers in args.sweep_workers:
-        proc, host, port = start_server(folder, *flags, f"--workers={workers}")
-        try:
-            for clients in (
-                args.sweep_clients if workers == args.workers else [max(args.sweep_clients)]
-            ):
+    """Requests/s against clients for each --workers count: the servers run side by side
+    (an idle one costs nothing) and are measured in turn at each client count, so that
+    the machine's other work affects them alike."""
+    servers = {}
+    try:
+        for workers in args.sweep_workers:
+            servers[workers] = start_server(folder, *flags, f"--workers={workers}")
+        rows = []
+        for clients in args.sweep_clients:
+            for workers, (proc, host, port) in servers.items():
                 row = run_clients(host, port, clients, args.sweep_seconds, proc.pid)
                 rows.append({"workers": workers, **row})
-        finally:
+        return rows
+    finally:
+        for proc, _, _ in servers.values():
             stop_server(proc)
-    return rows
 
 
 def full_mix(folder: Path, args: argparse.Namespace, flags: list[str]) -> dict[str, Any]:
@@ -371,7 +374,7 @@ def full_mix(folder: Path, args: argparse.Namespace, flags: list[str]) -> dict[s
     work = Path(tempfile.mkdtemp())
     copy = work / "index"
     subprocess.run(["cp", "-r", str(folder), str(copy)], check=True)
-    proc, host, port = start_server(copy, *flags)
+    proc, host, port = start_server(copy, *flags, f"--workers={args.workers}")
     try:
         options = argparse.Namespace(clients=args.clients)
         stress.load(host, port, copy, options, min(10.0, args.seconds), update=False)
@@ -401,7 +404,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="the server's --workers (1)")
     p.add_argument("--sweep-clients", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     p.add_argument("--sweep-workers", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--sweep-seconds", type=float, default=10.0)
+    p.add_argument("--sweep-seconds", type=float, default=8.0)
     p.add_argument(
         "--server-args",
         nargs=argparse.REMAINDER,
@@ -492,11 +495,11 @@ def plot(r: dict[str, Any], out: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    rows = [row for row in r["clients"] if row["workers"] == r["clients"][0]["workers"]]
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(
-        [x["clients"] for x in rows], [x["answered_per_second"] for x in rows], "o-", label="server"
-    )
+    for workers in sorted({row["workers"] for row in r["clients"]}):
+        rows = [row for row in r["clients"] if row["workers"] == workers]
+        xs, ys = [x["clients"] for x in rows], [x["answered_per_second"] for x in rows]
+        ax.plot(xs, ys, "o-", label=f"server, --workers {workers}")
     ax.axhline(r["engine"]["queries_per_second"], color="grey", ls="--", label="engine, batch 32")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("concurrent clients")

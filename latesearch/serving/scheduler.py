@@ -7,10 +7,11 @@ batch on one version of the index: every query of a token-encoding mode is encod
 one pass, and the requests that ask the same thing (same mode, k, filter, options) are
 searched in one call; each request still gets the answer it would get alone.
 
-Past `max_queue` queued queries a request is refused at once (`ServerBusyError`, a 503
-with Retry-After). A request whose deadline passes while it waits is taken out of the
-queue (`ServerBusyError`); one that is running gets `DeadlineError` (504), and its
-worker finishes the batch.
+Past `max_queue` queued queries, or when the queries queued would take longer than the
+deadline at the lane's recent rate, a request is refused at once (`ServerBusyError`, a 503
+with Retry-After): what is admitted waits a bounded time. A request whose deadline
+passes while it waits is taken out of the queue (`ServerBusyError`); one that is running
+gets `DeadlineError` (504), and its worker finishes the batch.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 EXACT_LANE = "exact"
 MAIN_LANE = "main"
+IDLE_SECONDS = 60.0  # a worker thread with nothing to do for this long ends
 Run = Callable[[Any, Any], Any]  # (index, encoded queries or None) -> result
 
 
@@ -60,14 +62,14 @@ class Lane:
         self.name, self.scheduler, self.threads = name, scheduler, threads
         self.jobs: deque[Job] = deque()
         self.queued = 0  # queries
+        self.rate = 0.0  # queries per second its workers answer, smoothed
         self.cond = threading.Condition()
         self._workers: list[threading.Thread] = []
         self.closed = False
 
     def put(self, job: Job) -> None:
         with self.cond:
-            if not self._workers:
-                self._start()
+            self._start()
             self.jobs.append(job)
             self.queued += len(job.texts)
             self.cond.notify()
@@ -88,7 +90,9 @@ class Lane:
         s = self.scheduler
         with self.cond:
             while not self.jobs and not self.closed:
-                self.cond.wait()
+                if not self.cond.wait(IDLE_SECONDS) and not self.jobs:  # idle: this one ends
+                    self._workers.remove(threading.current_thread())
+                    return None
             if self.closed:
                 return None
             batch, size = [], 0
@@ -108,11 +112,12 @@ class Lane:
         with self.cond:
             self.closed = True
             self.cond.notify_all()
-        for worker in self._workers:
+        for worker in list(self._workers):
             worker.join(timeout=30)
 
     def _start(self) -> None:
-        for n in range(self.threads):
+        """Worker threads up to `threads` (call with `cond` held)."""
+        for n in range(len(self._workers), self.threads):
             worker = threading.Thread(target=self._work, name=f"latesearch-{self.name}-{n}",
                                       daemon=True)  # fmt: skip
             worker.start()
@@ -126,8 +131,8 @@ class Lane:
                 if job.future.done():
                     continue
                 if now > job.deadline:
-                    job.future.set_exception(self.scheduler.busy("waited in the queue past its "
-                                                                 "deadline"))  # fmt: skip
+                    busy = self.scheduler.busy("it waited in the queue past its deadline", self)
+                    job.future.set_exception(busy)
                 else:
                     job.started_at = now
                     live.append(job)
@@ -159,7 +164,6 @@ class Scheduler:
         self.observe = observe
         self.lanes = {MAIN_LANE: Lane(MAIN_LANE, self, threads),
                       EXACT_LANE: Lane(EXACT_LANE, self, 1)}  # fmt: skip
-        self._rate = 0.0  # queries per second answered, smoothed (for Retry-After)
         self._admit = threading.Lock()
 
     @property
@@ -180,13 +184,17 @@ class Scheduler:
             queued = self.queued
             if queued and queued + len(job.texts) > self.max_queue:
                 raise self.busy(f"the queue is full ({queued} queries waiting; the limit is "
-                                f"{self.max_queue})")  # fmt: skip
+                                f"{self.max_queue})", lane)  # fmt: skip
+            wait = lane.queued / lane.rate if lane.rate else 0.0
+            if wait > self.timeout:  # it could only time out
+                raise self.busy(f"the queries waiting would take {wait:.1f} s, past the "
+                                f"{self.timeout:g} s deadline", lane)  # fmt: skip
             lane.put(job)
         return job
 
-    def busy(self, why: str) -> ServerBusyError:
-        rate = self._rate or 1.0
-        retry = max(1, math.ceil(self.queued / rate))
+    def busy(self, why: str, lane: Lane) -> ServerBusyError:
+        """A 503 saying `why`; Retry-After: the time `lane`'s queue takes at its rate."""
+        retry = max(1, math.ceil(lane.queued / (lane.rate or 1.0)))
         return ServerBusyError(f"the server is busy: {why}; retry in {retry} s",
                                retry_after=retry)  # fmt: skip
 
@@ -206,8 +214,9 @@ class Scheduler:
     def _expired(self, job: Job) -> Any:
         if job.future.done():
             return job.future.result()
-        if self.lanes[job.lane].withdraw(job):
-            raise self.busy(f"the request waited {self.timeout:g} s in the queue")
+        lane = self.lanes[job.lane]
+        if lane.withdraw(job):
+            raise self.busy(f"the request waited {self.timeout:g} s in the queue", lane)
         raise DeadlineError(f"the request was not answered within {self.timeout:g} s; "
                             "ask for less (a smaller k, fewer queries) or retry later")  # fmt: skip
 
@@ -235,8 +244,9 @@ class Scheduler:
             if not isinstance(err, Exception):
                 raise
         seconds = time.perf_counter() - started
-        rate = size / max(seconds, 1e-6)
-        self._rate = rate if not self._rate else 0.8 * self._rate + 0.2 * rate
+        lane = self.lanes[jobs[0].lane]
+        rate = size / max(seconds, 1e-6) * lane.threads  # its workers run side by side
+        lane.rate = rate if not lane.rate else 0.8 * lane.rate + 0.2 * rate
 
     def _run_on(self, index: Any, jobs: list[Job]) -> None:
         encoded, encode_s = self._encode(index, [job for job in jobs if job.encodes])
@@ -303,7 +313,8 @@ class Scheduler:
         for job in group:
 
             def alone(job: Job = job) -> Any:
-                found = index.search(job.texts, request=job.request, encoded=encoded.get(job))
+                shared = {"encoded": encoded[job]} if job in encoded else {}
+                found = index.search(job.texts, request=job.request, **shared)
                 return found, _timings(index)
 
             self._settle(job, alone, extra)

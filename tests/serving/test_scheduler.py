@@ -188,3 +188,20 @@ def test_timings_say_how_the_request_ran(index):
     timings = body["timings"]
     assert timings["n_queries"] == 2 and timings["batch_queries"] >= 2
     assert timings["queued"] >= 0
+
+
+def test_work_that_could_only_time_out_is_refused_at_once():
+    scheduler = Scheduler(lambda: object(), timeout=1.0)
+    release = threading.Event()
+    try:
+        held = blocker(scheduler, release)
+        while held.started_at is None:
+            time.sleep(0.01)
+        scheduler.lanes["main"].rate = 2.0  # queries per second, as if measured
+        scheduler.submit(scheduler.job(["a", "b", "c"], run=lambda ix, enc: ("ok", {})))  # 1.5 s
+        with pytest.raises(ServerBusyError, match="past the 1 s deadline") as refused:
+            scheduler.submit(scheduler.job(["c"], run=lambda ix, enc: ("ok", {})))
+        assert refused.value.retry_after == 2
+    finally:
+        release.set()
+        scheduler.close()
