@@ -11,6 +11,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "AsyncClient": "latesearch.client",
+    "Client": "latesearch.client",
     "ColBERT": "latesearch.modeling",
     "ColBERTConfig": "latesearch.modeling",
     "Index": "latesearch.index",

@@ -83,14 +83,37 @@ class UnknownOptionError(InputError, TypeError):
     argument, and an InputError naming it: a 400 over HTTP)."""
 
 
-class ServerBusyError(LatesearchError):
+class ServerError(LatesearchError):
+    """A search server answered with an error that is not the request's fault (a 5xx), or
+    did not answer at all (`status` None); `retry_after`: the seconds it asked a client to
+    wait (Retry-After), where it said."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:  # fmt: skip
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
+class AuthError(ServerError, PermissionError):
+    """A search server refused the request's credentials: 401 (no API key, or a wrong one)
+    or 403 (the server takes no writes)."""
+
+
+class RateLimitError(ServerError):
+    """A search server's rate limit refused the request (429): retry after `retry_after`
+    seconds."""
+
+
+class ServerBusyError(ServerError):
     """A search server cannot take the request now (its queue is full, or the request
     waited past its deadline): a 503; try again after `retry_after` seconds."""
 
-    def __init__(self, message: str, *, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    def __init__(self, message: str, *, retry_after: float | None = 1) -> None:
+        super().__init__(message, status=503, retry_after=retry_after)
 
 
-class DeadlineError(LatesearchError, TimeoutError):
-    """A request ran past its deadline before it was answered: a 504."""
+class DeadlineError(ServerError, TimeoutError):
+    """A request ran past its deadline on the server before it was answered: a 504."""
+
+    def __init__(self, message: str, *, status: int | None = 504) -> None:
+        super().__init__(message, status=status)

@@ -27,6 +27,7 @@ from latesearch.indexing import (
     UpdateSummary,
     VerifyReport,
     build_index,
+    hub,
     update_index,
 )
 from latesearch.indexing.components import (
@@ -39,6 +40,7 @@ from latesearch.indexing.components import (
     present_components,
     updaters,
 )
+from latesearch.indexing.filters import compile_filter
 from latesearch.modeling import ColBERT
 from latesearch.modeling.onnx import attach_onnx, check_backend
 from latesearch.search.models import ModelMismatchError, load_index_model
@@ -167,6 +169,45 @@ class Index:
                    backend=backend, onnx_precision=onnx_precision,
                    onnx_threads=onnx_threads)  # fmt: skip
 
+    # ------------------------------------------------------------------ the hub
+    def push_to_hub(self, repo_id: str, **options: Any) -> str:
+        """Upload the index (verified first: every checksum) with its hub manifest and a
+        generated card to a Hugging Face Hub dataset repository; the commit's URL.
+        `options`: `model_repo`, `model_revision` (where the query model is published,
+        when it is neither the default nor a hub checkpoint), `evaluation` (a mapping of
+        measures for the card), `collection` (its name), `private`, `revision`,
+        `commit_message`, `repo_type`, `token`, `api` (see `latesearch.indexing.hub.push`).
+        Running it again after an interruption resumes the upload."""
+        return hub.push(self.folder, repo_id, **options)
+
+    @classmethod
+    def from_hub(
+        cls,
+        repo_id: str,
+        *,
+        revision: str | None = None,
+        folder: str | os.PathLike | None = None,
+        repo_type: str = hub.REPO_TYPE,
+        verify: bool = False,
+        token: str | None = None,
+        api: Any = None,
+        **load_options: Any,
+    ) -> Index:
+        """A prebuilt index from the Hugging Face Hub, at `revision` (a branch, tag or
+        commit; None: the default branch): downloaded into `folder` (default: a cache
+        folder per commit, `hub.cached_folder`) and verified before it is used (every
+        file's hash, the index's checksums, the model's fingerprint); an interrupted
+        download resumes. A copy already pulled is reused (its sizes checked; `verify`
+        re-hashes it). `load_options` are `Index.load`'s."""
+        target = hub.fetch(repo_id, revision=revision, folder=folder, repo_type=repo_type,
+                           token=token, api=api)  # fmt: skip
+        index = cls.load(target, **load_options)
+        if verify:
+            index.verify()
+        if load_options.get("check_model", True):
+            _ = index.model  # the model's fingerprint checked now, not at the first query
+        return index
+
     def reloaded(self) -> Index:
         """A new `Index` on the version of the folder on disk now (after an update published
         by another object or process), sharing this one's model; this one is unchanged and
@@ -196,9 +237,17 @@ class Index:
         `replace`. Atomic: after a crash or Ctrl-C the index is as it was."""
         return self.update(add=collection, replace=replace, progress=progress)
 
-    def delete(self, doc_ids: str | list[str], *, missing: str = "raise") -> UpdateSummary:
+    def delete(self, doc_ids: str | list[str] | None = None, *, filter: Any = None,  # noqa: A002
+               missing: str = "raise") -> UpdateSummary:  # fmt: skip
         """Remove documents by id (an unknown id raises `UnknownDocumentError` unless
-        missing="skip"; the summary's `unknown` lists them). Atomic, like `add`."""
+        missing="skip"; the summary's `unknown` lists them), or every document whose
+        metadata match `filter` (the search filter language, e.g. `{"year": {"$lt":
+        2000}}`; a bad filter is an InputError naming its field, before anything changes;
+        one matching nothing changes nothing). Atomic, like `add`."""
+        if (doc_ids is None) == (filter is None):
+            raise InputError("give either ids to delete or a filter", field="doc_ids")
+        if filter is not None:
+            return self.update(delete_filter=compile_filter(filter))
         return self.update(delete=doc_ids, missing=missing)
 
     def update(
@@ -209,12 +258,18 @@ class Index:
         replace: bool = False,
         missing: str = "raise",
         progress: bool = True,
+        delete_filter: Any = None,
+        max_docs: int | None = None,
     ) -> UpdateSummary:
-        """Delete `delete` and add `add` in one atomic step (see `add` and `delete`)."""
+        """Delete `delete` (and the documents matching `delete_filter`) and add `add` in
+        one atomic step (see `add` and `delete`); the index may hold at most `max_docs`
+        documents after it (and at most its `IndexConfig.max_docs`)."""
         store, summary = update_index(
             self.folder,
             add=add,
             delete=delete,
+            delete_filter=None if delete_filter is None else compile_filter(delete_filter),
+            max_docs=max_docs,
             model=self.model if add is not None else None,
             replace=replace,
             missing=missing,

@@ -31,6 +31,8 @@ ALLOWED = {
     "index": BASE | {"scoring", "modeling", "data", "compressed", "indexing", "search"},
     "sharding": BASE | {"data", "compressed", "indexing", "modeling", "search", "index"},
     "serving": BASE | {"__init__", "data", "compressed", "indexing", "search", "index"},
+    "client": BASE | {"data", "search"},
+    "integrations": BASE | {"client", "indexing", "search"},
     "cli": None,  # the top: anything
     "__main__": {"cli"},
     "__init__": set(),  # re-exports by name only (import_module), checked below

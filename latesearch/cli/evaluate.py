@@ -16,6 +16,7 @@ from latesearch.cli._options import (
     search_request,
 )
 from latesearch.errors import InputError
+from latesearch.evaluation.presets import PRESETS
 from latesearch.search.modes import mode_names
 
 MODES = (*mode_names(), "bm25")  # and BM25 alone (no model)
@@ -29,6 +30,7 @@ examples:
   latesearch evaluate INDEX --queries ../shared/data/scifact \\
       --exclude-train-qrels ../shared/data/scifact/qrels/train.tsv      # SciFact-novel
   latesearch evaluate --run run.trec --qrels qrels.txt
+  latesearch evaluate --preset nanobeir --sets ../nanobeir --model MODEL    # per set + mean
 
 --queries is a query file (qid<TAB>text TSV, BEIR queries.jsonl, TREC topics) or a BEIR
 folder (queries.jsonl + qrels/<split>.tsv; --qrels then optional). --qrels reads TREC
@@ -36,6 +38,11 @@ folder (queries.jsonl + qrels/<split>.tsv; --qrels then optional). --qrels reads
 used as nDCG gains, binary metrics count rel >= 1. Queries without any judgement are not
 searched and are counted. --mode bm25 scores the index's BM25 component alone. AP and
 other metrics without a cutoff are computed over the top k (-k).
+
+--preset nanobeir indexes each BEIR folder of --sets (a folder of them expands to its
+sub-folders) with --model (in --index-root, reused when already built there; else in a
+temporary folder), searches its test queries and prints nDCG@10 per set and the mean
+over sets, as NanoBEIR reports it.
 """
 
 
@@ -51,17 +58,24 @@ def register(subparsers) -> None:
     parser.add_argument("index_dir", nargs="?", default=None, help="index folder")
     parser.add_argument("--queries", default=None, help="query file or BEIR folder")
     parser.add_argument("--qrels", default=None, help="judgements file")
-    parser.add_argument("--split", default="test", help="BEIR split (test)")
+    parser.add_argument("--split", default=None, help="BEIR split (test)")
     parser.add_argument("--topic-field", default="title", choices=("title", "desc", "narr"),
                         help="TREC topics: the field used as query text (title)")  # fmt: skip
     parser.add_argument("--mode", choices=MODES, default="e2e", help="search mode (e2e)")
-    parser.add_argument("--metrics", default=DEFAULT_METRICS, help=f'("{DEFAULT_METRICS}")')
+    parser.add_argument("--metrics", default=None,
+                        help=f'("{DEFAULT_METRICS}"; a preset\'s own)')  # fmt: skip
     parser.add_argument("-k", type=int, default=None,
                         help="results per query (default: 100, or the metrics' deepest "
                         "cutoff above it: 1000 for R@1000)")  # fmt: skip
     parser.add_argument(
         "--run", default=None, help="with INDEX_DIR: write the run here; without: run to score"
     )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="a benchmark of several BEIR sets (see below)")  # fmt: skip
+    parser.add_argument("--sets", nargs="+", default=None, metavar="FOLDER",
+                        help="--preset: BEIR folders, or folders of them")  # fmt: skip
+    parser.add_argument("--index-root", default=None,
+                        help="--preset: where each set's index is built (and reused)")  # fmt: skip
     add_subset_options(parser, "evaluate")
     parser.add_argument(
         "--include-missing",
@@ -77,6 +91,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from latesearch.evaluation import evaluate_run, ranking_depth
 
+    if args.preset is not None:
+        from latesearch.cli._presets import run_preset
+
+        return run_preset(args)
+    args.metrics = args.metrics or DEFAULT_METRICS
+    args.split = args.split or "test"
     depth = ranking_depth(args.metrics)  # a bad metric name fails before any search
     args.k = depth if args.k is None else args.k
     if args.index_dir is None:
@@ -108,11 +128,29 @@ def _eval_set(args: argparse.Namespace) -> Any:
 
 
 def _search(args: argparse.Namespace, data: Any) -> tuple[dict, dict[str, Any]]:
-    from latesearch.evaluation.runner import run_queries
     from latesearch.index import Index
 
     request = None if args.mode == "bm25" else search_request(args)  # checked before loading
     index = Index.load(args.index_dir, args.model, **load_kwargs(args))
+    return _search_index(args, index, data, request)
+
+
+def search_set(args: argparse.Namespace, index: Any, folder: Any, split: str
+               ) -> tuple[Any, dict, dict[str, Any]]:  # fmt: skip
+    """A BEIR folder's judged queries of `split`, searched in `index`: (eval set, run,
+    timings)."""
+    from latesearch.evaluation.datasets import load_eval_set
+
+    data = load_eval_set(folder, split=split)
+    request = None if args.mode == "bm25" else search_request(args)
+    run_map, info = _search_index(args, index, data, request)
+    return data, run_map, info
+
+
+def _search_index(args: argparse.Namespace, index: Any, data: Any, request: Any
+                  ) -> tuple[dict, dict[str, Any]]:  # fmt: skip
+    from latesearch.evaluation.runner import run_queries
+
     if args.mode == "bm25":
         bm25 = index.searcher.bm25
 

@@ -22,6 +22,8 @@ def register(subparsers) -> None:
     parser.add_argument("index_dir", help="folder to create")
     parser.add_argument("--model", default=None, help="checkpoint folder (default: built-in)")
     parser.add_argument("--doc-maxlen", type=int, default=None, help="tokens per document")
+    parser.add_argument("--max-docs", type=int, default=None,
+                        help="most documents the index may hold (builds, updates)")  # fmt: skip
     parser.add_argument("--nbits", default="2", choices=("1", "2", "4", "none"),
                         help="residual bits per dimension (2); none: uncompressed vectors")
     parser.add_argument("--no-keep-full", dest="keep_full", action="store_false",
@@ -93,6 +95,7 @@ def index_config(args: argparse.Namespace) -> Any:
     }
     for name in (
         "doc_maxlen",
+        "max_docs",
         "batch_size",
         "group_size",
         "chunk_size",

@@ -18,8 +18,8 @@ from latesearch.errors import LatesearchError  # noqa: E402
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
 COMMANDS = (
-    "demo", "encode", "index", "compress", "update", "search", "serve", "train", "evaluate",
-    "compare", "mix", "verify",
+    "demo", "encode", "index", "compress", "update", "delete", "search", "serve", "train",
+    "evaluate", "compare", "mix", "verify", "push", "pull",
 )  # fmt: skip
 
 

@@ -17,9 +17,11 @@ def register(subparsers) -> None:
         "search",
         help="search an index (end-to-end, BM25 re-ranking, or exhaustive)",
         description="Search INDEX_DIR for QUERY, or for every query of --queries (TSV, BEIR "
-        "JSONL or TREC topics) writing a TREC run to --output.",
+        "JSONL or TREC topics) writing a TREC run to --output. INDEX_DIR may be a server's "
+        "URL (http://host:8893, `latesearch serve`): the same search, asked over HTTP.",
     )
-    parser.add_argument("index_dir", help="index folder (from `latesearch index`)")
+    parser.add_argument("index_dir", help="index folder (from `latesearch index`), or a "
+                        "server's URL")  # fmt: skip
     parser.add_argument("query", nargs="?", default=None, help="query text")
     parser.add_argument("-k", type=int, default=10, help="results per query (10)")
     parser.add_argument("--mode", choices=mode_names(), default="e2e", help="candidates (e2e)")
@@ -30,6 +32,8 @@ def register(subparsers) -> None:
     parser.add_argument("--output", default="-", help="TREC run file for --queries (stdout)")
     parser.add_argument("--run-tag", default="latesearch", help="TREC run tag")
     parser.add_argument("--skip-bad-rows", action="store_true", help="skip bad query rows")
+    parser.add_argument("--api-key", default=None, help="a server's API key (default: "
+                        "$LATESEARCH_API_KEY), where its rate limit counts by key")  # fmt: skip
     add_search_options(parser)
     parser.set_defaults(func=run)
 
@@ -41,19 +45,34 @@ def run(args: argparse.Namespace) -> int:
                              return_metadata=args.show_metadata)  # checked before the model loads
     if args.queries is not None:
         queries, stats = _read_queries(args)  # before the model loads (seconds)
-        index = open_index(args.index_dir, args)
+        index = _target(args)
         return _batch(index, args, request, queries, stats)
-    index = open_index(args.index_dir, args)
+    index = _target(args)
     hits = index.search(args.query, request=request)
     if args.json:
         last = getattr(index, "last_timings", None)
-        timings = last.to_dict() if last else {}
+        timings = (last if isinstance(last, dict) else last.to_dict()) if last else {}
         out = {"query": args.query, "mode": args.mode, "hits": hits.to_dicts(),
                "timings": timings}  # fmt: skip
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         _print_table(args.query, hits, args.show_text, args.show_metadata)
     return 0
+
+
+def _target(args: argparse.Namespace) -> Any:
+    """The index to search: a `Client` of the server at a URL, else the folder's index."""
+    if not args.index_dir.startswith(("http://", "https://")):
+        return open_index(args.index_dir, args)
+    local = {"--model": args.model, "--ray": args.ray, "--device": args.device,
+             "--backend": args.backend != "torch"}  # fmt: skip
+    for flag, given in local.items():
+        if given:
+            raise InputError(f"{flag} sets how a local index searches; the server at "
+                             f"{args.index_dir} chooses its own", field=flag)  # fmt: skip
+    from latesearch.client import Client
+
+    return Client(args.index_dir, api_key=args.api_key)
 
 
 def _read_queries(args: argparse.Namespace) -> tuple[dict[str, str], Any]:

@@ -47,6 +47,13 @@ def register(subparsers) -> None:
     parser.add_argument("--max-queries", type=int, default=256, help="queries per request")
     parser.add_argument("--batch-size", type=int, default=64,
                         help="queries encoded at once within a request (64)")  # fmt: skip
+    parser.add_argument("--max-documents", type=int, default=None,
+                        help="most documents writes may leave in the index")  # fmt: skip
+    parser.add_argument("--rate-limit", type=float, default=None, metavar="PER_SECOND",
+                        help="requests per second per client (API key, else address); past "
+                        "it 429 with Retry-After (default: no limit)")  # fmt: skip
+    parser.add_argument("--rate-burst", type=int, default=None,
+                        help="--rate-limit: requests a client may make at once")  # fmt: skip
     load = parser.add_argument_group("load (see docs/serving.md)")
     d = ServeConfig  # the defaults are the config's
     load.add_argument(
@@ -128,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         max_queries=args.max_queries, batch_size=args.batch_size, max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, request_timeout=args.timeout,
         search_threads=args.search_threads, max_exact_documents=args.max_exact_documents,
-        torch_threads=args.threads,
+        torch_threads=args.threads, max_documents=args.max_documents,
+        rate_limit=args.rate_limit, rate_burst=args.rate_burst,
     )  # fmt: skip
     index = open_index(args.index_dir, args)  # a bad folder fails here, before binding
     try:

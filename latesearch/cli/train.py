@@ -28,8 +28,18 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--doc-maxlen", "doc_maxlen", int, "document length in tokens"),
     ("--dim", "dim", int, "embedding dimension (new projection)"),
     ("--train-layers", "train_layers", int, "train only the top N layers + projection"),
-    ("--doc-chunk", "doc_chunk", int,
-     "encode a step's documents in length-sorted chunks of N (CPU: 32, ~2x faster)"),
+    (
+        "--doc-chunk",
+        "doc_chunk",
+        int,
+        "encode a step's documents in length-sorted chunks of N (CPU: 32, ~2x faster)",
+    ),
+    (
+        "--cache-chunk-size",
+        "cache_chunk_size",
+        int,
+        "cached loss (GradCache): encode at most N texts at a time; bounded memory, same gradients",
+    ),
     ("--steps", "steps", int, "optimizer steps"),
     ("--batch-size", "batch_size", int, "queries per step, all ranks together"),
     ("--grad-accum", "grad_accum", int, "micro-batches per step"),
@@ -52,6 +62,8 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--dev-queries", "dev_queries", str, "dev queries"),
     ("--dev-qrels", "dev_qrels", str, "dev qrels"),
     ("--dev-collection", "dev_collection", str, "dev collection"),
+    ("--dev-split", "dev_split", str, "qrels split of the --dev-beir folders (test)"),
+    ("--dev-metric", "dev_metric", str, "nDCG@10 | RR@10: the metric that picks best/"),
     (
         "--dev-average",
         "dev_average",
@@ -60,7 +72,19 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         "query id's prefix before ':' (picks best/)",
     ),
 )
-_FLAGS = (("--in-batch-negatives", "in_batch_negatives", "add in-batch negatives"),)
+# (flag, field, help) of fields that take several values
+_LISTS = (
+    ("--dev-beir", "dev_beir", "BEIR-layout dev folders (NanoBEIR-style): each set's metrics "
+     "and their mean pick best/"),
+)  # fmt: skip
+_FLAGS = (
+    ("--in-batch-negatives", "in_batch_negatives", "add in-batch negatives"),
+    (
+        "--gather-across-devices",
+        "gather_across_devices",
+        "under torchrun: in-batch negatives from every process's micro-batch",
+    ),
+)
 
 
 def register(subparsers) -> None:
@@ -71,13 +95,20 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", default=None, help="start from a saved TrainConfig JSON")
-    parser.add_argument("--resume", action="store_true", default=None,
-                        help="continue from the latest complete checkpoint in --output")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        default=None,
+        help="continue from the latest complete checkpoint in --output",
+    )
     for flag, field, kind, text in _OPTIONS:
         parser.add_argument(flag, dest=field, type=kind, default=None, help=text)
+    for flag, field, text in _LISTS:
+        parser.add_argument(flag, dest=field, nargs="+", default=None, help=text)
     for flag, field, text in _FLAGS:
-        parser.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction,
-                            default=None, help=text)
+        parser.add_argument(
+            flag, dest=field, action=argparse.BooleanOptionalAction, default=None, help=text
+        )
     parser.set_defaults(func=run)
 
 
@@ -91,8 +122,14 @@ def config_from_args(args: argparse.Namespace):
         for f in fields(TrainConfig)
         if getattr(args, f.name, None) is not None
     }
-    for key in ("base_model", "mine_negatives", "distill_from", "device", "projection_lr",
-                "max_grad_norm"):
+    for key in (
+        "base_model",
+        "mine_negatives",
+        "distill_from",
+        "device",
+        "projection_lr",
+        "max_grad_norm",
+    ):
         if given.get(key) in ("none", "None"):
             given[key] = None
     return TrainConfig.from_dict({**base, **given}, source="command line")

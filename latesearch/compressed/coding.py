@@ -41,20 +41,26 @@ def write_coded(
     codec: ResidualCodec,
     blocks: Iterable[tuple[int, np.ndarray, np.ndarray]],
     progress: Callable[[int], None] | None = None,
-) -> tuple[str, str]:
-    """Write the codes and packed residuals of `n_tokens` tokens, given as (first row, codes,
-    residuals) blocks covering them, each file fsynced and renamed into place; the SHA-256
-    of the codes and of the residuals (`chunk_digest`)."""
+    *,
+    norms_path: Path,
+) -> tuple[str, str, str]:
+    """Write the codes, packed residuals and stored norms (`ResidualCodec.stored_norms`)
+    of `n_tokens` tokens, given as (first row, codes, residuals) blocks covering them, each
+    file fsynced and renamed into place; the SHA-256 of the three (`chunk_digest`)."""
     codes_out = _open(codes_path, (n_tokens,), codec.codes_dtype)
     residuals_out = _open(residuals_path, (n_tokens, codec.packed_dim), np.uint8)
+    norms_out = _open(norms_path, (n_tokens,), np.uint8)
     for start, codes, residuals in blocks:
-        codes_out[start : start + len(codes)] = codes
-        residuals_out[start : start + len(codes)] = residuals
+        rows = slice(start, start + len(codes))
+        codes_out[rows] = codes
+        residuals_out[rows] = residuals
+        norms_out[rows] = codec.stored_norms(codes, residuals)
         if progress is not None:
             progress(len(codes))
-    digests = chunk_digest(codes_out), chunk_digest(residuals_out)
-    _close(codes_out, codes_path)
-    _close(residuals_out, residuals_path)
+    digests = chunk_digest(codes_out), chunk_digest(residuals_out), chunk_digest(norms_out)
+    for array, path in ((codes_out, codes_path), (residuals_out, residuals_path),
+                        (norms_out, norms_path)):  # fmt: skip
+        _close(array, path)
     return digests
 
 

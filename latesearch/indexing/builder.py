@@ -100,6 +100,7 @@ class _Build:
         self.collection, self.folder, self.config = collection, folder, config
         self.tmp = building_folder(folder)
         self.show_progress = progress
+        self.doc_pooling = None  # the model's own document pooling, set when it loads
 
     # ------------------------------------------------------------------ driver
     def run(self, model, *, overwrite, resume, extra, on_chunk) -> IndexStore:
@@ -109,6 +110,11 @@ class _Build:
         check_collection(self.collection, on_error=self.config.on_error)  # so is bad input
         devices = _resolve_devices(self.config, model)
         model = _load_model(model, self.config, devices[0])
+        self.doc_pooling = model.config.doc_pooling  # pools at encode time, as the model does
+        if self.doc_pooling is not None and self.config.codec.pool_factor > 1:
+            raise ConfigError(f"pool_factor {self.config.codec.pool_factor}: the model pools "
+                              "documents itself (doc_pooling); build with pool_factor=1",
+                              field="pool_factor")  # fmt: skip
         check_unit_vectors(model.config.to_dict(), self.config)
         self.dense_encoder = None
         if self.config.dense.source == "backbone":
@@ -228,8 +234,10 @@ class _Build:
             dense = self.dense_encoder.encode(group.texts, batch_size=self.config.run.batch_size)
             encoded.dense = dense.to(torch.float16)
         pooled = None
-        if self.config.codec.pool_factor > 1:  # every build path's documents pass here
-            pooled = pool_group(encoded.embeddings, encoded.doclens, self.config.codec.pool_factor)
+        if self.config.codec.pool_factor > 1 or self.doc_pooling is not None:
+            # every build path's documents pass here
+            pooled = pool_group(encoded.embeddings, encoded.doclens, self.config.codec.pool_factor,
+                                self.doc_pooling)  # fmt: skip
             encoded.embeddings, encoded.doclens = pooled.embeddings, pooled.doclens
         offsets = np.concatenate([[0], np.cumsum(encoded.doclens.numpy(), dtype=np.int64)])
         for a in range(0, n, per):
@@ -283,6 +291,12 @@ class _Build:
             self.docstore.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise InputError(f"{_source_name(self.collection)}: no documents to index")
+        limit = self.config.max_docs
+        if limit is not None and state.n_docs > limit:
+            self.docstore.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise InputError(f"{_source_name(self.collection)}: {state.n_docs:,} documents; "
+                             f"the index's max_docs is {limit:,}", field="max_docs")  # fmt: skip
         self.docstore.write_id_map(self.tmp, state.n_docs, DOC_IDS, DOC_ID_OFFSETS)
         self.docstore.close()
         skipped = {k: int(v) for k, v in self.read_stats.skipped.items() if v}

@@ -31,7 +31,13 @@ from latesearch.compressed.codec import ResidualCodec
 from latesearch.compressed.coding import code_blocks, write_coded
 from latesearch.compressed.ivf import InvertedFile
 from latesearch.indexing.config import CodecConfig
-from latesearch.indexing.manifest import CODEC_DIR, IVF_DIR, ChunkInfo, compressed_chunk_files
+from latesearch.indexing.manifest import (
+    CODEC_DIR,
+    IVF_DIR,
+    ChunkInfo,
+    compressed_chunk_files,
+    norms_chunk_file,
+)
 
 FIT_ROWS = 1 << 18  # sampled tokens whose residuals set the bucket cutoffs and weights
 
@@ -175,15 +181,19 @@ def write_codes(
     """Write a chunk's codes and packed residuals files from (first row, codes, residuals)
     blocks covering it (`write_coded`); the chunk's record."""
     codes_name, residuals_name = compressed_chunk_files(chunk.index)
-    codes_digest, residuals_digest = write_coded(
-        folder / codes_name, folder / residuals_name, chunk.n_embeddings, codec, blocks, progress
-    )
+    norms_name = norms_chunk_file(chunk.index)
+    codes_digest, residuals_digest, norms_digest = write_coded(
+        folder / codes_name, folder / residuals_name, chunk.n_embeddings, codec, blocks,
+        progress, norms_path=folder / norms_name,
+    )  # fmt: skip
     return dataclasses.replace(
         chunk,
         codes=codes_name,
         residuals=residuals_name,
+        norms=norms_name,
         codes_sha256=codes_digest,
         residuals_sha256=residuals_digest,
+        norms_sha256=norms_digest,
     )
 
 

@@ -181,11 +181,14 @@ class DenseViewConfig(JsonConfig):
 class IndexConfig(JsonConfig):
     """Settings of an indexing run: what is indexed (`title_join` between a document's
     title and text, `on_error` for bad documents, `doc_maxlen` overriding the model's),
-    and the `codec`, `run`, `ray` and `dense` groups."""
+    `max_docs` (None: no limit; the most documents the index may hold, refused by the build
+    and by every update that would pass it), and the `codec`, `run`, `ray` and `dense`
+    groups."""
 
     title_join: str = " "
     on_error: str = "raise"
     doc_maxlen: int | None = None
+    max_docs: int | None = None
     codec: CodecConfig = field(default_factory=CodecConfig)
     run: EncodingRun = field(default_factory=EncodingRun)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -195,6 +198,7 @@ class IndexConfig(JsonConfig):
         if self.on_error not in ON_ERROR:
             self._bad("on_error", f"one of {ON_ERROR}")
         self._check_ints("doc_maxlen", minimum=3)
+        self._check_ints("max_docs")
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "config") -> IndexConfig:

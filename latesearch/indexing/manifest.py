@@ -8,6 +8,9 @@ Layout of an index folder (format version 1: uncompressed; 2: compressed)::
                                     only with keep_full)
     chunks/NNNNN.codes.npy          (n_tokens,) uint16|int32 centroid ids (version 2)
     chunks/NNNNN.residuals.npy      (n_tokens, dim * nbits / 8) uint8 packed residuals (v2)
+    chunks/NNNNN.norms.npy          (n_tokens,) uint8 norm of centroid + residual, quantized
+                                    (`codec.quantize_norms`; chunks coded before it have none
+                                    and their norms are computed when read)
     chunks/NNNNN.dense.npy          (n_docs_in_chunk, dense_dim) float16 pooled vectors (with
                                     a dense view, IndexConfig.dense)
     chunks/NNNNN.spans.npy          (n_text_tokens,) uint16: per original token, which of its
@@ -64,6 +67,11 @@ def dense_chunk_file(index: int) -> str:
     return f"{CHUNKS_DIR}/{index:05d}.dense.npy"
 
 
+def norms_chunk_file(index: int) -> str:
+    """Relative path of chunk `index`'s stored token norms (compressed indexes)."""
+    return f"{CHUNKS_DIR}/{index:05d}.norms.npy"
+
+
 def span_chunk_files(index: int) -> tuple[str, str]:
     """Relative paths of chunk `index`'s token spans and text token counts (pooled)."""
     stem = f"{CHUNKS_DIR}/{index:05d}"
@@ -103,11 +111,13 @@ class ChunkInfo:
     spans_sha256: str = ""
     textlens: str = ""  # (n_docs,) int32 original tokens per document, pooled
     textlens_sha256: str = ""
+    norms: str = ""  # (n_tokens,) uint8 quantized norms, compressed chunks coded with them
+    norms_sha256: str = ""
 
     def files(self) -> list[str]:
         """The relative paths of the files the chunk uses."""
-        names = (self.embeddings, self.doclens, self.codes, self.residuals, self.dense,
-                 self.spans, self.textlens)  # fmt: skip
+        names = (self.embeddings, self.doclens, self.codes, self.residuals, self.norms,
+                 self.dense, self.spans, self.textlens)  # fmt: skip
         return [p for p in names if p]
 
     def digests(self) -> dict[str, str]:
@@ -117,6 +127,7 @@ class ChunkInfo:
             (self.doclens, self.doclens_sha256),
             (self.codes, self.codes_sha256),
             (self.residuals, self.residuals_sha256),
+            (self.norms, self.norms_sha256),
             (self.dense, self.dense_sha256),
             (self.spans, self.spans_sha256),
             (self.textlens, self.textlens_sha256),

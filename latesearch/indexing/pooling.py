@@ -8,6 +8,10 @@ remain of the m unprotected tokens: the first `m - ceil(m / pool_factor)` merges
 linkage (scipy's, deterministic for a given input), not a distance threshold, so ties
 never change the count. Pooled vectors are in the order of their first token.
 
+A model whose config has `doc_pooling` (a Sentence Transformers 6 checkpoint saved with
+`HierarchicalTokenPooling`) has its documents pooled here by that module's algorithm
+instead (`modeling.token_pooling`), on the stored vectors widened to float32.
+
 Which original tokens each pooled vector merged is kept per chunk (`spans`: for each
 original token, its document's pooled vector; `textlens`: original tokens per document).
 """
@@ -27,6 +31,7 @@ from latesearch.compressed.arrays import chunk_digest, load_npy, save_npy, unit_
 from latesearch.errors import IndexCorruptError
 from latesearch.indexing.files import link_or_copy
 from latesearch.indexing.manifest import ChunkInfo, span_chunk_files
+from latesearch.modeling.token_pooling import DocumentPooling, pool_tokens
 
 PROTECTED_TOKENS = 1  # the [CLS] vector, never pooled (PyLate's protected_tokens=1)
 SPAN_DTYPE = np.uint16  # a pooled vector's position within its document
@@ -85,13 +90,21 @@ def pool_document(vectors: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndar
     return pooled, labels
 
 
-def pool_group(embeddings: torch.Tensor, doclens: torch.Tensor, factor: int) -> PooledGroup:
-    """Pool every document of an encoded group (concatenated `embeddings`, `doclens`)."""
+def pool_group(embeddings: torch.Tensor, doclens: torch.Tensor, factor: int,
+               model_pooling: DocumentPooling | None = None) -> PooledGroup:  # fmt: skip
+    """Pool every document of an encoded group (concatenated `embeddings`, `doclens`) at
+    `factor`, or as the model's `doc_pooling` says where it has one."""
     lens = doclens.numpy().astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(lens)])
     flat = embeddings.numpy()
     vectors, spans = [], []
     for start, stop in zip(offsets[:-1], offsets[1:], strict=True):
+        if model_pooling is not None:
+            document = torch.from_numpy(flat[start:stop].astype(np.float32))
+            tensor, labels = pool_tokens(document, model_pooling)
+            vectors.append(tensor.numpy())
+            spans.append(labels)
+            continue
         pooled, labels = pool_document(flat[start:stop], factor)
         vectors.append(pooled)
         spans.append(labels)

@@ -37,6 +37,7 @@ from latesearch.indexing.compression import write_ivf
 from latesearch.indexing.config import IndexConfig
 from latesearch.indexing.docstore import DocStoreWriter
 from latesearch.indexing.files import folder_bytes, link_or_copy, writer_lock
+from latesearch.indexing.filters import CompiledFilter
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
     CODEC_DIR,
@@ -50,6 +51,7 @@ from latesearch.indexing.manifest import (
     component_dirs,
     compressed_chunk_files,
     dense_chunk_file,
+    norms_chunk_file,
     span_chunk_files,
 )
 from latesearch.indexing.pooling import load_spans, save_spans, text_tokens
@@ -117,6 +119,8 @@ def update_index(
     missing: str = "raise",
     progress: bool = True,
     updaters: Mapping[str, ComponentUpdater] | None = None,
+    delete_filter: CompiledFilter | None = None,
+    max_docs: int | None = None,
 ) -> tuple[IndexStore, UpdateSummary]:
     """Delete the documents `delete` and add the collection `add` in one atomic update.
 
@@ -125,13 +129,18 @@ def update_index(
     the index's own IndexConfig. An added id that the index already holds is an error
     unless `replace`, which replaces that document. `missing` ("raise" or "skip") is what
     an unknown id in `delete` does. `updaters` maps every component folder of the index
-    (e.g. "bm25", "ann") to the function that writes its new version.
-    Returns the reopened index and a summary.
+    (e.g. "bm25", "ann") to the function that writes its new version. `delete_filter` (a
+    `compile_filter` result) also deletes every document it matches, evaluated on the
+    version being updated, under the writer's lock. The index may hold at most `max_docs`
+    documents after the update, and at most its IndexConfig's `max_docs` (InputError
+    naming field "documents", before anything is encoded).
+    Returns the reopened index and a summary; with nothing deleted and nothing to add,
+    the index is left as it was.
     """
     folder, updaters = Path(folder), dict(updaters or {})
     started = time.monotonic()
     delete = [delete] if isinstance(delete, str) else list(delete)
-    if add is None and not delete:
+    if add is None and not delete and delete_filter is None:
         raise InputError("nothing to update: give documents to add or ids to delete")
     with writer_lock(folder):
         old = IndexStore.open(folder)
@@ -140,14 +149,23 @@ def update_index(
             config = _index_config(old)
             removed, unknown = old.doc_indices(list(dict.fromkeys(delete)), missing=missing,
                                                field="delete")  # fmt: skip
+            if delete_filter is not None:
+                removed = np.union1d(removed, old.matching(delete_filter)).astype(np.int64)
             if add is not None:
                 if model is None:
                     raise ConfigError("adding documents needs the index's model (model=...)")
                 add = add if isinstance(add, str | os.PathLike) else list(add)
-                replaced = _check_new_ids(old, add, config, replace=replace, removed=removed)
+                replaced, n_new = _check_new_ids(old, add, config, replace=replace,
+                                                 removed=removed)  # fmt: skip
             else:
-                replaced = np.zeros(0, dtype=np.int64)
+                replaced, n_new = np.zeros(0, dtype=np.int64), 0
             removed = np.union1d(removed, replaced).astype(np.int64)
+            if add is None and not removed.size:  # e.g. a filter that matches nothing
+                summary = UpdateSummary(docs=old.n_docs, embeddings=old.n_embeddings,
+                                        components=tuple(components))  # fmt: skip
+                summary.unknown, summary.seconds = unknown, round(time.monotonic() - started, 3)
+                return IndexStore.open(folder), summary
+            _check_size(old.n_docs - removed.size + n_new, old.n_docs, config, max_docs)
             update = _Update(old, folder, config, {n: updaters[n] for n in components})
             summary = update.run(add, model, removed, progress=progress)
         finally:
@@ -156,6 +174,16 @@ def update_index(
     summary.unknown = unknown
     summary.seconds = round(time.monotonic() - started, 3)
     return IndexStore.open(folder), summary
+
+
+def _check_size(after: int, now: int, config: IndexConfig, max_docs: int | None) -> None:
+    """InputError (field "documents") when an update that adds would leave more
+    documents than `max_docs` or the index's own limit (`IndexConfig.max_docs`)."""
+    limits = [n for n in (max_docs, config.max_docs) if n is not None]
+    if limits and after > now and after > min(limits):
+        raise InputError(f"the update would leave {after:,} documents in the index; the "
+                         f"limit is {min(limits):,} (it holds {now:,})",
+                         field="documents")  # fmt: skip
 
 
 def _components(store: IndexStore, updaters: Mapping[str, ComponentUpdater]) -> list[str]:
@@ -185,10 +213,10 @@ def _index_config(store: IndexStore) -> IndexConfig:
 
 def _check_new_ids(
     old: IndexStore, add: Any, config: IndexConfig, *, replace: bool, removed: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, int]:
     """Read the new documents' ids (before encoding anything): the old indices of those the
     index already holds and this update does not delete, which `replace` allows and
-    otherwise is an error naming them."""
+    otherwise is an error naming them; and how many documents are added."""
     _, docs = documents_of(add, config)
     ids = [doc.doc_id for doc in docs]
     if not ids:
@@ -206,7 +234,7 @@ def _check_new_ids(
             "pass replace=True (--replace) to replace such documents",
             path=where, field="doc_id",
         )  # fmt: skip
-    return found
+    return found, len(ids)
 
 
 class _Update:
@@ -325,8 +353,9 @@ class _Update:
         codes_name, residuals_name = compressed_chunk_files(new.index)
         spans_name, textlens_name = span_chunk_files(new.index)
         names = {info.embeddings: emb_name, info.doclens: lens_name, info.codes: codes_name,
-                 info.residuals: residuals_name, info.dense: dense_chunk_file(new.index),
-                 info.spans: spans_name, info.textlens: textlens_name}  # fmt: skip
+                 info.residuals: residuals_name, info.norms: norms_chunk_file(new.index),
+                 info.dense: dense_chunk_file(new.index), info.spans: spans_name,
+                 info.textlens: textlens_name}  # fmt: skip
         for old_name, new_name in names.items():
             if old_name:
                 link_or_copy(store.folder / old_name, self.stage / new_name)
@@ -339,6 +368,7 @@ class _Update:
             doclens=lens_name,
             codes=codes_name if info.codes else "",
             residuals=residuals_name if info.residuals else "",
+            norms=norms_chunk_file(new.index) if info.norms else "",
             dense=dense_chunk_file(new.index) if info.dense else "",
             spans=spans_name if info.spans else "",
             textlens=textlens_name if info.textlens else "",
@@ -389,9 +419,12 @@ class _Update:
             new = dataclasses.replace(new, embeddings=emb_name, sha256=chunk_digest(embeddings))
         if not self.old.compressed:
             return new
+        norms = None  # an old chunk coded without stored norms keeps none
         if store.compressed:  # an old chunk losing documents
             codes = np.asarray(store.codes_flat()[i])[rows]
             residuals = np.asarray(store.residuals_flat()[i])[rows]
+            stored = store.vectors.norms_flat()[i]
+            norms = None if stored is None else np.asarray(stored)[rows]
         else:  # new documents, coded with the index's codec a block at a time
             codec = self.old.codec
             vectors = store.embeddings_flat()[i]
@@ -402,12 +435,18 @@ class _Update:
                                                                    self._assigner()):  # fmt: skip
                 codes[start : start + len(block_codes)] = block_codes
                 residuals[start : start + len(block_codes)] = block_residuals
+            norms = codec.stored_norms(codes, residuals)
         save_npy(self.stage / codes_name, codes)
         save_npy(self.stage / residuals_name, residuals)
-        return dataclasses.replace(
+        new = dataclasses.replace(
             new, codes=codes_name, residuals=residuals_name,
             codes_sha256=chunk_digest(codes), residuals_sha256=chunk_digest(residuals),
         )  # fmt: skip
+        if norms is None:
+            return new
+        save_npy(self.stage / norms_chunk_file(new.index), norms)
+        return dataclasses.replace(new, norms=norms_chunk_file(new.index),
+                                   norms_sha256=chunk_digest(norms))  # fmt: skip
 
     def _assigner(self) -> Assigner:
         if self.assign is None:

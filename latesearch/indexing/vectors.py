@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from latesearch.compressed.arrays import load_npy
-from latesearch.compressed.codec import ResidualCodec
+from latesearch.compressed.codec import ResidualCodec, dequantize_norms
 from latesearch.compressed.ivf import ranges
 from latesearch.errors import ConfigError, IndexCorruptError
 from latesearch.indexing.manifest import ChunkInfo, Manifest
@@ -38,6 +38,7 @@ class VectorReader:
         self._chunks: list[np.memmap | None] = []  # uncompressed vectors, where stored
         self._codes: list[np.memmap] = []
         self._residuals: list[np.memmap] = []
+        self._norms: list[np.memmap | None] = []  # stored token norms, where coded with them
         doclens = [self._open_chunk(chunk) for chunk in manifest.chunks]
         self.doclens: np.ndarray = (
             np.concatenate(doclens) if doclens else np.zeros(0, dtype=np.int32)
@@ -62,6 +63,8 @@ class VectorReader:
                                         shape=(n,), mmap=True))  # fmt: skip
             self._residuals.append(load_npy(folder / chunk.residuals, dtype="uint8",
                                             shape=(n, codec.packed_dim), mmap=True))  # fmt: skip
+            self._norms.append(load_npy(folder / chunk.norms, dtype="uint8", shape=(n,),
+                                        mmap=True) if chunk.norms else None)  # fmt: skip
         lens_path = folder / chunk.doclens
         lens = load_npy(lens_path, dtype="int32", shape=(chunk.n_docs,), mmap=False)
         if int(lens.sum(dtype=np.int64)) != n or (lens < 0).any():
@@ -72,7 +75,7 @@ class VectorReader:
 
     def close(self) -> None:
         """Release the memory maps."""
-        self._chunks, self._codes, self._residuals = [], [], []
+        self._chunks, self._codes, self._residuals, self._norms = [], [], [], []
 
     @property
     def has_full(self) -> bool:
@@ -86,6 +89,8 @@ class VectorReader:
         arrays: dict[str, np.ndarray | None] = {"embeddings": self._chunks[i]}
         if self.codec is not None:
             arrays.update(codes=self._codes[i], residuals=self._residuals[i])
+            if self._norms[i] is not None:
+                arrays["norms"] = self._norms[i]
         return arrays
 
     # ------------------------------------------------------------------ whole chunks
@@ -101,6 +106,10 @@ class VectorReader:
     def residuals_flat(self) -> list[np.memmap]:
         """The chunks' packed residuals, memory-mapped (compressed indexes)."""
         return list(self._residuals)
+
+    def norms_flat(self) -> list[np.memmap | None]:
+        """The chunks' stored token norms, memory-mapped (None for a chunk coded without)."""
+        return list(self._norms)
 
     def iter_embedding_chunks(self) -> Iterator[tuple[int, np.ndarray]]:
         """(first global token offset, (n, dim) array) per chunk, for building ANN indexes."""
@@ -224,6 +233,28 @@ class VectorReader:
             take_rows(self._residuals[c], rows, out, out_rows)
         return out
 
+    def norms(self, doc_indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """(sum of lengths,) float32 norms of centroid + residual of the documents' tokens,
+        back to back in the order asked (as `codes`), that decompressing divides by: the
+        stored ones where the chunk has them, else computed (`ResidualCodec.norms`)."""
+        if self.codec is None:
+            raise IndexCorruptError(f"{self.folder}: an uncompressed index has no codes")
+        idx = self._check_indices(doc_indices)
+        lens = self.doclens[idx].astype(np.int64)
+        out = np.empty(int(lens.sum()), dtype=np.float32)
+        for c, out_rows, rows in self._rows_by_chunk(idx, lens):
+            stored = self._norms[c]
+            if stored is not None:
+                out[out_rows] = dequantize_norms(stored[rows])
+            else:
+                if isinstance(out_rows, slice):
+                    out_rows = np.arange(out_rows.start, out_rows.stop)
+                for block in range(0, rows.size, VECTOR_BLOCK):  # decoded vectors stay in cache
+                    part = rows[block : block + VECTOR_BLOCK]
+                    where = out_rows[block : block + VECTOR_BLOCK]
+                    out[where] = self.codec.norms(self._codes[c][part], self._residuals[c][part])
+        return out
+
     def gather(
         self,
         doc_indices: Sequence[int] | np.ndarray | torch.Tensor,
@@ -301,7 +332,9 @@ class VectorReader:
 
     def _decompress(self, chunk: int, rows: np.ndarray) -> np.ndarray:
         assert self.codec is not None
-        return self.codec.decompress(self._codes[chunk][rows], self._residuals[chunk][rows])
+        norms = self._norms[chunk]
+        return self.codec.decompress(self._codes[chunk][rows], self._residuals[chunk][rows],
+                                     None if norms is None else norms[rows])  # fmt: skip
 
 
 def take_rows(array: np.ndarray, rows: np.ndarray, out: np.ndarray,

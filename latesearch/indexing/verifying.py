@@ -49,7 +49,7 @@ def verify_index(store: IndexStore) -> VerifyReport:
 
 
 def verify_chunk(store: IndexStore, i: int) -> int:
-    """Re-hash chunk `i`'s vectors, codes, residuals, doclens and pooled vectors against
+    """Re-hash chunk `i`'s vectors, codes, residuals, norms, doclens and pooled vectors against
     the manifest; the bytes hashed."""
     info = store.manifest.chunks[i]
     span = slice(info.first_doc, info.first_doc + info.n_docs)
@@ -58,7 +58,8 @@ def verify_chunk(store: IndexStore, i: int) -> int:
               (info.doclens, store.doclens[span], info.doclens_sha256)]  # fmt: skip
     if "codes" in stored:
         arrays += [(info.codes, stored["codes"], info.codes_sha256),
-                   (info.residuals, stored["residuals"], info.residuals_sha256)]  # fmt: skip
+                   (info.residuals, stored["residuals"], info.residuals_sha256),
+                   (info.norms, stored.get("norms"), info.norms_sha256)]  # fmt: skip
     arrays.append((info.dense, store.dense_view.chunk(i), info.dense_sha256))
     arrays += span_arrays(store.folder, info)  # a pooled index's token spans
     hashed = 0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from latesearch.errors import CheckpointError, ConfigError
-from latesearch.modeling import layouts
+from latesearch.modeling import layouts, st_multivector
 from latesearch.modeling.backbones import (
     CheckpointParts,
     build_backbone,
@@ -27,10 +27,13 @@ COLBERT_METADATA = layouts.COLBERT_METADATA
 
 
 def detect_layout(folder: Path) -> str:
-    """Which checkpoint layout a folder holds: "latesearch", "pylate", "colbert-ai",
+    """Which checkpoint layout a folder holds: "latesearch", "sentence-transformers" (a
+    Sentence Transformers 6 MultiVectorEncoder), "pylate", "colbert-ai",
     "bge-m3", "hofstaetter" or "hf" (a plain backbone)."""
     if (folder / CONFIG_FILE).exists():
         return "latesearch"
+    if st_multivector.is_multivector(folder):
+        return "sentence-transformers"
     if layouts.pylate_modules(folder):
         return "pylate"
     hf_path = folder / "config.json"
@@ -57,6 +60,7 @@ def read_checkpoint(
     reader = {
         "latesearch": _read_latesearch,
         "pylate": layouts.read_pylate,
+        "sentence-transformers": st_multivector.read_multivector,
         "colbert-ai": layouts.read_colbert_ai,
         "bge-m3": layouts.read_bge_m3,
         "hofstaetter": layouts.read_hofstaetter,

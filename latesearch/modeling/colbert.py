@@ -20,6 +20,7 @@ from latesearch.modeling.default import base_model_path, default_model_path
 from latesearch.modeling.delta import is_delta, read_delta, read_manifest
 from latesearch.modeling.head import ProjectionHead, head_layers
 from latesearch.modeling.saving import push_to_hub, write_checkpoint
+from latesearch.modeling.token_pooling import pool_tokens
 from latesearch.modeling.tokenization import ColBERTTokenizer, TokenBatch
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -175,14 +176,17 @@ class ColBERT(nn.Module):
         token: str | None = None,
         base_model: str | None = None,
         commit_message: str = "Upload latesearch ColBERT model",
+        api: Any = None,
     ) -> str:
-        """Save as `save_pretrained` does and upload to the Hugging Face hub (online)."""
+        """Save as `save_pretrained` does and upload to the Hugging Face hub (online;
+        `api`: a `huggingface_hub.HfApi`, default a new one with `token`)."""
         return push_to_hub(
             lambda folder: self.save_pretrained(folder, base_model=base_model),
             repo_id,
             private=private,
             token=token,
             commit_message=commit_message,
+            api=api,
         )
 
     # ------------------------------------------------------------------ properties
@@ -339,7 +343,8 @@ class ColBERT(nn.Module):
         self, documents: Sequence[str], *, batch_size: int = 64, to_cpu: bool = True
     ) -> list[torch.Tensor]:
         """Encode documents to a list of (n_tokens_i, dim) tensors, punctuation and padding
-        removed. Texts are sorted by length and padded per batch."""
+        removed (and tokens pooled, where the config's `doc_pooling` says so). Texts are
+        sorted by length and padded per batch."""
         id_lists = self.tokenizer.document_ids(documents)
         order = sorted(range(len(id_lists)), key=lambda i: len(id_lists[i]), reverse=True)
         result: list[torch.Tensor | None] = [None] * len(id_lists)
@@ -352,6 +357,8 @@ class ColBERT(nn.Module):
                 embedded, mask = embedded.cpu(), mask.cpu()
             for j, i in enumerate(rows):
                 result[i] = embedded[j][mask[j]]
+                if self.config.doc_pooling is not None:
+                    result[i] = pool_tokens(result[i], self.config.doc_pooling)[0]
         return result  # type: ignore[return-value]
 
 
@@ -360,13 +367,13 @@ def fingerprint_config(config: ColBERTConfig) -> dict[str, Any]:
     only when they differ from their defaults, so existing indexes keep their fingerprint."""
     data = config.to_dict()
     defaults = ColBERTConfig().to_dict()
-    return {k: v for k, v in data.items() if k not in LATER_FIELDS or v != defaults[k]}
+    return {k: v for k, v in data.items() if k not in LATER_FIELDS or v != defaults.get(k)}
 
 
 LATER_FIELDS = (
     "strip_text", "lowercase", "query_mask_tokens", "skiplist", "skiplist_lookup",
-    "drop_cls", "normalize", "head",
-)
+    "drop_cls", "normalize", "head", "doc_pooling",
+)  # fmt: skip
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from latesearch._configio import JsonConfig, check_positive
 from latesearch.errors import ConfigError
+from latesearch.modeling.token_pooling import DocumentPooling
 
 CONFIG_FILE = "latesearch_config.json"
 SIMILARITIES = ("cosine", "l2")
@@ -31,8 +32,10 @@ class ColBERTConfig(JsonConfig):
     queries padded with [MASK] up to `query_maxlen`, as colbert-ai does; N > 0: exactly N
     [MASK] appended, as Hofstätter's ColBERT does), `skiplist` and `skiplist_lookup`
     ("encode": a word's first token when encoded, colbert-ai; "vocabulary": the word as one
-    vocabulary entry, PyLate), `drop_cls` (BGE-M3), `normalize` (False: raw vectors), and
-    `head` (dense layers after the backbone; empty: one bias-free [hidden -> dim] layer).
+    vocabulary entry, PyLate), `drop_cls` (BGE-M3), `normalize` (False: raw vectors),
+    `head` (dense layers after the backbone; empty: one bias-free [hidden -> dim] layer), and
+    `doc_pooling` (documents' tokens pooled when encoded, as a Sentence Transformers 6
+    `HierarchicalTokenPooling` module does; `token_pooling.DocumentPooling`).
     """
 
     file_name: ClassVar[str] = CONFIG_FILE
@@ -55,6 +58,7 @@ class ColBERTConfig(JsonConfig):
     drop_cls: bool = False
     normalize: bool = True
     head: tuple = ()
+    doc_pooling: DocumentPooling | None = None
 
     def validate(self) -> None:
         self._check_ints("query_maxlen", minimum=4)
@@ -89,6 +93,14 @@ class ColBERTConfig(JsonConfig):
                         f"ColBERTConfig.head[{i + 1}].in_features must be "
                         f"{a['out_features']} (the previous layer's output)"
                     )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON values; `doc_pooling` only where set, so that configs (and the
+        index manifests holding them) keep the keys earlier versions saved."""
+        data = super().to_dict()
+        if data["doc_pooling"] is None:
+            del data["doc_pooling"]
+        return data
 
     @property
     def simple_head(self) -> bool:

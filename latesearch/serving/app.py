@@ -5,6 +5,7 @@ translate HTTP to the service's calls and back."""
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations, which
 # name the schemas imported inside create_app (the server extra is optional)
 import contextlib
+import hmac
 import logging
 import signal
 import socket
@@ -16,6 +17,7 @@ from latesearch import __version__
 from latesearch.errors import InputError
 from latesearch.serving import logs
 from latesearch.serving.parsing import INSTALL_HINT, input_error, url_params
+from latesearch.serving.ratelimit import RateLimiter, retry_after
 from latesearch.serving.service import Response, SearchService, no_url_params
 
 access_log = logging.getLogger(logs.ACCESS_LOGGER)
@@ -35,7 +37,7 @@ def create_app(service: SearchService) -> Any:
     from latesearch.serving import schemas as s
 
     errors: dict[int | str, dict[str, Any]] = {
-        code: {"model": s.ErrorOut} for code in (400, 401, 403, 413, 500, 503, 504)
+        code: {"model": s.ErrorOut} for code in (400, 401, 403, 413, 429, 500, 503, 504)
     }
     app = FastAPI(
         title="latesearch",
@@ -85,28 +87,6 @@ def create_app(service: SearchService) -> Any:
             return JSONResponse({"error": message, "field": "body"}, 413,
                                 {"Connection": "close"})  # fmt: skip
         return await call_next(request)
-
-    @app.middleware("http")  # added last: the outermost, it sees every answer
-    async def observe(request: Request, call_next: Any) -> Any:
-        """The request id (the client's X-Request-ID, or a new one) in the response's
-        header and the access log; requests counted by route and status."""
-        rid = logs.request_id(request.headers.get(logs.REQUEST_ID_HEADER))
-        started = time.perf_counter()
-        response = await call_next(request)
-        seconds = time.perf_counter() - started
-        response.headers[logs.REQUEST_ID_HEADER] = rid
-        route = request.scope.get("route")
-        path = getattr(route, "path", None) or "unmatched"
-        if service.metrics is not None and path != "/metrics":
-            service.metrics.request(path, request.method, response.status_code, seconds)
-        if access_log.isEnabledFor(logging.INFO):
-            client = request.client.host if request.client else None
-            access_log.info("%s %s %d", request.method, request.url.path,
-                            response.status_code, extra={"fields": {
-                                "request_id": rid, "method": request.method,
-                                "path": request.url.path, "status": response.status_code,
-                                "ms": round(seconds * 1000, 2), "client": client}})  # fmt: skip
-        return response
 
     @app.get("/health", response_model=s.HealthOut, responses=errors)
     def health() -> JSONResponse:
@@ -171,7 +151,63 @@ def create_app(service: SearchService) -> Any:
         return reply(service.write(body, delete=True,
                                    key=key_of(authorization, x_api_key)))  # fmt: skip
 
+    add_rate_limit(app, service, key_of)
+    add_observation(app, service)  # added last: the outermost, it sees every answer
     return app
+
+
+def add_observation(app: Any, service: SearchService) -> None:
+    """Request ids (X-Request-ID), the JSON access log line and the request metrics of
+    every answer, the rate limit's and the body limit's included."""
+
+    @app.middleware("http")
+    async def observe(request: Any, call_next: Any) -> Any:
+        """The request id (the client's X-Request-ID, or a new one) in the response's
+        header and the access log; requests counted by route and status."""
+        rid = logs.request_id(request.headers.get(logs.REQUEST_ID_HEADER))
+        started = time.perf_counter()
+        response = await call_next(request)
+        seconds = time.perf_counter() - started
+        response.headers[logs.REQUEST_ID_HEADER] = rid
+        route = request.scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        if service.metrics is not None and path != "/metrics":
+            service.metrics.request(path, request.method, response.status_code, seconds)
+        if access_log.isEnabledFor(logging.INFO):
+            client = request.client.host if request.client else None
+            access_log.info("%s %s %d", request.method, request.url.path,
+                            response.status_code, extra={"fields": {
+                                "request_id": rid, "method": request.method,
+                                "path": request.url.path, "status": response.status_code,
+                                "ms": round(seconds * 1000, 2), "client": client}})  # fmt: skip
+        return response
+
+
+def add_rate_limit(app: Any, service: SearchService, key_of: Any) -> None:
+    """`ServeConfig.rate_limit` as a middleware: past a client's rate, 429 with
+    Retry-After. A client is the server's API key when a request carries it, else the
+    address it comes from; /health is not counted (monitors poll it)."""
+    from fastapi.responses import JSONResponse
+
+    config = service.config
+    if config.rate_limit is None:
+        return
+    limiter = RateLimiter(config.rate_limit, config.rate_burst)
+
+    @app.middleware("http")
+    async def rate_limit(request: Any, call_next: Any) -> Any:
+        if request.url.path.rstrip("/") == "/health":
+            return await call_next(request)
+        key = key_of(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        valid = key is not None and service.api_key is not None and hmac.compare_digest(
+            key.encode(), service.api_key.encode())  # fmt: skip
+        client = "key" if valid else f"address {request.client.host if request.client else ''}"
+        wait = limiter.take(client)
+        if wait is None:
+            return await call_next(request)
+        message = (f"rate limit: {config.rate_limit:g} requests per second per client "
+                   f"(bursts of {limiter.burst:g}); retry after {wait:.2f} s")  # fmt: skip
+        return JSONResponse({"error": message}, 429, {"Retry-After": retry_after(wait)})
 
 
 class RunningServer:

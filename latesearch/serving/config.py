@@ -21,7 +21,13 @@ class ServeConfig(JsonConfig):
     most candidate ids per query of a rerank request;
     max_write_documents: documents (or ids) per add / upsert / delete request;
     max_body_bytes: the largest request body read; batch_size: queries encoded at once
-    within one request.
+    within one request;
+    max_documents: the most documents a write may leave in the index (None: only the
+    index's own `IndexConfig.max_docs`);
+    rate_limit: requests per second each client may make on average (by API key when it
+    sends the server's, else by address; /health is not counted; None: no limit), in
+    bursts of up to `rate_burst` (None: one second's worth, at least 1); past it: 429 with
+    Retry-After.
 
     Scheduling (`serving.scheduler`): searches and reranks wait in a queue of at most
     `max_queue` queries (past it: 503 with Retry-After); a worker thread takes what is
@@ -44,6 +50,9 @@ class ServeConfig(JsonConfig):
     max_write_documents: int = 10_000
     max_body_bytes: int = 8 * 1024 * 1024
     batch_size: int = 64
+    max_documents: int | None = None
+    rate_limit: float | None = None
+    rate_burst: int | None = None
     max_batch: int = 32
     max_wait_ms: float = 2.0
     max_queue: int = 128
@@ -55,9 +64,11 @@ class ServeConfig(JsonConfig):
     def validate(self) -> None:
         self._check_ints("default_k", "max_k", "max_queries", "max_query_chars",
                          "max_candidates", "max_write_documents", "max_body_bytes",
-                         "batch_size", "max_batch", "max_queue",
-                         "search_threads")  # fmt: skip
+                         "batch_size", "max_documents", "rate_burst", "max_batch",
+                         "max_queue", "search_threads")  # fmt: skip
         self._check_ints("max_exact_documents", "torch_threads", minimum=0)
+        if self.rate_limit is not None and not (0 < self.rate_limit < float("inf")):
+            self._bad("rate_limit", "a positive number of requests per second, or None")
         if self.default_k > self.max_k:
             raise ConfigError(
                 f"ServeConfig.default_k ({self.default_k}) exceeds max_k ({self.max_k})"

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 
 from latesearch.data import Document
 from latesearch.errors import InputError
+from latesearch.indexing.filters import CompiledFilter, compile_filter
 from latesearch.search.request import SearchLimits, SearchRequest
 from latesearch.serving.config import ServeConfig
 
@@ -46,11 +47,13 @@ class Rerank:
 
 @dataclass(frozen=True)
 class Write:
-    """Documents to add (or replace) and ids to delete."""
+    """Documents to add (or replace), and ids to delete or a filter (compiled) whose
+    matches are deleted."""
 
     documents: list[Document]
     ids: list[str]
     missing: str = "raise"
+    filter: CompiledFilter | None = None
 
 
 def models() -> Any:
@@ -187,11 +190,16 @@ def rerank_from_json(data: Any, config: ServeConfig) -> Rerank:
 
 def write_from_json(data: Any, config: ServeConfig, *, delete: bool) -> Write:
     """The write of `{"documents": [{"id", "title", "text", "metadata"}, ...]}` (add,
-    upsert) or, with `delete`, of `{"ids": [...], "missing": "raise" | "skip"}`."""
+    upsert) or, with `delete`, of `{"ids": [...], "missing": "raise" | "skip"}` or of
+    `{"filter": {...}}` (compiled here: a bad filter names its field)."""
     schemas = models()
     limit = config.max_write_documents
     if delete:
         body = validated(schemas.DeleteBody, data)
+        if (body.ids is None) == (body.filter is None):
+            raise InputError("give either 'ids' (a list) or 'filter' (an object)", field="ids")
+        if body.filter is not None:
+            return Write(documents=[], ids=[], filter=compile_filter(body.filter))
         if not body.ids:
             raise InputError("'ids' is empty", field="ids")
         _check_count(body.ids, "ids", limit)

@@ -103,10 +103,14 @@ class DocumentsBody(_Body):
 
 
 class DeleteBody(_Body):
-    """Ids to delete; `missing="skip"` ignores ids the index does not hold."""
+    """Ids to delete (`missing="skip"` ignores ids the index does not hold), or a metadata
+    `filter`: every document it matches is deleted."""
 
-    ids: list[str]
+    ids: list[str] | None = None
     missing: Missing = "raise"
+    filter: dict[str, Any] | None = Field(
+        default=None, description='metadata filter (the search filter language, e.g. '
+        '{"year": {"$lt": 2000}}): delete every document it matches')  # fmt: skip
 
 
 class SearchOut(BaseModel):

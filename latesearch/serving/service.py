@@ -287,7 +287,8 @@ class SearchService:
             try:
                 summary = writer.update(
                     add=request.documents or None, delete=request.ids, replace=upsert,
-                    missing=request.missing, progress=False,
+                    missing=request.missing, progress=False, delete_filter=request.filter,
+                    max_docs=self.config.max_documents,
                 )  # fmt: skip
             except UnknownDocumentError as err:  # an id to delete
                 field = _path_of(err.doc_id, [request.ids], "ids")

@@ -93,13 +93,17 @@ class ShardWorker:
         return list(zip(maxsim, dense, strict=True))
 
     def update(self, add: list[Any] | None, delete: list[str], replace: bool,
-               missing: str) -> UpdateSummary:  # fmt: skip
+               missing: str, delete_filter: Any = None) -> UpdateSummary:  # fmt: skip
         """`Index.update`; with nothing to add or delete, the shard is left as it is."""
-        if not add and not delete:
+        if not add and not delete and delete_filter is None:
             store = self.index.store
             return UpdateSummary(docs=store.n_docs, embeddings=store.n_embeddings)
         return self.index.update(add=add, delete=delete, replace=replace, missing=missing,
-                                 progress=False)  # fmt: skip
+                                 progress=False, delete_filter=delete_filter)  # fmt: skip
+
+    def matching(self, spec: Any) -> int:
+        """How many documents of this shard the (compiled) filter `spec` matches."""
+        return len(self.index.store.matching(spec))
 
     def known(self, doc_ids: list[str]) -> list[str]:
         """The ids among `doc_ids` this shard holds."""

@@ -35,9 +35,10 @@ from latesearch._configio import check_positive
 from latesearch.data import read_collection
 from latesearch.errors import ConfigError, InputError
 from latesearch.index import Index, _as_list, as_request, candidate_lists
-from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary
+from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary, hub
 from latesearch.indexing.components.bm25_statistics import BM25Statistics
 from latesearch.indexing.files import IndexExistsError
+from latesearch.indexing.filters import compile_filter
 from latesearch.indexing.storage import UnknownDocumentError
 from latesearch.modeling import ColBERT
 from latesearch.search.models import load_index_model
@@ -156,6 +157,20 @@ class ShardedIndex:
                                check_model=check_model)  # fmt: skip
         return cls(folder, manifest, router, encoder)
 
+    def push_to_hub(self, repo_id: str, **options: Any) -> str:
+        """`Index.push_to_hub` for every shard and `shards.json`, as one repository."""
+        return hub.push(self.folder, repo_id, kind="sharded", indexes=self.manifest.shards,
+                        **options)  # fmt: skip
+
+    @classmethod
+    def from_hub(cls, repo_id: str, *, revision: str | None = None,
+                 folder: str | os.PathLike | None = None, token: str | None = None,
+                 api: Any = None, **load_options: Any) -> ShardedIndex:  # fmt: skip
+        """`Index.from_hub` for a sharded index (every shard verified); `load_options` are
+        `ShardedIndex.load`'s."""
+        target = hub.fetch(repo_id, revision=revision, folder=folder, token=token, api=api)
+        return cls.load(target, **load_options)
+
     def close(self) -> None:
         self.router.close()
 
@@ -254,16 +269,22 @@ class ShardedIndex:
 
     # ------------------------------------------------------------------ updating
     def update(self, *, add: Any = None, delete: str | list[str] = (), replace: bool = False,
-               missing: str = "raise", progress: bool = False) -> UpdateSummary:  # fmt: skip
-        """`delete` then `add` (`Index.update`'s arguments), each routed by id."""
+               missing: str = "raise", progress: bool = False, delete_filter: Any = None,
+               max_docs: int | None = None) -> UpdateSummary:  # fmt: skip
+        """`delete` (and the documents matching `delete_filter`) then `add` (`Index.update`'s
+        arguments), each routed by id."""
         total = UpdateSummary()
+        if delete_filter is not None:
+            total = self.delete(filter=delete_filter)
         if delete:
-            total = self.delete(delete, missing=missing)
+            deleted = self.delete(delete, missing=missing)
+            deleted.deleted += total.deleted
+            total = deleted
         if add is not None:
-            added = self.add(add, replace=replace)
+            added = self.add(add, replace=replace, max_docs=max_docs)
             added.deleted, added.unknown = total.deleted, total.unknown
             total = added
-        if not delete and add is None:
+        if not delete and add is None and delete_filter is None:
             total.docs, total.embeddings = (int(x) for x in np.sum(self._sizes(), axis=0))
         return total
 
@@ -292,24 +313,39 @@ class ShardedIndex:
                 "embeddings": sum(p["embeddings"] for p in parts), "model": parts[0]["model"],
                 "components": common, "modes": modes, "shards": list(self.manifest.shards)}
 
-    def add(self, collection: Any, *, replace: bool = False) -> UpdateSummary:
+    def add(self, collection: Any, *, replace: bool = False,
+            max_docs: int | None = None) -> UpdateSummary:  # fmt: skip
         """Add the documents of `collection`, each to the shard its id routes to (each
-        shard's update is atomic, the whole is not)."""
+        shard's update is atomic, the whole is not); the index may hold at most `max_docs`
+        documents after it (InputError on field "documents", before any shard changes)."""
         n = self.manifest.n_shards
         parts: list[list[Any]] = [[] for _ in range(n)]
         for doc in read_collection(collection):
             parts[shard_of(doc.doc_id, n)].append(doc)
-        if not replace:  # refused before any shard changes
+        if not replace or max_docs is not None:  # refused before any shard changes
             held = self.router.call("known", [([d.doc_id for d in p],) for p in parts])
             present = [i for h in held for i in h]
-            if present:
+            now = len(self)
+            after = now + sum(map(len, parts)) - len(present)
+            if max_docs is not None and after > max(max_docs, now):
+                raise InputError(f"the update would leave {after:,} documents in the index; "
+                                 f"the limit is {max_docs:,} (it holds {now:,})",
+                                 field="documents")  # fmt: skip
+            if present and not replace:
                 raise InputError(f"{len(present)} id(s) already in the index: {present[:5]}; "
                                  "pass replace=True to replace them", field="doc_id")  # fmt: skip
         return self._update([(p or None, [], replace, "raise") for p in parts])
 
-    def delete(self, doc_ids: str | list[str], *, missing: str = "raise") -> UpdateSummary:
+    def delete(self, doc_ids: str | list[str] | None = None, *, filter: Any = None,  # noqa: A002
+               missing: str = "raise") -> UpdateSummary:  # fmt: skip
         """Remove documents by id from the shards that hold them; with missing="raise" an
-        id no shard holds raises `UnknownDocumentError` before anything is deleted."""
+        id no shard holds raises `UnknownDocumentError` before anything is deleted. Or
+        remove every document matching `filter` (`Index.delete`), from every shard: a bad
+        filter, or one that would empty a shard, is refused before any shard changes."""
+        if (doc_ids is None) == (filter is None):
+            raise InputError("give either ids to delete or a filter", field="doc_ids")
+        if filter is not None:
+            return self._delete_matching(compile_filter(filter))
         ids = [doc_ids] if isinstance(doc_ids, str) else list(doc_ids)
         n = self.manifest.n_shards
         routed = by_shard(dict.fromkeys(ids), n)
@@ -323,6 +359,18 @@ class ShardedIndex:
             raise InputError(f'missing must be "raise" or "skip", got {missing!r}',
                              field="missing")  # fmt: skip
         return self._update([(None, routed.get(s, []), False, "skip") for s in range(n)])
+
+    def _delete_matching(self, compiled: Any) -> UpdateSummary:
+        n = self.manifest.n_shards
+        matched = self.router.call("matching", [(compiled,)] * n)
+        emptied = [name for name, m, (docs, _) in zip(self.manifest.shards, matched,
+                                                      self._sizes(), strict=True)
+                   if m and m == docs]  # fmt: skip
+        if emptied:
+            raise InputError(f"the filter matches every document of shard {emptied[0]}; a "
+                             "shard cannot be left empty", field="filter")  # fmt: skip
+        return self._update([(None, [], False, "skip", compiled if m else None)
+                             for m in matched])  # fmt: skip
 
     def _update(self, args: list[tuple[Any, ...]]) -> UpdateSummary:
         """`update` on every shard (a shard asked for nothing is left as it is and only

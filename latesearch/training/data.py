@@ -1,11 +1,12 @@
 """A deterministic, resumable stream of training examples.
 
-Sources: text triples (TSV), id triples (JSONL/TSV ids + queries + collection), or qrels
-with mined negatives. Examples are numbered from 0 over endless epochs; a run's position is
-the number of examples consumed (``step * batch_size``), and `TrainingStream.batches(start)`
-continues from any position: file sources re-read (not keep) the skipped rows, the qrels
-source jumps there directly. Triples files are read in file order each epoch; qrels pairs
-are shuffled per epoch and negatives sampled per example, all from the run's seed.
+Sources: text triples (TSV or JSONL records), id triples (JSONL/TSV ids + queries +
+collection), or qrels with mined negatives. Examples are numbered from 0 over endless
+epochs; a run's position is the number of examples consumed (``step * batch_size``), and
+`TrainingStream.batches(start)` continues from any position: file sources re-read (not
+keep) the skipped rows, the qrels source jumps there directly. Triples files are read in
+file order each epoch; qrels pairs are shuffled per epoch and negatives sampled per
+example, all from the run's seed.
 """
 
 from __future__ import annotations
@@ -86,8 +87,11 @@ class TriplesSource:
             line = stats.read + stats.total_skipped  # every line is read or skipped
             problem = None
             if len(triple.negatives) < self.negatives:
-                problem = ("negatives", f"{len(triple.negatives)} negatives, "
-                           f"negatives_per_query={self.negatives} needed")
+                problem = (
+                    "negatives",
+                    f"{len(triple.negatives)} negatives, "
+                    f"negatives_per_query={self.negatives} needed",
+                )
             elif self.need_scores and triple.scores is None:
                 problem = ("scores", "no teacher scores (distill_from='triples')")
             if problem is not None:
@@ -132,9 +136,9 @@ class QrelsSource:
             qid, pid = self.pairs[order[i]]
             rng = random.Random(f"{self.seed}/{epoch}/{i}")
             negs = self._sample(qid, rng)
-            yield Example(self.queries[qid], [self.collection[pid]] + [
-                self.collection[n] for n in negs
-            ])
+            yield Example(
+                self.queries[qid], [self.collection[pid]] + [self.collection[n] for n in negs]
+            )
 
     def _sample(self, qid: str, rng: random.Random) -> list[str]:
         k, pool = self.negatives, self.mined.get(qid, [])
@@ -221,8 +225,11 @@ def build_stream(
     """The training stream `config` describes (mining negatives into `output` if asked)."""
     k = config.negatives_per_query
     fmt = config.triples_format_resolved()
+    need_scores = config.distill_from == "triples"
     if fmt == "text":
-        source: TriplesSource | QrelsSource = TriplesSource(config.triples, k, config.on_error)
+        source: TriplesSource | QrelsSource = TriplesSource(
+            config.triples, k, config.on_error, need_scores=need_scores
+        )
     elif fmt == "ids":
         source = TriplesSource(
             config.triples,
@@ -230,7 +237,7 @@ def build_stream(
             config.on_error,
             queries=read_queries(config.queries, on_error=config.on_error),
             collection=load_texts(config.collection, config.on_error),
-            need_scores=config.distill_from == "triples",
+            need_scores=need_scores,
         )
     else:
         source = qrels_source(config, output, runtime)
@@ -282,8 +289,10 @@ def qrels_source(config: TrainConfig, output: Path, runtime=None) -> QrelsSource
                 )
             else:
                 mined = mining.mine_index(
-                    str(config.mine_negatives)[len("index:"):],
-                    mined_queries, positives, config.mine_depth,
+                    str(config.mine_negatives)[len("index:") :],
+                    mined_queries,
+                    positives,
+                    config.mine_depth,
                 )
             mining.save_mined(path, mined)
         if runtime is not None:

@@ -1,20 +1,22 @@
 """Dev-set evaluation during training: exact MaxSim of every dev query against every dev
-document (fine for a dev collection of a few thousand documents), nDCG@10 and MRR@10."""
+document (fine for a dev collection of a few thousand documents), nDCG@10 and MRR@10; over
+several dev sets (NanoBEIR-style BEIR folders), each set's figures and their mean."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from latesearch.data import read_qrels, read_queries
+from latesearch.data import load_beir, read_qrels, read_queries
 from latesearch.scoring import maxsim, pad_documents
-from latesearch.training.config import DEV_AVERAGES
+from latesearch.training.config import DEV_AVERAGES, DEV_METRICS, TrainConfig
 from latesearch.training.data import load_texts
 from latesearch.training.runtime import evaluation_mode
 
-METRICS = ("nDCG@10", "RR@10")
+METRICS = DEV_METRICS
 
 
 def query_group(qid: str) -> str:
@@ -38,6 +40,12 @@ class DevSet:
         return cls(
             {q: texts[q] for q in judged if q in texts}, judged, load_texts(collection, "raise")
         )
+
+    @classmethod
+    def load_beir(cls, folder: str, split: str = "test") -> DevSet:
+        """The judged queries of a BEIR folder's `split` against its corpus."""
+        corpus, queries, qrels = load_beir(folder, split)
+        return cls(queries, qrels, load_texts(str(corpus), "raise"))
 
     def run(self, model, *, k: int = 100, doc_chunk: int = 512) -> dict[str, dict[str, float]]:
         """Top-`k` {qid: {doc_id: score}} by exact MaxSim; each document encoded once."""
@@ -128,11 +136,48 @@ class DevSet:
         for qid, judged in qrels.items():
             groups.setdefault(query_group(qid), {})[qid] = judged
         per_group = {
-            group: evaluate_run({q: run.get(q, {}) for q in judged}, judged, list(METRICS))
-            .aggregate
+            group: evaluate_run(
+                {q: run.get(q, {}) for q in judged}, judged, list(METRICS)
+            ).aggregate
             for group, judged in sorted(groups.items())
         }
         found = {m: sum(g[m] for g in per_group.values()) / len(per_group) for m in METRICS}
         for group, scores in per_group.items():
             found.update({f"{m}/{group}": scores[m] for m in METRICS})
+        return found
+
+
+@dataclass
+class DevSuite:
+    """Named dev sets evaluated together: with one set its metrics; with several, each
+    set's as 'metric/name' and, as 'metric', their mean (each set counts once, as in
+    NanoBEIR's mean)."""
+
+    sets: list[tuple[str, DevSet]]
+
+    @classmethod
+    def load(cls, config: TrainConfig) -> DevSuite:
+        """The dev sets a TrainConfig names: 'dev' (the dev_* files), then each of
+        `dev_beir` by its folder's name."""
+        sets = []
+        if config.dev_queries is not None:
+            dev = DevSet.load(config.dev_queries, config.dev_qrels, config.dev_collection)
+            sets.append(("dev", dev))
+        for folder in config.dev_beir:
+            base = Path(folder).name or "beir"
+            name, i = base, 1
+            while name in {n for n, _ in sets}:
+                i += 1
+                name = f"{base}-{i}"
+            sets.append((name, DevSet.load_beir(folder, config.dev_split)))
+        return cls(sets)
+
+    def evaluate(self, model, *, average: str = "pooled") -> dict[str, float]:
+        """{metric: value}; see the class."""
+        if len(self.sets) == 1:
+            return self.sets[0][1].evaluate(model, average=average)
+        per_set = {name: dev.evaluate(model, average=average) for name, dev in self.sets}
+        found = {m: sum(f[m] for f in per_set.values()) / len(per_set) for m in METRICS}
+        for name, figures in per_set.items():
+            found.update({f"{m}/{name}": figures[m] for m in METRICS})
         return found

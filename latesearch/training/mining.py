@@ -87,6 +87,7 @@ def load_mined(path: str | os.PathLike) -> dict[str, list[str]]:
                 record = json.loads(line)
                 mined[str(record["qid"])] = [str(p) for p in record["negatives"]]
             except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise InputError(f"bad mined-negatives record ({err})", path=str(path),
-                                 line=line_no) from None
+                raise InputError(
+                    f"bad mined-negatives record ({err})", path=str(path), line=line_no
+                ) from None
     return mined

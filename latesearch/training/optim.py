@@ -83,9 +83,7 @@ def linear_schedule(
 class Anchor:
     """L2-SP regularization: ``weight * sum ||theta - theta_0||^2`` over the backbone."""
 
-    def __init__(
-        self, model: nn.Module, weight: float, reference: nn.Module | None = None
-    ) -> None:
+    def __init__(self, model: nn.Module, weight: float, reference: nn.Module | None = None) -> None:
         """`reference` holds the starting weights (default: `model`'s current ones)."""
         self.weight = weight
         start = dict((reference or model).named_parameters())

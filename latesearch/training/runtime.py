@@ -54,6 +54,25 @@ class Runtime:
         dist.all_gather_object(out, obj)
         return out
 
+    def gather_documents(
+        self, D: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Every rank's document embeddings (n, Ld, dim) and masks, in rank order, padded to
+        the widest; the gradient of each rank's slice flows back to that rank (summed over
+        the ranks' losses). Also the row of this rank's first document."""
+        if not self.distributed:
+            return D, mask, 0
+        width = torch.tensor([D.shape[1]], device=D.device)
+        dist.all_reduce(width, op=dist.ReduceOp.MAX)
+        pad = int(width.item()) - D.shape[1]
+        D = torch.nn.functional.pad(D, (0, 0, 0, pad))
+        mask = torch.nn.functional.pad(mask.bool(), (0, pad))
+        from torch.distributed.nn.functional import all_gather
+
+        masks = [torch.empty_like(mask) for _ in range(self.world_size)]
+        dist.all_gather(masks, mask)
+        return torch.cat(all_gather(D)), torch.cat(masks), self.rank * D.shape[0]
+
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
             return contextlib.nullcontext()

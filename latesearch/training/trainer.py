@@ -6,6 +6,7 @@ DistributedDataParallel copy on its own shard of each batch and rank 0 writes ch
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,15 +20,10 @@ from torch import nn
 from latesearch.errors import ConfigError
 from latesearch.modeling import ColBERT, TokenBatch
 from latesearch.training import checkpointing as ckpt
+from latesearch.training.cached import cached_backward
 from latesearch.training.config import CONFIG_FILE, TrainConfig, resume_conflicts
 from latesearch.training.data import MicroBatch, build_stream
-from latesearch.training.loss import (
-    all_pairs_scores,
-    distillation_kl,
-    in_batch_ce,
-    nway_scores,
-    pairwise_softmax_ce,
-)
+from latesearch.training.loss import Objective
 from latesearch.training.optim import (
     Anchor,
     build_optimizer,
@@ -59,28 +55,22 @@ class TrainResult:
     skipped: int
 
 
-class _Scorer(nn.Module):
-    """Wraps the encoder so that DistributedDataParallel sees one forward per micro-batch."""
+class _Encoder(nn.Module):
+    """Wraps the encoder so that DistributedDataParallel sees each forward pass: queries,
+    documents, or both; returns (Q, D, document mask), None for what was not given."""
 
-    def __init__(
-        self, model: ColBERT, nway: int, in_batch: bool, doc_chunk: int | None = None
-    ) -> None:
+    def __init__(self, model: ColBERT, doc_chunk: int | None = None) -> None:
         super().__init__()
-        self.model, self.nway, self.in_batch = model, nway, in_batch
-        self.doc_chunk = doc_chunk
+        self.model, self.doc_chunk = model, doc_chunk
 
     def forward(
-        self, queries: TokenBatch, documents: TokenBatch
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        Q = self.model.forward_queries(queries)
-        D, mask = self.model.forward_documents(documents, chunk_size=self.doc_chunk)
-        sim = self.model.config.similarity
-        if not self.in_batch:
-            return nway_scores(Q, D, mask, self.nway, sim), None
-        every = all_pairs_scores(Q, D, mask, sim)
-        n = Q.shape[0]
-        own = every.view(n, n, self.nway)[torch.arange(n), torch.arange(n)]
-        return own, every
+        self, queries: TokenBatch | None, documents: TokenBatch | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        Q = None if queries is None else self.model.forward_queries(queries)
+        D = mask = None
+        if documents is not None:
+            D, mask = self.model.forward_documents(documents, chunk_size=self.doc_chunk)
+        return Q, D, mask
 
 
 def train(config: TrainConfig, *, progress: Progress | None = None) -> TrainResult:
@@ -118,9 +108,7 @@ class Trainer:
                 )
             conflicts = resume_conflicts(TrainConfig.load(saved_path), cfg)
             if conflicts:
-                raise ConfigError(
-                    f"{saved_path}: cannot resume with changed field(s) {conflicts}"
-                )
+                raise ConfigError(f"{saved_path}: cannot resume with changed field(s) {conflicts}")
         self.rt.barrier()
         if self.rt.is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +130,9 @@ class Trainer:
         }
         source = resume_from if resume_from is not None else cfg.base_model
         model = ColBERT.from_pretrained(
-            source, device=self.rt.device, dtype="float32",
+            source,
+            device=self.rt.device,
+            dtype="float32",
             **({} if resume_from is not None else overrides),
         )
         freeze_lower_layers(model, cfg.train_layers)
@@ -182,12 +172,20 @@ class Trainer:
             eval_log.truncate(step)
         stream = build_stream(cfg, self.out, rank=rt.rank, world_size=rt.world_size, runtime=rt)
         dev = self._dev_set() if cfg.eval_every and rt.is_main else None
-        scorer: nn.Module = _Scorer(model, self.nway, cfg.in_batch_negatives, cfg.doc_chunk)
+        scorer: nn.Module = _Encoder(model, cfg.doc_chunk)
         if rt.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [rt.device.index] if rt.device.type == "cuda" else None
             scorer = DistributedDataParallel(scorer, device_ids=ids)
+        self.objective = Objective(
+            nway=self.nway,
+            similarity=model.config.similarity,
+            in_batch=cfg.in_batch_negatives,
+            distill=cfg.distill_from is not None,
+            temperature=cfg.distill_temperature,
+            gather=rt.gather_documents if cfg.gather_across_devices and rt.distributed else None,
+        )
         if state is not None:
             rngs = state["rng"]
             if len(rngs) == rt.world_size:
@@ -215,8 +213,10 @@ class Trainer:
                 loss_log.append(record)
                 if self.progress and cfg.log_every and (step % cfg.log_every == 0 or step == 1):
                     self.progress(record)
-            if dev is not None and step % cfg.eval_every == 0 or (
-                dev is not None and step == cfg.steps
+            if (
+                dev is not None
+                and step % cfg.eval_every == 0
+                or (dev is not None and step == cfg.steps)
             ):
                 best = self._evaluate(dev, model, step, best, eval_log)
             rt.barrier()
@@ -246,22 +246,12 @@ class Trainer:
         scaler: torch.amp.GradScaler,
         params: list[nn.Parameter],
     ) -> tuple[float, float | None]:
-        cfg, rt = self.config, self.rt
+        cfg = self.config
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for i, batch in enumerate(micro):
             syncing = i == len(micro) - 1
-            context = scorer.no_sync() if rt.distributed and not syncing else _null()
-            with context:
-                with rt.autocast():
-                    queries = model.tokenizer.queries(batch.queries)
-                    documents = model.tokenizer.documents(batch.documents)
-                    scores, every = scorer(queries, documents)
-                    loss = self._loss(scores, every, batch.teacher)
-                if self.anchor is not None:
-                    loss = loss + self.anchor.penalty()
-                scaler.scale(loss / len(micro)).backward()
-            total += float(loss.detach())
+            total += self._micro_step(scorer, model, batch, scaler, len(micro), syncing)
         grad_norm = None
         if cfg.max_grad_norm is not None:
             scaler.unscale_(optimizer)
@@ -270,20 +260,45 @@ class Trainer:
         scaler.update()
         return total / len(micro), grad_norm
 
-    def _loss(
-        self, scores: torch.Tensor, every: torch.Tensor | None, teacher: torch.Tensor | None
-    ) -> torch.Tensor:
-        cfg = self.config
-        loss = scores.new_zeros((), dtype=torch.float32)
-        if cfg.distill_from is not None:
-            if teacher is None:
-                raise ConfigError("TrainConfig.distill_from is set but the triples have no scores")
-            loss = loss + distillation_kl(scores, teacher, cfg.distill_temperature)
-        elif self.nway > 1:
-            loss = loss + pairwise_softmax_ce(scores)
-        if every is not None:
-            loss = loss + in_batch_ce(every, self.nway)
-        return loss
+    def _micro_step(
+        self,
+        scorer: nn.Module,
+        model: ColBERT,
+        batch: MicroBatch,
+        scaler: torch.amp.GradScaler,
+        parts: int,
+        syncing: bool,
+    ) -> float:
+        """Forward and backward of one micro-batch (its share `1 / parts` of the step's
+        gradient), cached in chunks when `cache_chunk_size` is below its size; the loss."""
+        cfg, rt = self.config, self.rt
+        if cfg.distill_from is not None and batch.teacher is None:
+            raise ConfigError("TrainConfig.distill_from is set but the triples have no scores")
+        queries = model.tokenizer.queries(batch.queries)
+        documents = model.tokenizer.documents(batch.documents)
+
+        def loss_of(Q, D, mask):
+            loss = self.objective(Q, D, mask, batch.teacher)
+            return loss if self.anchor is None else loss + self.anchor.penalty()
+
+        def backward(loss: torch.Tensor) -> None:
+            scaler.scale(loss / parts).backward()
+
+        def no_sync():
+            return scorer.no_sync() if rt.distributed else contextlib.nullcontext()
+
+        chunk = cfg.cache_chunk_size
+        with contextlib.nullcontext() if syncing else no_sync():
+            if chunk is not None and max(len(queries), len(documents)) > chunk:
+                loss = cached_backward(
+                    scorer, queries, documents, loss_of, chunk, backward=backward,
+                    no_sync=no_sync, device=rt.device, context=rt.autocast,
+                )  # fmt: skip
+            else:
+                with rt.autocast():
+                    loss = loss_of(*scorer(queries, documents))
+                backward(loss)
+        return float(loss.detach())
 
     # ------------------------------------------------------------------ saving, dev
     def _save(self, model, step, best, optimizer, scheduler, scaler) -> None:
@@ -305,10 +320,9 @@ class Trainer:
         self.rt.barrier()
 
     def _dev_set(self):
-        from latesearch.training.devset import DevSet
+        from latesearch.training.devset import DevSuite
 
-        cfg = self.config
-        return DevSet.load(cfg.dev_queries, cfg.dev_qrels, cfg.dev_collection)
+        return DevSuite.load(self.config)
 
     def _evaluate(self, dev, model, step, best, eval_log) -> dict[str, Any] | None:
         metrics = dev.evaluate(model, average=self.config.dev_average)
@@ -316,17 +330,11 @@ class Trainer:
         eval_log.append(record)
         if self.progress:
             self.progress({"step": step, "eval": metrics})
-        key = dev.primary
+        key = self.config.dev_metric
         if best is None or metrics[key] > best[key]:
             best = record
             ckpt.save_checkpoint(self.out / "best", model, self.config, info=record)
         return best
-
-
-def _null():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def _only_config(out: Path) -> bool:

@@ -98,3 +98,46 @@ def test_filter_and_metadata(index, capsys):
     assert hits and all(h["metadata"]["n"] < 4 for h in hits)
     code, _, err = run(capsys, str(index.folder), "x", "--filter", '{"n": {"$gt": "a", "b": 1}}')
     assert code == 2 and "filter.n" in err
+
+
+def test_search_a_server_prints_what_a_local_search_prints(index, capsys, tmp_path):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from latesearch.serving import RunningServer, SearchService
+
+    queries = tmp_path / "queries.tsv"
+    queries.write_text("".join(f"{q}\t{t}\n" for q, t in QUERIES.items()))
+    flags = [["-k", "4", "--mode", "hybrid", "--show-text", "--show-metadata"],
+             ["-k", "3", "--filter", '{"n": {"$lt": 10}}', "--json"],
+             ["--queries", str(queries), "-k", "5", "--mode", "rerank", "--batch-size", "2"]]
+    server = RunningServer(SearchService(index), port=0, quiet=True)
+    url = server.url
+    with server:
+        for extra in flags:
+            query = [] if "--queries" in extra else [QUERIES["q2"]]
+            local = run(capsys, str(index.folder), *query, *extra)
+            remote = run(capsys, server.url, *query, *extra)
+            assert local[0] == remote[0] == 0
+            if "--json" in extra:
+                here, there = json.loads(local[1]), json.loads(remote[1])
+                assert there["hits"] == here["hits"] and len(here["hits"]) == 3
+                assert there["timings"]["n_queries"] == 1
+            else:  # the same lines; scores up to float rounding (batched on the server)
+                here, there = (out[1].split() for out in (local, remote))
+                assert [_number(t) for t in there] == [_number(t, approx=False) for t in here]
+                assert len(local[1].splitlines()) > 3
+        code, _, err = run(capsys, server.url, "q", "-k", "0")
+        assert code == 2 and "k" in err
+        code, _, err = run(capsys, server.url, "q", "--model", "other")
+        assert code == 2 and "--model" in err
+    code, _, err = run(capsys, url, "q")  # stopped: nothing answers
+    assert code == 2 and "no answer" in err
+
+
+def _number(token: str, approx: bool = True) -> object:
+    """A score as a float (`approx`: pytest.approx of it), any other token as it is."""
+    try:
+        value = float(token) if "." in token else token
+    except ValueError:
+        return token
+    return pytest.approx(value, abs=1e-3) if approx and isinstance(value, float) else value

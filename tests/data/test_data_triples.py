@@ -13,16 +13,21 @@ COLLECTION = {"10": "pos text", "11": "neg text", "12": Document("12", "body", "
 
 def test_text_triples_with_extra_negatives(write):
     path = write("t.tsv.gz", "q\tp\tn\nq2\tp2\tn1\tn2\n")
-    assert list(read_text_triples(path)) == [Triple("q", "p", ["n"]),
-                                            Triple("q2", "p2", ["n1", "n2"])]
+    assert list(read_text_triples(path)) == [
+        Triple("q", "p", ["n"]),
+        Triple("q2", "p2", ["n1", "n2"]),
+    ]
 
 
-@pytest.mark.parametrize(("content", "field", "message"), [
-    ("q\tp\n", "negative", "got 2 columns"),
-    ("q\n", "positive", "got 1 columns"),
-    ("q\tp\t \n", "negatives[0]", "blank text"),
-    (" \tp\tn\n", "query", "blank text"),
-])
+@pytest.mark.parametrize(
+    ("content", "field", "message"),
+    [
+        ("q\tp\n", "negative", "got 2 columns"),
+        ("q\n", "positive", "got 1 columns"),
+        ("q\tp\t \n", "negatives[0]", "blank text"),
+        (" \tp\tn\n", "query", "blank text"),
+    ],
+)
 def test_text_triples_errors(write, content, field, message):
     path = write("t.tsv", "q\tp\tn\n" + content)
     with pytest.raises(InputError, match=message) as info:
@@ -42,27 +47,39 @@ def test_id_triples_plain_and_distillation_forms(write):
     path = write("ids.jsonl", '["1", "10", "11"]\n[2, [10, 9.5], [11, 1], [12, -2.0]]\n')
     first, second = read_id_triples(path, QUERIES, COLLECTION)
     assert first == Triple("query one", "pos text", ["neg text"], None, "1", ["10", "11"])
-    assert second == Triple("query two", "pos text", ["neg text", "Title body"],
-                            [9.5, 1.0, -2.0], "2", ["10", "11", "12"])
+    assert second == Triple(
+        "query two",
+        "pos text",
+        ["neg text", "Title body"],
+        [9.5, 1.0, -2.0],
+        "2",
+        ["10", "11", "12"],
+    )
 
 
 def test_id_triples_tsv(write):
     triple = next(read_id_triples(write("ids.tsv", "1\t10\t11\n"), QUERIES, COLLECTION))
-    assert (triple.query, triple.positive, triple.negatives) == ("query one", "pos text",
-                                                                 ["neg text"])
+    assert (triple.query, triple.positive, triple.negatives) == (
+        "query one",
+        "pos text",
+        ["neg text"],
+    )
 
 
-@pytest.mark.parametrize(("line", "field", "message"), [
-    ('["9", "10", "11"]', "qid", "query id '9' is not in the queries"),
-    ('["1", "10", "99"]', "negatives[0]", "document id '99' is not in the collection"),
-    ('["1", "77", "11"]', "positive", "document id '77'"),
-    ('["1", "10"]', None, "got 2 ids"),
-    ('["1", ["10", 1.0], "11"]', None, "every passage a pair"),
-    ('["1", ["10", "x"], ["11", 1]]', "scores[0]", "score must be a number"),
-    ('{"qid": "1"}', None, "expected a JSON list"),
-    ('["1", "10", ', None, "malformed JSON"),
-    ('["1", null, "11"]', "positive", "string or an integer"),
-])
+@pytest.mark.parametrize(
+    ("line", "field", "message"),
+    [
+        ('["9", "10", "11"]', "qid", "query id '9' is not in the queries"),
+        ('["1", "10", "99"]', "negatives[0]", "document id '99' is not in the collection"),
+        ('["1", "77", "11"]', "positive", "document id '77'"),
+        ('["1", "10"]', None, "got 2 ids"),
+        ('["1", ["10", 1.0], "11"]', None, "every passage a pair"),
+        ('["1", ["10", "x"], ["11", 1]]', "scores[0]", "score must be a number"),
+        ('{"qid": "1"}', None, "expected a JSON list"),
+        ('["1", "10", ', None, "malformed JSON"),
+        ('["1", null, "11"]', "positive", "string or an integer"),
+    ],
+)
 def test_id_triples_errors_name_the_line(write, line, field, message):
     path = write("ids.jsonl", '["1", "10", "11"]\n' + line + "\n")
     triples = read_id_triples(path, QUERIES, COLLECTION)
@@ -82,3 +99,41 @@ def test_id_triples_skip_mode(write):
 def test_missing_file_fails_at_call_time(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_text_triples(tmp_path / "missing.tsv")
+
+
+def test_text_triples_as_json_records_with_scores(write):
+    path = write("t.jsonl", '{"query": "q", "positive": "p", "negatives": ["n1", "n2"], '
+                            '"scores": [3, 1.5, -1]}\n{"query": "q2", "positive": "p2", '
+                            '"negatives": "n"}\n')  # fmt: skip
+    assert list(read_text_triples(path)) == [
+        Triple("q", "p", ["n1", "n2"], [3.0, 1.5, -1.0]),
+        Triple("q2", "p2", ["n"]),
+    ]
+
+
+@pytest.mark.parametrize(("record", "field", "message"), [
+    ('{"positive": "p", "negatives": ["n"]}', "query", "non-blank text"),
+    ('{"query": "q", "positive": "p", "negatives": []}', "negatives", "non-empty list"),
+    ('{"query": "q", "positive": "p", "negatives": ["n", 3]}', "negatives[1]", "non-blank"),
+    ('{"query": "q", "positive": "p", "negatives": ["n"], "scores": [1]}', "scores",
+     "list of 2 scores"),
+    ('{"query": "q", "positive": "p", "negatives": ["n"], "scores": [1, "x"]}', "scores[1]",
+     "must be a number"),
+    ('["q", "p", "n"]', None, "expected a JSON object"),
+])  # fmt: skip
+def test_text_json_records_errors(write, record, field, message):
+    path = write("t.jsonl", '{"query": "q", "positive": "p", "negatives": ["n"]}\n' + record)
+    with pytest.raises(InputError, match=message) as info:
+        list(read_text_triples(path))
+    assert (info.value.line, info.value.field) == (2, field)
+
+
+def test_id_triples_pylate_distillation_records(write):
+    path = write("kd.jsonl", '{"query_id": 1, "document_ids": [10, "12"], "scores": [2, 1]}\n')
+    (triple,) = read_id_triples(path, QUERIES, COLLECTION)
+    assert triple == Triple("query one", "pos text", ["Title body"], [2.0, 1.0], "1",
+                            ["10", "12"])  # fmt: skip
+    bad = write("bad.jsonl", '{"query_id": 1, "document_ids": [10, 12], "scores": [2]}\n')
+    with pytest.raises(InputError, match="list of 2 scores") as info:
+        list(read_id_triples(bad, QUERIES, COLLECTION))
+    assert info.value.field == "scores"

@@ -149,8 +149,8 @@ def test_add_and_delete_equal_a_fresh_build_with_the_same_centroids(
 def test_corrupt_codes_residuals_and_ivf_are_detected(build_corpus):
     store = build_corpus()
     folder = store.folder
-    for name in (store.chunks[0].codes, store.chunks[1].residuals, "ivf/docs.npy",
-                 "codec/centroids.npy"):  # fmt: skip
+    for name in (store.chunks[0].codes, store.chunks[1].residuals, store.chunks[0].norms,
+                 "ivf/docs.npy", "codec/centroids.npy"):  # fmt: skip
         path = folder / name
         original = path.read_bytes()
         raw = bytearray(original)

@@ -314,7 +314,8 @@ LATER_VALUES = {
     "strip_text": True, "lowercase": True, "query_mask_tokens": 4, "skiplist": ["!"],
     "skiplist_lookup": "vocabulary", "drop_cls": True, "normalize": False,
     "head": [{"in_features": 32, "out_features": 128, "bias": True}],
-}
+    "doc_pooling": {"pool_factor": 2},
+}  # fmt: skip
 
 
 def test_later_fields_count_only_when_set():

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from latesearch import Index
-from latesearch.compressed.codec import ResidualCodec
+from latesearch.compressed.codec import ResidualCodec, dequantize_norms
 from latesearch.search.engine import EngineParams
 from latesearch.search.engine.lut_scoring import applies, lut_scores, token_scores
 from latesearch.search.engine.residual_scoring import exact_scores
@@ -43,9 +43,16 @@ def test_token_scores_equal_decompressed_dot_products(nbits):
     q = rng.standard_normal((7, codec.dim)).astype(np.float32)
     qT = torch.from_numpy(np.ascontiguousarray((q / np.linalg.norm(q, axis=1)[:, None]).T))
     centroid_scores = torch.from_numpy(codec.centroids32) @ qT
-    got = token_scores(codec, qT, codes, packed, centroid_scores).numpy()
+    got = token_scores(codec, qT, codes, packed, codec.norms(codes, packed),
+                       centroid_scores).numpy()  # fmt: skip
     want = (torch.from_numpy(codec.decompress(codes, packed)) @ qT).numpy()
     np.testing.assert_allclose(got, want, rtol=0, atol=ROUNDING)
+    stored = codec.stored_norms(codes, packed)  # one byte a token, as chunks store them
+    got = token_scores(codec, qT, codes, packed, dequantize_norms(stored),
+                       centroid_scores).numpy()  # fmt: skip
+    want_stored = (torch.from_numpy(codec.decompress(codes, packed, stored)) @ qT).numpy()
+    np.testing.assert_allclose(got, want_stored, rtol=0, atol=ROUNDING)
+    assert np.abs(want_stored - want).max() <= 0.003  # a byte's step moves scores by <= 0.2%
     unnormalized = (codec.decode_residuals(packed) + codec.centroids32[codes]) @ qT.numpy()
     assert np.abs(unnormalized - want).max() > 1e-2  # the norms matter
 

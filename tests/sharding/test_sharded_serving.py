@@ -33,3 +33,11 @@ def test_a_sharded_index_is_served_like_one_index(tmp_path, tiny_colbert, kit):
     gone = service.write({"ids": ["new-1", "d0"]}, delete=True, key="secret")
     assert gone.status == 200 and gone.body["documents"] == 15
     assert service.handle("GET", "/health").body["documents"] == 15
+    by_filter = service.write({"filter": {"lang": "de", "year": {"$gte": 2003}}}, delete=True,
+                              key="secret")  # fmt: skip
+    expected = {"d3", "d5", "d11", "d13"}  # odd (de), year 2000 + i % 7 >= 2003
+    assert by_filter.status == 200 and by_filter.body["summary"]["deleted"] == len(expected)
+    left = service.handle("GET", "/search?q=protein&k=20&mode=exact").body["hits"]
+    assert not expected & {h["doc_id"] for h in left} and len(left) == 15 - len(expected)
+    bad = service.write({"filter": {"year": {"$gt": None}}}, delete=True, key="secret")
+    assert bad.status == 400 and bad.body["field"] == "filter.year.$gt"

@@ -32,8 +32,15 @@ def _small_config(**overrides: Any):
     from latesearch import TrainConfig
 
     values: dict[str, Any] = dict(
-        steps=6, batch_size=4, lr=1e-3, dim=16, query_maxlen=12, doc_maxlen=24,
-        device="cpu", precision="fp32", log_every=0,
+        steps=6,
+        batch_size=4,
+        lr=1e-3,
+        dim=16,
+        query_maxlen=12,
+        doc_maxlen=24,
+        device="cpu",
+        precision="fp32",
+        log_every=0,
     )
     values.update(overrides)
     return TrainConfig(**values)

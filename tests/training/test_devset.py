@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 
-from latesearch.training.devset import DevSet, query_group
+from latesearch.errors import InputError
+from latesearch.training.devset import DevSet, DevSuite, query_group
 
 
 def _dev() -> DevSet:
@@ -53,7 +55,10 @@ def test_run_is_rank_over_the_models_embeddings(tiny_colbert):
 def test_measure_groups_averages_each_prefix_once():
     qrels = {"a:1": {"d1": 1}, "a:2": {"d2": 1}, "a:3": {"d3": 1}, "b:1": {"d4": 1}}
     run = {  # group a: all three found first; group b: its document at rank 2
-        "a:1": {"d1": 2.0}, "a:2": {"d2": 2.0}, "a:3": {"d3": 2.0}, "b:1": {"d9": 3.0, "d4": 1.0},
+        "a:1": {"d1": 2.0},
+        "a:2": {"d2": 2.0},
+        "a:3": {"d3": 2.0},
+        "b:1": {"d9": 3.0, "d4": 1.0},
     }
     pooled = DevSet.measure(run, qrels)
     grouped = DevSet.measure(run, qrels, average="groups")
@@ -68,3 +73,45 @@ def test_measure_groups_averages_each_prefix_once():
 def test_query_group_is_the_id_prefix():
     assert query_group("sf:12:3") == "sf"
     assert query_group("12") == ""
+
+
+def _beir(folder, docs: dict[str, str], queries: dict[str, str], qrels: dict[str, str]):
+    folder.mkdir(parents=True)
+    (folder / "qrels").mkdir()
+    (folder / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": k, "title": "", "text": v}) + "\n" for k, v in docs.items()
+    ))  # fmt: skip
+    (folder / "queries.jsonl").write_text("".join(
+        json.dumps({"_id": k, "text": v}) + "\n" for k, v in queries.items()
+    ))  # fmt: skip
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in qrels.items())
+    )
+    return folder
+
+
+def two_beir_sets(root):
+    """Two BEIR folders with the same ids but different corpora (so mixing them is wrong)."""
+    a = _beir(root / "NanoA", {"d1": "the cat dog house", "d2": "the protein gene cell"},
+              {"q1": "what cat", "q2": "what protein"}, {"q1": "d1", "q2": "d2"})  # fmt: skip
+    b = _beir(root / "NanoB", {"d1": "the music city river", "d2": "the drug patient disease",
+                               "d3": "the physics particle energy"},
+              {"q1": "what drug"}, {"q1": "d2"})  # fmt: skip
+    return [str(a), str(b)]
+
+
+def test_suite_of_beir_folders_reports_each_set_and_their_mean(tmp_path, tiny_colbert):
+    from latesearch import TrainConfig
+
+    folders = two_beir_sets(tmp_path)
+    config = TrainConfig(triples="t.tsv", dev_beir=folders + [folders[0]], eval_every=1)
+    suite = DevSuite.load(config)
+    assert [name for name, _ in suite.sets] == ["NanoA", "NanoB", "NanoA-2"]
+    assert set(suite.sets[1][1].documents) == {"d1", "d2", "d3"}  # its own corpus only
+    found = suite.evaluate(tiny_colbert)
+    for metric in ("nDCG@10", "RR@10"):
+        each = [suite.sets[i][1].evaluate(tiny_colbert)[metric] for i in range(3)]
+        assert [found[f"{metric}/{n}"] for n in ("NanoA", "NanoB", "NanoA-2")] == each
+        assert found[metric] == pytest.approx(sum(each) / 3)
+    with pytest.raises(InputError, match="no qrels for split 'dev'"):
+        DevSuite.load(config.replace(dev_split="dev"))

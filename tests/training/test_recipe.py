@@ -29,8 +29,14 @@ def test_losses_put_the_positive_first():
 
 
 def test_linear_warmup_then_decay_and_projection_lr(tiny_colbert, small_config, tmp_path):
-    config = small_config(triples=tmp_path / "t.tsv", lr=1e-4, projection_lr=1e-2,
-                          warmup_steps=4, steps=12, weight_decay=0.1)
+    config = small_config(
+        triples=tmp_path / "t.tsv",
+        lr=1e-4,
+        projection_lr=1e-2,
+        warmup_steps=4,
+        steps=12,
+        weight_decay=0.1,
+    )
     optimizer = build_optimizer(tiny_colbert, config)
     groups = optimizer.param_groups
     assert sorted(g["lr"] for g in groups) == [1e-4, 1e-4, 1e-2]
@@ -47,10 +53,12 @@ def test_linear_warmup_then_decay_and_projection_lr(tiny_colbert, small_config, 
     assert schedule.get_last_lr()[0] == 0.0
 
 
-def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_bert_dir, toy_triples,
-                                                     small_config):
-    common = dict(triples=toy_triples, base_model=tiny_bert_dir, steps=3, batch_size=4,
-                  max_grad_norm=0.5)
+def test_gradient_accumulation_matches_one_big_batch(
+    tmp_path, tiny_bert_dir, toy_triples, small_config
+):
+    common = dict(
+        triples=toy_triples, base_model=tiny_bert_dir, steps=3, batch_size=4, max_grad_norm=0.5
+    )
     one = train(small_config(output=tmp_path / "one", **common))
     two = train(small_config(output=tmp_path / "two", grad_accum=2, **common))
     a, b = _weights(one.final), _weights(two.final)
@@ -60,8 +68,7 @@ def test_gradient_accumulation_matches_one_big_batch(tmp_path, tiny_bert_dir, to
         torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4, msg=key)
 
 
-def test_seed_changes_the_run_and_repeats_it(tmp_path, dropout_bert, toy_triples,
-                                             small_config):
+def test_seed_changes_the_run_and_repeats_it(tmp_path, dropout_bert, toy_triples, small_config):
     common = dict(triples=toy_triples, base_model=dropout_bert, steps=2)
     a = _weights(train(small_config(output=tmp_path / "a", **common)).final)
     b = _weights(train(small_config(output=tmp_path / "b", **common)).final)
@@ -71,8 +78,15 @@ def test_seed_changes_the_run_and_repeats_it(tmp_path, dropout_bert, toy_triples
 
 
 def test_bf16_autocast_trains(tmp_path, tiny_bert_dir, toy_triples, small_config):
-    result = train(small_config(triples=toy_triples, base_model=tiny_bert_dir, steps=2,
-                                precision="bf16", output=tmp_path))
+    result = train(
+        small_config(
+            triples=toy_triples,
+            base_model=tiny_bert_dir,
+            steps=2,
+            precision="bf16",
+            output=tmp_path,
+        )
+    )
     weights = _weights(result.final)
     assert all(w.dtype == torch.float32 for w in weights.values())  # master weights fp32
     assert result.last_loss is not None and result.last_loss == result.last_loss  # not NaN

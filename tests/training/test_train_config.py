@@ -23,11 +23,17 @@ SAVED = {
 }  # fmt: skip
 
 
+ADDED = {  # defaults of later fields
+    "cache_chunk_size": None, "gather_across_devices": False, "dev_beir": [],
+    "dev_split": "test", "dev_metric": "nDCG@10",
+}  # fmt: skip
+
+
 def test_a_config_saved_by_earlier_versions_loads_from_its_folder(tmp_path):
     (tmp_path / "train_config.json").write_text(json.dumps(SAVED), encoding="utf-8")
     config = TrainConfig.load(tmp_path)
     assert config.steps == 5 and config.lr == 1e-5
-    assert config.to_dict() == SAVED
+    assert config.to_dict() == {**SAVED, **ADDED}
     config.save(tmp_path / "copy.json")
     assert TrainConfig.load(tmp_path / "copy.json") == config
 
@@ -41,3 +47,25 @@ def test_numbers_are_converted_and_checked_by_field(tmp_path):
         assert caught.value.field == field
     with pytest.raises(ConfigError, match="stepz"):
         TrainConfig.from_dict({**SAVED, "stepz": 3})
+
+
+def test_large_batch_options_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="gather_across_devices"):
+        TrainConfig(triples="t.tsv", gather_across_devices=True)
+    with pytest.raises(ConfigError, match="cache_chunk_size"):
+        TrainConfig(triples="t.tsv", cache_chunk_size=0)
+    assert TrainConfig(triples="t.tsv", in_batch_negatives=True, gather_across_devices=True)
+
+
+def test_json_triples_are_told_apart_by_their_first_line(tmp_path):
+    import gzip
+
+    text = tmp_path / "kd.jsonl.gz"
+    text.write_bytes(gzip.compress(b'{"query": "q", "positive": "p", "negatives": ["n"]}\n'))
+    ids = tmp_path / "ids.jsonl.gz"
+    ids.write_bytes(gzip.compress(b'["1", "2", "3"]\n'))
+    assert TrainConfig(triples=text).triples_format_resolved() == "text"
+    config = TrainConfig(triples=ids, queries="q.tsv", collection="c.tsv")
+    assert config.triples_format_resolved() == "ids"
+    with pytest.raises(ConfigError, match="collection is required with id triples"):
+        TrainConfig(triples=tmp_path / "not-yet-written.jsonl")

@@ -11,10 +11,12 @@ q.d = (q.c + q.r) / ||c + r||, where
   value b adds T[j, b] = sum over its dimensions of q[dim] * weight(bucket of dim in b). The
   tables of every query token, (packed_dim * 256, Lq), are built once per query; a token's
   q.r for all query tokens is then one `embedding_bag` sum of its packed_dim table rows;
-- ||c + r|| is computed exactly as `decompress` computes it (the residual decoded through
-  the codec's byte table, plus the centroid). Skipping it is not an option: on 2,000
-  SciFact documents at 2 bits the norms range from 0.84 to 1.07, moving a query token's
-  similarity by up to 0.05, enough to reorder documents.
+- ||c + r|| is the norm `decompress` divides by: read from the chunk's stored norms (one
+  byte a token, written when the chunk was coded), or, for chunks coded before norms were
+  stored, computed as `decompress` computes it (the residual decoded through the codec's
+  byte table, plus the centroid: once the largest cost of this stage). Skipping it is not
+  an option: on 2,000 SciFact documents at 2 bits the norms range from 0.84 to 1.07,
+  moving a query token's similarity by up to 0.05, enough to reorder documents.
 
 The result equals decompress-and-multiply (`residual_scoring`) to float rounding: the same
 products, summed in another order.
@@ -29,8 +31,6 @@ from latesearch.compressed.codec import ResidualCodec
 from latesearch.indexing import IndexStore
 from latesearch.scoring.maxsim import segment_maxsim
 from latesearch.search.timing import SearchTimings
-
-BLOCK = 1024  # tokens per block of `token_norms`: 512 KiB of float32 vectors at dim 128
 
 
 def applies(store: IndexStore, Q: torch.Tensor, similarity: str, source: str) -> bool:
@@ -61,20 +61,22 @@ def lut_scores(
     with timings.stage("gather"):
         codes, _ = store.vectors.codes(docs)
         packed = store.vectors.residuals(docs)
+        norms = store.vectors.norms(docs)
     with timings.stage("score"):
         qT = Q[0][q_mask[0]].detach().to(torch.float32).T.contiguous()
-        sim = token_scores(codec, qT, codes, packed, torch.from_numpy(centroid_scores))
+        sim = token_scores(codec, qT, codes, packed, norms, torch.from_numpy(centroid_scores))
         out = segment_maxsim(sim, lengths)
     timings.n_candidates += docs.size
     return out
 
 
-def token_scores(codec: ResidualCodec, qT: torch.Tensor, codes: np.ndarray,
-                 packed: np.ndarray, centroid_scores: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def token_scores(codec: ResidualCodec, qT: torch.Tensor, codes: np.ndarray, packed: np.ndarray,
+                 norms: np.ndarray, centroid_scores: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """(n, Lq) float32 dot products of the decompressed tokens (`codes` (n,), `packed`
-    (n, packed_dim)) with the query's tokens qT (dim, Lq), given the centroids' scores
-    (n_centroids, Lq): one `embedding_bag` sums, per token, its packed_dim table rows and
-    its centroid's row (appended to the tables), then a division by the token norms."""
+    (n, packed_dim), `norms` (n,): what decompressing divides by) with the query's tokens
+    qT (dim, Lq), given the centroids' scores (n_centroids, Lq): one `embedding_bag` sums,
+    per token, its packed_dim table rows and its centroid's row (appended to the tables),
+    then a division by the token norms."""
     n, width = codes.shape[0], codec.packed_dim
     tables = torch.cat([query_tables(codec, qT), centroid_scores])
     rows = torch.empty((n, width + 1), dtype=torch.int32)
@@ -82,7 +84,7 @@ def token_scores(codec: ResidualCodec, qT: torch.Tensor, codes: np.ndarray,
     torch.add(torch.from_numpy(packed), byte_rows, out=rows[:, :width])
     rows[:, width] = torch.from_numpy(codes) + width * 256
     sim = torch.nn.functional.embedding_bag(rows, tables, mode="sum")
-    sim /= torch.from_numpy(token_norms(codec, codes, packed))[:, None]
+    sim /= torch.from_numpy(norms)[:, None]
     return sim
 
 
@@ -93,14 +95,3 @@ def query_tables(codec: ResidualCodec, qT: torch.Tensor) -> torch.Tensor:
     weights = torch.from_numpy(codec.byte_table)  # (256, per)
     by_byte = qT.reshape(codec.packed_dim, per, qT.shape[1])  # (packed_dim, per, Lq)
     return torch.einsum("bk,jkl->jbl", weights, by_byte).reshape(-1, qT.shape[1]).contiguous()
-
-
-def token_norms(codec: ResidualCodec, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
-    """(n,) float32 ||centroid + residual|| of each token, as `decompress` computes it
-    (`ResidualCodec.norms`), a block of tokens at a time so that each block's decoded
-    vectors stay in cache."""
-    norms = np.empty(codes.shape[0], dtype=np.float32)
-    for start in range(0, codes.shape[0], BLOCK):
-        block = slice(start, start + BLOCK)
-        norms[block] = codec.norms(codes[block], packed[block])
-    return norms
