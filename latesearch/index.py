@@ -7,6 +7,8 @@ hits = index.search(["q1", "q2"], k=1000)                     # list of lists
 hits = index.search("query text", k=10, mode="rerank")        # BM25 top-1000 + MaxSim
 hits = index.search("query text", k=10, mode="exact")         # every document
 hits = index.rerank("query text", ["doc-17", "doc-3"], k=10)  # given candidates
+hits = index.search("query text", explain=True)               # why: hit.explanation
+print(hits[0].render_highlights(style="ansi"))                # the words that matched
 index.add("more.jsonl")                                       # new documents
 index.delete(["doc-3"])                                       # documents removed
 """
@@ -14,6 +16,7 @@ index.delete(["doc-3"])                                       # documents remove
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any, overload
 
@@ -40,10 +43,18 @@ from latesearch.indexing.components import (
     present_components,
     updaters,
 )
+from latesearch.indexing.components.calibration import (
+    CALIBRATION_DIR,
+    Calibration,
+    load_calibration,
+)
 from latesearch.indexing.filters import compile_filter
 from latesearch.modeling import ColBERT
 from latesearch.modeling.onnx import attach_onnx, check_backend
+from latesearch.search.explain import Explanation, explain_documents
+from latesearch.search.highlight import highlights
 from latesearch.search.models import ModelMismatchError, load_index_model
+from latesearch.search.modes import get_mode
 from latesearch.search.request import SearchRequest
 from latesearch.search.results import Hit, Hits
 from latesearch.search.searcher import Ranked, Searcher, check_queries
@@ -90,6 +101,8 @@ class Index:
         check_backend(backend, onnx_precision, onnx_threads)  # fails before any loading
         self.store = store
         self._device, self._check_model = device, check_model
+        self._calibration: Calibration | None = None
+        self._calibration_of: IndexStore | None = None  # the store it was read from
 
         def load() -> ColBERT:
             loaded = load_index_model(store, model, device=device, check=check_model)
@@ -345,7 +358,10 @@ class Index:
         `options` are `SearchRequest`'s flat options (`latesearch.search.request.OPTIONS`):
         `filter` (a dict, or its JSON text: only documents whose metadata match, e.g.
         `{"year": {"$gte": 2020}}`; it restricts the candidates before they are scored),
-        `return_text`, `return_metadata`; the engine's `ncells`,
+        `return_text`, `return_metadata`, `min_relevance` (a calibrated index: only hits
+        at least this likely relevant, see `calibrate`), `explain` (each hit's
+        `explanation` and `highlights`, computed after the search from the vectors its
+        score came from; implies `return_text`); the engine's `ncells`,
         `centroid_score_threshold`, `ndocs` (None: `EngineParams.for_k`); faiss's
         `k_prime`, `nprobe`; `bm25_k`, `bm25_statistics`; `fusion` ("rrf", "score",
         "zscore"), `hybrid_weight` (the ColBERT side's weight, 0.5); `source` (where exact
@@ -357,10 +373,102 @@ class Index:
         request = as_request(request, k, mode, options)
         texts, single = _as_list(queries)
         allowed = None if request.filter is None else self.store.matching(request.compiled_filter)
+        encoding = 0.0
+        if request.explain and encoded is None and get_mode(request.mode).queries == "tokens":
+            started = time.perf_counter()  # encoded once, for the search and the explanations
+            encoded = self.model.encode_queries(texts, batch_size=request.batch_size,
+                                                return_mask=True)  # fmt: skip
+            encoding = time.perf_counter() - started
         ranked = self.searcher.search(texts, request, allowed=allowed, encoded=encoded)
-        results = [self._hits(r, request.return_text, return_metadata=request.return_metadata)
-                   for r in ranked]  # fmt: skip
+        if encoding and self.searcher.last_timings is not None:
+            self.searcher.last_timings.encode += encoding
+            self.searcher.last_timings.total += encoding
+        maxsim = get_mode(request.mode).maxsim_scores
+        if request.min_relevance is not None:
+            self._check_cut(request.mode, maxsim)
+        counted = self._counted(texts, encoded) if maxsim else [None] * len(texts)
+        results = [self._hits(r, request.return_text or request.explain,
+                              return_metadata=request.return_metadata, counted=n)
+                   for r, n in zip(ranked, counted, strict=True)]  # fmt: skip
+        if request.min_relevance is not None:
+            cut = request.min_relevance
+            results = [Hits([h for h in hits if h.relevance >= cut]) for hits in results]
+            ranked = [(s[: len(h)], i[: len(h)]) for (s, i), h in zip(ranked, results,
+                                                                       strict=True)]  # fmt: skip
+        if request.explain:
+            for i, (hits, (_, idx)) in enumerate(zip(results, ranked, strict=True)):
+                query = None if encoded is None else tuple(t[i : i + 1] for t in encoded)
+                self._explain_hits(texts[i], hits, idx, request, query)
         return results[0] if single else results
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The index's score -> probability of relevance mapping (`calibrate`); None."""
+        if self._calibration_of is not self.store:
+            self._calibration = load_calibration(self.store.folder)
+            self._calibration_of = self.store
+        return self._calibration
+
+    def calibrate(self, queries: dict[str, str], qrels: dict[str, dict[str, int]], *,
+                  mode: str = "e2e", depth: int = 100, **options: Any) -> Calibration:  # fmt: skip
+        """Fit the probability that a hit is relevant from its bounded score (isotonic
+        regression, `components.calibration`) on the top `depth` hits in `mode` of the
+        judged `queries` (id -> text; `qrels`: id -> {doc_id: relevance}, > 0 relevant),
+        and keep it with the index (`calibration/`): hits then carry `relevance`, and
+        searches take `min_relevance`. Fit it on queries you do not evaluate on."""
+        if not get_mode(mode).maxsim_scores:
+            raise InputError(f'calibrate a MaxSim mode (e2e, rerank, exact), not "{mode}"',
+                             field="mode")  # fmt: skip
+        judged = [q for q in queries if qrels.get(q)]
+        if not judged:
+            raise InputError("no query has judgements in the qrels", field="qrels")
+        results = self.search([queries[q] for q in judged], k=depth, mode=mode, **options)
+        scores, labels = [], []
+        for qid, hits in zip(judged, results, strict=True):
+            for hit in hits:
+                scores.append(hit.bounded_score)
+                labels.append(qrels[qid].get(hit.doc_id, 0) > 0)
+        if not scores:
+            raise InputError("the judged queries found no documents", field="queries")
+        fitted = Calibration.fit(np.array(scores), np.array(labels), mode=mode, depth=depth,
+                                 queries=len(judged))  # fmt: skip
+        self.store.add_component(CALIBRATION_DIR, fitted.save)
+        self._calibration_of = None
+        return fitted
+
+    def _check_cut(self, mode: str, maxsim: bool) -> None:
+        """`min_relevance` needs a calibration and a MaxSim mode."""
+        if self.calibration is None:
+            raise InputError(f"{self.folder}: min_relevance needs a calibrated index "
+                             "(latesearch calibrate)", field="min_relevance")  # fmt: skip
+        if not maxsim:
+            raise InputError(f'min_relevance applies to MaxSim modes (e2e, rerank, exact), '
+                             f'not "{mode}"', field="min_relevance")  # fmt: skip
+
+    def explain(self, query: str, doc_id: str, *, source: str = "auto") -> Explanation:
+        """Why `doc_id` scores what it does for `query`: per scored query token (markers
+        and [MASK] expansions included), the document token that won its MaxSim, that
+        token's span in the stored title or text, the similarity and its share of the
+        score (`search.explain.Explanation`). `source`: the vectors, as `search`'s."""
+        check_queries([query])
+        index = self.store.doc_index(doc_id)
+        return explain_documents(self.store, self.model, query, [index], source=source)[0]
+
+    def _explain_hits(self, query: str, hits: Hits, idx: np.ndarray, request: SearchRequest,
+                      encoded: tuple[torch.Tensor, torch.Tensor] | None) -> None:  # fmt: skip
+        """Each hit's explanation and highlights (a fused hit's: of its MaxSim part)."""
+        explained = explain_documents(self.store, self.model, query, idx,
+                                      source=request.source, encoded=encoded)  # fmt: skip
+        for hit, explanation in zip(hits, explained, strict=True):
+            hit.explanation = explanation
+            hit.highlights = highlights(explanation, hit.title or "", hit.text or "")
+
+    def _counted(self, texts: list[str],
+                 encoded: tuple[torch.Tensor, torch.Tensor] | None) -> list[int]:  # fmt: skip
+        """The number of scored query tokens of each query (the bounded score's divisor)."""
+        if encoded is not None:
+            return [int(n) for n in torch.as_tensor(encoded[1]).bool().sum(1).tolist()]
+        return self.model.tokenizer.queries(texts).output_mask.sum(1).tolist()
 
     def rerank(
         self,
@@ -397,19 +505,27 @@ class Index:
         timings.total = timings.candidates
         ranked = self.searcher.rerank(texts, indices, k, device=device, timings=timings,
                                       encoded=encoded, source=source)  # fmt: skip
-        results = [self._hits(r, return_text, s, return_metadata=return_metadata)
-                   for r, s in zip(ranked, skipped, strict=True)]  # fmt: skip
+        counted = self._counted(texts, encoded)
+        results = [self._hits(r, return_text, s, return_metadata=return_metadata, counted=n)
+                   for r, s, n in zip(ranked, skipped, counted, strict=True)]  # fmt: skip
         return results[0] if single else results
 
     def _hits(self, ranked: Ranked, return_text: bool, skipped: list[str] = (), *,
-              return_metadata: bool = False) -> Hits:  # fmt: skip
+              return_metadata: bool = False, counted: int | None = None) -> Hits:  # fmt: skip
+        """Hits of (scores, doc indices); `counted`: the query's scored tokens, for the
+        bounded score of MaxSim scores."""
         scores, idx = ranked
         ids = self.store.doc_ids[np.asarray(idx, dtype=np.int64)] if len(idx) else []
         wanted = (return_text or return_metadata) and len(idx)
         docs = self.store.documents(idx) if wanted else None
         hits = []
+        calibration = self.calibration if counted else None
         for rank, (doc_id, score) in enumerate(zip(ids, scores.tolist(), strict=True)):
             hit = Hit(doc_id=doc_id, score=float(score), rank=rank + 1)
+            if counted:
+                hit.bounded_score = float(score) / counted
+            if calibration is not None:
+                hit.relevance = float(calibration.relevance([hit.bounded_score])[0])
             if docs is not None and return_text:
                 hit.title, hit.text = docs[rank]["title"] or "", docs[rank]["text"]
             if docs is not None and return_metadata:

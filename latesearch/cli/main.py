@@ -19,7 +19,7 @@ from latesearch.errors import LatesearchError  # noqa: E402
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
 COMMANDS = (
     "demo", "encode", "index", "compress", "update", "delete", "search", "serve", "train",
-    "evaluate", "compare", "mix", "verify", "push", "pull",
+    "evaluate", "compare", "mix", "verify", "calibrate", "push", "pull",
 )  # fmt: skip
 
 

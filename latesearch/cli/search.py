@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--show-text", action="store_true", help="show titles and texts")
     parser.add_argument("--show-metadata", action="store_true", help="show documents' metadata")
+    parser.add_argument("--explain", action="store_true", help="show each hit's text with the "
+                        "words that carry its score highlighted, and which query tokens they "
+                        "matched (with --json: the full explanation)")  # fmt: skip
     parser.add_argument("--queries", default=None, help="query file for batch search")
     parser.add_argument("--output", default="-", help="TREC run file for --queries (stdout)")
     parser.add_argument("--run-tag", default="latesearch", help="TREC run tag")
@@ -41,8 +44,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if (args.query is None) == (args.queries is None):
         raise InputError("give either a QUERY or --queries FILE", field="query")
-    request = search_request(args, return_text=args.show_text,
-                             return_metadata=args.show_metadata)  # checked before the model loads
+    # checked before the model loads
+    request = search_request(args, return_text=args.show_text, explain=args.explain,
+                             return_metadata=args.show_metadata)  # fmt: skip
     if args.queries is not None:
         queries, stats = _read_queries(args)  # before the model loads (seconds)
         index = _target(args)
@@ -56,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
                "timings": timings}  # fmt: skip
         print(json.dumps(out, ensure_ascii=False, indent=2))
     else:
-        _print_table(args.query, hits, args.show_text, args.show_metadata)
+        _print_table(args.query, hits, args.show_text and not args.explain, args.show_metadata)
+        if args.explain:
+            _print_explained(hits, "ansi" if sys.stdout.isatty() else "plain")
     return 0
 
 
@@ -127,3 +133,22 @@ def _print_table(query: str, hits: Any, show_text: bool, show_metadata: bool = F
         if show_metadata:
             line += f"  {json.dumps(hit.metadata or {}, ensure_ascii=False)}"
         print(line)
+
+
+def _print_explained(hits: Any, style: str, *, matches: int = 6) -> None:
+    """Each hit's title and text with its highlights, and the query tokens carrying most of
+    its score with the words they matched."""
+    for hit in hits:
+        explanation = hit.explanation
+        print(f"\n#{hit.rank} {hit.doc_id}  score {hit.score:.4f}"
+              + (f" ({hit.bounded_score:.3f} per query token)" if hit.bounded_score else "")
+              + ("" if explanation.exact else "  [from compressed vectors]"))  # fmt: skip
+        if hit.title:
+            print("  " + hit.render_highlights("title", style))
+        print("  " + " ".join(hit.render_highlights("text", style).split()))
+        best = sorted((m for m in explanation.matches if m.field is not None),
+                      key=lambda m: -m.similarity)[:matches]  # fmt: skip
+        fields = {"title": hit.title or "", "text": hit.text or ""}
+        why = [f"{m.query_token}->{fields[m.field][m.start : m.end]!r} {m.share:.0%}"
+               for m in best]  # fmt: skip
+        print("  why: " + ", ".join(why))

@@ -121,21 +121,30 @@ class ColBERTTokenizer:
         `extra` tokens, to tell truncated texts apart)."""
         if not texts:
             return []
-        if self.config.strip_text:  # sentence-transformers (PyLate) strips every text
-            texts = [text.strip() for text in texts]
-        if self.config.lowercase:  # and lowercases it where the model says do_lower_case
-            texts = [text.lower() for text in texts]
+        return self._content(texts, maxlen, extra=extra)["input_ids"]
+
+    def prepared(self, text: str) -> str:
+        """The text as the tokenizer sees it: stripped and lowercased where the config says
+        (as sentence-transformers does for PyLate models and do_lower_case ones)."""
+        if self.config.strip_text:
+            text = text.strip()
+        return text.lower() if self.config.lowercase else text
+
+    def _content(self, texts: list[str], maxlen: int, *, extra: int = 0,
+                 offsets: bool = False) -> dict:  # fmt: skip
+        """The tokenizer's output for the texts' own tokens (`_content_ids`), with each
+        token's character offsets in the prepared text where `offsets`."""
         limit = maxlen - self.frame + extra
         with self._gate.holding(limit):
-            encoded = self.hf(
-                texts,
+            return self.hf(
+                [self.prepared(text) for text in texts],
                 add_special_tokens=False,
                 truncation=True,
                 max_length=limit,
                 return_attention_mask=False,
                 return_token_type_ids=False,
+                return_offsets_mapping=offsets,
             )
-        return encoded["input_ids"]
 
     def assemble(self, content: Sequence[int], marker_id: int) -> list[int]:
         """Specials around the content, the marker at position 1."""

@@ -1,8 +1,9 @@
 """`SearchRequest`: one search, validated once, in one place.
 
-A request holds k, the mode, the metadata filter, what the hits carry, and one group of
-parameters per concern: the engine's (`EngineOptions`, compressed indexes), faiss's
-(`ANNOptions`, uncompressed), BM25's (`BM25Options`) and fusion's (`FusionOptions`). Every
+A request holds k, the mode, the metadata filter, what the hits carry (text, metadata,
+explanations), and one group of parameters per concern: the engine's (`EngineOptions`,
+compressed indexes), faiss's (`ANNOptions`, uncompressed), BM25's (`BM25Options`) and
+fusion's (`FusionOptions`). Every
 front door builds the same object: `Index.search(..., **options)` and `ShardedIndex.search`
 through `SearchRequest.of`, the CLI from its flags, the HTTP API from its JSON body or URL.
 The flat option names they all use, with their help, are `OPTIONS`: the CLI's flags and
@@ -118,6 +119,11 @@ OPTIONS = (
            "$eq $ne $in $nin $gt $gte $lt $lte $exists, $and $or $not)", cli=True),
     Option("return_text", bool, False, "include titles and texts", url="text"),
     Option("return_metadata", bool, False, "include documents' metadata", url="meta"),
+    Option("min_relevance", float, None, "drop hits whose calibrated probability of "
+           "relevance is below this, 0-1 (an index calibrated by `latesearch calibrate`)",
+           cli=True),
+    Option("explain", bool, False, "per hit: each query token's best document token, its "
+           "span, similarity and share of the score; highlights (implies text)"),
     Option("ncells", int, None, "e2e, compressed: centroids per query token (by k: 1/3/4)",
            ("engine", "ncells"), cli=True),
     Option("centroid_score_threshold", float, None, "e2e, compressed: centroid pruning "
@@ -163,6 +169,8 @@ class SearchRequest:
     filter: dict[str, Any] | None = None
     return_text: bool = False
     return_metadata: bool = False
+    explain: bool = False
+    min_relevance: float | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
     ann: ANNOptions = field(default_factory=ANNOptions)
     bm25: BM25Options = field(default_factory=BM25Options)
@@ -185,10 +193,15 @@ class SearchRequest:
                 limit = getattr(self.limits, _DEPTHS.get(name, ""), None)
                 if limit is not None and value > limit:
                     raise InputError(f"{name} is {value}; the limit is {limit}", field=name)
-        for name in ("return_text", "return_metadata"):
+        for name in ("return_text", "return_metadata", "explain"):
             if not isinstance(getattr(self, name), bool):
                 raise InputError(f"{name} must be true or false, got "
                                  f"{getattr(self, name)!r}", field=name)  # fmt: skip
+        cut = self.min_relevance
+        if cut is not None and (isinstance(cut, bool) or not isinstance(cut, int | float)
+                                or not 0 <= cut <= 1):  # fmt: skip
+            raise InputError(f"min_relevance must be a number in [0, 1], got {cut!r}",
+                             field="min_relevance")  # fmt: skip
         if self.engine.centroid_score_threshold is not None:
             check_threshold(self.engine.centroid_score_threshold)
         if self.source not in SOURCES:

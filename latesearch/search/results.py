@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from latesearch.search.explain import Explanation
+from latesearch.search.highlight import Highlight, render
 
 
 @dataclass
 class Hit:
-    """One ranked document: its id, MaxSim score, 1-based rank, and optionally its text
-    and its metadata (the collection's other fields)."""
+    """One ranked document: its id, score, 1-based rank, and optionally its text and its
+    metadata (the collection's other fields).
+
+    `bounded_score`: a MaxSim score divided by the number of query tokens that count (in
+    [-1, 1] for cosine models, comparable across queries of different lengths; None where
+    the score is not a MaxSim: fused, dense); `relevance`: its calibrated probability of
+    relevance, on a calibrated index (`latesearch calibrate`). With `explain`: the
+    `explanation` (the score per query token) and the `highlights` (spans of the title or
+    text carrying most of it; `render_highlights` marks them)."""
 
     doc_id: str
     score: float
@@ -17,17 +27,37 @@ class Hit:
     title: str | None = None
     text: str | None = None
     metadata: dict[str, Any] | None = None
+    bounded_score: float | None = None
+    relevance: float | None = None
+    explanation: Explanation | None = None
+    highlights: list[Highlight] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; title, text and metadata only when they were asked for."""
+        """A JSON-ready dict; title, text, metadata and explanations only when they were
+        asked for."""
         out: dict[str, Any] = {"doc_id": self.doc_id, "score": self.score, "rank": self.rank}
+        if self.bounded_score is not None:
+            out["bounded_score"] = self.bounded_score
+        if self.relevance is not None:
+            out["relevance"] = self.relevance
         if self.title is not None:
             out["title"] = self.title
         if self.text is not None:
             out["text"] = self.text
         if self.metadata is not None:
             out["metadata"] = self.metadata
+        if self.explanation is not None:
+            out["explanation"] = self.explanation.to_dict()
+        if self.highlights is not None:
+            out["highlights"] = [asdict(h) for h in self.highlights]
         return out
+
+    def render_highlights(self, field: str = "text", style: str = "html", **kwargs: Any) -> str:
+        """The hit's title or text (`field`) with its highlights marked (`highlight.render`:
+        "html", "ansi" or "plain"); the plain field without highlights."""
+        value = (self.title if field == "title" else self.text) or ""
+        spans = [h for h in self.highlights or () if h.field == field]
+        return render(value, spans, style, **kwargs)
 
 
 class Hits(list[Hit]):

@@ -1,5 +1,6 @@
 """The HTTP front of a `SearchService`: a FastAPI application (install extra `server`)
-with its OpenAPI schema at /openapi.json and interactive docs at /docs. The routes only
+with its OpenAPI schema at /openapi.json, interactive docs at /docs and a search page at /
+(`page`). The routes only
 translate HTTP to the service's calls and back."""
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations, which
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 from latesearch import __version__
 from latesearch.errors import InputError
 from latesearch.serving import logs
+from latesearch.serving.page import add_page_routes
 from latesearch.serving.parsing import INSTALL_HINT, input_error, url_params
 from latesearch.serving.ratelimit import RateLimiter, retry_after
 from latesearch.serving.service import Response, SearchService, no_url_params
@@ -152,6 +154,7 @@ def create_app(service: SearchService) -> Any:
                                    key=key_of(authorization, x_api_key)))  # fmt: skip
 
     add_rate_limit(app, service, key_of)
+    add_page_routes(app)  # the search page at /
     add_observation(app, service)  # added last: the outermost, it sees every answer
     return app
 

@@ -22,7 +22,8 @@ Fusion = Literal[FUSIONS]
 Missing = Literal["raise", "skip"]
 
 CHOICES: dict[str, Any] = {"mode": Mode, "fusion": Fusion}
-BOUNDS = {"hybrid_weight": {"ge": 0, "le": 1}}  # every integer option is a count (>= 1)
+# every integer option is a count (>= 1)
+BOUNDS = {"hybrid_weight": {"ge": 0, "le": 1}, "min_relevance": {"ge": 0, "le": 1}}
 SERVER_DEFAULTS = ("k", "mode")  # ServeConfig.default_k, default_mode
 QUERY_HELP = "one query (or give `queries`)"
 

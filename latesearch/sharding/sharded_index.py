@@ -44,7 +44,7 @@ from latesearch.modeling import ColBERT
 from latesearch.search.models import load_index_model
 from latesearch.search.modes import get_mode, mode_names
 from latesearch.search.request import SearchRequest
-from latesearch.search.results import Hit, Hits
+from latesearch.search.results import Hits
 from latesearch.sharding.fusing import fused_search, merge_side
 from latesearch.sharding.manifest import SHARDS_MANIFEST, ShardsManifest, shard_name
 from latesearch.sharding.parallel_build import build_in_parallel
@@ -194,6 +194,9 @@ class ShardedIndex:
         see the module's docstring for which modes merge exactly)."""
         request = as_request(request, k, mode, options)
         search_mode = get_mode(request.mode)
+        if request.explain and search_mode.sharded != "top_k":
+            raise InputError(f'explain on a sharded index: modes whose shards rank alone (e2e, '
+                             f'exact), not "{request.mode}"', field="explain")  # fmt: skip
         texts, single = _as_list(queries)
         encoded = None
         if search_mode.queries != "none":  # encoded once, here, for every shard
@@ -408,8 +411,7 @@ def _merge(parts: list[Hits], k: int | None) -> Hits:
     pooled = [hit for part in parts for hit in part]
     pooled.sort(key=lambda h: -h.score)
     top = pooled if k is None else pooled[:k]
-    return Hits([Hit(h.doc_id, h.score, rank + 1, h.title, h.text, h.metadata)
-                 for rank, h in enumerate(top)])  # fmt: skip
+    return Hits([dataclasses.replace(h, rank=rank + 1) for rank, h in enumerate(top)])
 
 
 def _check_target(folder: Path, *, overwrite: bool) -> None:

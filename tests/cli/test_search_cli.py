@@ -141,3 +141,19 @@ def _number(token: str, approx: bool = True) -> object:
     except ValueError:
         return token
     return pytest.approx(value, abs=1e-3) if approx and isinstance(value, float) else value
+
+
+def test_explain_prints_highlighted_texts(index, capsys):
+    code, out, _ = run(capsys, str(index.folder), QUERIES["q1"], "-k", "2", "--mode", "exact",
+                       "--explain")  # fmt: skip
+    assert code == 0
+    hits = index.search(QUERIES["q1"], k=2, mode="exact", explain=True)
+    for hit in hits:
+        assert f"#{hit.rank} {hit.doc_id}" in out
+        assert " ".join(hit.render_highlights(style="plain").split()) in out
+    assert out.count("why: ") == 2 and "[" in out
+    code, out, _ = run(capsys, str(index.folder), QUERIES["q1"], "-k", "2", "--explain",
+                       "--json")  # fmt: skip
+    data = json.loads(out)
+    assert data["hits"][0]["explanation"]["doc_id"] == data["hits"][0]["doc_id"]
+    assert "highlights" in data["hits"][0] and "text" in data["hits"][0]

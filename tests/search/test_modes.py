@@ -67,8 +67,9 @@ def test_hits_and_timings(tiny_index, collection_path, brute):
     assert [h.rank for h in hits] == [1, 2, 3]
     for hit in hits:
         assert hit.title is not None and hit.text in texts[ids.index(hit.doc_id)]
-        assert set(hit.to_dict()) == {"doc_id", "score", "rank", "title", "text"}
-    assert set(tiny_index.search("protein", k=1)[0].to_dict()) == {"doc_id", "score", "rank"}
+        assert set(hit.to_dict()) == {"doc_id", "score", "rank", "bounded_score", "title", "text"}
+    keys = {"doc_id", "score", "rank", "bounded_score"}  # MaxSim hits: score per query token
+    assert set(tiny_index.search("protein", k=1)[0].to_dict()) == keys
     t = tiny_index.last_timings
     assert t.n_queries == 1 and t.total >= t.encode + t.candidates > 0
 

@@ -138,7 +138,9 @@ def update_ann(folder: Path, old: IndexStore, new: IndexStore, change: IndexChan
 
 def updaters() -> dict[str, ComponentUpdater]:
     """`updaters` for `update_index`: one per component this layer builds."""
-    return {BM25_DIR: update_bm25, ANN_DIR: update_ann}
+    from latesearch.indexing.components.calibration import CALIBRATION_DIR, update_calibration
+
+    return {BM25_DIR: update_bm25, ANN_DIR: update_ann, CALIBRATION_DIR: update_calibration}
 
 
 def builders(

@@ -55,6 +55,8 @@ class SearchMode:
     bm25_scored: ClassVar[bool] = False
     # the modes it is made of: it needs, and loads, what each of them does
     parts: ClassVar[tuple[SearchMode, ...]] = ()
+    # whether its scores are MaxSim sums (hits then carry a bounded score)
+    maxsim_scores: ClassVar[bool] = True
 
     def missing(self, store: IndexStore) -> str | None:
         """What `store` lacks to serve this mode (None: it can); by default, what the

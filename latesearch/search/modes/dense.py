@@ -9,6 +9,7 @@ from latesearch.search.modes.base import Batch, Ranked, SearchMode
 
 class Dense(SearchMode):
     name = "dense"
+    maxsim_scores = False
     summary = "the dense view's pooled vectors alone (exact)"
     queries = "none"
 

@@ -17,6 +17,7 @@ from latesearch.search.modes.e2e import EndToEnd
 
 class Fused(SearchMode):
     name = "fused"
+    maxsim_scores = False
     summary = "end-to-end MaxSim and the dense view fused"
     queries = "both"
     sharded = "fuse_sides"

@@ -13,6 +13,7 @@ from latesearch.search.modes.rerank import Rerank
 
 class Hybrid(SearchMode):
     name = "hybrid"
+    maxsim_scores = False
     summary = "BM25 and end-to-end rankings fused"
     bm25_scored = True
     sharded = "fuse_sides"
