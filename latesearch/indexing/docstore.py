@@ -14,7 +14,7 @@ from typing import Any, overload
 import numpy as np
 
 from latesearch.errors import IndexCorruptError, InputError
-from latesearch.indexing.filters import CompiledFilter, compile_filter
+from latesearch.indexing.filters import CompiledFilter, compile_filter, plain_field_name
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -99,8 +99,7 @@ _LIMIT_WORDS = ("too many", "too large", "too big", "too complex", "stack overfl
 
 def check_field_name(name: Any) -> None:
     """InputError (field "filter_fields") unless `name` can be a field index's field."""
-    if not isinstance(name, str) or not name or '"' in name or "\\" in name or any(
-            ord(c) < 32 for c in name):  # fmt: skip
+    if not plain_field_name(name):
         raise InputError(f"a field index needs a non-empty field name without quotes, "
                          f"backslashes or control characters, got {name!r}",
                          field="filter_fields")  # fmt: skip
@@ -320,7 +319,7 @@ class DocStore:
         filter `spec`, given as a filter or compiled (see `latesearch.indexing.filters`);
         its fields with a field index are looked up in it. The answers to the last
         `MATCHING_CACHE` filters are kept: a doc store never changes once published."""
-        sql, params, *_ = compile_filter(spec, self.indexed_fields)
+        sql, params = compile_filter(spec, self.indexed_fields)
         key = json.dumps([sql, params])
         with self._lock:
             if key in self._matching:

@@ -44,15 +44,28 @@ MAX_IN = 1000  # values in one $in / $nin
 _GROUP = 32  # terms joined without parentheses: SQLite's expression depth stays small
 
 
-class CompiledFilter(NamedTuple):
-    """A filter as SQL: a boolean expression over the JSON text in a column named
-    `metadata` (and, for `indexed` fields, the `idx` column and the `field_values`
-    table), its bound parameters, and the filter it was compiled from."""
-
+class _SQL(NamedTuple):
     sql: str
     params: tuple[Any, ...]
-    spec: Any = None
-    indexed: frozenset[str] = frozenset()
+
+
+class CompiledFilter(_SQL):
+    """A filter as SQL: a boolean expression over the JSON text in a column named
+    `metadata` (and, for `indexed` fields, the `idx` column and the `field_values`
+    table), and its bound parameters (`sql, params = compiled`); `spec` is the filter it
+    was compiled from."""
+
+    spec: Any
+    indexed: frozenset[str]
+
+    def __new__(cls, sql: str, params: tuple[Any, ...], spec: Any = None,
+                indexed: frozenset[str] = frozenset()) -> CompiledFilter:  # fmt: skip
+        self = super().__new__(cls, sql, params)
+        self.spec, self.indexed = spec, indexed
+        return self
+
+    def __getnewargs__(self) -> tuple[Any, ...]:  # type: ignore[override]
+        return (self.sql, self.params, self.spec, self.indexed)
 
 
 def compile_filter(spec: Any, indexed: Collection[str] = ()) -> CompiledFilter:
@@ -292,10 +305,17 @@ def _scalar(value: Any, where: str) -> Any:
                      field=where)  # fmt: skip
 
 
+def plain_field_name(name: Any) -> bool:
+    """Whether `name` can be a filtered or indexed field: a non-empty string without
+    quotes, backslashes or control characters."""
+    return (isinstance(name, str) and bool(name) and '"' not in name and "\\" not in name
+            and all(ord(c) >= 32 for c in name))  # fmt: skip
+
+
 def _path(name: str) -> str:
     """The JSON path of a top-level field, quoted (so dots and spaces are plain
     characters of the name)."""
-    if '"' in name or "\\" in name or any(ord(c) < 32 for c in name):
+    if not plain_field_name(name):
         raise InputError(f"field name {name!r} may not hold quotes, backslashes or control "
                          "characters", field=f"filter.{name}")  # fmt: skip
     return f'$."{name}"'
