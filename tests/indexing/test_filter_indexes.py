@@ -33,8 +33,8 @@ def write_store(path, docs, *, index_first: bool, fields=FIELDS):
 def test_indexed_fields_select_what_the_reference_selects(tmp_path_factory, docs, spec):
     for index_first in (True, False):  # rows written by the triggers, or in bulk
         path = tmp_path_factory.mktemp("fields") / "docs.sqlite"
-        store = write_store(path, docs, index_first=index_first,
-                            fields=FIELDS[: 2 + index_first])  # some fields unindexed
+        fields = FIELDS[: 2 + index_first]  # some fields unindexed
+        store = write_store(path, docs, index_first=index_first, fields=fields)
         try:
             expected = [i for i, m in enumerate(docs) if matches(m, spec)]
             assert store.matching(spec).tolist() == expected
