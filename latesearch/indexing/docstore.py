@@ -319,14 +319,13 @@ class DocStore:
         filter `spec`, given as a filter or compiled (see `latesearch.indexing.filters`);
         its fields with a field index are looked up in it. The answers to the last
         `MATCHING_CACHE` filters are kept: a doc store never changes once published."""
-        sql, params = compile_filter(spec, self.indexed_fields)
-        key = json.dumps([sql, params])
+        query, params = self.filter_query(spec)
+        key = json.dumps([query, params])
         with self._lock:
             if key in self._matching:
                 self._matching.move_to_end(key)
                 return self._matching[key]
-        rows = self._rows(f"SELECT idx FROM {self._filtered} WHERE {sql} ORDER BY idx", params,
-                          field="filter")  # fmt: skip
+        rows = self._rows(query, params, field="filter")
         found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         found.setflags(write=False)
         with self._lock:
@@ -334,6 +333,20 @@ class DocStore:
             while len(self._matching) > MATCHING_CACHE:
                 self._matching.popitem(last=False)
         return found
+
+    def filter_query(self, spec: Any | CompiledFilter) -> tuple[str, tuple[Any, ...]]:
+        """The query `matching` runs for `spec`, and its parameters: over the field index
+        alone where the filter needs no document's metadata and requires a value of an
+        indexed field, else over the documents (looking indexed fields up)."""
+        compiled = compile_filter(spec, self.indexed_fields)
+        sql, params = compiled
+        if compiled.driver is None:
+            return f"SELECT idx FROM {self._filtered} WHERE {sql} ORDER BY idx", params
+        driver, driver_params = compiled.driver
+        if sql == f"idx IN ({driver})":  # the whole filter: nothing more to check
+            return f"SELECT DISTINCT idx FROM ({driver}) ORDER BY idx", driver_params
+        return (f"SELECT DISTINCT idx FROM ({driver}) WHERE {sql} ORDER BY idx",
+                (*driver_params, *params))  # fmt: skip
 
     def documents(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """{doc_id, title, text, metadata} for each index, in the order asked."""

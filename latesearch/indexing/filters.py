@@ -53,19 +53,23 @@ class CompiledFilter(_SQL):
     """A filter as SQL: a boolean expression over the JSON text in a column named
     `metadata` (and, for `indexed` fields, the `idx` column and the `field_values`
     table), and its bound parameters (`sql, params = compiled`); `spec` is the filter it
-    was compiled from."""
+    was compiled from. `driver`: where the filter needs no document's metadata and
+    requires a value of an indexed field, that field's lookup (a query of `idx`, and its
+    parameters), a superset of the matches to check the filter on (None otherwise)."""
 
     spec: Any
     indexed: frozenset[str]
+    driver: tuple[str, tuple[Any, ...]] | None
 
     def __new__(cls, sql: str, params: tuple[Any, ...], spec: Any = None,
-                indexed: frozenset[str] = frozenset()) -> CompiledFilter:  # fmt: skip
+                indexed: frozenset[str] = frozenset(),
+                driver: tuple[str, tuple[Any, ...]] | None = None) -> CompiledFilter:  # fmt: skip
         self = super().__new__(cls, sql, params)
-        self.spec, self.indexed = spec, indexed
+        self.spec, self.indexed, self.driver = spec, indexed, driver
         return self
 
     def __getnewargs__(self) -> tuple[Any, ...]:  # type: ignore[override]
-        return (self.sql, self.params, self.spec, self.indexed)
+        return (self.sql, self.params, self.spec, self.indexed, self.driver)
 
 
 def compile_filter(spec: Any, indexed: Collection[str] = ()) -> CompiledFilter:
@@ -80,7 +84,8 @@ def compile_filter(spec: Any, indexed: Collection[str] = ()) -> CompiledFilter:
     compiler = _Compiler(indexed)
     parsed = parse_filter(spec)
     sql = compiler.object(parsed, "filter", 1)
-    return CompiledFilter(sql, tuple(compiler.params), parsed, indexed)
+    driver = None if compiler.reads_metadata else compiler.driver
+    return CompiledFilter(sql, tuple(compiler.params), parsed, indexed, driver)
 
 
 def parse_filter(spec: Any) -> Any:
@@ -116,6 +121,9 @@ class _Compiler:
         self.params: list[Any] = []
         self.conditions = 0
         self.indexed = indexed
+        self.reads_metadata = False  # a condition on a field without a field index
+        self.positive: tuple[str, tuple[Any, ...]] | None = None  # a field's first lookup
+        self.driver: tuple[str, tuple[Any, ...]] | None = None  # a top-level field's
 
     def count(self, n: int) -> None:
         self.conditions += n
@@ -147,7 +155,10 @@ class _Compiler:
             else:
                 if not key:
                     raise InputError(f"{where} has an empty field name", field=here)
+                self.positive = None
                 parts.append(self.field(key, value, here))
+                if depth == 1 and self.driver is None:
+                    self.driver = self.positive
         return _join(parts, "AND")
 
     def field(self, name: str, cond: Any, where: str) -> str:
@@ -176,36 +187,45 @@ class _Compiler:
                 range_params.append(value)
             elif op == "$exists":
                 self.check_exists(arg, where)
-                self.params.append(name)
-                test = "idx IN (SELECT idx FROM field_values WHERE field = ? AND elem = 0)"
+                select = "SELECT idx FROM field_values WHERE field = ? AND elem = 0"
+                test = self.lookup(select, [name], positive=arg)
                 tests.append(test if arg else f"NOT {test}")
             elif op in ("$eq", "$ne", "$in", "$nin"):
-                values = self.values(op, arg, where)
-                test = self.indexed_equal(name, values)
+                select, params = self.indexed_equal(name, self.values(op, arg, where))
+                test = self.lookup(select, params, positive=op in ("$eq", "$in"))
                 tests.append(test if op in ("$eq", "$in") else f"NOT {test}")
             else:
                 raise _unknown(op, where)
         if ranges:
-            self.params.extend([name, *range_params])
-            tests.append("idx IN (SELECT idx FROM field_values WHERE field = ? AND elem = 0 "
-                         f"AND {' AND '.join(ranges)})")  # fmt: skip
+            select = ("SELECT idx FROM field_values WHERE field = ? AND elem = 0 AND "
+                      f"{' AND '.join(ranges)}")  # fmt: skip
+            tests.append(self.lookup(select, [name, *range_params], positive=True))
         return _join(tests, "AND")
 
-    def indexed_equal(self, name: str, values: list[Any]) -> str:
-        """The field equals one of `values` or is a list holding one: one lookup per kind
-        of value (numbers, texts, true, false, null)."""
+    def lookup(self, select: str, params: list[Any], *, positive: bool) -> str:
+        """`idx IN (select)`, its parameters added; the field's first one that the
+        field's condition requires (`positive`) is remembered."""
+        self.params.extend(params)
+        if positive and self.positive is None:
+            self.positive = (select, tuple(params))
+        return f"idx IN ({select})"
+
+    def indexed_equal(self, name: str, values: list[Any]) -> tuple[str, list[Any]]:
+        """The query of the documents whose field equals one of `values` or is a list
+        holding one, and its parameters: one lookup per kind of value (numbers, texts,
+        true, false, null)."""
         kinds: dict[str, list[Any]] = {}
         for value in values:
             kinds.setdefault(_kind_of(value), []).append(value)
-        selects = []
+        selects, params = [], []
         for kind, group in kinds.items():
             select = f"SELECT idx FROM field_values WHERE field = ? AND type = '{kind}'"
-            self.params.append(name)
+            params.append(name)
             if kind in ("number", "text"):
                 select += f" AND value IN ({', '.join('?' * len(group))})"
-                self.params.extend(group)
+                params.extend(group)
             selects.append(select)
-        return f"idx IN ({' UNION ALL '.join(selects)})"
+        return " UNION ALL ".join(selects), params
 
     def values(self, op: str, arg: Any, where: str) -> list[Any]:
         """The checked values of an $eq / $ne (one) or $in / $nin (a list), counted."""
@@ -236,6 +256,7 @@ class _Compiler:
 
     def operator(self, name: str, op: str, arg: Any, where: str) -> str:
         path = _path(name)
+        self.reads_metadata = True
         if op == "$exists":
             self.check_exists(arg, where)
             self.params.append(path)

@@ -43,16 +43,15 @@ def test_indexed_fields_select_what_the_reference_selects(tmp_path_factory, docs
 
 
 def plan(store: DocStore, spec) -> str:
-    sql, params = compile_filter(spec, store.indexed_fields)
-    rows = store.conn.execute(f"EXPLAIN QUERY PLAN SELECT idx FROM docs WHERE {sql} "
-                              "ORDER BY idx", params)  # fmt: skip
-    return "\n".join(row[-1] for row in rows)
+    query, params = store.filter_query(spec)
+    return "\n".join(row[-1] for row in store.conn.execute(f"EXPLAIN QUERY PLAN {query}", params))
 
 
 @pytest.mark.parametrize("spec", [
     {"lang": "en"},
     {"year": {"$gte": 2, "$lt": 5}},
     {"tags": {"$in": ["ml", 3, True]}},
+    {"lang": "en", "year": {"$ne": 3}},
     {"lang": "en", "draft": {"$ne": True}},  # an unindexed field checked on the matches
     {"$or": [{"lang": "de"}, {"year": 7}]},
 ])  # fmt: skip
@@ -72,6 +71,21 @@ def test_the_planner_looks_indexed_fields_up(tmp_path, spec):
         assert "SCAN" in plan(unindexed, spec) and "field_values" not in plan(unindexed, spec)
     finally:
         unindexed.close()
+
+
+def test_filters_on_indexed_fields_alone_read_no_document(tmp_path):
+    docs = [{"lang": ["en", "de"][i % 2], "year": i % 10, "note": "x"} for i in range(50)]
+    store = write_store(tmp_path / "docs.sqlite", docs, index_first=True, fields=["lang", "year"])
+    try:
+        for spec, reads_docs in [({"lang": "en"}, False), ({"lang": "en", "year": 4}, False),
+                                 ({"year": {"$gt": 2}, "note": "x"}, True),
+                                 ({"lang": {"$ne": "en"}}, True)]:  # fmt: skip
+            query, _ = store.filter_query(spec)
+            assert ("FROM docs" in query) == reads_docs, (spec, query)
+            assert store.matching(spec).tolist() == [i for i, m in enumerate(docs)
+                                                     if matches(m, spec)]  # fmt: skip
+    finally:
+        store.close()
 
 
 def field_rows(path) -> list[tuple]:
