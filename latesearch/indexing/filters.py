@@ -23,7 +23,8 @@ Fields with a field index (`compile_filter(spec, indexed=...)`: the doc store's
 `field_values` table, one row per value and per list element) compile to lookups in it,
 `idx IN (SELECT idx FROM field_values WHERE ...)`, which SQLite answers from its index in
 time that grows with the matches, not the collection; they select exactly what the scan
-of the JSON selects.
+of the JSON selects. A filter on indexed fields alone that requires one of their values
+runs over that lookup without reading any document (`CompiledFilter.driver`).
 """
 
 from __future__ import annotations
