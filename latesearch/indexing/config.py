@@ -263,4 +263,3 @@ def grouped(data: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-

@@ -38,8 +38,9 @@ def metadata_json(doc_id: str, metadata: Mapping[str, Any] | None) -> str | None
         return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False,
                           separators=(",", ":"))  # fmt: skip
     except (TypeError, ValueError) as err:
-        raise InputError(f"document {doc_id!r}: metadata is not JSON ({err})",
-                         field="metadata") from None
+        raise InputError(
+            f"document {doc_id!r}: metadata is not JSON ({err})", field="metadata"
+        ) from None
 
 
 # Field indexes: `field_indexes` names the indexed metadata fields; `field_values` holds a
@@ -90,6 +91,8 @@ def indexed_fields(conn: sqlite3.Connection) -> frozenset[str]:
 
 def has_metadata_column(conn: sqlite3.Connection, schema: str = "main") -> bool:
     return any(row[1] == "metadata" for row in conn.execute(f"PRAGMA {schema}.table_info(docs)"))
+
+
 _BATCH = 500  # SQLite parameters per query
 MATCHING_CACHE = 32  # filters whose matching documents a DocStore remembers
 # SQLite's words for a statement past one of its limits (SQL too deep, too many
@@ -297,8 +300,9 @@ class DocStore:
             except sqlite3.DatabaseError as err:
                 if _past_a_limit(err):
                     raise InputError(f"too complex for SQLite ({err})", field=field) from None
-                raise IndexCorruptError(f"{self.path}: unreadable ({err}); rebuild the index "
-                                        "or restore it from a copy") from None
+                raise IndexCorruptError(
+                    f"{self.path}: unreadable ({err}); rebuild the index or restore it from a copy"
+                ) from None
 
     def max_idx(self) -> int:
         """Largest stored index (-1 when empty): a cheap completeness check."""
