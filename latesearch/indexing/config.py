@@ -16,6 +16,7 @@ from latesearch._configio import JsonConfig
 from latesearch.compressed.centroids import ASSIGNMENTS
 from latesearch.compressed.codec import NBITS
 from latesearch.errors import ConfigError
+from latesearch.indexing.filters import plain_field_name
 
 ON_ERROR = ("raise", "skip")
 PRECISIONS = (16, 32)
@@ -182,13 +183,15 @@ class IndexConfig(JsonConfig):
     """Settings of an indexing run: what is indexed (`title_join` between a document's
     title and text, `on_error` for bad documents, `doc_maxlen` overriding the model's),
     `max_docs` (None: no limit; the most documents the index may hold, refused by the build
-    and by every update that would pass it), and the `codec`, `run`, `ray` and `dense`
-    groups."""
+    and by every update that would pass it), `filter_fields` (metadata fields given a field
+    index, so that a filter on them costs what it selects; `Index.create_field_index` adds
+    more later), and the `codec`, `run`, `ray` and `dense` groups."""
 
     title_join: str = " "
     on_error: str = "raise"
     doc_maxlen: int | None = None
     max_docs: int | None = None
+    filter_fields: tuple[str, ...] = ()
     codec: CodecConfig = field(default_factory=CodecConfig)
     run: EncodingRun = field(default_factory=EncodingRun)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -199,6 +202,10 @@ class IndexConfig(JsonConfig):
             self._bad("on_error", f"one of {ON_ERROR}")
         self._check_ints("doc_maxlen", minimum=3)
         self._check_ints("max_docs")
+        for name in self.filter_fields:
+            if not plain_field_name(name):
+                self._bad("filter_fields", "metadata field names without quotes, backslashes "
+                          "or control characters")  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "config") -> IndexConfig:
@@ -256,4 +263,3 @@ def grouped(data: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
