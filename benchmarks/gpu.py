@@ -99,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.pack:
         pack(args)
         return 0
-    site = install_missing(args.packed) if args.packed else None
+    site, setup_error = None, None
+    try:  # a failure here is recorded; the steps then fail (and say why) one by one
+        site = install_missing(args.packed) if args.packed else None
+    except (OSError, subprocess.CalledProcessError) as err:
+        setup_error = f"installing the packed wheels failed: {err}"
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -114,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         "cuda": cuda_info(),
         "load_average_start": load_average(),
         "sizes": {name: getattr(args, name) for name in SIZES["full"]},
-        "model": ctx.model_info(),
+        "setup_error": setup_error,
+        "model": run_step(lambda _: ctx.model_info(), ctx),
         "data": ctx.data_label(),
         "steps": {},
     }
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.steps:
             print(f"[gpu.py] {name}...", flush=True)
             result["steps"][name] = run_step(globals()[f"step_{name}"], ctx)
-            print(f"[gpu.py] {name}: {summary_line(name, result['steps'][name])}", flush=True)
+            print(f"[gpu.py] {name}: {summary_line(result['steps'][name])}", flush=True)
             result["load_average_end"] = load_average()
             write_results(args.out, stem, result, markdown(result))
     finally:
@@ -136,11 +141,8 @@ def run_step(step, ctx: Context) -> dict[str, Any]:
     try:
         out = {"ok": True, **step(ctx)}
     except Exception as err:  # recorded, and the next step runs
-        out = {
-            "ok": False,
-            "error": f"{type(err).__name__}: {err}",
-            "traceback": traceback.format_exc().splitlines()[-15:],
-        }
+        out = {"ok": False, "error": f"{type(err).__name__}: {err}",
+               "traceback": traceback.format_exc().splitlines()[-15:]}  # fmt: skip
     out["seconds"] = round(time.perf_counter() - started, 2)
     return out
 
@@ -220,14 +222,9 @@ WORDS = (
 
 def synthetic_docs(n: int, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    return [
-        {
-            "_id": f"d{i}",
-            "title": " ".join(rng.choices(WORDS, k=6)),
-            "text": " ".join(rng.choices(WORDS, k=rng.randint(60, 260))),
-        }
-        for i in range(n)
-    ]
+    return [{"_id": f"d{i}", "title": " ".join(rng.choices(WORDS, k=6)),
+             "text": " ".join(rng.choices(WORDS, k=rng.randint(60, 260)))}
+            for i in range(n)]  # fmt: skip
 
 
 def synthetic_queries(n: int, seed: int = 1) -> list[str]:
@@ -283,19 +280,13 @@ def step_tests(ctx: Context) -> dict[str, Any]:
     junit = ctx.work / "junit.xml"
     path = [ctx.site, str(REPO), os.environ.get("PYTHONPATH")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *files,
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        f"--junitxml={junit}",
-    ]
+    cmd = [sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider",
+           f"--junitxml={junit}"]  # fmt: skip
     proc = subprocess.run(
         cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=ctx.args.test_timeout
     )
+    if not junit.is_file():
+        raise RuntimeError(f"pytest wrote no report: {proc.stdout[-800:]}{proc.stderr[-800:]}")
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
     cuda_cases, failures = [], []
     for case in ET.parse(junit).getroot().iter("testcase"):
@@ -310,14 +301,8 @@ def step_tests(ctx: Context) -> dict[str, Any]:
             failures.append({"test": name, "message": message})
         if "cuda" in name.lower() or "cuda" in message.lower():
             cuda_cases.append({"test": name, "outcome": outcome, "message": message})
-    return {
-        "files": files,
-        "returncode": proc.returncode,
-        **counts,
-        "cuda_tests": cuda_cases,
-        "failures": failures,
-        "output_tail": proc.stdout.strip().splitlines()[-6:],
-    }
+    return {"files": files, "returncode": proc.returncode, **counts, "cuda_tests": cuda_cases,
+            "failures": failures, "output_tail": proc.stdout.strip().splitlines()[-6:]}  # fmt: skip
 
 
 # ---------------------------------------------------------------------- 2. indexing
@@ -346,19 +331,12 @@ def step_indexing(ctx: Context) -> dict[str, Any]:
             seconds = time.perf_counter() - started
             manifest = json.loads((folder / "manifest.json").read_text())
             tokens = manifest["stats"]["text_tokens"]
-            rows.append(
-                {
-                    "compute_dtype": dtype or "float32",
-                    "fp16_tier": keep_full,
-                    "docs": len(index),
-                    "tokens": tokens,
-                    "seconds": round(seconds, 3),
-                    "docs_per_s": round(len(index) / seconds, 1),
-                    "tokens_per_s": round(tokens / seconds),
-                    "codec_seconds": round(sum(manifest["codec"]["seconds"].values()), 3),
-                    "bytes_per_token": round(index.store.nbytes() / tokens, 1),
-                }
-            )
+            rows.append({"compute_dtype": dtype or "float32", "fp16_tier": keep_full,
+                         "docs": len(index), "tokens": tokens, "seconds": round(seconds, 3),
+                         "docs_per_s": round(len(index) / seconds, 1),
+                         "tokens_per_s": round(tokens / seconds),
+                         "codec_seconds": round(sum(manifest["codec"]["seconds"].values()), 3),
+                         "bytes_per_token": round(index.store.nbytes() / tokens, 1)})  # fmt: skip
             if dtype is None and keep_full:
                 ctx.index_folder = folder  # the default build: searched in step 3
             else:
@@ -372,13 +350,8 @@ def step_search(ctx: Context) -> dict[str, Any]:
 
     if ctx.index_folder is None:  # the indexing step was skipped or failed
         ctx.index_folder = ctx.work / "index-search"
-        Index.build(
-            ctx.corpus(ctx.args.docs)[0],
-            ctx.index_folder,
-            ctx.model(ctx.device),
-            progress=False,
-            devices=[ctx.device],
-        )
+        Index.build(ctx.corpus(ctx.args.docs)[0], ctx.index_folder, ctx.model(ctx.device),
+                    progress=False, devices=[ctx.device])  # fmt: skip
     sides = {
         "device": Index.load(ctx.index_folder, ctx.model(ctx.device), device=ctx.device),
         "cpu": Index.load(ctx.index_folder, ctx.model("cpu"), device="cpu"),
@@ -397,12 +370,9 @@ def step_search(ctx: Context) -> dict[str, Any]:
                     for side, index in sides.items():  # interleaved: load drifts hit both
                         total, encode = timed_search(index, chunk, mode, k)
                         if i >= 2:
-                            for key, ms in (
-                                ("total", total),
-                                ("encode", encode),
-                                ("search", total - encode),
-                            ):
-                                samples[side][key].append(ms)
+                            samples[side]["total"].append(total)
+                            samples[side]["encode"].append(encode)
+                            samples[side]["search"].append(total - encode)
                 row: dict[str, Any] = {"mode": mode, "k": k, "batch": batch, "calls": calls}
                 for side in sides:
                     row[side] = {key: summary_ms(v) for key, v in samples[side].items()}
@@ -410,11 +380,8 @@ def step_search(ctx: Context) -> dict[str, Any]:
                     device_ms = row["device"][key]["median"]
                     row[f"cpu_over_device_{key}"] = round(row["cpu"][key]["median"] / device_ms, 2)
                 rows.append(row)
-    return {
-        "documents": len(sides["cpu"]),
-        "index": "2 bits + fp16 tier (the default build)",
-        "rows": rows,
-    }
+    return {"documents": len(sides["cpu"]), "index": "2 bits + fp16 tier (the default build)",
+            "rows": rows}  # fmt: skip
 
 
 def timed_search(index, texts: list[str], mode: str, k: int) -> tuple[float, float]:
@@ -471,28 +438,17 @@ def step_training(ctx: Context) -> dict[str, Any]:
         losses = runs[name]["losses"][: len(reference)]
         diffs = [abs(x - y) for x, y in zip(losses, reference, strict=True)]
         tol = TOLERANCE[name.split("-")[1]]
-        checks[name] = {
-            "max_abs_diff": max(diffs),
-            "diffs": diffs,
-            "tolerance": tol,
-            "matches_cpu": all(
-                d <= tol * (1 + abs(y)) for d, y in zip(diffs, reference, strict=True)
-            ),
-        }
+        matches = all(d <= tol * (1 + abs(y)) for d, y in zip(diffs, reference, strict=True))
+        checks[name] = {"max_abs_diff": max(diffs), "diffs": diffs, "tolerance": tol,
+                        "matches_cpu": matches}  # fmt: skip
     losses = runs[f"device-{fast}"]["losses"]
     third = max(1, len(losses) // 3)
     first, last = sum(losses[:third]) / third, sum(losses[-third:]) / third
-    return {
-        "batch_size": a.train_batch,
-        "doc_maxlen": a.train_doc_maxlen,
-        "runs": runs,
-        "against_cpu": checks,
-        "precision": fast,
-        "loss_finite": all(math.isfinite(x) for x in losses),
-        "loss_first_third": round(first, 4),
-        "loss_last_third": round(last, 4),
-        "loss_decreased": last < first,
-    }
+    return {"batch_size": a.train_batch, "doc_maxlen": a.train_doc_maxlen, "runs": runs,
+            "against_cpu": checks, "precision": fast,
+            "loss_finite": all(math.isfinite(x) for x in losses),
+            "loss_first_third": round(first, 4), "loss_last_third": round(last, 4),
+            "loss_decreased": last < first}  # fmt: skip
 
 
 def train_run(ctx, base: Path, triples: Path, device: str, precision: str, steps: int):
@@ -500,35 +456,20 @@ def train_run(ctx, base: Path, triples: Path, device: str, precision: str, steps
 
     records: list[dict[str, Any]] = []
     output = ctx.work / f"train-{device}-{precision}-{steps}"
-    config = TrainConfig(
-        triples=str(triples),
-        base_model=str(base),
-        steps=steps,
-        batch_size=ctx.args.train_batch,
-        doc_maxlen=ctx.args.train_doc_maxlen,
-        lr=5e-5,
-        projection_lr=1e-3,
-        seed=12345,
-        device=device,
-        precision=precision,
-        output=str(output),
-        log_every=1,
-    )
+    config = TrainConfig(triples=str(triples), base_model=str(base), steps=steps,
+                         batch_size=ctx.args.train_batch, doc_maxlen=ctx.args.train_doc_maxlen,
+                         lr=5e-5, projection_lr=1e-3, seed=12345, device=device,
+                         precision=precision, output=str(output), log_every=1)  # fmt: skip
     train(config, progress=lambda record: records.append(dict(record)))
     shutil.rmtree(output, ignore_errors=True)
     losses = [r["loss"] for r in records if "loss" in r]
     skip = min(2, len(records) - 1)  # the first steps load data and warm up
     timed = records[skip:]
     span = timed[-1]["elapsed_s"] - (records[skip - 1]["elapsed_s"] if skip else 0.0)
-    examples = (len(timed)) * ctx.args.train_batch
-    return {
-        "device": device,
-        "precision": precision,
-        "steps": len(records),
-        "losses": [round(x, 6) for x in losses],
-        "examples_per_s": round(examples / span, 1) if span > 0 else None,
-        "timed_steps": len(timed),
-    }
+    examples = len(timed) * ctx.args.train_batch
+    return {"device": device, "precision": precision, "steps": len(records),
+            "losses": [round(x, 6) for x in losses], "timed_steps": len(timed),
+            "examples_per_s": round(examples / span, 1) if span > 0 else None}  # fmt: skip
 
 
 # ---------------------------------------------------------------------- packing
@@ -540,26 +481,10 @@ def pack(args: argparse.Namespace) -> None:
     (out / "wheels").mkdir(parents=True)
     pins = [f"{dist}=={importlib.metadata.version(dist)}" for dist in WHEELS]
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--python-version",
-            args.python_version,
-            "--implementation",
-            "cp",
-            *platforms,
-            "-d",
-            str(out / "wheels"),
-            *pins,
-        ],
-        check=True,
-    )
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                    "--only-binary=:all:", "--python-version", args.python_version,
+                    "--implementation", "cp", *platforms, "-d", str(out / "wheels"), *pins],
+                   check=True)  # fmt: skip
     model = pack_model(args.model, out / "model")
     for name in ("corpus.jsonl", "queries.jsonl"):
         source = args.data / "scifact" / name
@@ -640,29 +565,16 @@ def install_missing(packed: Path) -> str | None:
     if all(importlib.util.find_spec(module) for module in WHEELS.values()):
         return None
     site = tempfile.mkdtemp(prefix="latesearch-gpu-site-")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-index",
-            "--no-deps",
-            "--no-compile",
-            "--target",
-            site,
-            *map(str, sorted((packed / "wheels").glob("*.whl"))),
-        ],
-        check=True,
-    )
+    wheels = sorted(str(w) for w in (packed / "wheels").glob("*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                    "--no-compile", "--target", site, *wheels], check=True)  # fmt: skip
     sys.path.insert(0, site)
     importlib.invalidate_caches()
     return site
 
 
 # ---------------------------------------------------------------------- reporting
-def summary_line(name: str, step: dict[str, Any]) -> str:
+def summary_line(step: dict[str, Any]) -> str:
     if not step["ok"]:
         return f"FAILED after {step['seconds']} s: {step['error']}"
     return f"done in {step['seconds']} s"
@@ -678,14 +590,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"{cuda.get('driver')}, bf16 {cuda.get('bf16')}. Device: {r['device']}. "
         f"Load average {r['load_average_start']} at the start, "
         f"{r.get('load_average_end')} at the end.  ",
-        f"Model: {r['model']['path']} [{r['model']['fingerprint'][:12]}]"
-        + (
-            f", packed: {r['model']['packed']['rounding']}, min token cosine to the "
-            f"unrounded {r['model']['packed']['min_token_cosine_to_unrounded']}"
-            if "packed" in r["model"]
-            else ""
-        )
-        + f". Data: {r['data']}.  ",
+        (f"Setup FAILED: {r['setup_error']}.  " if r["setup_error"] else "")
+        + f"Model: {model_line(r['model'])}. Data: {r['data']}.  ",
         f"Command: `{r['command']}`",
         "",
     ]
@@ -696,6 +602,17 @@ def markdown(r: dict[str, Any]) -> str:
             continue
         lines += globals()[f"_md_{name}"](step) + [""]
     return "\n".join(lines)
+
+
+def model_line(m: dict[str, Any]) -> str:
+    if not m["ok"]:
+        return f"FAILED to load: {m['error']}"
+    line = f"{m['path']} [{m['fingerprint'][:12]}]"
+    if "packed" in m:
+        line += (f", packed from {m['packed']['from']} [{m['packed']['fingerprint'][:12]}]: "
+                 f"{m['packed']['rounding']}, min token cosine to the unrounded "
+                 f"{m['packed']['min_token_cosine_to_unrounded']}")  # fmt: skip
+    return line
 
 
 def _md_tests(s: dict[str, Any]) -> list[str]:
@@ -757,7 +674,8 @@ def _md_training(s: dict[str, Any]) -> list[str]:
         "|---|---:|---:|---|",
     ]
     for name, run in s["runs"].items():
-        losses = ", ".join(f"{x:.4f}" for x in run["losses"][:8])
+        shown = [f"{x:.4f}" for x in run["losses"]]
+        losses = ", ".join(shown if len(shown) <= 8 else [*shown[:4], "...", *shown[-3:]])
         lines.append(f"| {name} | {run['steps']} | {run['examples_per_s']} | {losses} |")
     lines.append("")
     for name, check in s["against_cpu"].items():
