@@ -12,7 +12,9 @@ calls of an `Index` (install extra `client`: httpx).
 
 Errors are the library's: a 4xx about the request is an `InputError` naming its field (as
 the server names it: `queries.3`, `filter.year.$gte`), 401/403 an `AuthError`, 429 a
-`RateLimitError`, a 5xx or no answer at all a `ServerError` (`status`, `retry_after`).
+`RateLimitError`, a 503 a `ServerBusyError`, a 504 a `DeadlineError`, another 5xx or no
+answer at all a `ServerError` (the two before are ServerErrors too; `status`,
+`retry_after`).
 `retries` retries a request the server turned away for now (429, 503) after the
 Retry-After it gave (else a short back-off).
 """
@@ -30,9 +32,11 @@ from urllib.parse import quote
 
 from latesearch.errors import (
     AuthError,
+    DeadlineError,
     InputError,
     LatesearchError,
     RateLimitError,
+    ServerBusyError,
     ServerError,
 )
 from latesearch.search.results import Hit, Hits
@@ -306,6 +310,10 @@ def error_of(response: Any) -> LatesearchError:
     if 400 <= status < 500 and status != 404:
         prefix = f"field {name!r}: "
         return InputError(message.removeprefix(prefix) if name else message, field=name)
+    if status == 503:
+        return ServerBusyError(f"{where}: {status} {message}", retry_after=retry_after)
+    if status == 504:
+        return DeadlineError(f"{where}: {status} {message}")
     return ServerError(f"{where}: {status} {message}", status=status, retry_after=retry_after)
 
 
