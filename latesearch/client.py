@@ -6,6 +6,7 @@ calls of an `Index` (install extra `client`: httpx).
     hits = client.search(["q1", "q2"], mode="hybrid")         # list of Hits
     client.add("more.jsonl")                                  # or Documents, or dicts
     client.delete(["d3"]); client.delete(filter={"year": {"$lt": 2000}})
+    client.indexes(); client.create_index("notes", docs); client.wait_job(job_id)
 
     async with AsyncClient(url) as client:                    # the same calls, awaited
         hits = await client.search("query text")

@@ -100,6 +100,10 @@ class BuildJobs:
         rows = data.get("documents") or []
         if not rows:
             raise InputError("an index needs documents", field="documents")
+        limit = self.catalog.config.max_documents
+        if limit is not None and len(rows) > limit:
+            raise InputError(f"{len(rows):,} documents; this server's indexes hold at most "
+                             f"{limit:,} (--max-documents)", field="documents")  # fmt: skip
         documents = _documents(rows)
         with self._lock:
             self._check_free(name)

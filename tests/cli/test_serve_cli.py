@@ -55,3 +55,19 @@ def test_serve_refuses_bad_arguments_with_exit_code_2(index, tmp_path, capsys):
     assert "port" in capsys.readouterr().err
     assert main(["serve", str(index.folder), "-k", "5", "--max-k", "2"]) == 2
     assert "max_k" in capsys.readouterr().err
+
+
+def test_serve_refuses_bad_index_options(index, tmp_path, capsys):
+    assert main(["serve"]) == 2
+    assert "--index-root" in capsys.readouterr().err
+    assert main(["serve", "--index", str(index.folder)]) == 2  # no NAME=
+    assert "NAME=FOLDER" in capsys.readouterr().err
+    assert main(["serve", "--index", f"a b={index.folder}"]) == 2
+    assert "index name" in capsys.readouterr().err
+    assert main(["serve", "--index", f"a={index.folder}", "--index", f"a={index.folder}"]) == 2
+    assert main(["serve", "--index-root", str(tmp_path / "missing")]) == 2
+    assert "index_root" in capsys.readouterr().err
+    assert main(["serve", "--index", f"a={index.folder}", "--default-index", "b",
+                 "--port", "0"]) == 2  # fmt: skip
+    assert "'b': not among the indexes served ['a']" in capsys.readouterr().err
+    assert main(["serve", "--index-root", str(tmp_path), "--workers", "2"]) == 2

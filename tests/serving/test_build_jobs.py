@@ -3,6 +3,7 @@ cancelled, resumed after a kill -9 of the server), listed, deleted."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -88,6 +89,10 @@ def test_writes_need_the_key_and_bad_requests_name_their_field(server):
         assert caught.value.field == "name"
         with pytest.raises(NotFoundError):
             client.job("nope")
+        catalog.config = ServeConfig(max_documents=1)  # the server's --max-documents
+        with pytest.raises(InputError, match="at most 1") as caught:
+            client.create_index("z", documents(2))
+        assert caught.value.field == "documents"
     assert not any((catalog.root / ".jobs").glob("*.jsonl"))  # nothing was queued
 
 
@@ -156,3 +161,21 @@ def test_a_killed_server_resumes_its_build(tmp_path, tiny_colbert):
         if proc.poll() is None:
             proc.kill()
     assert not (root / "big.building").exists()
+
+
+def test_the_async_client_manages_indexes(server):
+    from latesearch import AsyncClient
+
+    server, catalog = server
+
+    async def manage() -> None:
+        async with AsyncClient(server.url, api_key=KEY) as client:
+            job = await client.create_index("quick", documents(6))
+            assert (await client.wait_job(job["id"], poll=0.05, timeout=120))["status"] == "done"
+            assert sorted(r["name"] for r in await client.indexes()) == ["docs", "quick"]
+            assert (await client.job(job["id"]))["documents"] == 6
+            await client.delete_index("quick", delete_files=True)
+            assert [r["name"] for r in await client.indexes()] == ["docs"]
+
+    asyncio.run(manage())
+    assert not (catalog.root / "quick").exists()
