@@ -279,7 +279,8 @@ def add_observation(app: Any, service: Any) -> None:
 def add_rate_limit(app: Any, service: Any, key_of: Any) -> None:
     """`ServeConfig.rate_limit` as a middleware: past a client's rate, 429 with
     Retry-After. A client is the server's API key when a request carries it, else the
-    address it comes from; /health is not counted (monitors poll it)."""
+    address it comes from; /health (and /indexes/NAME/health) is not counted (monitors
+    poll it)."""
     from fastapi.responses import JSONResponse
 
     config = service.config
@@ -289,7 +290,8 @@ def add_rate_limit(app: Any, service: Any, key_of: Any) -> None:
 
     @app.middleware("http")
     async def rate_limit(request: Any, call_next: Any) -> Any:
-        if request.url.path.rstrip("/") == "/health":
+        path = request.url.path.rstrip("/")
+        if path == "/health" or (path.startswith("/indexes/") and path.endswith("/health")):
             return await call_next(request)
         key = key_of(request.headers.get("authorization"), request.headers.get("x-api-key"))
         valid = key is not None and service.api_key is not None and hmac.compare_digest(
