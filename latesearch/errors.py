@@ -117,3 +117,11 @@ class DeadlineError(ServerError, TimeoutError):
 
     def __init__(self, message: str, *, status: int | None = 504) -> None:
         super().__init__(message, status=status)
+
+
+class NotFoundError(ServerError, LookupError):
+    """A search server holds no index or build job of the name or id a request gave (a
+    404); the message names those it holds."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=404)

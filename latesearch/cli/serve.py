@@ -38,7 +38,19 @@ def register(subparsers) -> None:
         "queued, batched and answered concurrently; the query encoder is loaded before the "
         "first request. Needs the server extra: pip install 'latesearch[server]'.",
     )
-    parser.add_argument("index_dir", help="index folder (from `latesearch index`)")
+    parser.add_argument("index_dir", nargs="?", default=None,
+                        help="index folder (from `latesearch index`), served as the folder's "
+                        "name and the default index")  # fmt: skip
+    many = parser.add_argument_group("several indexes (routes under /indexes/NAME)")
+    many.add_argument("--index", action="append", default=[], metavar="NAME=FOLDER",
+                      dest="indexes", help="serve FOLDER as NAME (repeat for more)")  # fmt: skip
+    many.add_argument("--index-root", default=None, metavar="FOLDER",
+                      help="serve every index folder in FOLDER, named by its folder; with "
+                      "an API key, indexes are created (POST /indexes/NAME) and deleted "
+                      "there")  # fmt: skip
+    many.add_argument("--default-index", default=None, metavar="NAME",
+                      help="the index the routes without /indexes/NAME answer for (default: "
+                      "INDEX_DIR, or the only index)")  # fmt: skip
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8893, help="port (8893; 0 = any free)")
     parser.add_argument("--mode", choices=mode_names(), default="e2e", help="default mode (e2e)")
@@ -128,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
     if args.workers > 1 and args.ray:
         raise InputError("--ray serves from one process (its shards are Ray actors); "
                          "give --workers 1", field="workers")  # fmt: skip
+    if args.workers > 1 and args.index_root:
+        raise InputError("--index-root builds and deletes indexes in one process: give "
+                         "--workers 1", field="workers")  # fmt: skip
+    named_folders(args)  # a bad --index fails before anything loads
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise InputError(INSTALL_HINT)  # before the model loads
     config = ServeConfig(
@@ -138,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         torch_threads=args.threads, max_documents=args.max_documents,
         rate_limit=args.rate_limit, rate_burst=args.rate_burst,
     )  # fmt: skip
-    index = open_index(args.index_dir, args)  # a bad folder fails here, before binding
+    catalog = open_catalog(args, config)  # a bad folder fails here, before binding
     try:
         sock = listening_socket(args.host, args.port)
     except OSError as err:
@@ -147,32 +163,90 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     with sock:
         if args.workers == 1:
-            return serve_here(args, config, sock, index)
-        del index  # each worker opens its own
+            return serve_here(args, config, sock, catalog)
+        catalog.close()  # each worker opens its own
+        del catalog
         return serve_processes(args, config, sock)
 
 
-def serve_here(args: argparse.Namespace, config: Any, sock: Any, index: Any = None) -> int:
-    """Serve `index` (None: open it, in a worker process) on `sock` until Ctrl-C or
+def named_folders(args: argparse.Namespace) -> dict[str, str]:
+    """{name: folder} of INDEX_DIR and the --index options (InputError naming a bad one)."""
+    from pathlib import Path
+
+    from latesearch.serving.catalog import check_name
+
+    if args.index_dir is None and not args.indexes and args.index_root is None:
+        raise InputError("give an index folder, --index NAME=FOLDER or --index-root FOLDER",
+                         field="index_dir")  # fmt: skip
+    folders: dict[str, str] = {}
+    if args.index_dir is not None:
+        folders[Path(args.index_dir).resolve().name] = args.index_dir
+    for given in args.indexes:
+        name, sep, folder = given.partition("=")
+        if not sep or not folder:
+            raise InputError(f"--index {given!r}: give NAME=FOLDER", field="index")
+        check_name(name)
+        if name in folders:
+            raise InputError(f"--index: the name {name!r} is given twice", field="index")
+        folders[name] = folder
+    if args.index_root is not None and not Path(args.index_root).is_dir():
+        raise InputError(f"--index-root {args.index_root}: no such folder", field="index_root")
+    return folders
+
+
+def open_catalog(args: argparse.Namespace, config: Any) -> Any:
+    """A `Catalog` of the indexes the arguments name (each opened, an Index or a
+    ShardedIndex) and those under --index-root."""
+    from pathlib import Path
+
+    from latesearch.serving.catalog import Catalog
+
+    folders = named_folders(args)
+    default = args.default_index
+    if default is None and args.index_dir is not None:
+        default = Path(args.index_dir).resolve().name
+    catalog = Catalog(config, api_key=args.api_key, root=args.index_root, default=default,
+                      model=args.model,
+                      open_index=lambda folder: open_index(str(folder), args))  # fmt: skip
+    for name, folder in folders.items():
+        catalog.add(name, open_index(folder, args))
+    catalog.load_root()
+    if catalog.model is None and catalog.services:  # new indexes: the served one's model
+        first = next(iter(catalog.services.values())).index
+        catalog.model = getattr(getattr(first, "store", None), "manifest", None) and \
+            first.store.manifest.model_source  # fmt: skip
+    if default is not None and default not in catalog.services:
+        catalog.close()
+        raise InputError(f"--default-index {default!r}: not among the indexes served "
+                         f"{sorted(catalog.services)}", field="default_index")  # fmt: skip
+    return catalog
+
+
+def serve_here(args: argparse.Namespace, config: Any, sock: Any, catalog: Any = None) -> int:
+    """Serve `catalog` (None: open it, in a worker process) on `sock` until Ctrl-C or
     SIGTERM."""
     import torch
 
-    from latesearch.serving import RunningServer, SearchService
+    from latesearch.serving import RunningServer
 
     torch.set_num_threads(threads_per_worker(config.torch_threads, args.workers))
-    announce = index is not None  # the one process; workers are announced by their parent
-    if index is None:
-        index = open_index(args.index_dir, args)  # an Index, or a ShardedIndex (--ray)
-    service = SearchService(index, config, api_key=args.api_key)
-    service.warm_up()
-    server = RunningServer(service, quiet=args.quiet, json_logs=args.log_format == "json",
+    announce = catalog is not None  # the one process; workers are announced by their parent
+    if catalog is None:
+        catalog = open_catalog(args, config)
+    catalog.warm_up()
+    resumed = catalog.start_jobs()
+    server = RunningServer(catalog, quiet=args.quiet, json_logs=args.log_format == "json",
                            sock=sock)  # fmt: skip
     if announce:
         writes = "writes allowed with the API key" if args.api_key else "read-only"
-        print(f"latesearch serve: {index!r} at {server.url} ({writes}; Ctrl-C stops)",
+        names = sorted(catalog.services)
+        served = (repr(catalog.services[names[0]].index) if len(names) == 1
+                  else f"{len(names)} indexes {names}")  # fmt: skip
+        more = f"; resuming {len(resumed)} build jobs" if resumed else ""
+        print(f"latesearch serve: {served} at {server.url} ({writes}{more}; Ctrl-C stops)",
               flush=True)  # fmt: skip
     server.run()  # uvicorn stops on Ctrl-C and SIGTERM, finishing requests in flight
-    service.close()
+    catalog.close()
     if announce:
         print("latesearch serve: stopped", file=sys.stderr, flush=True)
     return 0
@@ -200,7 +274,8 @@ def serve_processes(args: argparse.Namespace, config: Any, sock: Any) -> int:
         host, port = sock.getsockname()[:2]
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         writes = "writes allowed with the API key" if args.api_key else "read-only"
-        print(f"latesearch serve: {args.index_dir} at {url} ({args.workers} workers; "
+        served = args.index_dir or ", ".join(args.indexes)
+        print(f"latesearch serve: {served} at {url} ({args.workers} workers; "
               f"{writes}; Ctrl-C stops)", flush=True)  # fmt: skip
 
         def stop(signum: int, frame: Any) -> None:

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -94,10 +95,11 @@ class SearchService:
 
     def __init__(
         self, index: Any, config: ServeConfig | None = None, *, api_key: str | None = None,
-        metrics: Metrics | None | bool = True,
+        metrics: Metrics | None | bool = True, name: str | None = None,
     ) -> None:  # fmt: skip
         models()  # InputError now, not per request, without the server extra
         self.index = index
+        self.name = name or Path(index.folder).name  # its label in the metrics
         self.config = config or ServeConfig()
         self.api_key = api_key or None
         self.metrics = make_metrics() if metrics is True else metrics or None
@@ -111,7 +113,7 @@ class SearchService:
         )  # fmt: skip
         if self.metrics is not None:
             self.metrics.watch_queue(lambda lane: self.scheduler.lanes[lane].queued,
-                                     [MAIN_LANE, EXACT_LANE])  # fmt: skip
+                                     [MAIN_LANE, EXACT_LANE], self.name)  # fmt: skip
             self._served(index)
         self._routes: dict[str, dict[str, Callable[[str, bytes], Response]]] = {
             "/health": {"GET": self._health},
@@ -126,8 +128,11 @@ class SearchService:
         self._warm(self._current())
 
     def close(self) -> None:
-        """Stop the scheduler's worker threads (requests queued get no answer)."""
+        """Stop the scheduler's worker threads (requests queued get no answer); the
+        metrics forget this index."""
         self.scheduler.close()
+        if self.metrics is not None:
+            self.metrics.forget(self.name)
 
     def _warm(self, index: Any) -> None:
         _ = index.model
@@ -160,7 +165,7 @@ class SearchService:
     def _served(self, index: Any) -> None:
         if self.metrics is not None:
             described = _describe(index)
-            self.metrics.index(described["documents"], described["embeddings"])
+            self.metrics.index(described["documents"], described["embeddings"], self.name)
 
     def handle(self, method: str, target: str, body: bytes = b"") -> Response:
         """Answer one request: `target` is the request line's path with its query string."""
@@ -268,17 +273,10 @@ class SearchService:
 
     def _observe(self, pending: Pending, started: float) -> None:
         if self.metrics is not None:
-            self.metrics.search(pending.mode, time.perf_counter() - started)
+            self.metrics.search(pending.mode, time.perf_counter() - started, self.name)
 
     def _denied(self, key: str | None) -> Response | None:
-        if self.api_key is None:
-            return _error(403, "writes are disabled: start the server with an API key "
-                               "(--api-key or LATESEARCH_API_KEY) to allow them")  # fmt: skip
-        if key is None or not hmac.compare_digest(key.encode(), self.api_key.encode()):
-            return Response(401, {"error": "this request needs the server's API key (header "
-                                           "'Authorization: Bearer KEY' or 'X-API-Key: KEY')"},
-                            {"WWW-Authenticate": "Bearer"})  # fmt: skip
-        return None
+        return denied(self.api_key, key)
 
     def _write(self, data: Any, *, delete: bool, upsert: bool) -> Response:
         request = write_from_json(data, self.config, delete=delete)
@@ -436,3 +434,16 @@ def _error(status: int, message: str, field_name: str | None = None) -> Response
     if field_name is not None:
         body["field"] = field_name
     return Response(status, body)
+
+
+def denied(api_key: str | None, key: str | None) -> Response | None:
+    """The answer refusing a request that needs the server's `api_key` and carries `key`
+    (None: allowed)."""
+    if api_key is None:
+        return _error(403, "writes are disabled: start the server with an API key "
+                           "(--api-key or LATESEARCH_API_KEY) to allow them")  # fmt: skip
+    if key is None or not hmac.compare_digest(key.encode(), api_key.encode()):
+        return Response(401, {"error": "this request needs the server's API key (header "
+                                       "'Authorization: Bearer KEY' or 'X-API-Key: KEY')"},
+                        {"WWW-Authenticate": "Bearer"})  # fmt: skip
+    return None

@@ -55,8 +55,8 @@ def test_metrics_count_requests_batches_and_the_index(index):
     assert sample(text, "latesearch_batch_queries_count") >= 1
     assert sample(text, "latesearch_batch_queries_sum") == 4
     assert sample(text, "latesearch_queue_queries", lane="main") == 0
-    assert sample(text, "latesearch_index_documents") == 30
-    assert sample(text, "latesearch_index_generation") == 1
+    assert sample(text, "latesearch_index_documents", index="index") == 30
+    assert sample(text, "latesearch_index_generation", index="index") == 1
     assert sample(text, "latesearch_request_seconds_count", route="/search") == 5
 
 
