@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -188,8 +189,9 @@ def colbert_index(coll: Collection, colbert: Any, *, progress: bool = True):
             "set LATESEARCH_BENCH_BUILD=1 to build one (minutes to hours on CPU)"
         )
     print(f"building the {coll.name} index for model {fingerprint[:12]} (once)...", flush=True)
-    return Index.build(coll.corpus, candidates[-1], colbert, bm25=True, nbits=None,
-                       progress=progress)  # the paper's uncompressed store, with ann/
+    return Index.build(
+        coll.corpus, candidates[-1], colbert, bm25=True, nbits=None, progress=progress
+    )  # the paper's uncompressed store, with ann/
 
 
 def engine_index(coll: Collection, index: Any, nbits: int = 2, *, keep_full: bool = False):
@@ -285,6 +287,21 @@ def command() -> str:
     if script.is_relative_to(REPO):
         script = script.relative_to(REPO)
     return " ".join(["python", shlex.quote(str(script)), *map(shlex.quote, sys.argv[1:])])
+
+
+def summary_ms(values: list[float]) -> dict[str, float]:
+    """Median and 95th percentile (nearest rank) of millisecond samples, and their count."""
+    if not values:
+        return {"median": float("nan"), "p95": float("nan"), "n": 0}
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"median": round(statistics.median(ordered), 3), "p95": round(p95, 3),
+            "n": len(ordered)}  # fmt: skip
+
+
+def load_average() -> list[float]:
+    """The 1-, 5- and 15-minute load averages, rounded."""
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def header(title: str, machine: dict[str, Any], model: str, extra: str = "") -> str:

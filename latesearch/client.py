@@ -6,13 +6,16 @@ calls of an `Index` (install extra `client`: httpx).
     hits = client.search(["q1", "q2"], mode="hybrid")         # list of Hits
     client.add("more.jsonl")                                  # or Documents, or dicts
     client.delete(["d3"]); client.delete(filter={"year": {"$lt": 2000}})
+    client.indexes(); client.create_index("notes", docs); client.wait_job(job_id)
 
     async with AsyncClient(url) as client:                    # the same calls, awaited
         hits = await client.search("query text")
 
 Errors are the library's: a 4xx about the request is an `InputError` naming its field (as
 the server names it: `queries.3`, `filter.year.$gte`), 401/403 an `AuthError`, 429 a
-`RateLimitError`, a 5xx or no answer at all a `ServerError` (`status`, `retry_after`).
+`RateLimitError`, a 503 a `ServerBusyError`, a 504 a `DeadlineError`, another 5xx or no
+answer at all a `ServerError` (the two before are ServerErrors too; `status`,
+`retry_after`).
 `retries` retries a request the server turned away for now (429, 503) after the
 Retry-After it gave (else a short back-off).
 """
@@ -30,9 +33,12 @@ from urllib.parse import quote
 
 from latesearch.errors import (
     AuthError,
+    DeadlineError,
     InputError,
     LatesearchError,
+    NotFoundError,
     RateLimitError,
+    ServerBusyError,
     ServerError,
 )
 from latesearch.search.results import Hit, Hits
@@ -44,6 +50,7 @@ __all__ = ["AsyncClient", "Client", "WriteResult"]
 
 INSTALL_HINT = "the client needs httpx: pip install 'latesearch[client]'"
 RETRYABLE = (429, 503)
+FINISHED = ("done", "failed", "cancelled")  # a build job's final statuses
 _HIT_FIELDS = tuple(f.name for f in fields(Hit))
 _EXECUTION = ("batch_size", "device")  # how a search runs here: the server chooses its own
 
@@ -79,6 +86,7 @@ class _Call:
     parse: Callable[[dict[str, Any]], Any]
     params: dict[str, str] | None = None
     body: dict[str, Any] | None = None
+    server: bool = False  # a route of the server (/indexes, /jobs), not of one index
 
 
 class _Calls:
@@ -174,10 +182,7 @@ class _Calls:
         `replace`, add or replace them (PUT /documents). `documents`: what `Index.add`
         takes (a collection file, `Document`s, dicts with JSONL keys, (id, text) pairs).
         Needs the API key. Answers a `WriteResult`."""
-        from latesearch.data import read_collection
-
-        docs = [{"id": d.doc_id, "text": d.text, "title": d.title, "metadata": d.metadata}
-                for d in read_collection(documents)]  # fmt: skip
+        docs = _documents(documents)
         method = "PUT" if replace else "POST"
         return self._run(_Call(method, "/documents", WriteResult.of, body={"documents": docs}))
 
@@ -195,9 +200,44 @@ class _Calls:
                     "missing": missing}  # fmt: skip
         return self._run(_Call("POST", "/documents/delete", WriteResult.of, body=body))
 
+    # ------------------------------------------------------------------ many indexes
+    def indexes(self) -> Any:
+        """GET /indexes: every index the server serves (name, documents, modes, version)."""
+        return self._run(_Call("GET", "/indexes", lambda body: body["indexes"], server=True))
+
+    def create_index(self, name: str, documents: Any, *, config: dict[str, Any] | None = None,
+                     bm25: bool = False, ann: bool | None = None) -> Any:  # fmt: skip
+        """POST /indexes/NAME: build index `name` from `documents` (what `Index.add` takes)
+        in the background, with the server's model; `config`: IndexConfig fields (flat or
+        grouped). Needs the API key and a server with --index-root. Answers the job (a
+        dict: id, status, progress); poll it with `job(id)` or `wait_job(id)`."""
+        body = {"documents": _documents(documents), "config": dict(config or {}),
+                "bm25": bm25, "ann": ann}  # fmt: skip
+        return self._run(_Call("POST", f"/indexes/{quote(name, safe='')}", dict, body=body,
+                               server=True))  # fmt: skip
+
+    def job(self, job_id: str) -> Any:
+        """GET /jobs/ID: a build job's status (queued, running, done, failed, cancelled)
+        and progress."""
+        return self._run(_Call("GET", f"/jobs/{quote(job_id, safe='')}", dict, server=True))
+
+    def cancel_job(self, job_id: str) -> Any:
+        """DELETE /jobs/ID: cancel a build job (what it built is deleted)."""
+        return self._run(_Call("DELETE", f"/jobs/{quote(job_id, safe='')}", dict, server=True))
+
+    def delete_index(self, name: str, *, delete_files: bool = False) -> Any:
+        """DELETE /indexes/NAME: stop serving it; `delete_files` also deletes its folder
+        (only an index under the server's --index-root). Needs the API key."""
+        params = {"delete_files": "true"} if delete_files else None
+        return self._run(_Call("DELETE", f"/indexes/{quote(name, safe='')}", dict,
+                               params=params, server=True))  # fmt: skip
+
     # ------------------------------------------------------------------ transport
     def _client_options(self) -> dict[str, Any]:
         return {"base_url": self.url, "headers": self.headers, "timeout": self.timeout}
+
+    def _path(self, call: _Call) -> str:
+        return call.path if call.server else self.prefix + call.path
 
     def _request_options(self, call: _Call) -> dict[str, Any]:
         options: dict[str, Any] = {"params": call.params}
@@ -233,7 +273,7 @@ class Client(_Calls):
     def _run(self, call: _Call) -> Any:
         for attempt in range(self.retries + 1):
             try:
-                response = self._http.request(call.method, self.prefix + call.path,
+                response = self._http.request(call.method, self._path(call),
                                               **self._request_options(call))  # fmt: skip
             except self._transport_errors as err:
                 raise self._unreachable(err) from None
@@ -242,6 +282,17 @@ class Client(_Calls):
                 return result
             time.sleep(_wait(result, attempt))
         raise AssertionError("unreachable")
+
+    def wait_job(self, job_id: str, *, poll: float = 0.5, timeout: float | None = None) -> Any:
+        """The build job once finished (done, failed or cancelled), polled every `poll`
+        seconds; ServerError past `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (job := self.job(job_id))["status"] not in FINISHED:
+            if deadline is not None and time.monotonic() > deadline:
+                raise ServerError(f"build job {job_id} not finished after {timeout} s "
+                                  f"({job['status']}, progress {job['progress']})")  # fmt: skip
+            time.sleep(poll)
+        return job
 
     def close(self) -> None:
         self._http.close()
@@ -266,7 +317,7 @@ class AsyncClient(_Calls):
     async def _run(self, call: _Call) -> Any:
         for attempt in range(self.retries + 1):
             try:
-                response = await self._http.request(call.method, self.prefix + call.path,
+                response = await self._http.request(call.method, self._path(call),
                                                     **self._request_options(call))  # fmt: skip
             except self._transport_errors as err:
                 raise self._unreachable(err) from None
@@ -275,6 +326,17 @@ class AsyncClient(_Calls):
                 return result
             await asyncio.sleep(_wait(result, attempt))
         raise AssertionError("unreachable")
+
+    async def wait_job(self, job_id: str, *, poll: float = 0.5,
+                       timeout: float | None = None) -> Any:  # fmt: skip
+        """`Client.wait_job`, awaited."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (job := await self.job(job_id))["status"] not in FINISHED:
+            if deadline is not None and time.monotonic() > deadline:
+                raise ServerError(f"build job {job_id} not finished after {timeout} s "
+                                  f"({job['status']}, progress {job['progress']})")  # fmt: skip
+            await asyncio.sleep(poll)
+        return job
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -303,10 +365,24 @@ def error_of(response: Any) -> LatesearchError:
         return AuthError(f"{where}: {message}", status=status)
     if status == 429:
         return RateLimitError(f"{where}: {message}", status=status, retry_after=retry_after)
+    if status == 404 and body.get("error"):  # an index or job the server does not hold
+        return NotFoundError(f"{where}: {message}")
     if 400 <= status < 500 and status != 404:
         prefix = f"field {name!r}: "
         return InputError(message.removeprefix(prefix) if name else message, field=name)
+    if status == 503:
+        return ServerBusyError(f"{where}: {status} {message}", retry_after=retry_after)
+    if status == 504:
+        return DeadlineError(f"{where}: {status} {message}")
     return ServerError(f"{where}: {status} {message}", status=status, retry_after=retry_after)
+
+
+def _documents(documents: Any) -> list[dict[str, Any]]:
+    """Documents as the server takes them (JSON objects), from what `Index.add` takes."""
+    from latesearch.data import read_collection
+
+    return [{"id": d.doc_id, "text": d.text, "title": d.title, "metadata": d.metadata}
+            for d in read_collection(documents)]  # fmt: skip
 
 
 def _httpx() -> Any:

@@ -102,3 +102,26 @@ class AuthError(ServerError, PermissionError):
 class RateLimitError(ServerError):
     """A search server's rate limit refused the request (429): retry after `retry_after`
     seconds."""
+
+
+class ServerBusyError(ServerError):
+    """A search server cannot take the request now (its queue is full, or the request
+    waited past its deadline): a 503; try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = 1) -> None:
+        super().__init__(message, status=503, retry_after=retry_after)
+
+
+class DeadlineError(ServerError, TimeoutError):
+    """A request ran past its deadline on the server before it was answered: a 504."""
+
+    def __init__(self, message: str, *, status: int | None = 504) -> None:
+        super().__init__(message, status=status)
+
+
+class NotFoundError(ServerError, LookupError):
+    """A search server holds no index or build job of the name or id a request gave (a
+    404); the message names those it holds."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=404)

@@ -48,6 +48,7 @@ from latesearch.indexing.components.calibration import (
     Calibration,
     load_calibration,
 )
+from latesearch.indexing.field_indexes import add_field_indexes
 from latesearch.indexing.filters import compile_filter
 from latesearch.indexing.reading import folder_changes
 from latesearch.modeling import ColBERT
@@ -240,6 +241,17 @@ class Index:
         path = self.store.add_component(ANN_DIR, lambda tmp: build_ann(tmp, self.store, config))
         self.searcher.reset_components()
         return path
+
+    def create_field_index(self, fields: str | list[str]) -> frozenset[str]:
+        """Give metadata field(s) a field index, so that a filter on them costs what it
+        selects rather than a scan of every document's metadata (as `IndexConfig.
+        filter_fields` does at build time); kept by every later update. Published as a new
+        version, atomically like `add`. Returns every indexed field."""
+        store = add_field_indexes(self.folder, [fields] if isinstance(fields, str) else fields)
+        self.store.close()
+        self.store = self.searcher.store = store
+        self.searcher.reset_components()
+        return store.indexed_fields
 
     # ------------------------------------------------------------------ updating
     def add(

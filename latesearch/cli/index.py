@@ -34,6 +34,9 @@ def register(subparsers) -> None:
                         help="--window: most windows a document (64)")  # fmt: skip
     parser.add_argument("--max-docs", type=int, default=None,
                         help="most documents the index may hold (builds, updates)")  # fmt: skip
+    parser.add_argument("--filter-field", dest="filter_fields", action="append", default=None,
+                        metavar="FIELD", help="give metadata FIELD a field index: filters on "
+                        "it cost what they select (repeat for more fields)")  # fmt: skip
     parser.add_argument("--nbits", default="2", choices=("1", "2", "4", "none"),
                         help="residual bits per dimension (2); none: uncompressed vectors")
     parser.add_argument("--no-keep-full", dest="keep_full", action="store_false",
@@ -109,6 +112,7 @@ def index_config(args: argparse.Namespace) -> Any:
         "window_stride",
         "max_windows",
         "max_docs",
+        "filter_fields",
         "batch_size",
         "group_size",
         "chunk_size",

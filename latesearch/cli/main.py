@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Sequence
-from importlib import import_module
+import os
 
-from latesearch.errors import LatesearchError
+# OpenMP reads its wait policy once, when torch loads it: set before anything imports
+# torch. Passive: idle threads sleep instead of spinning, which on a busy machine made a
+# 2-thread search 27x slower (docs/serving.md); a policy set by the user is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from importlib import import_module  # noqa: E402
+
+from latesearch.errors import LatesearchError  # noqa: E402
 
 # Each module defines `register(subparsers)`, which adds its parser and sets `func`.
 COMMANDS = (

@@ -124,6 +124,7 @@ class _Build:
             state = self._start_state(model, resume=resume, overwrite=overwrite)
             (self.tmp / CHUNKS_DIR).mkdir(parents=True, exist_ok=True)
             self.docstore = DocStoreWriter(self.tmp / DOCSTORE)
+            self.docstore.index_fields(self.config.filter_fields)
             try:
                 self._encode_all(model, devices, state, on_chunk)
                 summary = self._finish(state, devices)

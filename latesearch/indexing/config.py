@@ -16,6 +16,7 @@ from latesearch._configio import JsonConfig
 from latesearch.compressed.centroids import ASSIGNMENTS
 from latesearch.compressed.codec import NBITS
 from latesearch.errors import ConfigError
+from latesearch.indexing.filters import plain_field_name
 
 ON_ERROR = ("raise", "skip")
 PRECISIONS = (16, 32)
@@ -182,8 +183,9 @@ class IndexConfig(JsonConfig):
     """Settings of an indexing run: what is indexed (`title_join` between a document's
     title and text, `on_error` for bad documents, `doc_maxlen` overriding the model's),
     `max_docs` (None: no limit; the most documents the index may hold, refused by the build
-    and by every update that would pass it), and the `codec`, `run`, `ray` and `dense`
-    groups.
+    and by every update that would pass it), `filter_fields` (metadata fields given a field
+    index, so that a filter on them costs what it selects; `Index.create_field_index` adds
+    more later), and the `codec`, `run`, `ray` and `dense` groups.
 
     `window` (None: off, a document is truncated at `doc_maxlen`) splits each document
     into overlapping windows of that many text tokens, `window_stride` apart (default:
@@ -196,6 +198,7 @@ class IndexConfig(JsonConfig):
     on_error: str = "raise"
     doc_maxlen: int | None = None
     max_docs: int | None = None
+    filter_fields: tuple[str, ...] = ()
     window: int | None = None
     window_stride: int | None = None
     max_windows: int = 64
@@ -209,6 +212,10 @@ class IndexConfig(JsonConfig):
             self._bad("on_error", f"one of {ON_ERROR}")
         self._check_ints("doc_maxlen", minimum=3)
         self._check_ints("max_docs", "window", "window_stride", "max_windows")
+        for name in self.filter_fields:
+            if not plain_field_name(name):
+                self._bad("filter_fields", "metadata field names without quotes, backslashes "
+                          "or control characters")  # fmt: skip
         if self.window is None and self.window_stride is not None:
             self._bad("window_stride", "None without a window")
         if self.window is not None and self.window_stride and self.window_stride > self.window:
@@ -279,4 +286,3 @@ def grouped(data: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-

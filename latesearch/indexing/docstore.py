@@ -14,7 +14,7 @@ from typing import Any, overload
 import numpy as np
 
 from latesearch.errors import IndexCorruptError, InputError
-from latesearch.indexing.filters import CompiledFilter, compile_filter
+from latesearch.indexing.filters import CompiledFilter, compile_filter, plain_field_name
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -38,17 +38,85 @@ def metadata_json(doc_id: str, metadata: Mapping[str, Any] | None) -> str | None
         return json.dumps(dict(metadata), ensure_ascii=False, allow_nan=False,
                           separators=(",", ":"))  # fmt: skip
     except (TypeError, ValueError) as err:
-        raise InputError(f"document {doc_id!r}: metadata is not JSON ({err})",
-                         field="metadata") from None
+        raise InputError(
+            f"document {doc_id!r}: metadata is not JSON ({err})", field="metadata"
+        ) from None
+
+
+# Field indexes: `field_indexes` names the indexed metadata fields; `field_values` holds a
+# row per document and indexed field present (elem 0: the value, with value NULL for a
+# list, an object, true, false and null) and one per element of a list (elem 1); `type`
+# is number, text, true, false, null, array or object. Triggers keep it in step with
+# inserts and deletes; `DocStoreWriter.remove` renumbers it with the documents.
+FIELD_SCHEMA = """
+CREATE TABLE IF NOT EXISTS field_indexes (field TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS field_values (field TEXT NOT NULL, type TEXT NOT NULL, value,
+                                         elem INTEGER NOT NULL, idx INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS field_values_lookup ON field_values (field, type, value, elem, idx);
+CREATE INDEX IF NOT EXISTS field_values_doc ON field_values (idx);
+CREATE TRIGGER IF NOT EXISTS field_values_insert AFTER INSERT ON docs
+WHEN NEW.metadata IS NOT NULL BEGIN
+    INSERT INTO field_values (field, type, value, elem, idx) %s;
+END;
+CREATE TRIGGER IF NOT EXISTS field_values_delete AFTER DELETE ON docs BEGIN
+    DELETE FROM field_values WHERE idx = OLD.idx;
+END;
+"""
+
+
+def _field_rows(fields: str, *, source: str = "", metadata: str = "NEW.metadata",
+                idx: str = "NEW.idx") -> str:  # fmt: skip
+    """SQL of the `field_values` rows (field, type, value, elem, idx) of the JSON object
+    `metadata` of each row of `source` (none: the trigger's NEW row), for the field names
+    `fields` (an SQL list or query) lists."""
+    kind = ("CASE {0}.type WHEN 'integer' THEN 'number' WHEN 'real' THEN 'number' "
+            "ELSE {0}.type END")  # fmt: skip
+    value = "CASE WHEN {0}.type IN ('integer', 'real', 'text') THEN {0}.value END"
+    top = (f"SELECT j.key, {kind.format('j')}, {value.format('j')}, 0, {idx} "
+           f"FROM {source}json_each({metadata}) AS j WHERE j.key IN ({fields})")  # fmt: skip
+    items = (f"SELECT j.key, {kind.format('e')}, {value.format('e')}, 1, {idx} "
+             f"FROM {source}json_each({metadata}) AS j, json_each(j.value) AS e "
+             f"WHERE j.type = 'array' AND j.key IN ({fields})")  # fmt: skip
+    return f"{top} UNION ALL {items}"
+
+
+def indexed_fields(conn: sqlite3.Connection) -> frozenset[str]:
+    """The metadata fields with a field index in the doc store (none in one from before
+    field indexes)."""
+    tables = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'field_indexes'")
+    if tables.fetchone() is None:
+        return frozenset()
+    return frozenset(row[0] for row in conn.execute("SELECT field FROM field_indexes"))
 
 
 def has_metadata_column(conn: sqlite3.Connection, schema: str = "main") -> bool:
     return any(row[1] == "metadata" for row in conn.execute(f"PRAGMA {schema}.table_info(docs)"))
+
+
 _BATCH = 500  # SQLite parameters per query
 MATCHING_CACHE = 32  # filters whose matching documents a DocStore remembers
 # SQLite's words for a statement past one of its limits (SQL too deep, too many
 # variables): the query's fault, not the file's
 _LIMIT_WORDS = ("too many", "too large", "too big", "too complex", "stack overflow")
+
+
+def check_field_name(name: Any) -> None:
+    """InputError (field "filter_fields") unless `name` can be a field index's field."""
+    if not plain_field_name(name):
+        raise InputError(f"a field index needs a non-empty field name without quotes, "
+                         f"backslashes or control characters, got {name!r}",
+                         field="filter_fields")  # fmt: skip
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a script of CREATE statements (triggers hold `;` inside)."""
+    out, current = [], ""
+    for line in script.strip().splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return out
 
 
 def _past_a_limit(err: sqlite3.DatabaseError) -> bool:
@@ -75,6 +143,25 @@ class DocStoreWriter:
         # filters scan this covering index, not the table's rows with their texts
         self.conn.execute("CREATE INDEX IF NOT EXISTS docs_metadata ON docs (metadata)")
         self.conn.commit()
+
+    def index_fields(self, fields: Iterable[str]) -> None:
+        """Give each metadata field of `fields` a field index (kept from then on by every
+        insert and delete), indexing the documents already stored; one transaction."""
+        new = [name for name in dict.fromkeys(fields) if name not in indexed_fields(self.conn)]
+        for name in new:
+            check_field_name(name)
+        if not new:
+            return
+        with self.conn:
+            self.conn.execute("BEGIN")
+            trigger_rows = _field_rows("SELECT field FROM field_indexes")
+            for statement in _statements(FIELD_SCHEMA % trigger_rows):
+                self.conn.execute(statement)
+            rows = _field_rows(", ".join("?" * len(new)), source="docs AS d, ",
+                               metadata="d.metadata", idx="d.idx")  # fmt: skip
+            self.conn.execute(f"INSERT INTO field_values (field, type, value, elem, idx) {rows}",
+                              [*new, *new])  # fmt: skip
+            self.conn.executemany("INSERT INTO field_indexes VALUES (?)", ((n,) for n in new))
 
     def existing(self, doc_ids: Sequence[str]) -> set[str]:
         """Which of `doc_ids` are already stored."""
@@ -121,6 +208,12 @@ class DocStoreWriter:
                 (removed[0],),
             )
             self.conn.execute("UPDATE docs SET idx = -1 - idx WHERE idx < 0")
+            if indexed_fields(self.conn):  # the delete trigger removed the documents' rows
+                self.conn.execute(
+                    "UPDATE field_values SET idx = idx - (SELECT count(*) FROM removed r "
+                    "WHERE r.idx < field_values.idx) WHERE idx > ?",
+                    (removed[0],),
+                )
             self.conn.execute("DROP TABLE removed")
 
     def append_from(self, path: Path, first_idx: int) -> None:
@@ -182,6 +275,7 @@ class DocStore:
         try:
             # the column a query reads metadata from (NULL: a doc store from before it)
             self.metadata_column = "metadata" if has_metadata_column(self._conn) else "NULL"
+            self.indexed_fields = indexed_fields(self._conn)  # filters look these up
         except sqlite3.DatabaseError:
             self.close()
             raise
@@ -206,8 +300,9 @@ class DocStore:
             except sqlite3.DatabaseError as err:
                 if _past_a_limit(err):
                     raise InputError(f"too complex for SQLite ({err})", field=field) from None
-                raise IndexCorruptError(f"{self.path}: unreadable ({err}); rebuild the index "
-                                        "or restore it from a copy") from None
+                raise IndexCorruptError(
+                    f"{self.path}: unreadable ({err}); rebuild the index or restore it from a copy"
+                ) from None
 
     def max_idx(self) -> int:
         """Largest stored index (-1 when empty): a cheap completeness check."""
@@ -225,17 +320,16 @@ class DocStore:
 
     def matching(self, spec: Any | CompiledFilter) -> np.ndarray:
         """Sorted indices (int64, read-only) of the documents whose metadata match the
-        filter `spec`, given as a filter or compiled (see `latesearch.indexing.filters`).
-        The answers to the last `MATCHING_CACHE` filters are kept: a doc store never
-        changes once published."""
-        sql, params = compile_filter(spec)
-        key = json.dumps([sql, params])
+        filter `spec`, given as a filter or compiled (see `latesearch.indexing.filters`);
+        its fields with a field index are looked up in it. The answers to the last
+        `MATCHING_CACHE` filters are kept: a doc store never changes once published."""
+        query, params = self.filter_query(spec)
+        key = json.dumps([query, params])
         with self._lock:
             if key in self._matching:
                 self._matching.move_to_end(key)
                 return self._matching[key]
-        rows = self._rows(f"SELECT idx FROM {self._filtered} WHERE {sql} ORDER BY idx", params,
-                          field="filter")  # fmt: skip
+        rows = self._rows(query, params, field="filter")
         found = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         found.setflags(write=False)
         with self._lock:
@@ -243,6 +337,20 @@ class DocStore:
             while len(self._matching) > MATCHING_CACHE:
                 self._matching.popitem(last=False)
         return found
+
+    def filter_query(self, spec: Any | CompiledFilter) -> tuple[str, tuple[Any, ...]]:
+        """The query `matching` runs for `spec`, and its parameters: over the field index
+        alone where the filter needs no document's metadata and requires a value of an
+        indexed field, else over the documents (looking indexed fields up)."""
+        compiled = compile_filter(spec, self.indexed_fields)
+        sql, params = compiled
+        if compiled.driver is None:
+            return f"SELECT idx FROM {self._filtered} WHERE {sql} ORDER BY idx", params
+        driver, driver_params = compiled.driver
+        if sql == f"idx IN ({driver})":  # the whole filter: nothing more to check
+            return f"SELECT DISTINCT idx FROM ({driver}) ORDER BY idx", driver_params
+        return (f"SELECT DISTINCT idx FROM ({driver}) WHERE {sql} ORDER BY idx",
+                (*driver_params, *params))  # fmt: skip
 
     def documents(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """{doc_id, title, text, metadata} for each index, in the order asked."""

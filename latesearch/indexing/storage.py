@@ -303,6 +303,11 @@ file of a compressed index, the pooled vectors of a dense view (`pooled`), ids a
         as a filter or as `compile_filter`'s result (a request compiles its filter once)."""
         return self._docstore.matching(spec)
 
+    @property
+    def indexed_fields(self) -> frozenset[str]:
+        """The metadata fields with a field index (`IndexConfig.filter_fields`)."""
+        return self._docstore.indexed_fields
+
     def documents(self, doc_indices: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
         """{doc_id, title, text, metadata} of each document, in the order asked."""
         return self._docstore.documents(np.asarray(doc_indices, dtype=np.int64).reshape(-1))

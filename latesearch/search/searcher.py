@@ -6,6 +6,7 @@ MaxSim of candidates or of every document, and the dense view's scores. `search`
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,6 +37,9 @@ class Searcher:
 
     Scoring runs on `device` (default: the model's), in float16 on CUDA, float32 on CPU;
     embeddings are gathered from the memory map on CPU and then moved there.
+
+    Searches may run from several threads at once: components are loaded once (under a
+    lock) and `last_timings` is the calling thread's latest search.
     """
 
     def __init__(
@@ -54,53 +58,80 @@ class Searcher:
         self._ann: Any = None
         self._engine: Engine | None = None
         self._dense_encoder: Any = None
-        self.last_timings: SearchTimings | None = None
+        self._loading = threading.RLock()  # components are loaded once, by one thread
+        self._local = threading.local()  # each thread's last timings
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_loading", "_local")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _loading=threading.RLock(), _local=threading.local())
+
+    @property
+    def last_timings(self) -> SearchTimings | None:
+        """The per-stage timings of this thread's latest search or rerank."""
+        return getattr(self._local, "timings", None)
+
+    @last_timings.setter
+    def last_timings(self, timings: SearchTimings | None) -> None:
+        self._local.timings = timings
+
+    def _loaded(self, name: str, load: Callable[[], Any]) -> Any:
+        """The component in attribute `name`, loaded by `load()` the first time."""
+        value = getattr(self, name)
+        if value is None:
+            with self._loading:
+                value = getattr(self, name)
+                if value is None:
+                    value = load()
+                    setattr(self, name, value)
+        return value
 
     # ------------------------------------------------------------------ components
     @property
     def model(self) -> ColBERT:
-        if self._model is None:
-            self._model = self._load_model()
-        return self._model
+        return self._loaded("_model", self._load_model)
 
     @property
     def bm25(self) -> Any:
-        if self._bm25 is None:
+        def load() -> Any:
             from latesearch.indexing.components.bm25 import BM25Index
 
             bm25 = BM25Index.load(require(self.store, BM25_DIR, "rerank/bm25"))
             self.store.check_current()  # not replaced while it was being read
             _check_size(self.store, BM25_DIR, len(bm25.doc_ids), self.store.n_docs)
-            self._bm25 = bm25
-        return self._bm25
+            return bm25
+
+        return self._loaded("_bm25", load)
 
     @property
     def ann(self) -> Any:
-        if self._ann is None:
+        def load() -> Any:
             from latesearch.indexing.components.ann import TokenANNIndex
 
             ann = TokenANNIndex.load(require(self.store, ANN_DIR, "e2e"))
             self.store.check_current()
             _check_size(self.store, ANN_DIR, len(ann), self.store.n_embeddings)
-            self._ann = ann
-        return self._ann
+            return ann
+
+        return self._loaded("_ann", load)
 
     @property
     def engine(self) -> Engine:
         """The compressed index's search engine (the inverted file memory-mapped)."""
-        if self._engine is None:
-            self._engine = Engine(self.store)
-        return self._engine
+        return self._loaded("_engine", lambda: Engine(self.store))
 
     @property
     def dense_encoder(self) -> Any:
         """The query encoder of a "backbone" dense view (loaded on first use)."""
-        if self._dense_encoder is None:
+
+        def load() -> Any:
             from latesearch.modeling.dense import DenseEncoder
 
             path = self.store.manifest.config.dense.model
-            self._dense_encoder = DenseEncoder.from_pretrained(path, device=self.model.device)
-        return self._dense_encoder
+            return DenseEncoder.from_pretrained(path, device=self.model.device)
+
+        return self._loaded("_dense_encoder", load)
 
     def reset_components(self) -> None:
         """Forget loaded components (after one was added or replaced)."""
@@ -320,8 +351,11 @@ def check_queries(queries: Sequence[str]) -> list[str]:
             raise InputError(f"query {n} is empty", field="query")
         bad = first_non_text(text)
         if bad is not None:
-            raise InputError(f"query {n} holds the character U+{ord(bad):04X}, which is not "
-                             "text (a lone surrogate or a control character)", field="query")
+            raise InputError(
+                f"query {n} holds the character U+{ord(bad):04X}, which is not "
+                "text (a lone surrogate or a control character)",
+                field="query",
+            )
     return texts
 
 

@@ -80,13 +80,15 @@ class RerankBody(_Body):
     query: str | None = Field(default=None, description=QUERY_HELP)
     queries: list[str] | None = Field(default=None, description="a batch of queries")
     candidates: list[str] | list[list[str]] = Field(
-        description="document ids (with `query`), or one list of ids per query")
+        description="document ids (with `query`), or one list of ids per query"
+    )
     k: int | None = Field(default=None, ge=1, description="results per query (default: all)")
     missing: Missing = Field(default="raise", description="an id the index lacks: raise "
                              "(a 400) or skip (listed in `skipped`)")  # fmt: skip
     return_text: bool = Field(default=False, description="include titles and texts")
     filter: dict[str, Any] | None = Field(
-        default=None, description="metadata filter: only matching candidates are scored")
+        default=None, description="metadata filter: only matching candidates are scored"
+    )
     return_metadata: bool = Field(default=False, description="include documents' metadata")
 
 
@@ -101,6 +103,18 @@ class DocumentsBody(_Body):
     """Documents to add (POST; an id the index holds is an error) or upsert (PUT)."""
 
     documents: list[DocumentIn]
+
+
+class CreateIndexBody(_Body):
+    """A new index: its documents and how to build it (the server's model)."""
+
+    documents: list[DocumentIn] = Field(min_length=1)
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="IndexConfig fields, flat (`nbits`, `doc_maxlen`, "
+        "`filter_fields`, ...) or grouped (`codec`: {...}); the rest the defaults")  # fmt: skip
+    bm25: bool = Field(default=False, description="build the BM25 component (mode hybrid)")
+    ann: bool | None = Field(default=None, description="build the faiss ANN component "
+                             "(default: only for an uncompressed index)")  # fmt: skip
 
 
 class DeleteBody(_Body):

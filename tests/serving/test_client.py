@@ -178,3 +178,19 @@ def test_retries_follow_retry_after_then_give_up():
     with pytest.raises(RateLimitError) as caught:
         client.health()
     assert caught.value.status == 429 and caught.value.retry_after == 0 and len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "retry_after"),
+    [(503, "ServerBusyError", 3.0), (504, "DeadlineError", None), (500, "ServerError", None)],
+)
+def test_server_side_refusals_map_to_their_errors(status, error, retry_after):
+    import latesearch.errors as errors
+
+    headers = {"Retry-After": "3"} if retry_after else {}
+    answer = httpx.Response(status, json={"error": "busy"}, headers=headers)
+    client = Client("http://server", transport=httpx.MockTransport(lambda request: answer))
+    with pytest.raises(ServerError) as caught:
+        client.health()
+    assert type(caught.value) is getattr(errors, error)
+    assert caught.value.status == status and caught.value.retry_after == retry_after
