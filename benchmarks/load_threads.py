@@ -27,17 +27,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, write_results  # noqa: E402
 from _machine import describe, machine_info  # noqa: E402
+from load import QUERIES as LOAD_QUERIES  # noqa: E402
 
-QUERIES = [
-    "read a json file",
-    "sort a list",
-    "open a zip file",
-    "parse command line options",
-    "random number",
-    "current time",
-    "regular expression match",
-    "copy a file",
-]
+QUERIES = LOAD_QUERIES[:8]  # the load benchmark's searches
 
 PROBE = """
 import json, statistics, sys, time
