@@ -33,6 +33,7 @@ FORMAT = "latesearch-residual/1"
 # a unit centroid plus a small residual lies well inside [0.5, 1.5] (0.84 to 1.07 on SciFact
 # at 2 bits); a step of 1/255 moves a similarity by at most 0.2%.
 NORM_LOW, NORM_STEP = 0.5, 1.0 / 255
+NORMS_BLOCK = 1024  # tokens decoded at a time by `norms`: 512 KiB of float32 at dim 128
 
 
 def codes_dtype(n_centroids: int) -> np.dtype:
@@ -135,8 +136,13 @@ class ResidualCodec:
 
     def norms(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
         """(n,) float32 norms of centroid + quantized residual, as `decompress` divides by
-        them (floored at 1e-12)."""
-        return _norms(self._summed(codes, packed))
+        them (floored at 1e-12), NORMS_BLOCK tokens at a time: each block's decoded vectors
+        stay in cache and memory stays bounded however many tokens are asked."""
+        out = np.empty(len(codes), dtype=np.float32)
+        for start in range(0, len(codes), NORMS_BLOCK):
+            block = slice(start, start + NORMS_BLOCK)
+            out[block] = _norms(self._summed(codes[block], packed[block]))
+        return out
 
     def stored_norms(self, codes: np.ndarray, packed: np.ndarray) -> np.ndarray:
         """(n,) uint8 norms to store beside the codes (`quantize_norms` of `norms`)."""

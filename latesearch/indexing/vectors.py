@@ -233,27 +233,27 @@ class VectorReader:
             take_rows(self._residuals[c], rows, out, out_rows)
         return out
 
-    def norms(self, doc_indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """(sum of lengths,) float32 norms of centroid + residual of the documents' tokens,
-        back to back in the order asked (as `codes`), that decompressing divides by: the
-        stored ones where the chunk has them, else computed (`ResidualCodec.norms`)."""
+    def coded(self, doc_indices: Sequence[int] | np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """The documents' tokens as scoring from the codes reads them, back to back in the
+        order asked, in one pass over the chunks: centroid codes (int64), packed residuals
+        (uint8) and the norms decompressing divides by (float32): the stored ones where the
+        chunk has them, else computed from those codes and residuals (`ResidualCodec.norms`)."""
         if self.codec is None:
             raise IndexCorruptError(f"{self.folder}: an uncompressed index has no codes")
         idx = self._check_indices(doc_indices)
         lens = self.doclens[idx].astype(np.int64)
-        out = np.empty(int(lens.sum()), dtype=np.float32)
+        n = int(lens.sum())
+        codes = np.empty(n, dtype=np.int64)
+        packed = np.empty((n, self.codec.packed_dim), dtype=np.uint8)
+        norms = np.empty(n, dtype=np.float32)
         for c, out_rows, rows in self._rows_by_chunk(idx, lens):
+            codes[out_rows] = self._codes[c][rows]
+            take_rows(self._residuals[c], rows, packed, out_rows)
             stored = self._norms[c]
-            if stored is not None:
-                out[out_rows] = dequantize_norms(stored[rows])
-            else:
-                if isinstance(out_rows, slice):
-                    out_rows = np.arange(out_rows.start, out_rows.stop)
-                for block in range(0, rows.size, VECTOR_BLOCK):  # decoded vectors stay in cache
-                    part = rows[block : block + VECTOR_BLOCK]
-                    where = out_rows[block : block + VECTOR_BLOCK]
-                    out[where] = self.codec.norms(self._codes[c][part], self._residuals[c][part])
-        return out
+            norms[out_rows] = (self.codec.norms(codes[out_rows], packed[out_rows])
+                               if stored is None else dequantize_norms(stored[rows]))  # fmt: skip
+        return codes, packed, norms
 
     def gather(
         self,

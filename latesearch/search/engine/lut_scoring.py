@@ -59,9 +59,7 @@ def lut_scores(
     assert codec is not None
     lengths = store.doclens[docs].astype(np.int64)
     with timings.stage("gather"):
-        codes, _ = store.vectors.codes(docs)
-        packed = store.vectors.residuals(docs)
-        norms = store.vectors.norms(docs)
+        codes, packed, norms = store.vectors.coded(docs)
     with timings.stage("score"):
         qT = Q[0][q_mask[0]].detach().to(torch.float32).T.contiguous()
         sim = token_scores(codec, qT, codes, packed, norms, torch.from_numpy(centroid_scores))
