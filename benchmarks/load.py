@@ -205,7 +205,7 @@ def run_clients(
     host: str, port: int, clients: int, seconds: float, server_pid: int | None = None
 ) -> dict[str, Any]:
     """`clients` threads sending the searches-only mix for `seconds`."""
-    records: list[tuple[str, int, float]] = []
+    records: list[tuple[str, int, float, float | None]] = []  # kind, status, s, queued s
     errors: list[str] = []
     lock = threading.Lock()
     stop = time.monotonic() + seconds
@@ -220,16 +220,19 @@ def run_clients(
             try:
                 conn.request(method, path, body=body, headers=headers)
                 response = conn.getresponse()
-                response.read()
-                status = response.status
+                data = response.read()
+                seconds = time.perf_counter() - started
+                status, queued = response.status, None
+                if status == 200:  # the time it waited in the server's queue
+                    queued = json.loads(data)["timings"].get("queued")
                 if status == 503:  # a client that respects Retry-After would wait
                     time.sleep(0.05)
             except (OSError, http.client.HTTPException) as err:
                 conn.close()
                 with lock:
                     errors.append(f"{type(err).__name__}: {err}")
-                status = -1
-            mine.append((kind, status, time.perf_counter() - started))
+                status, seconds, queued = -1, time.perf_counter() - started, None
+            mine.append((kind, status, seconds, queued))
         conn.close()
         with lock:
             records.extend(mine)
@@ -281,13 +284,15 @@ def batches(host: str, port: int) -> dict[str, Any]:
 
 
 def summarize(records, errors, elapsed, clients, la) -> dict[str, Any]:
-    ok = sorted(s * 1000 for _, st, s in records if st == 200)
+    ok = sorted(s * 1000 for _, st, s, _ in records if st == 200)
+    queued = sorted(q * 1000 for _, st, _, q in records if st == 200 and q is not None)
+    refused = sorted(s * 1000 for _, st, s, _ in records if st in (429, 503))
     statuses: dict[str, int] = {}
-    for _, st, _ in records:
+    for _, st, _, _ in records:
         statuses[str(st)] = statuses.get(str(st), 0) + 1
 
-    def pct(p: float) -> float | None:
-        return round(ok[min(len(ok) - 1, int(p * len(ok)))], 1) if ok else None
+    def pct(p: float, values: list[float] = ok) -> float | None:
+        return round(values[min(len(values) - 1, int(p * len(values)))], 1) if values else None
 
     return {
         "clients": clients,
@@ -299,6 +304,10 @@ def summarize(records, errors, elapsed, clients, la) -> dict[str, Any]:
         "p50_ms": round(statistics.median(ok), 1) if ok else None,
         "p99_ms": pct(0.99),
         "max_ms": round(ok[-1], 1) if ok else None,
+        "queued_p50_ms": pct(0.5, queued),
+        "queued_p99_ms": pct(0.99, queued),
+        "queued_max_ms": round(queued[-1], 1) if queued else None,
+        "refused_p50_ms": pct(0.5, refused),
         "load_average": la,
     }
 

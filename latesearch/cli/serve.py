@@ -105,6 +105,13 @@ def register(subparsers) -> None:
         help=f"queries waiting at most; past it: 503 + Retry-After ({d.max_queue})",
     )
     load.add_argument(
+        "--max-queue-wait-ms",
+        type=float,
+        default=d.max_queue_wait_ms,
+        help="the longest expected wait in the queue, ms; past it: 503 + Retry-After "
+        f"({d.max_queue_wait_ms:g})",
+    )
+    load.add_argument(
         "--timeout",
         type=float,
         default=d.request_timeout,
@@ -150,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         default_k=args.k, default_mode=args.mode, max_k=args.max_k,
         max_queries=args.max_queries, batch_size=args.batch_size, max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, request_timeout=args.timeout,
+        max_queue_wait_ms=args.max_queue_wait_ms,
         search_threads=args.search_threads, max_exact_documents=args.max_exact_documents,
         torch_threads=args.threads, max_documents=args.max_documents,
         rate_limit=args.rate_limit, rate_burst=args.rate_burst,

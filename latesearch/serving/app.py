@@ -6,7 +6,6 @@ translate HTTP to the service's calls and back."""
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations, which
 # name the schemas imported inside create_app (the server extra is optional)
 import contextlib
-import hmac
 import logging
 import signal
 import socket
@@ -17,13 +16,12 @@ from typing import Annotated, Any
 from latesearch import __version__
 from latesearch.errors import InputError, NotFoundError
 from latesearch.serving import logs
+from latesearch.serving import middleware as mw
 from latesearch.serving.catalog import Catalog
 from latesearch.serving.page import add_page_routes
 from latesearch.serving.parsing import INSTALL_HINT, input_error, url_params
-from latesearch.serving.ratelimit import RateLimiter, retry_after
+from latesearch.serving.scheduler import MAIN_LANE
 from latesearch.serving.service import Response, SearchService, denied, no_url_params
-
-access_log = logging.getLogger(logs.ACCESS_LOGGER)
 
 __all__ = ["INSTALL_HINT", "RunningServer", "create_app"]
 
@@ -90,15 +88,6 @@ def create_app(served: SearchService | Catalog) -> Any:
 
     def body_only(request: Request) -> None:
         no_url_params(str(request.query_params), f"POST {request.url.path}")
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length, limit = request.headers.get("content-length"), catalog.config.max_body_bytes
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            message = f"body of {length} bytes; the limit is {limit}"
-            return JSONResponse({"error": message, "field": "body"}, 413,
-                                {"Connection": "close"})  # fmt: skip
-        return await call_next(request)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Any:
@@ -187,10 +176,38 @@ def create_app(served: SearchService | Catalog) -> Any:
     add_index_routes("")
     add_index_routes("/indexes/{name}")
     add_catalog_routes(app, catalog, errors, key_of, reply)
-    add_rate_limit(app, catalog, key_of)
     add_page_routes(app)  # the search page at /
-    add_observation(app, catalog)  # added last: the outermost, it sees every answer
+    # plain ASGI middlewares (`serving.middleware`), the last added the outermost
+    app.add_middleware(mw.BodyLimit, limit=catalog.config.max_body_bytes)
+    app.add_middleware(mw.Shedding, refuse=lambda scope: refusal(catalog, scope))
+    if catalog.config.rate_limit is not None:
+        app.add_middleware(mw.RateLimit, rate=catalog.config.rate_limit,
+                           burst=catalog.config.rate_burst, api_key=catalog.api_key)  # fmt: skip
+    app.add_middleware(mw.Observation, metrics=catalog.metrics)  # sees every answer
     return app
+
+
+def refusal(catalog: Catalog, scope: dict[str, Any]) -> tuple[str, Any] | None:
+    """(route, ServerBusyError) for a GET /search (of a mode other than exact) or a POST
+    /rerank whose index's main lane refuses work now; None for every other request (a
+    POST /search names its mode in its body: the scheduler decides)."""
+    method, parts = scope["method"], scope["path"].rstrip("/").split("/")
+    if (method, parts[-1]) not in (("GET", "search"), ("POST", "rerank")):
+        return None
+    if len(parts) == 2:
+        route, service = "/" + parts[1], catalog.default_or_none()
+    elif len(parts) == 4 and parts[1] == "indexes":
+        route, service = f"/indexes/{{name}}/{parts[3]}", catalog.services.get(parts[2])
+    else:
+        return None
+    if service is None:
+        return None
+    if method == "GET":
+        mode = mw.url_mode(scope.get("query_string", b"")) or service.config.default_mode
+        if mode == "exact":
+            return None
+    refused = service.scheduler.refusal(MAIN_LANE, 1)
+    return None if refused is None else (route, refused)
 
 
 def add_catalog_routes(app: Any, catalog: Catalog, errors: Any, key_of: Any,
@@ -247,62 +264,6 @@ def add_catalog_routes(app: Any, catalog: Catalog, errors: Any, key_of: Any,
                    x_api_key: str | None = Header(None)) -> Any:  # fmt: skip
         """Cancel a build job (needs the API key): what it built is deleted."""
         return allowed(authorization, x_api_key) or reply(catalog.cancel_job(job_id))
-
-
-def add_observation(app: Any, service: Any) -> None:
-    """Request ids (X-Request-ID), the JSON access log line and the request metrics of
-    every answer, the rate limit's and the body limit's included."""
-
-    @app.middleware("http")
-    async def observe(request: Any, call_next: Any) -> Any:
-        """The request id (the client's X-Request-ID, or a new one) in the response's
-        header and the access log; requests counted by route and status."""
-        rid = logs.request_id(request.headers.get(logs.REQUEST_ID_HEADER))
-        started = time.perf_counter()
-        response = await call_next(request)
-        seconds = time.perf_counter() - started
-        response.headers[logs.REQUEST_ID_HEADER] = rid
-        route = request.scope.get("route")
-        path = getattr(route, "path", None) or "unmatched"
-        if service.metrics is not None and path != "/metrics":
-            service.metrics.request(path, request.method, response.status_code, seconds)
-        if access_log.isEnabledFor(logging.INFO):
-            client = request.client.host if request.client else None
-            access_log.info("%s %s %d", request.method, request.url.path,
-                            response.status_code, extra={"fields": {
-                                "request_id": rid, "method": request.method,
-                                "path": request.url.path, "status": response.status_code,
-                                "ms": round(seconds * 1000, 2), "client": client}})  # fmt: skip
-        return response
-
-
-def add_rate_limit(app: Any, service: Any, key_of: Any) -> None:
-    """`ServeConfig.rate_limit` as a middleware: past a client's rate, 429 with
-    Retry-After. A client is the server's API key when a request carries it, else the
-    address it comes from; /health (and /indexes/NAME/health) is not counted (monitors
-    poll it)."""
-    from fastapi.responses import JSONResponse
-
-    config = service.config
-    if config.rate_limit is None:
-        return
-    limiter = RateLimiter(config.rate_limit, config.rate_burst)
-
-    @app.middleware("http")
-    async def rate_limit(request: Any, call_next: Any) -> Any:
-        path = request.url.path.rstrip("/")
-        if path == "/health" or (path.startswith("/indexes/") and path.endswith("/health")):
-            return await call_next(request)
-        key = key_of(request.headers.get("authorization"), request.headers.get("x-api-key"))
-        valid = key is not None and service.api_key is not None and hmac.compare_digest(
-            key.encode(), service.api_key.encode())  # fmt: skip
-        client = "key" if valid else f"address {request.client.host if request.client else ''}"
-        wait = limiter.take(client)
-        if wait is None:
-            return await call_next(request)
-        message = (f"rate limit: {config.rate_limit:g} requests per second per client "
-                   f"(bursts of {limiter.burst:g}); retry after {wait:.2f} s")  # fmt: skip
-        return JSONResponse({"error": message}, 429, {"Retry-After": retry_after(wait)})
 
 
 class RunningServer:

@@ -172,8 +172,13 @@ class Catalog:
                               "building": building, "server_version": __version__})  # fmt: skip
 
     def _default_name(self) -> str | None:
+        found = self.default_or_none()
+        return found.name if found is not None else None
+
+    def default_or_none(self) -> SearchService | None:
+        """The default index's service, or None where there is none."""
         try:
-            return self.default().name
+            return self.default()
         except NotFoundError:
             return None
 

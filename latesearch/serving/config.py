@@ -36,7 +36,10 @@ class ServeConfig(JsonConfig):
     `search_threads` such workers serve the main lane; mode "exact" (which scores every
     document) has a lane and a worker of its own and is refused on collections of more
     than `max_exact_documents` documents (0: never). A request not answered within
-    `request_timeout` seconds gets a 503 (still queued) or a 504 (running).
+    `request_timeout` seconds gets a 503 (still queued) or a 504 (running). A request is
+    refused at once (503 with Retry-After) when its lane's expected wait (the queries queued
+    at the lane's measured rate, or the oldest queued request's age) exceeds
+    `max_queue_wait_ms`: an admitted request waits about that long at most.
     `torch_threads`: intra-op threads of each worker process (0: the cores divided
     among the `--workers` processes).
     """
@@ -56,6 +59,7 @@ class ServeConfig(JsonConfig):
     max_batch: int = 32
     max_wait_ms: float = 2.0
     max_queue: int = 128
+    max_queue_wait_ms: float = 4000.0
     request_timeout: float = 10.0
     search_threads: int = 1
     max_exact_documents: int = 100_000
@@ -78,5 +82,7 @@ class ServeConfig(JsonConfig):
                               f"got {self.default_mode!r}")  # fmt: skip
         if not 0 <= self.max_wait_ms <= 1000:
             self._bad("max_wait_ms", "between 0 and 1000")
+        if not 0 < self.max_queue_wait_ms < float("inf"):
+            self._bad("max_queue_wait_ms", "a number of milliseconds > 0")
         if not self.request_timeout > 0:
             self._bad("request_timeout", "a number of seconds > 0")

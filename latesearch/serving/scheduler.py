@@ -7,11 +7,16 @@ batch on one version of the index: every query of a token-encoding mode is encod
 one pass, and the requests that ask the same thing (same mode, k, filter, options) are
 searched in one call; each request still gets the answer it would get alone.
 
-Past `max_queue` queued queries, or when the queries queued would take longer than the
-deadline at the lane's recent rate, a request is refused at once (`ServerBusyError`, a 503
-with Retry-After): what is admitted waits a bounded time. A request whose deadline
-passes while it waits is taken out of the queue (`ServerBusyError`); one that is running
-gets `DeadlineError` (504), and its worker finishes the batch.
+A request is refused at once (`ServerBusyError`, a 503 with Retry-After) past
+`max_queue` queued queries, or when its lane's expected wait exceeds `max_queue_wait`
+(or the deadline): the expected wait is the larger of the queries queued (and the rest
+of the batch running) at the lane's measured rate and the age of the oldest request still
+queued (which grows when the rate is not measured yet, or is falling). A request that
+has waited longer than `max_queue_wait` when a worker takes it (the estimate was wrong)
+is refused then: what is answered waited `max_queue_wait` at most, plus its batch's own
+time. A request whose
+deadline passes while it waits is taken out of the queue (`ServerBusyError`); one that is
+running gets `DeadlineError` (504), and its worker finishes the batch.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class Lane:
         self.jobs: deque[Job] = deque()
         self.queued = 0  # queries
         self.rate = 0.0  # queries per second its workers answer, smoothed
+        self.running: dict[int, tuple[float, int]] = {}  # worker -> (batch start, queries)
         self.cond = threading.Condition()
         self._workers: list[threading.Thread] = []
         self.closed = False
@@ -70,9 +76,24 @@ class Lane:
     def put(self, job: Job) -> None:
         with self.cond:
             self._start()
+            job.queued_at = time.monotonic()
             self.jobs.append(job)
             self.queued += len(job.texts)
             self.cond.notify()
+
+    def expected_wait(self, now: float) -> float:
+        """Seconds a request queued now would wait: the rest of the batch running (when
+        every worker runs one) and the queries queued, at the lane's recent rate; or the
+        oldest queued request's age if larger."""
+        with self.cond:
+            by_rate = 0.0
+            if self.rate:
+                by_rate = self.queued / self.rate
+                if len(self.running) >= self.threads:  # no worker free
+                    by_rate += min(max(0.0, start + size / self.rate - now)
+                                   for start, size in self.running.values())  # fmt: skip
+            oldest = now - self.jobs[0].queued_at if self.jobs else 0.0
+        return max(by_rate, oldest)
 
     def withdraw(self, job: Job) -> bool:
         """Take `job` out of the queue; False if a worker has taken it already."""
@@ -124,6 +145,7 @@ class Lane:
             self._workers.append(worker)
 
     def _work(self) -> None:
+        s, me = self.scheduler, threading.get_ident()
         while (batch := self.take()) is not None:
             now = time.monotonic()
             live = []
@@ -131,13 +153,24 @@ class Lane:
                 if job.future.done():
                     continue
                 if now > job.deadline:
-                    busy = self.scheduler.busy("it waited in the queue past its deadline", self)
+                    busy = s.busy("it waited in the queue past its deadline", self)
+                    job.future.set_exception(busy)
+                elif now - job.queued_at > s.max_queue_wait:  # admitted on an estimate
+                    busy = s.busy(f"it waited {now - job.queued_at:.1f} s in the queue, "
+                                  f"past the {s.max_queue_wait:g} s limit", self)  # fmt: skip
                     job.future.set_exception(busy)
                 else:
                     job.started_at = now
                     live.append(job)
-            if live:
-                self.scheduler.run_batch(live)
+            if not live:
+                continue
+            with self.cond:
+                self.running[me] = (now, sum(len(job.texts) for job in live))
+            try:
+                s.run_batch(live)
+            finally:
+                with self.cond:
+                    self.running.pop(me, None)
 
 
 class Scheduler:
@@ -145,7 +178,8 @@ class Scheduler:
 
     `submit(job)` queues a job (or raises `ServerBusyError`); `wait(job)` / `await
     wait_async(job)` return its result or raise its error, `DeadlineError` or
-    `ServerBusyError` at its deadline. `observe(batch_queries)` is called per batch."""
+    `ServerBusyError` at its deadline. `observe(batch_queries)` is called per batch.
+    `max_queue_wait` (seconds; None: the deadline) bounds a lane's expected wait."""
 
     def __init__(
         self,
@@ -154,6 +188,7 @@ class Scheduler:
         max_batch: int = 32,
         max_wait: float = 0.002,
         max_queue: int = 256,
+        max_queue_wait: float | None = None,
         timeout: float = 10.0,
         threads: int = 1,
         observe: Callable[[int], None] | None = None,
@@ -161,6 +196,7 @@ class Scheduler:
         self.current = current
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait, max_queue
         self.timeout = timeout
+        self.max_queue_wait = min(timeout, max_queue_wait or timeout)
         self.observe = observe
         self.lanes = {MAIN_LANE: Lane(MAIN_LANE, self, threads),
                       EXACT_LANE: Lane(EXACT_LANE, self, 1)}  # fmt: skip
@@ -181,20 +217,33 @@ class Scheduler:
     def submit(self, job: Job) -> Job:
         lane = self.lanes[job.lane]
         with self._admit:
-            queued = self.queued
-            if queued and queued + len(job.texts) > self.max_queue:
-                raise self.busy(f"the queue is full ({queued} queries waiting; the limit is "
-                                f"{self.max_queue})", lane)  # fmt: skip
-            wait = lane.queued / lane.rate if lane.rate else 0.0
-            if wait > self.timeout:  # it could only time out
-                raise self.busy(f"the queries waiting would take {wait:.1f} s, past the "
-                                f"{self.timeout:g} s deadline", lane)  # fmt: skip
+            refused = self.refusal(job.lane, len(job.texts))
+            if refused is not None:
+                raise refused
             lane.put(job)
         return job
 
-    def busy(self, why: str, lane: Lane) -> ServerBusyError:
-        """A 503 saying `why`; Retry-After: the time `lane`'s queue takes at its rate."""
-        retry = max(1, math.ceil(lane.queued / (lane.rate or 1.0)))
+    def refusal(self, lane_name: str = MAIN_LANE, queries: int = 1) -> ServerBusyError | None:
+        """The `ServerBusyError` a request of `queries` queries for lane `lane_name` gets
+        now (the queue full, or its expected wait past the bound), else None."""
+        lane = self.lanes[lane_name]
+        queued = self.queued
+        if queued and queued + queries > self.max_queue:
+            return self.busy(f"the queue is full ({queued} queries waiting; the limit is "
+                             f"{self.max_queue})", lane)  # fmt: skip
+        wait = lane.expected_wait(time.monotonic())
+        if wait > self.max_queue_wait:
+            limit = ("deadline" if self.max_queue_wait == self.timeout
+                     else "limit on the queue's wait")  # fmt: skip
+            return self.busy(f"the queries waiting would take {wait:.1f} s, past the "
+                             f"{self.max_queue_wait:g} s {limit}", lane, wait)  # fmt: skip
+        return None
+
+    def busy(self, why: str, lane: Lane, wait: float | None = None) -> ServerBusyError:
+        """A 503 saying `why`; Retry-After: `wait`, else the time `lane`'s queue takes at
+        its rate (whole seconds, at least 1)."""
+        wait = lane.queued / (lane.rate or 1.0) if wait is None else wait
+        retry = max(1, math.ceil(wait))
         return ServerBusyError(f"the server is busy: {why}; retry in {retry} s",
                                retry_after=retry)  # fmt: skip
 

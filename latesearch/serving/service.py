@@ -108,7 +108,8 @@ class SearchService:
         c = self.config
         self.scheduler = Scheduler(
             self._current, max_batch=c.max_batch, max_wait=c.max_wait_ms / 1000,
-            max_queue=c.max_queue, timeout=c.request_timeout, threads=c.search_threads,
+            max_queue=c.max_queue, max_queue_wait=c.max_queue_wait_ms / 1000,
+            timeout=c.request_timeout, threads=c.search_threads,
             observe=self.metrics.batch if self.metrics else None,
         )  # fmt: skip
         if self.metrics is not None:

@@ -205,3 +205,145 @@ def test_work_that_could_only_time_out_is_refused_at_once():
     finally:
         release.set()
         scheduler.close()
+
+
+def test_a_queue_expected_to_wait_too_long_refuses_at_once():
+    """The queries queued at the lane's measured rate bound what is admitted."""
+    scheduler = Scheduler(lambda: object(), max_queue_wait=1.0, timeout=30)
+    release = threading.Event()
+    try:
+        held = blocker(scheduler, release)
+        while held.started_at is None:
+            time.sleep(0.01)
+        time.sleep(0.3)  # the batch running is expected to have ended (1 query at 4/s)
+        scheduler.lanes["main"].rate = 4.0  # queries per second, as if measured
+        for _ in range(5):  # 0, 1, ..., 4 queries ahead: at most 1 s
+            scheduler.submit(scheduler.job(["a"], run=lambda ix, enc: ("ok", {})))
+        with pytest.raises(ServerBusyError, match="past the 1 s limit") as refused:
+            scheduler.submit(scheduler.job(["b"], run=lambda ix, enc: ("ok", {})))
+        assert refused.value.retry_after == 2  # 5 queries at 4 per second
+    finally:
+        release.set()
+        scheduler.close()
+
+
+def test_the_oldest_queued_request_bounds_the_wait_before_a_rate_is_measured():
+    scheduler = Scheduler(lambda: object(), max_queue_wait=0.2, timeout=30)
+    release = threading.Event()
+    try:
+        held = blocker(scheduler, release)
+        while held.started_at is None:
+            time.sleep(0.01)
+        assert scheduler.lanes["main"].rate == 0  # nothing measured yet
+        scheduler.submit(scheduler.job(["a"], run=lambda ix, enc: ("ok", {})))
+        scheduler.submit(scheduler.job(["b"], run=lambda ix, enc: ("ok", {})))  # 0 s so far
+        time.sleep(0.3)
+        with pytest.raises(ServerBusyError, match="past the 0.2 s limit"):
+            scheduler.submit(scheduler.job(["c"], run=lambda ix, enc: ("ok", {})))
+    finally:
+        release.set()
+        scheduler.close()
+
+
+def test_admitted_requests_wait_about_the_bound_under_overload():
+    """32 clients sending back to back to a fake engine answering 20 queries a second:
+    unbounded, each would wait ~1.6 s in the queue; with a 0.25 s bound the rest are
+    refused and what is admitted waits about the bound."""
+    scheduler = Scheduler(lambda: object(), max_batch=1, max_wait=0, max_queue=1000,
+                          max_queue_wait=0.25, timeout=30)  # fmt: skip
+    waits: list[float] = []
+    refused = []
+    stop = time.monotonic() + 3.5
+
+    def slow(ix, enc):
+        time.sleep(0.05)
+        return "ok", {}
+
+    def client() -> None:
+        while time.monotonic() < stop:
+            try:
+                job = scheduler.submit(scheduler.job(["q"], run=slow))
+                scheduler.wait(job)
+            except ServerBusyError:  # at once, or when taken
+                refused.append(1)
+                time.sleep(0.02)
+                continue
+            waits.append(job.started_at - job.queued_at)
+
+    try:
+        scheduler.wait(scheduler.submit(scheduler.job(["q"], run=slow)))  # a rate measured
+        threads = [threading.Thread(target=client) for _ in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        scheduler.close()
+    assert refused and waits
+    assert max(waits) <= 0.25  # past it when taken: refused then
+    assert len(waits) >= 40  # about the capacity answered (20 a second for 3.5 s)
+
+
+def test_the_queue_wait_bound_is_configured():
+    assert ServeConfig().max_queue_wait_ms > 0
+    with pytest.raises(Exception, match="max_queue_wait_ms"):
+        ServeConfig(max_queue_wait_ms=0)
+    scheduler = Scheduler(lambda: object(), max_queue_wait=None, timeout=3.0)
+    assert scheduler.max_queue_wait == 3.0  # none given: the deadline
+    scheduler.close()
+
+
+def test_a_request_that_waited_past_the_bound_is_refused_when_taken():
+    scheduler = Scheduler(lambda: object(), max_queue_wait=0.2, timeout=30)
+    release = threading.Event()
+    try:
+        held = blocker(scheduler, release)
+        while held.started_at is None:
+            time.sleep(0.01)
+        late = scheduler.submit(scheduler.job(["a"], run=lambda ix, enc: ("ok", {})))
+        time.sleep(0.3)
+        release.set()
+        with pytest.raises(ServerBusyError, match="past the 0.2 s limit"):
+            scheduler.wait(late)
+        fresh = scheduler.submit(scheduler.job(["b"], run=lambda ix, enc: ("ok", {})))
+        assert scheduler.wait(fresh)[0] == "ok"
+    finally:
+        release.set()
+        scheduler.close()
+
+
+def test_a_server_over_its_bound_refuses_searches_before_reading_them(index):
+    """While the queue is over its bound, GET /search and POST /rerank get the 503 at
+    once, as a POST /search does from its scheduler; /health still answers."""
+    import httpx
+
+    from latesearch.serving import RunningServer
+
+    service = SearchService(index, ServeConfig(max_queue_wait_ms=200, request_timeout=30))
+    release = threading.Event()
+    try:
+        with RunningServer(service, port=0, quiet=True) as server:
+            held = blocker(service.scheduler, release)
+            while held.started_at is None:
+                time.sleep(0.01)
+            service.scheduler.submit(service.scheduler.job(["x"], run=lambda ix, e: ("", {})))
+            time.sleep(0.3)  # the request queued has waited past the bound
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                for method, path, body in [
+                    ("GET", "/search?q=river&k=3", None),
+                    ("POST", "/rerank", {"query": "river", "candidates": ["d1"]}),
+                    ("POST", "/search", {"query": "river"}),
+                    ("GET", f"/indexes/{service.name}/search?q=river", None),
+                ]:
+                    response = client.request(method, path, json=body)
+                    assert response.status_code == 503, (path, response.text)
+                    assert "past the 0.2 s limit" in response.json()["error"]
+                    assert int(response.headers["Retry-After"]) >= 1
+                    assert response.headers["X-Request-ID"]
+                assert client.get("/health").status_code == 200
+                release.set()
+                time.sleep(0.5)
+                assert client.get("/search?q=river&k=3").status_code == 200
+    finally:
+        release.set()
+        service.close()
