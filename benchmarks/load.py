@@ -8,7 +8,10 @@ keep-alive connection each, sending requests back to back):
 - engine: `Index.search` in this process, batches of 32 of the searches-only mix;
   measured before and after the server parts, the mean is the reference;
 - searches: `--clients` clients for `--seconds`, searches only (GET e2e, filtered POST,
-  GET hybrid; no exact): requests/s as a fraction of the engine's queries/s, p50, p99;
+  GET hybrid; no exact): requests/s as a fraction of the engine's queries/s, p50, p99,
+  the time in the server's queue, and Little's law (clients / throughput); then paced:
+  the same clients, each starting a request at a fixed interval so that they offer about
+  half the rate just measured: p50, p99 below capacity;
 - mix: tests/stress/load.py's full mix (every mode, reranks, batches, bad requests) with
   `latesearch update --delete` in the middle: 5xx, connection errors, 4xx, RSS growth;
 - overload: `--overload-clients` clients, searches only: what is shed (503) and the
@@ -202,9 +205,16 @@ def children(pid: int) -> list[int]:
 
 
 def run_clients(
-    host: str, port: int, clients: int, seconds: float, server_pid: int | None = None
+    host: str,
+    port: int,
+    clients: int,
+    seconds: float,
+    server_pid: int | None = None,
+    pace: float | None = None,
 ) -> dict[str, Any]:
-    """`clients` threads sending the searches-only mix for `seconds`."""
+    """`clients` threads sending the searches-only mix for `seconds`: back to back, or
+    each starting one request every `pace` seconds (from a random phase; a late answer
+    delays the next)."""
     records: list[tuple[str, int, float, float | None]] = []  # kind, status, s, queued s
     errors: list[str] = []
     lock = threading.Lock()
@@ -213,7 +223,11 @@ def run_clients(
     def client(seed: int) -> None:
         rng, mine = random.Random(seed), []
         conn = http.client.HTTPConnection(host, port, timeout=120)
+        due = time.monotonic() + (rng.random() * pace if pace else 0.0)
         while time.monotonic() < stop:
+            if pace:
+                time.sleep(max(0.0, due - time.monotonic()))
+                due = max(due + pace, time.monotonic())
             kind, method, path, body = search_request(rng)
             headers = {"Content-Type": "application/json"} if body else {}
             started = time.perf_counter()
@@ -332,6 +346,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     result["searches"] = run_clients(
                         host, port, args.clients, args.seconds, proc.pid
                     )
+                    # paced: the same clients offering about half the rate just measured
+                    rate = result["searches"]["answered_per_second"] / 2
+                    pace = args.clients / max(rate, 1e-3)
+                    paced = run_clients(host, port, args.clients, args.seconds, proc.pid, pace)
+                    result["paced"] = {**paced, "offered_per_second": round(rate, 1)}
                 if "overload" in args.parts:
                     rss = rss_mib(proc.pid)
                     over = run_clients(host, port, args.overload_clients, args.seconds, proc.pid)
@@ -345,9 +364,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         engine = round((before["queries_per_second"] + after["queries_per_second"]) / 2, 1)
         result["engine"] = {"before": before, "after": after, "queries_per_second": engine}
         if "searches" in result:
-            result["searches"]["fraction_of_engine"] = round(
-                result["searches"]["answered_per_second"] / engine, 2
-            )
+            s = result["searches"]
+            s["fraction_of_engine"] = round(s["answered_per_second"] / engine, 2)
+            # Little's law: clients sending back to back wait clients / throughput
+            s["littles_law_ms"] = round(1000 * s["clients"] / s["answered_per_second"], 1)
         if "mix" in args.parts:
             result["mix"] = full_mix(folder, args, server_flags)
     result["server_flags"] = server_flags
@@ -449,14 +469,29 @@ def markdown(r: dict[str, Any]) -> str:
             f"engine**; p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; statuses "
             f"{s['statuses']}; connection errors {s['connection_errors']}; load "
             f"{s['load_average']}; CPU s {s['cpu_seconds']}; mean batch "
-            f"{s.get('mean_batch_queries')} queries"
+            f"{s.get('mean_batch_queries')} queries; queue wait p50 {s['queued_p50_ms']} "
+            f"ms. Little's law: {s['clients']} clients sending back to back / "
+            f"{s['answered_per_second']} per second = {s['littles_law_ms']} ms mean latency "
+            f"(a p50 under 100 ms needs {s['clients'] * 10} answers per second)"
+        )
+    if "paced" in r:
+        s = r["paced"]
+        lines.append(
+            f"- paced: {s['clients']} clients each starting a request every "
+            f"{s['clients'] / s['offered_per_second']:.2f} s (about half the rate above: "
+            f"{s['offered_per_second']} offered per second), {s['seconds']} s: "
+            f"{s['answered_per_second']} answered/s; **p50 {s['p50_ms']} ms, p99 "
+            f"{s['p99_ms']} ms**; queue wait p50 {s['queued_p50_ms']} ms; statuses "
+            f"{s['statuses']}; load {s['load_average']}"
         )
     if "overload" in r:
         o = r["overload"]
         lines.append(
             f"- overload, {o['clients']} clients, {o['seconds']} s: {o['statuses']}; "
             f"{o['answered_per_second']} answered/s; admitted p50 {o['p50_ms']} ms, p99 "
-            f"{o['p99_ms']} ms, max {o['max_ms']} ms; connection errors "
+            f"{o['p99_ms']} ms, max {o['max_ms']} ms (of which in the queue: p50 "
+            f"{o['queued_p50_ms']}, max {o['queued_max_ms']} ms); refused in p50 "
+            f"{o['refused_p50_ms']} ms; connection errors "
             f"{o['connection_errors']}; RSS {o['rss_mib_before']} -> "
             f"{o['rss_mib_after']} MiB; load {o['load_average']}"
         )
