@@ -207,7 +207,9 @@ def open_catalog(args: argparse.Namespace, config: Any) -> Any:
     ShardedIndex) and those under --index-root."""
     from pathlib import Path
 
+    from latesearch.indexing.manifest import MANIFEST
     from latesearch.serving.catalog import Catalog
+    from latesearch.sharding.manifest import SHARDS_MANIFEST
 
     folders = named_folders(args)
     default = args.default_index
@@ -215,7 +217,8 @@ def open_catalog(args: argparse.Namespace, config: Any) -> Any:
         default = Path(args.index_dir).resolve().name
     catalog = Catalog(config, api_key=args.api_key, root=args.index_root, default=default,
                       model=args.model,
-                      open_index=lambda folder: open_index(str(folder), args))  # fmt: skip
+                      open_index=lambda folder: open_index(str(folder), args),
+                      markers=(MANIFEST, SHARDS_MANIFEST))  # fmt: skip
     for name, folder in folders.items():
         catalog.add(name, open_index(folder, args))
     catalog.load_root()

@@ -40,10 +40,12 @@ def check_name(name: str) -> str:
     return name
 
 
-def indexes_under(root: Path) -> dict[str, Path]:
-    """The index folders directly under `root`, by folder name."""
+def indexes_under(root: Path, markers: tuple[str, ...] = (MANIFEST,)) -> dict[str, Path]:
+    """The index folders directly under `root` (those holding one of the `markers`
+    files: an index's manifest, or a sharded index's shard list), by folder name."""
     return {p.name: p for p in sorted(root.iterdir())
-            if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()}  # fmt: skip
+            if p.is_dir() and not p.name.startswith(".")
+            and any((p / marker).is_file() for marker in markers)}  # fmt: skip
 
 
 class Catalog:
@@ -52,13 +54,16 @@ class Catalog:
     `open_index(path)` opens an index folder (the server's model options); `root`: the
     index root (its sub-folders are the indexes created or deleted over HTTP, and its
     `.jobs/` the build jobs); `default`: the index the routes without a name answer for;
-    `model`: what new indexes are built with (a checkpoint path; None: the default).
+    `model`: what new indexes are built with (a checkpoint path; None: the default);
+    `markers`: the files that make a folder under the root an index (`open_index` opens
+    each; the CLI adds sharded indexes' `shards.json`).
     """
 
     def __init__(self, config: ServeConfig | None = None, *, api_key: str | None = None,
                  metrics: Metrics | None | bool = True, root: str | Path | None = None,
                  default: str | None = None, model: Any = None,
-                 open_index: Callable[[Path], Any] | None = None) -> None:  # fmt: skip
+                 open_index: Callable[[Path], Any] | None = None,
+                 markers: tuple[str, ...] = (MANIFEST,)) -> None:  # fmt: skip
         self.config = config or ServeConfig()
         self.api_key = api_key or None
         self.metrics = make_metrics() if metrics is True else metrics or None
@@ -66,6 +71,7 @@ class Catalog:
         self.default_name = default
         self.model = model
         self.open_index = open_index
+        self.markers = markers
         self.services: dict[str, SearchService] = {}
         self._lock = threading.Lock()
         self.jobs: Any = None  # `BuildJobs`, with a root: see `start_jobs`
@@ -137,7 +143,7 @@ class Catalog:
         """Serve every index folder under the index root not served yet."""
         if self.root is None or self.open_index is None:
             return
-        for name, folder in indexes_under(self.root).items():
+        for name, folder in indexes_under(self.root, self.markers).items():
             if name not in self.services:
                 self.add(name, self.open_index(folder))
 

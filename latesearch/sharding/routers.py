@@ -101,6 +101,10 @@ class ShardWorker:
         return self.index.update(add=add, delete=delete, replace=replace, missing=missing,
                                  progress=False, delete_filter=delete_filter)  # fmt: skip
 
+    def create_field_index(self, fields: list[str]) -> frozenset[str]:
+        """`Index.create_field_index` on this shard: every field it indexes."""
+        return self.index.create_field_index(fields)
+
     def matching(self, spec: Any) -> int:
         """How many documents of this shard the (compiled) filter `spec` matches."""
         return len(self.index.store.matching(spec))

@@ -37,6 +37,7 @@ from latesearch.errors import ConfigError, InputError
 from latesearch.index import Index, _as_list, as_request, candidate_lists
 from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary, hub
 from latesearch.indexing.components.bm25_statistics import BM25Statistics
+from latesearch.indexing.docstore import check_field_name
 from latesearch.indexing.files import IndexExistsError
 from latesearch.indexing.filters import compile_filter
 from latesearch.indexing.storage import UnknownDocumentError
@@ -362,6 +363,16 @@ class ShardedIndex:
             raise InputError(f'missing must be "raise" or "skip", got {missing!r}',
                              field="missing")  # fmt: skip
         return self._update([(None, routed.get(s, []), False, "skip") for s in range(n)])
+
+    def create_field_index(self, fields: str | list[str]) -> frozenset[str]:
+        """`Index.create_field_index` on every shard (each shard's update is atomic, the
+        whole is not; a name that cannot be a field is an InputError before any shard
+        changes). Returns the fields every shard indexes."""
+        names = [fields] if isinstance(fields, str) else list(fields)
+        for name in names:
+            check_field_name(name)
+        indexed = self.router.write("create_field_index", [(names,)] * self.manifest.n_shards)
+        return frozenset.intersection(*map(frozenset, indexed))
 
     def _delete_matching(self, compiled: Any) -> UpdateSummary:
         n = self.manifest.n_shards
