@@ -100,6 +100,21 @@ MATCHING_CACHE = 32  # filters whose matching documents a DocStore remembers
 _LIMIT_WORDS = ("too many", "too large", "too big", "too complex", "stack overflow")
 
 
+def _plan_key(spec: Any) -> Any:
+    """What identifies a filter's plan in a doc store: a compiled filter's SQL, parameters
+    and the fields it was compiled against; a filter object's JSON text (None where it
+    has none)."""
+    try:
+        if isinstance(spec, CompiledFilter):
+            key: Any = ("compiled", spec.sql, spec.params, spec.indexed)
+        else:
+            key = ("spec", spec if isinstance(spec, str) else json.dumps(spec))
+        hash(key)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return key
+
+
 def check_field_name(name: Any) -> None:
     """InputError (field "filter_fields") unless `name` can be a field index's field."""
     if not plain_field_name(name):
@@ -269,6 +284,8 @@ class DocStore:
         self.path = path
         self._lock = threading.Lock()
         self._matching: OrderedDict[str, np.ndarray] = OrderedDict()  # recent filters
+        self._plans: OrderedDict[Any, tuple[str, tuple[Any, ...]]] = OrderedDict()
+        self.plans_compiled = 0  # filters compiled against the indexed fields (a count)
         self._conn: sqlite3.Connection | None = sqlite3.connect(
             path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False
         )
@@ -341,8 +358,27 @@ class DocStore:
     def filter_query(self, spec: Any | CompiledFilter) -> tuple[str, tuple[Any, ...]]:
         """The query `matching` runs for `spec`, and its parameters: over the field index
         alone where the filter needs no document's metadata and requires a value of an
-        indexed field, else over the documents (looking indexed fields up)."""
+        indexed field, else over the documents (looking indexed fields up). The plans of
+        the last `MATCHING_CACHE` filters are kept (a doc store's indexed fields never
+        change): a filter repeated by many requests is compiled once per version."""
+        key = _plan_key(spec)
+        if key is not None:
+            with self._lock:
+                plan = self._plans.get(key)
+                if plan is not None:
+                    self._plans.move_to_end(key)
+                    return plan
+        plan = self._plan(spec)
+        if key is not None:
+            with self._lock:
+                self._plans[key] = plan
+                while len(self._plans) > MATCHING_CACHE:
+                    self._plans.popitem(last=False)
+        return plan
+
+    def _plan(self, spec: Any | CompiledFilter) -> tuple[str, tuple[Any, ...]]:
         compiled = compile_filter(spec, self.indexed_fields)
+        self.plans_compiled += 1
         sql, params = compiled
         if compiled.driver is None:
             return f"SELECT idx FROM {self._filtered} WHERE {sql} ORDER BY idx", params

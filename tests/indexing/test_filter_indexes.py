@@ -153,3 +153,29 @@ def test_a_compiled_filter_is_compiled_again_for_the_store_s_indexes(tmp_path):
         assert store.matching(compiled).tolist() == [1]
     finally:
         store.close()
+
+
+def test_a_repeated_filter_is_compiled_once_per_store(tmp_path):
+    """A request's filter (compiled without the store's indexed fields) is planned against
+    them once per doc store, a version of the index, not on every search; a store with
+    other indexed fields plans it again, and answers stay right."""
+    docs = [{"lang": ["en", "de"][i % 2], "year": 2000 + i % 5} for i in range(40)]
+    spec = {"lang": "de", "year": {"$gte": 2002}}
+    expected = [i for i, m in enumerate(docs) if m["lang"] == "de" and m["year"] >= 2002]
+    request_filter = compile_filter(spec)  # as a SearchRequest compiles it
+    indexed = write_store(tmp_path / "a.sqlite", docs, index_first=True, fields=["lang"])
+    plain = write_store(tmp_path / "b.sqlite", docs, index_first=True, fields=[])
+    try:
+        for store in (indexed, plain):
+            for _ in range(5):
+                assert store.matching(request_filter).tolist() == expected
+                assert store.matching(spec).tolist() == expected
+                store.filter_query(compile_filter(spec))  # an equal filter, compiled anew
+            assert store.plans_compiled == 2  # the compiled filter and the object
+        assert indexed.filter_query(spec) != plain.filter_query(spec)  # planned per store
+        other = {"lang": "en"}
+        assert indexed.matching(other).tolist() == list(range(0, 40, 2))
+        assert indexed.plans_compiled == 3
+    finally:
+        indexed.close()
+        plain.close()
