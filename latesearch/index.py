@@ -15,8 +15,10 @@ index.delete(["doc-3"])                                       # documents remove
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, overload
 
@@ -106,7 +108,18 @@ class Index:
         self._calibration: Calibration | None = None
         self._calibration_of: IndexStore | None = None  # the store it was read from
 
+        self._shared: Callable[[], ColBERT] | None = None  # see `use_model`
+        # what identifies the model `load` would load (None: a ColBERT object was given)
+        self.model_key: tuple[Any, ...] | None = None
+        if not isinstance(model, ColBERT):
+            manifest = store.manifest
+            self.model_key = (manifest.model_fingerprint, str(model or manifest.model_source),
+                              json.dumps(manifest.colbert_config, sort_keys=True, default=str),
+                              str(device), backend, onnx_precision, onnx_threads)  # fmt: skip
+
         def load() -> ColBERT:
+            if self._shared is not None:  # another index's, checked as one given
+                return load_index_model(store, self._shared(), check=check_model)
             loaded = load_index_model(store, model, device=device, check=check_model)
             current = getattr(loaded, "onnx_encoder", None)
             if backend == "onnx" and (current is None or current.precision != onnx_precision):
@@ -222,6 +235,12 @@ class Index:
         if load_options.get("check_model", True):
             _ = index.model  # the model's fingerprint checked now, not at the first query
         return index
+
+    def use_model(self, model: Callable[[], ColBERT]) -> None:
+        """Encode queries with the model `model()` returns when the first query needs it
+        (e.g. another index's with the same `model_key`, so that a server holding many
+        indexes of one model loads it once); its fingerprint is checked as ever."""
+        self._shared = model
 
     def reloaded(self) -> Index:
         """A new `Index` on the version of the folder on disk now (after an update published

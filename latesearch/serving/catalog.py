@@ -48,6 +48,23 @@ def indexes_under(root: Path, markers: tuple[str, ...] = (MANIFEST,)) -> dict[st
             and any((p / marker).is_file() for marker in markers)}  # fmt: skip
 
 
+class SharedModel:
+    """A model loaded once, by the first caller of `get`, from `load` (then dropped, with
+    what it holds)."""
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self._load: Callable[[], Any] | None = load
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                assert self._load is not None
+                self._model, self._load = self._load(), None
+            return self._model
+
+
 class Catalog:
     """Named `SearchService`s sharing one config, API key and `Metrics`.
 
@@ -74,6 +91,7 @@ class Catalog:
         self.markers = markers
         self.services: dict[str, SearchService] = {}
         self._lock = threading.Lock()
+        self._models: dict[tuple[Any, ...], SharedModel] = {}  # one per model_key
         self.jobs: Any = None  # `BuildJobs`, with a root: see `start_jobs`
 
     @classmethod
@@ -87,6 +105,7 @@ class Catalog:
     def add(self, name: str, index: Any, *, warm: bool = False) -> SearchService:
         """Serve `index` as `name` (an error if the name is taken)."""
         check_name(name)
+        self._share_model(index)
         service = SearchService(index, self.config, api_key=self.api_key,
                                 metrics=self.metrics or False, name=name)  # fmt: skip
         if warm:
@@ -97,6 +116,19 @@ class Catalog:
                 raise InputError(f"an index named {name!r} is served already", field="name")
             self.services[name] = service
         return service
+
+    def _share_model(self, index: Any) -> None:
+        """Indexes whose query model is the same (`Index.model_key`: fingerprint, source,
+        config, device, backend) share one loaded model; the first index loads it."""
+        key = getattr(index, "model_key", None)
+        if key is None:  # a sharded index, or one given a model object
+            return
+        with self._lock:
+            shared = self._models.get(key)
+            if shared is None:
+                self._models[key] = SharedModel(lambda: index.model)
+                return
+        index.use_model(shared.get)
 
     def open(self, folder: Path) -> Any:
         """The index in `folder`, opened with the server's model options."""

@@ -128,3 +128,31 @@ def test_one_index_answers_the_routes_without_a_name(index):
         assert status == 200 and ids(body["hits"]) == ids(index.search("protein cell", k=3))
         assert call(server, "GET", "/indexes")[1]["default"] == "only"
     catalog.close()
+
+
+def test_indexes_of_one_model_share_one_loaded_model(index, code_index, tmp_path):
+    """Indexes opened from their folders (the model loaded from the manifests' source)
+    load it once when model, config and device are the same; another model, or the
+    same on another device setting, is loaded apart; answers are those of each alone."""
+    from latesearch import Index
+    from tests.conftest import write_tiny_bert
+
+    other_model = write_tiny_bert(tmp_path / "other-bert", seed=1)
+    other = Index.build([{"_id": "x1", "text": "protein cell study"},
+                         {"_id": "x2", "text": "music river"}], tmp_path / "other",
+                        other_model, progress=False)  # fmt: skip
+    catalog = Catalog(ServeConfig(), metrics=False)
+    try:
+        for name, folder in [("docs", index.folder), ("code", code_index.folder),
+                             ("docs2", index.folder), ("other", other.folder)]:  # fmt: skip
+            catalog.add(name, Index.load(folder))
+        catalog.add("cpu", Index.load(code_index.folder, device="cpu"))
+        models = {name: catalog.get(name).index.model for name in catalog.services}
+        assert models["docs"] is models["code"] is models["docs2"]
+        assert models["other"] is not models["docs"] and models["cpu"] is not models["docs"]
+        for name, folder in [("docs", index.folder), ("code", code_index.folder)]:
+            body = catalog.get(name).handle("GET", f"/search?q={QUERY.replace(' ', '+')}&k=3")
+            alone = Index.load(folder).search(QUERY, k=3)
+            assert [h["doc_id"] for h in body.body["hits"]] == [h.doc_id for h in alone]
+    finally:
+        catalog.close()
