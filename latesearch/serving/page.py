@@ -1,6 +1,7 @@
 """The search page `latesearch serve` shows at `/`: static HTML, CSS and JavaScript shipped
 in the package (`resources/web/`; no build step, nothing fetched from elsewhere) that
-searches through the JSON API (`POST /search` with `explain: true`)."""
+searches through the JSON API (`GET /indexes`, then `POST /indexes/NAME/search` with
+`explain: true`)."""
 
 from __future__ import annotations
 

@@ -114,3 +114,80 @@ def test_a_search_in_a_real_browser(server, index, tmp_path):
         wait.until(lambda d: "not JSON" in status.text)
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def two_indexes(index, tmp_path_factory, tiny_colbert):
+    """A server of two indexes and no default one (GET /health is a 404 there)."""
+    from latesearch import Index
+    from latesearch.serving.catalog import Catalog
+
+    folder = tmp_path_factory.mktemp("page-code")
+    rows = [{"id": f"c{i}", "text": f"def late_{i}(x): return interaction search {i}"}
+            for i in range(8)]  # fmt: skip
+    code = Index.build(rows, folder / "code", tiny_colbert, progress=False)
+    catalog = Catalog(metrics=False)
+    catalog.add("docs", index)
+    catalog.add("code", code)
+    with RunningServer(catalog, port=0, quiet=True) as running:
+        yield running, code
+
+
+def shown(driver) -> list[str]:
+    """The ids of the hits on the page."""
+    from selenium.webdriver.common.by import By
+
+    return [h.get_attribute("data-doc-id") for h in driver.find_elements(By.CSS_SELECTOR, "li.hit")]
+
+
+def test_the_page_searches_the_index_chosen(two_indexes, index):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    server, code = two_indexes
+    with pytest.raises(urllib.error.HTTPError) as err:  # no default index
+        fetch(server.url + "/health")
+    assert err.value.code == 404
+    driver = chromium_driver(1000, 800)
+    try:
+        wait = WebDriverWait(driver, 30)
+        driver.get(server.url + "/")
+        choice = driver.find_element(By.ID, "index")
+        wait.until(lambda d: len(Select(choice).options) == 2)
+        assert choice.is_displayed() and driver.find_element(By.ID, "status").text == ""
+        assert [o.text for o in Select(choice).options] == ["code", "docs"]
+        for name, served in [("code", code), ("docs", index)]:
+            Select(choice).select_by_value(name)
+            wait.until(lambda d, n=name: n in d.find_element(By.ID, "index-info").text)
+            Select(driver.find_element(By.ID, "mode")).select_by_value("exact")
+            k = driver.find_element(By.ID, "k")
+            k.clear()
+            k.send_keys("3")
+            query = driver.find_element(By.ID, "query")
+            query.clear()
+            query.send_keys(QUERY, Keys.ENTER)
+            expected = [h.doc_id for h in served.search(QUERY, k=3, mode="exact")]
+            wait.until(lambda d, e=expected: shown(d) == e)
+            assert f"index={name}" in driver.current_url
+        driver.get(server.url + "/?q=late+interaction&index=code&k=2&mode=exact")  # a link
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "li.hit")) == 2)
+        hits = driver.find_elements(By.CSS_SELECTOR, "li.hit")
+        assert all(h.get_attribute("data-doc-id").startswith("c") for h in hits)
+    finally:
+        driver.quit()
+
+
+def test_a_server_of_one_index_shows_no_selector(server):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = chromium_driver(800, 600)
+    try:
+        driver.get(server.url + "/")
+        WebDriverWait(driver, 30).until(
+            lambda d: "documents" in d.find_element(By.ID, "index-info").text
+        )
+        assert not driver.find_element(By.ID, "index").is_displayed()
+    finally:
+        driver.quit()

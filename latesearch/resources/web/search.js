@@ -1,5 +1,6 @@
-// latesearch's search page: POST /search with explain=true, results with highlights and a
-// per-hit "why" table. No framework, no build step; works offline against the server.
+// latesearch's search page: POST /indexes/NAME/search with explain=true, results with
+// highlights and a per-hit "why" table; an index selector filled from GET /indexes. No
+// framework, no build step; works offline against the server.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -119,11 +120,16 @@ async function search(event) {
     }
   }
   setStatus("Searching…");
-  const params = new URLSearchParams({ q: query, mode: body.mode, k: String(body.k) });
+  const index = $("index").value;
+  if (!index) {
+    setStatus("This server serves no index yet.", true);
+    return;
+  }
+  const params = new URLSearchParams({ q: query, mode: body.mode, k: String(body.k), index });
   if (filterText) params.set("filter", filterText);
   history.replaceState(null, "", "?" + params.toString());
   try {
-    const response = await fetch("/search", { method: "POST",
+    const response = await fetch(`/indexes/${encodeURIComponent(index)}/search`, { method: "POST",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     const data = await response.json();
     if (!response.ok) {
@@ -148,18 +154,42 @@ function moveFocus(event) {
   if (next < hits.length) { hits[next].focus(); event.preventDefault(); }
 }
 
+// The chosen index's modes, limits and size (GET /indexes/NAME/health); `wanted` keeps a
+// mode and k given in the page's URL when the index has them.
+async function showIndex(wanted = {}) {
+  const name = $("index").value;
+  const health = await (await fetch(`/indexes/${encodeURIComponent(name)}/health`)).json();
+  const previous = wanted.mode || $("mode").value;
+  $("mode").replaceChildren(...health.modes.map((m) => el("option", { value: m }, m)));
+  $("mode").value = health.modes.includes(previous) ? previous : health.default_mode;
+  $("k").value = wanted.k || $("k").value || health.default_k;
+  $("k").max = health.max_k;
+  $("index-info").textContent = `${health.documents} documents · ${name}`;
+}
+
 async function start() {
   const params = new URLSearchParams(location.search);
   try {
-    const health = await (await fetch("/health")).json();
-    for (const mode of health.modes) $("mode").append(el("option", { value: mode }, mode));
-    $("mode").value = params.get("mode") || health.default_mode;
-    $("k").value = params.get("k") || health.default_k;
-    $("k").max = health.max_k;
-    $("index-info").textContent = `${health.documents} documents · ${health.index}`;
+    const listing = await (await fetch("/indexes")).json();
+    const names = listing.indexes.map((row) => row.name);
+    $("index").replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+    $("index-choice").hidden = names.length < 2;
+    if (!names.length) {
+      setStatus("This server serves no index yet.", true);
+    } else {
+      const asked = params.get("index");
+      $("index").value = names.includes(asked) ? asked : listing.default || names[0];
+      $("k").value = "";
+      await showIndex({ mode: params.get("mode"), k: params.get("k") });
+    }
   } catch (err) {
     setStatus(`Cannot reach the server: ${err.message}`, true);
   }
+  $("index").addEventListener("change", () => {
+    results.replaceChildren();
+    setStatus("");
+    showIndex().catch((err) => setStatus(`Cannot reach the server: ${err.message}`, true));
+  });
   form.addEventListener("submit", search);
   document.addEventListener("keydown", (event) => {
     if (event.key === "/" && !["INPUT", "SELECT"].includes(document.activeElement.tagName)) {
