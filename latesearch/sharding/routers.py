@@ -122,14 +122,9 @@ class ShardWorker:
         return self.index.is_current()
 
     def describe(self) -> dict[str, Any]:
-        """What the shard holds: documents, embeddings, model source, components, modes."""
-        from latesearch.indexing.components import present_components
-        from latesearch.search.modes import servable_modes
-
-        store = self.index.store
-        return {"documents": store.n_docs, "embeddings": store.n_embeddings,
-                "model": store.manifest.model_source,
-                "components": present_components(store), "modes": servable_modes(store)}
+        """What the shard holds: documents, embeddings, model source, components, modes,
+        calibration (`Index.describe`)."""
+        return self.index.describe()
 
     def reload(self) -> None:
         """Reopen the shard (another replica changed it)."""

@@ -308,13 +308,18 @@ class ShardedIndex:
 
     def describe(self) -> dict[str, Any]:
         """documents, embeddings, model, components and modes (those every shard has and
-        that merge), and the shards."""
+        that merge), the calibration (where every shard uses the same one), and the
+        shards."""
         parts = self.router.call("describe", [()] * self.manifest.n_shards)
         common = [c for c in parts[0]["components"] if all(c in p["components"] for p in parts)]
         modes = [m for m in mode_names() if all(m in p["modes"] for p in parts)]
+        calibration = parts[0]["calibration"]
+        if any(p["calibration"] != calibration for p in parts):
+            calibration = None
         return {"documents": sum(p["documents"] for p in parts),
                 "embeddings": sum(p["embeddings"] for p in parts), "model": parts[0]["model"],
-                "components": common, "modes": modes, "shards": list(self.manifest.shards)}
+                "components": common, "modes": modes, "shards": list(self.manifest.shards),
+                "calibration": calibration}  # fmt: skip
 
     def add(self, collection: Any, *, replace: bool = False,
             max_docs: int | None = None) -> UpdateSummary:  # fmt: skip
