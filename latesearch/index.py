@@ -47,6 +47,7 @@ from latesearch.indexing.components.calibration import (
     CALIBRATION_DIR,
     Calibration,
     calibration_of,
+    fit_judged,
 )
 from latesearch.indexing.field_indexes import add_field_indexes
 from latesearch.indexing.filters import compile_filter
@@ -340,11 +341,7 @@ class Index:
         """documents, embeddings, model, components, servable modes, and the calibration
         in use (its `source`, "index" or "shipped", and what it was fitted on) or None."""
         store, calibration = self.store, self.calibration
-        about = None
-        if calibration is not None:
-            about = {"source": self.calibration_source, "mode": calibration.mode,
-                     "depth": calibration.depth, "queries": calibration.queries,
-                     "hits": calibration.pairs, "fitted_on": calibration.fitted_on}  # fmt: skip
+        about = None if calibration is None else calibration.describe(self.calibration_source)
         return {"documents": store.n_docs, "embeddings": store.n_embeddings,
                 "model": store.manifest.model_source, "components": self.components,
                 "modes": servable_modes(store), "calibration": about}  # fmt: skip
@@ -426,7 +423,7 @@ class Index:
             self.searcher.last_timings.total += encoding
         maxsim = get_mode(request.mode).maxsim_scores
         if request.min_relevance is not None:
-            self._check_cut(request.mode, maxsim)
+            check_cut(self.folder, self.calibration, request.mode)
         counted = self._counted(texts, encoded) if maxsim else [None] * len(texts)
         results = [self._hits(r, request.return_text or request.explain,
                               return_metadata=request.return_metadata, counted=n)
@@ -468,38 +465,14 @@ class Index:
         and keep it with the index (`calibration/`; not with `keep=False`): hits then
         carry `relevance`, and searches take `min_relevance`. Fit it on queries you do not
         evaluate on."""
-        if not get_mode(mode).maxsim_scores:
-            raise InputError(f'calibrate a MaxSim mode (e2e, rerank, exact), not "{mode}"',
-                             field="mode")  # fmt: skip
-        judged = [q for q in queries if qrels.get(q)]
-        if not judged:
-            raise InputError("no query has judgements in the qrels", field="qrels")
-        results = self.search([queries[q] for q in judged], k=depth, mode=mode, **options)
-        scores, labels = [], []
-        for qid, hits in zip(judged, results, strict=True):
-            for hit in hits:
-                scores.append(hit.bounded_score)
-                labels.append(qrels[qid].get(hit.doc_id, 0) > 0)
-        if not scores:
-            raise InputError("the judged queries found no documents", field="queries")
-        fitted = Calibration.fit(np.array(scores), np.array(labels), mode=mode, depth=depth,
-                                 queries=len(judged),
-                                 model_fingerprint=self.store.manifest.model_fingerprint,
-                                 )  # fmt: skip
+        check_maxsim(mode, "mode")
+        fitted = fit_judged(lambda texts: self.search(texts, k=depth, mode=mode, **options),
+                            queries, qrels, mode=mode, depth=depth,
+                            model_fingerprint=self.store.manifest.model_fingerprint)  # fmt: skip
         if keep:
             self.store.add_component(CALIBRATION_DIR, fitted.save)
             self._calibration_of = None
         return fitted
-
-    def _check_cut(self, mode: str, maxsim: bool) -> None:
-        """`min_relevance` needs a calibration and a MaxSim mode."""
-        if self.calibration is None:
-            raise InputError(f"{self.folder}: min_relevance needs a calibrated index "
-                             "(latesearch calibrate; an index of the default model has one "
-                             "already)", field="min_relevance")  # fmt: skip
-        if not maxsim:
-            raise InputError(f'min_relevance applies to MaxSim modes (e2e, rerank, exact), '
-                             f'not "{mode}"', field="min_relevance")  # fmt: skip
 
     def explain(self, query: str, doc_id: str, *, source: str = "auto") -> Explanation:
         """Why `doc_id` scores what it does for `query`: per scored query token (markers
@@ -598,6 +571,22 @@ class Index:
                 hit.metadata = docs[rank]["metadata"]
             hits.append(hit)
         return Hits(hits, list(skipped))
+
+
+def check_maxsim(mode: str, field: str) -> None:
+    """InputError on `field` unless `mode` scores by MaxSim, as calibrations need."""
+    if not get_mode(mode).maxsim_scores:
+        raise InputError(f'{field}: calibrations are of MaxSim modes (e2e, rerank, exact), '
+                         f'not "{mode}"', field=field)  # fmt: skip
+
+
+def check_cut(folder: Path, calibration: Calibration | None, mode: str) -> None:
+    """`min_relevance` needs a calibration (of the index at `folder`) and a MaxSim mode."""
+    if calibration is None:
+        raise InputError(f"{folder}: min_relevance needs a calibrated index (latesearch "
+                         "calibrate; an index of the default model has one already)",
+                         field="min_relevance")  # fmt: skip
+    check_maxsim(mode, "min_relevance")
 
 
 def candidate_lists(query: str | list[str], candidate_ids: Any

@@ -110,6 +110,12 @@ class ShardWorker:
         found, _ = self.index.store.doc_indices(doc_ids, missing="skip")
         return [str(i) for i in self.index.store.doc_ids[found]] if len(found) else []
 
+    def folder_state(self) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+        """What `sync` compares with a folder: the shard's `on_error` setting and (doc_id,
+        metadata) of its documents."""
+        store = self.index.store
+        return store.manifest.index_config.get("on_error", "raise"), store.all_metadata()
+
     def size(self) -> tuple[int, int]:
         """(documents, token embeddings)."""
         return self.index.store.n_docs, self.index.store.n_embeddings

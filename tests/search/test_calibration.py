@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from latesearch import Index
 from latesearch.cli.main import main
 from latesearch.errors import ConfigError, InputError
-from latesearch.indexing.components import calibration as calibration_module
 from latesearch.indexing.components.calibration import (
     Calibration,
     expected_calibration_error,
@@ -140,22 +139,6 @@ def test_an_index_of_another_model_gets_no_shipped_calibration(tiny_index):
     hit = tiny_index.search(QUERIES["q1"], k=1)[0]
     assert hit.relevance is None and "relevance" not in hit.to_dict()
     assert tiny_index.describe()["calibration"] is None
-
-
-@pytest.fixture
-def shipped_for(monkeypatch, tmp_path):
-    """Make the shipped calibration one fitted for `model_fingerprint` (a tiny model)."""
-
-    def ship(model_fingerprint: str) -> Calibration:
-        fake = Calibration((0.0, 0.5, 1.0), (0.0, 0.4, 1.0), queries=7, pairs=70,
-                           model_fingerprint=model_fingerprint,
-                           fitted_on="dev questions")  # fmt: skip
-        monkeypatch.setattr(calibration_module, "SHIPPED_FILE", fake.save(tmp_path / "c.json"))
-        shipped_calibration.cache_clear()
-        return fake
-
-    yield ship
-    shipped_calibration.cache_clear()
 
 
 def test_indexes_of_the_shipped_model_use_its_calibration_until_they_fit_their_own(

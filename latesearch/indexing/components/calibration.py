@@ -16,6 +16,7 @@ calibration of its own uses it (`calibration_of`); its own, once fitted, wins.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from latesearch._configio import JsonConfig
+from latesearch.errors import InputError
 from latesearch.modeling.default import DEFAULT_MODEL_DIR
 
 CALIBRATION_DIR = "calibration"
@@ -60,6 +62,13 @@ class Calibration(JsonConfig):
         if np.any(np.diff(p) < 0) or p.min() < 0 or p.max() > 1:
             self._bad("probabilities", "non-decreasing, in [0, 1]")
 
+    def describe(self, source: str) -> dict[str, Any]:
+        """What `describe` tells of the calibration in use: its `source` ("index" or
+        "shipped"), mode, depth, queries, hits and what it was fitted on."""
+        return {"source": source, "mode": self.mode, "depth": self.depth,
+                "queries": self.queries, "hits": self.pairs,
+                "fitted_on": self.fitted_on}  # fmt: skip
+
     def relevance(self, bounded: np.ndarray | list[float]) -> np.ndarray:
         """The probability of relevance of hits with these bounded scores."""
         return np.interp(np.asarray(bounded, dtype=np.float64), self.scores, self.probabilities)
@@ -86,6 +95,25 @@ class Calibration(JsonConfig):
                 probabilities.append(total / count)
         return cls(tuple(scores), tuple(probabilities), pairs=int(y.size),
                    positives=int(y.sum()), **about)  # fmt: skip
+
+
+def fit_judged(search: Callable[[list[str]], list[Any]], queries: dict[str, str],
+               qrels: dict[str, dict[str, int]], **about: Any) -> Calibration:  # fmt: skip
+    """The calibration of the hits `search` (query texts -> one list of hits per text,
+    each with `doc_id` and `bounded_score`) finds for every judged query of `queries`,
+    labelled by `qrels` (relevance > 0: relevant); `about`: the fit's description
+    (mode, depth, model_fingerprint)."""
+    judged = [q for q in queries if qrels.get(q)]
+    if not judged:
+        raise InputError("no query has judgements in the qrels", field="qrels")
+    scores, labels = [], []
+    for qid, hits in zip(judged, search([queries[q] for q in judged]), strict=True):
+        for hit in hits:
+            scores.append(hit.bounded_score)
+            labels.append(qrels[qid].get(hit.doc_id, 0) > 0)
+    if not scores:
+        raise InputError("the judged queries found no documents", field="queries")
+    return Calibration.fit(np.array(scores), np.array(labels), queries=len(judged), **about)
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
