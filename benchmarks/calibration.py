@@ -20,6 +20,10 @@ uncompressed fp16 indexes of benchmarks/pooling.py (.work/eval/pooling/NAME-FP-f
 base), which must exist; the demo's is built when missing (a minute).
 
     python benchmarks/calibration.py [--sets demo scifact vaswani] [--latency-queries 100]
+    python benchmarks/calibration.py --merge A.json B.json   # runs of other sets, as one
+
+(--merge: the collections of several runs' JSON files in one result, each run's command
+and load averages named; for collections measured in separate runs on a busy machine.)
 
 Writes benchmarks/results/calibration-cpu.json, .md and calibration-reliability.png.
 """
@@ -48,7 +52,11 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["demo"], choices=SETS,
                         help="collections (demo; scifact and vaswani need the pooling "
                         "benchmark's uncompressed indexes)")  # fmt: skip
+    parser.add_argument("--merge", nargs="+", type=Path, default=None,
+                        help="combine these runs' JSON results instead of measuring")  # fmt: skip
     args = parser.parse_args()
+    if args.merge:
+        return merge(args.merge, args.out)
     common.setup(args)
     colbert = common.load_model(args.model)
     payload: dict[str, Any] = {"benchmark": "calibration", "machine": common.machine_info(),
@@ -85,9 +93,37 @@ def main() -> None:
         print(name, {w: (c["ece"], c["cuts"]) for w, c in row["calibrations"].items()},
               row["explain_cost"], flush=True)  # fmt: skip
     payload["load_average_after"] = os.getloadavg()
+    payload["runs"] = [run_of(payload, common.command())]
     args.out.mkdir(parents=True, exist_ok=True)
     plot(payload, args.out / "calibration-reliability.png")
     common.write_results(args.out, "calibration-cpu", payload, markdown(payload))
+
+
+def run_of(payload: dict[str, Any], command: str) -> dict[str, Any]:
+    return {"sets": list(payload["collections"]), "command": command,
+            "load_average": payload["load_average"],
+            "load_average_after": payload["load_average_after"]}  # fmt: skip
+
+
+def merge(paths: list[Path], out: Path) -> None:
+    """One result of several runs' JSON files (a run without `runs` is named by its sets)."""
+    import json
+
+    payloads = [json.loads(path.read_text()) for path in paths]
+    merged = {**payloads[0], "collections": {}, "runs": []}
+    for payload in payloads:
+        if payload["model"] != merged["model"] or payload["shipped"] != merged["shipped"]:
+            raise SystemExit("the runs measured different models or shipped calibrations")
+        merged["collections"].update(payload["collections"])
+        timed = max(c["explain_cost"]["queries"] for c in payload["collections"].values())
+        sets = " ".join(payload["collections"])
+        command = f"python benchmarks/calibration.py --sets {sets} --latency-queries {timed}"
+        merged["runs"] += payload.get("runs") or [run_of(payload, command)]
+    merged["load_average"] = merged["runs"][0]["load_average"]
+    merged["load_average_after"] = merged["runs"][-1]["load_average_after"]
+    out.mkdir(parents=True, exist_ok=True)
+    plot(merged, out / "calibration-reliability.png")
+    common.write_results(out, "calibration-cpu", merged, markdown(merged))
 
 
 def about(fitted: Any) -> dict[str, Any]:
@@ -224,13 +260,16 @@ def plot(payload: dict[str, Any], target: Path) -> None:
 
 
 def markdown(payload: dict[str, Any]) -> str:
-    load = ", ".join(f"{x:.2f}" for x in payload["load_average"])
-    after = ", ".join(f"{x:.2f}" for x in payload["load_average_after"])
-    shipped = payload["shipped"]
+    shipped, runs = payload["shipped"], payload.get("runs") or [run_of(payload, "")]
+    loads = []
+    for run in runs:
+        start, end = (", ".join(f"{x:.2f}" for x in run[key])
+                      for key in ("load_average", "load_average_after"))  # fmt: skip
+        loads.append(f"{', '.join(run['sets'])}: load average {start} at the start, {end} at "
+                     f"the end" + (f" (`{run['command']}`)" if run["command"] else ""))  # fmt: skip
     lines = [common.header("Calibrated relevance on held-out queries; the cost of explain",
                            payload["machine"], payload["model"],
-                           f"Load average at the start: {load}; at the end: {after}."),
-             ""]  # fmt: skip
+                           "Runs: " + "; ".join(loads) + "."), ""]  # fmt: skip
     lines.append(
         "Mode e2e on the default index (compressed, 2 bits, fp16 vectors kept), top 100 "
         "hits per test query. **shipped**: the calibration the default model ships, fitted "
