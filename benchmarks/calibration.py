@@ -52,6 +52,9 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["demo"], choices=SETS,
                         help="collections (demo; scifact and vaswani need the pooling "
                         "benchmark's uncompressed indexes)")  # fmt: skip
+    parser.add_argument("--fit-queries", type=int, default=None,
+                        help="fit the own calibration on the first N held-out queries by id "
+                        "(default: all; for a busy machine)")  # fmt: skip
     parser.add_argument("--merge", nargs="+", type=Path, default=None,
                         help="combine these runs' JSON results instead of measuring")  # fmt: skip
     args = parser.parse_args()
@@ -74,6 +77,8 @@ def main() -> None:
         coll = DEMO if name == "demo" else common.collection(name, args.data)
         index = compressed_index(coll, colbert)
         fit_queries, fit_qrels, test_queries, test_qrels = split(coll)
+        if args.fit_queries:
+            fit_queries = dict(sorted(fit_queries.items())[: args.fit_queries])
         scores, labels = labelled(index, test_queries, test_qrels)
         relevant = sum(sum(1 for r in judged.values() if r > 0) for judged in test_qrels.values())
         row: dict[str, Any] = {"test_queries": len(test_queries), "test_hits": int(labels.size),
