@@ -48,7 +48,8 @@ from latesearch.indexing.components import (
 from latesearch.indexing.components.calibration import (
     CALIBRATION_DIR,
     Calibration,
-    load_calibration,
+    calibration_of,
+    fit_judged,
 )
 from latesearch.indexing.field_indexes import add_field_indexes
 from latesearch.indexing.filters import compile_filter
@@ -58,7 +59,7 @@ from latesearch.modeling.onnx import attach_onnx, check_backend
 from latesearch.search.explain import Explanation, explain_documents
 from latesearch.search.highlight import highlights
 from latesearch.search.models import ModelMismatchError, load_index_model
-from latesearch.search.modes import get_mode
+from latesearch.search.modes import get_mode, servable_modes
 from latesearch.search.request import SearchRequest
 from latesearch.search.results import Hit, Hits
 from latesearch.search.searcher import Ranked, Searcher, check_queries
@@ -105,7 +106,7 @@ class Index:
         check_backend(backend, onnx_precision, onnx_threads)  # fails before any loading
         self.store = store
         self._device, self._check_model = device, check_model
-        self._calibration: Calibration | None = None
+        self._calibration: tuple[Calibration, str] | None = None  # and where it comes from
         self._calibration_of: IndexStore | None = None  # the store it was read from
 
         self._shared: Callable[[], ColBERT] | None = None  # see `use_model`
@@ -355,6 +356,15 @@ class Index:
         """The search components present: 'bm25', 'ann'."""
         return present_components(self.store)
 
+    def describe(self) -> dict[str, Any]:
+        """documents, embeddings, model, components, servable modes, and the calibration
+        in use (its `source`, "index" or "shipped", and what it was fitted on) or None."""
+        store, calibration = self.store, self.calibration
+        about = None if calibration is None else calibration.describe(self.calibration_source)
+        return {"documents": store.n_docs, "embeddings": store.n_embeddings,
+                "model": store.manifest.model_source, "components": self.components,
+                "modes": servable_modes(store), "calibration": about}  # fmt: skip
+
     def verify(self) -> VerifyReport:
         """Re-hash every file of the index against its checksums (reads it all);
         IndexCorruptError names the first file that differs. The report lists files with
@@ -432,7 +442,7 @@ class Index:
             self.searcher.last_timings.total += encoding
         maxsim = get_mode(request.mode).maxsim_scores
         if request.min_relevance is not None:
-            self._check_cut(request.mode, maxsim)
+            check_cut(self.folder, self.calibration, request.mode)
         counted = self._counted(texts, encoded) if maxsim else [None] * len(texts)
         results = [self._hits(r, request.return_text or request.explain,
                               return_metadata=request.return_metadata, counted=n)
@@ -450,47 +460,38 @@ class Index:
 
     @property
     def calibration(self) -> Calibration | None:
-        """The index's score -> probability of relevance mapping (`calibrate`); None."""
+        """The score -> probability of relevance mapping hits use: the index's own
+        (`calibrate`), else the one shipped with the default model for an index built with
+        that model; None. `calibration_source` says which."""
         if self._calibration_of is not self.store:
-            self._calibration = load_calibration(self.store.folder)
+            self._calibration = calibration_of(self.store.folder,
+                                               self.store.manifest.model_fingerprint)  # fmt: skip
             self._calibration_of = self.store
-        return self._calibration
+        return None if self._calibration is None else self._calibration[0]
+
+    @property
+    def calibration_source(self) -> str | None:
+        """Where `calibration` comes from: "index" (its own), "shipped" (the default
+        model's), or None (no calibration)."""
+        return None if self.calibration is None else self._calibration[1]
 
     def calibrate(self, queries: dict[str, str], qrels: dict[str, dict[str, int]], *,
-                  mode: str = "e2e", depth: int = 100, **options: Any) -> Calibration:  # fmt: skip
+                  mode: str = "e2e", depth: int = 100, keep: bool = True,
+                  **options: Any) -> Calibration:  # fmt: skip
         """Fit the probability that a hit is relevant from its bounded score (isotonic
         regression, `components.calibration`) on the top `depth` hits in `mode` of the
         judged `queries` (id -> text; `qrels`: id -> {doc_id: relevance}, > 0 relevant),
-        and keep it with the index (`calibration/`): hits then carry `relevance`, and
-        searches take `min_relevance`. Fit it on queries you do not evaluate on."""
-        if not get_mode(mode).maxsim_scores:
-            raise InputError(f'calibrate a MaxSim mode (e2e, rerank, exact), not "{mode}"',
-                             field="mode")  # fmt: skip
-        judged = [q for q in queries if qrels.get(q)]
-        if not judged:
-            raise InputError("no query has judgements in the qrels", field="qrels")
-        results = self.search([queries[q] for q in judged], k=depth, mode=mode, **options)
-        scores, labels = [], []
-        for qid, hits in zip(judged, results, strict=True):
-            for hit in hits:
-                scores.append(hit.bounded_score)
-                labels.append(qrels[qid].get(hit.doc_id, 0) > 0)
-        if not scores:
-            raise InputError("the judged queries found no documents", field="queries")
-        fitted = Calibration.fit(np.array(scores), np.array(labels), mode=mode, depth=depth,
-                                 queries=len(judged))  # fmt: skip
-        self.store.add_component(CALIBRATION_DIR, fitted.save)
-        self._calibration_of = None
+        and keep it with the index (`calibration/`; not with `keep=False`): hits then
+        carry `relevance`, and searches take `min_relevance`. Fit it on queries you do not
+        evaluate on."""
+        check_maxsim(mode, "mode")
+        fitted = fit_judged(lambda texts: self.search(texts, k=depth, mode=mode, **options),
+                            queries, qrels, mode=mode, depth=depth,
+                            model_fingerprint=self.store.manifest.model_fingerprint)  # fmt: skip
+        if keep:
+            self.store.add_component(CALIBRATION_DIR, fitted.save)
+            self._calibration_of = None
         return fitted
-
-    def _check_cut(self, mode: str, maxsim: bool) -> None:
-        """`min_relevance` needs a calibration and a MaxSim mode."""
-        if self.calibration is None:
-            raise InputError(f"{self.folder}: min_relevance needs a calibrated index "
-                             "(latesearch calibrate)", field="min_relevance")  # fmt: skip
-        if not maxsim:
-            raise InputError(f'min_relevance applies to MaxSim modes (e2e, rerank, exact), '
-                             f'not "{mode}"', field="min_relevance")  # fmt: skip
 
     def explain(self, query: str, doc_id: str, *, source: str = "auto") -> Explanation:
         """Why `doc_id` scores what it does for `query`: per scored query token (markers
@@ -499,7 +500,16 @@ class Index:
         score (`search.explain.Explanation`). `source`: the vectors, as `search`'s."""
         check_queries([query])
         index = self.store.doc_index(doc_id)
-        return explain_documents(self.store, self.model, query, [index], source=source)[0]
+        explained = explain_documents(self.store, self.model, query, [index], source=source)[0]
+        return self._calibrated(explained)
+
+    def _calibrated(self, explanation: Explanation) -> Explanation:
+        """The explanation with the hit's `relevance` and the `calibration` it comes from."""
+        if self.calibration is not None and explanation.matches:
+            bounded = explanation.score / len(explanation.matches)
+            explanation.relevance = float(self.calibration.relevance([bounded])[0])
+            explanation.calibration = self.calibration_source
+        return explanation
 
     def _explain_hits(self, query: str, hits: Hits, idx: np.ndarray, request: SearchRequest,
                       encoded: tuple[torch.Tensor, torch.Tensor] | None) -> None:  # fmt: skip
@@ -507,7 +517,7 @@ class Index:
         explained = explain_documents(self.store, self.model, query, idx,
                                       source=request.source, encoded=encoded)  # fmt: skip
         for hit, explanation in zip(hits, explained, strict=True):
-            hit.explanation = explanation
+            hit.explanation = self._calibrated(explanation)
             hit.highlights = highlights(explanation, hit.title or "", hit.text or "")
 
     def _counted(self, texts: list[str],
@@ -573,12 +583,29 @@ class Index:
                 hit.bounded_score = float(score) / counted
             if calibration is not None:
                 hit.relevance = float(calibration.relevance([hit.bounded_score])[0])
+                hit.calibration = self.calibration_source
             if docs is not None and return_text:
                 hit.title, hit.text = docs[rank]["title"] or "", docs[rank]["text"]
             if docs is not None and return_metadata:
                 hit.metadata = docs[rank]["metadata"]
             hits.append(hit)
         return Hits(hits, list(skipped))
+
+
+def check_maxsim(mode: str, field: str) -> None:
+    """InputError on `field` unless `mode` scores by MaxSim, as calibrations need."""
+    if not get_mode(mode).maxsim_scores:
+        raise InputError(f'{field}: calibrations are of MaxSim modes (e2e, rerank, exact), '
+                         f'not "{mode}"', field=field)  # fmt: skip
+
+
+def check_cut(folder: Path, calibration: Calibration | None, mode: str) -> None:
+    """`min_relevance` needs a calibration (of the index at `folder`) and a MaxSim mode."""
+    if calibration is None:
+        raise InputError(f"{folder}: min_relevance needs a calibrated index (latesearch "
+                         "calibrate; an index of the default model has one already)",
+                         field="min_relevance")  # fmt: skip
+    check_maxsim(mode, "min_relevance")
 
 
 def candidate_lists(query: str | list[str], candidate_ids: Any

@@ -88,3 +88,21 @@ def kill_once(ray_cluster):
         return callback
 
     return make
+
+
+@pytest.fixture
+def shipped_for(monkeypatch, tmp_path):
+    """Make the default model's shipped calibration one for `model_fingerprint` (a tiny
+    model's), breakpoints (0, 0) (0.5, 0.4) (1, 1): `shipped_for(fingerprint)`."""
+    from latesearch.indexing.components import calibration
+
+    def ship(model_fingerprint: str):
+        fake = calibration.Calibration((0.0, 0.5, 1.0), (0.0, 0.4, 1.0), queries=7, pairs=70,
+                                       model_fingerprint=model_fingerprint,
+                                       fitted_on="dev questions")  # fmt: skip
+        monkeypatch.setattr(calibration, "SHIPPED_FILE", fake.save(tmp_path / "shipped.json"))
+        calibration.shipped_calibration.cache_clear()
+        return fake
+
+    yield ship
+    calibration.shipped_calibration.cache_clear()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from latesearch.cli._options import add_model_options, load_kwargs
+from latesearch.cli._options import add_model_options, open_index
 from latesearch.errors import InputError
 from latesearch.search.modes import mode_names
 
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         "(MaxSim per query token) to the probability of relevance, and store it in the "
         "index (calibration/). Fit it on queries you do not evaluate on.",
     )
-    parser.add_argument("index_dir", help="index folder (from `latesearch index`)")
+    parser.add_argument("index_dir", help="index folder (from `latesearch index`; sharded too)")
     parser.add_argument("--queries", required=True, help="queries (TSV, BEIR JSONL, TREC)")
     parser.add_argument("--qrels", required=True, help="judgements (TREC or BEIR qrels)")
     maxsim = [m for m in mode_names() if m not in ("hybrid", "dense", "fused")]
@@ -34,13 +34,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from latesearch.data import read_qrels, read_queries
-    from latesearch.index import Index
     from latesearch.indexing.components.calibration import expected_calibration_error
 
     if args.depth < 1:
         raise InputError(f"--depth must be >= 1, got {args.depth}", field="depth")
     queries, qrels = read_queries(args.queries), read_qrels(args.qrels)
-    index = Index.load(args.index_dir, args.model, **load_kwargs(args))
+    index = open_index(args.index_dir, args)  # an Index or a ShardedIndex
     fitted = index.calibrate(queries, qrels, mode=args.mode, depth=args.depth)
     if args.json:
         print(json.dumps(fitted.to_dict(), indent=2))

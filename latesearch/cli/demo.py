@@ -76,7 +76,8 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
         print(f"\nquery {qid}: {queries[qid]}")
         for hit in results[qids.index(qid)][: args.k]:
             snippet = (hit.text or "").replace("\n", " ")[:70]
-            print(f"  {hit.rank:>2}  {hit.score:7.3f}  {hit.doc_id:<34} {snippet}")
+            p = "" if hit.relevance is None else f"  p={hit.relevance:.2f}"  # calibrated
+            print(f"  {hit.rank:>2}  {hit.score:7.3f}{p}  {hit.doc_id:<34} {snippet}")
 
     qrels = read_qrels(files["qrels"])
     bm25 = index.searcher.bm25.search([queries[q] for q in qids], 100)

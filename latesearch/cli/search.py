@@ -127,6 +127,8 @@ def _print_table(query: str, hits: Any, show_text: bool, show_metadata: bool = F
         print("(no results)")
     for hit in hits:
         line = f"{hit.rank:>4}  {hit.score:9.4f}  {hit.doc_id}"
+        if hit.relevance is not None:
+            line = f"{hit.rank:>4}  {hit.score:9.4f}  p={hit.relevance:.2f}  {hit.doc_id}"
         if show_text:
             snippet = " ".join(f"{hit.title or ''} {hit.text or ''}".split())
             line += f"  {snippet[:100]}{'…' if len(snippet) > 100 else ''}"
@@ -142,6 +144,8 @@ def _print_explained(hits: Any, style: str, *, matches: int = 6) -> None:
         explanation = hit.explanation
         print(f"\n#{hit.rank} {hit.doc_id}  score {hit.score:.4f}"
               + (f" ({hit.bounded_score:.3f} per query token)" if hit.bounded_score else "")
+              + (f", relevance {hit.relevance:.2f} ({hit.calibration} calibration)"
+                 if hit.relevance is not None else "")
               + ("" if explanation.exact else "  [from compressed vectors]"))  # fmt: skip
         if hit.title:
             print("  " + hit.render_highlights("title", style))

@@ -97,7 +97,14 @@ def _sync(args: argparse.Namespace) -> int:
     folder = Path(args.sync)
     if not is_document_folder(folder):
         raise InputError("not a folder of documents", path=str(folder), field="--sync")
-    index = Index.load(args.index_dir, args.model, device=args.device)
+    from latesearch.sharding.manifest import SHARDS_MANIFEST
+
+    if (Path(args.index_dir) / SHARDS_MANIFEST).is_file():
+        from latesearch.sharding import ShardedIndex
+
+        index = ShardedIndex.load(args.index_dir, args.model, device=args.device)
+    else:
+        index = Index.load(args.index_dir, args.model, device=args.device)
     _print(args, index.sync(folder, progress=not args.quiet))
     return 0
 

@@ -62,7 +62,11 @@ class Explanation:
     A document indexed in windows (`IndexConfig.window`) is scored over all its windows'
     vectors; `window` names its best window (the one whose own MaxSim, `window_score`, is
     highest), `window_start` and `window_end` its characters in the stored text (title
-    tokens count as from 0). None for documents not split into windows."""
+    tokens count as from 0). None for documents not split into windows.
+
+    `relevance`: the calibrated probability of relevance of the score (bounded: divided by
+    the scored query tokens) where the index has a calibration, and `calibration` which
+    ("index": its own, "shipped": the default model's); None elsewhere."""
 
     doc_id: str
     score: float
@@ -73,6 +77,8 @@ class Explanation:
     window_score: float | None = None
     window_start: int | None = None
     window_end: int | None = None
+    relevance: float | None = None
+    calibration: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

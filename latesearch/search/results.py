@@ -17,7 +17,9 @@ class Hit:
     `bounded_score`: a MaxSim score divided by the number of query tokens that count (in
     [-1, 1] for cosine models, comparable across queries of different lengths; None where
     the score is not a MaxSim: fused, dense); `relevance`: its calibrated probability of
-    relevance, on a calibrated index (`latesearch calibrate`). With `explain`: the
+    relevance, on a calibrated index (`latesearch calibrate`, or the default model's
+    shipped calibration), and `calibration`: which one ("index" or "shipped"). With
+    `explain`: the
     `explanation` (the score per query token) and the `highlights` (spans of the title or
     text carrying most of it; `render_highlights` marks them)."""
 
@@ -29,6 +31,7 @@ class Hit:
     metadata: dict[str, Any] | None = None
     bounded_score: float | None = None
     relevance: float | None = None
+    calibration: str | None = None
     explanation: Explanation | None = None
     highlights: list[Highlight] | None = None
 
@@ -40,6 +43,7 @@ class Hit:
             out["bounded_score"] = self.bounded_score
         if self.relevance is not None:
             out["relevance"] = self.relevance
+            out["calibration"] = self.calibration
         if self.title is not None:
             out["title"] = self.title
         if self.text is not None:

@@ -156,6 +156,9 @@ class HealthOut(BaseModel):
     model: str | None
     components: list[str]
     modes: list[str]
+    calibration: dict[str, Any] | None = Field(
+        None, description="the calibration hits' relevance comes from: source (index: its "
+        "own; shipped: the default model's), mode, depth, queries, hits, fitted_on")  # fmt: skip
     default_mode: str
     default_k: int
     max_k: int

@@ -39,8 +39,7 @@ from latesearch.errors import (
     ServerBusyError,
     UnknownDocumentError,
 )
-from latesearch.indexing.components import MissingComponentError, present_components
-from latesearch.search.modes import servable_modes
+from latesearch.indexing.components import MissingComponentError
 from latesearch.search.searcher import check_queries
 from latesearch.serving.config import ServeConfig
 from latesearch.serving.metrics import Metrics, make_metrics
@@ -411,12 +410,7 @@ def _path_of(doc_id: str | None, lists: list[list[str]], name: str, *,
 def _describe(index: Any) -> dict[str, Any]:
     """documents, embeddings, model, components, modes (and shards) of an index or a
     sharded index."""
-    if hasattr(index, "describe"):
-        return index.describe()
-    store = index.store
-    return {"documents": len(index), "embeddings": store.n_embeddings,
-            "model": store.manifest.model_source, "components": present_components(store),
-            "modes": servable_modes(store)}  # fmt: skip
+    return index.describe()
 
 
 def _timings(index: Any) -> dict[str, Any]:

@@ -114,6 +114,12 @@ class ShardWorker:
         found, _ = self.index.store.doc_indices(doc_ids, missing="skip")
         return [str(i) for i in self.index.store.doc_ids[found]] if len(found) else []
 
+    def folder_state(self) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+        """What `sync` compares with a folder: the shard's `on_error` setting and (doc_id,
+        metadata) of its documents."""
+        store = self.index.store
+        return store.manifest.index_config.get("on_error", "raise"), store.all_metadata()
+
     def size(self) -> tuple[int, int]:
         """(documents, token embeddings)."""
         return self.index.store.n_docs, self.index.store.n_embeddings
@@ -126,14 +132,9 @@ class ShardWorker:
         return self.index.is_current()
 
     def describe(self) -> dict[str, Any]:
-        """What the shard holds: documents, embeddings, model source, components, modes."""
-        from latesearch.indexing.components import present_components
-        from latesearch.search.modes import servable_modes
-
-        store = self.index.store
-        return {"documents": store.n_docs, "embeddings": store.n_embeddings,
-                "model": store.manifest.model_source,
-                "components": present_components(store), "modes": servable_modes(store)}
+        """What the shard holds: documents, embeddings, model source, components, modes,
+        calibration (`Index.describe`)."""
+        return self.index.describe()
 
     def reload(self) -> None:
         """Reopen the shard (another replica changed it)."""

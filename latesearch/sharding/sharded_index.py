@@ -18,6 +18,10 @@ searches as widely as a whole index would. "dense" (exact scores of pooled vecto
 shard encodes the query's pooled vector) merges exactly too. "hybrid" and "fused" merge
 each of the two rankings they fuse and fuse them here (`latesearch.sharding.fusing`): they
 equal the unsharded index where "e2e" does.
+
+Hits carry `relevance` from one calibration over the merged scores: the sharded index's
+own (`calibrate`, kept in its `calibration/` beside `shards.json`), else the default
+model's shipped one for shards of that model; `min_relevance` cuts the merged hits.
 """
 
 from __future__ import annotations
@@ -34,12 +38,26 @@ from latesearch._atomic import check_replaceable, replace_folder
 from latesearch._configio import check_positive
 from latesearch.data import read_collection
 from latesearch.errors import ConfigError, InputError
-from latesearch.index import Index, _as_list, as_request, candidate_lists
+from latesearch.index import (
+    Index,
+    _as_list,
+    as_request,
+    candidate_lists,
+    check_cut,
+    check_maxsim,
+)
 from latesearch.indexing import IndexConfig, IndexStore, UpdateSummary, hub
 from latesearch.indexing.components.bm25_statistics import BM25Statistics
+from latesearch.indexing.components.calibration import (
+    CALIBRATION_DIR,
+    Calibration,
+    calibration_of,
+    fit_judged,
+)
 from latesearch.indexing.docstore import check_field_name
 from latesearch.indexing.files import IndexExistsError
 from latesearch.indexing.filters import compile_filter
+from latesearch.indexing.reading import folder_changes
 from latesearch.indexing.storage import UnknownDocumentError
 from latesearch.modeling import ColBERT
 from latesearch.search.models import load_index_model
@@ -61,6 +79,7 @@ class ShardedIndex:
     def __init__(self, folder: Path, manifest: ShardsManifest, router: Any, model: ColBERT):
         self.folder, self.manifest, self.router, self.model = folder, manifest, router, model
         self.last_timings = None  # the shards time their own searches
+        self._calibration: tuple[Calibration, str] | None | bool = False  # False: unread
 
     # ------------------------------------------------------------------ building / loading
     @classmethod
@@ -199,6 +218,10 @@ class ShardedIndex:
             raise InputError(f'explain on a sharded index: modes whose shards rank alone (e2e, '
                              f'exact), not "{request.mode}"', field="explain")  # fmt: skip
         texts, single = _as_list(queries)
+        cut = request.min_relevance
+        if cut is not None:  # cut here, after the merge, by this index's calibration
+            check_cut(self.folder, self.calibration, request.mode)
+            request = dataclasses.replace(request, min_relevance=None)
         encoded = None
         if search_mode.queries != "none":  # encoded once, here, for every shard
             encoded = self.router.shared(self._encode(texts))
@@ -208,8 +231,52 @@ class ShardedIndex:
                 request, bm25=dataclasses.replace(request.bm25, statistics=statistics))
         merge = {"top_k": self._top_k, "bm25_then_exact": self._bm25_then_maxsim,
                  "fuse_sides": self._fused}[search_mode.sharded]  # fmt: skip
-        results = merge(texts, request, encoded)
+        results = [self._calibrated(hits, cut) for hits in merge(texts, request, encoded)]
         return results[0] if single else results
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The score -> probability of relevance mapping of the merged hits: this sharded
+        index's own (`calibrate`), else the default model's shipped one for shards of that
+        model; None. `calibration_source` says which ("index" or "shipped")."""
+        if self._calibration is False:
+            self._calibration = calibration_of(self.folder, self.manifest.model_fingerprint)
+        return None if self._calibration is None else self._calibration[0]
+
+    @property
+    def calibration_source(self) -> str | None:
+        return None if self.calibration is None else self._calibration[1]
+
+    def calibrate(self, queries: dict[str, str], qrels: dict[str, dict[str, int]], *,
+                  mode: str = "e2e", depth: int = 100, keep: bool = True,
+                  **options: Any) -> Calibration:  # fmt: skip
+        """`Index.calibrate` over the merged hits of every shard, kept (unless `keep` is
+        False) in this index's `calibration/`, beside `shards.json`."""
+        check_maxsim(mode, "mode")
+        fitted = fit_judged(lambda texts: self.search(texts, k=depth, mode=mode, **options),
+                            queries, qrels, mode=mode, depth=depth,
+                            model_fingerprint=self.manifest.model_fingerprint)  # fmt: skip
+        if keep:
+            (self.folder / CALIBRATION_DIR).mkdir(exist_ok=True)
+            fitted.save(self.folder / CALIBRATION_DIR)
+            self._calibration = False
+        return fitted
+
+    def _calibrated(self, hits: Hits, cut: float | None = None) -> Hits:
+        """The merged hits with this index's `relevance` (and their explanations), those
+        below `cut` dropped."""
+        calibration, source = self.calibration, self.calibration_source
+        for hit in hits:
+            relevance = None
+            if calibration is not None and hit.bounded_score is not None:
+                relevance = float(calibration.relevance([hit.bounded_score])[0])
+            hit.relevance, hit.calibration = relevance, source if relevance is not None else None
+            if hit.explanation is not None:
+                hit.explanation.relevance = relevance
+                hit.explanation.calibration = hit.calibration
+        if cut is None:
+            return hits
+        return Hits([h for h in hits if h.relevance >= cut], hits.skipped)
 
     def _top_k(self, texts: list[str], request: SearchRequest, encoded: Any) -> list[Hits]:
         """Each shard's top k, merged by score."""
@@ -231,6 +298,7 @@ class ShardedIndex:
         merged (missing="skip" lists the ids no shard holds)."""
         texts, lists, single = candidate_lists(query, candidate_ids)
         merged = self._scored(texts, lists, k, self.router.shared(self._encode(texts)), options)
+        merged = [self._calibrated(hits) for hits in merged]
         return merged[0] if single else merged
 
     def _bm25_then_maxsim(self, texts: list[str], request: SearchRequest,
@@ -292,6 +360,21 @@ class ShardedIndex:
             total.docs, total.embeddings = (int(x) for x in np.sum(self._sizes(), axis=0))
         return total
 
+    def sync(self, folder: str | os.PathLike, *, progress: bool = False) -> UpdateSummary:
+        """`Index.sync` over every shard: the documents of new and changed files of
+        `folder` added (replacing those of changed files), of removed files deleted, each
+        in the shard its id routes to (atomic per shard, not across shards)."""
+        states = self.router.call("folder_state", [()] * self.manifest.n_shards)
+        stored = [row for _, rows in states for row in rows]
+        changes = folder_changes(stored, folder, states[0][0])
+        if not changes:
+            summary = self.update()
+        else:
+            summary = self.update(add=changes.documents or None, delete=changes.delete,
+                                  replace=True, progress=progress)  # fmt: skip
+        summary.files = str(changes)
+        return summary
+
     def is_current(self) -> bool:
         """Whether every shard on disk is the version its worker opened."""
         return all(self.router.call("current", [()] * self.manifest.n_shards))
@@ -309,13 +392,18 @@ class ShardedIndex:
 
     def describe(self) -> dict[str, Any]:
         """documents, embeddings, model, components and modes (those every shard has and
-        that merge), and the shards."""
+        that merge), the calibration of the merged hits (`calibration`), and the
+        shards."""
         parts = self.router.call("describe", [()] * self.manifest.n_shards)
         common = [c for c in parts[0]["components"] if all(c in p["components"] for p in parts)]
         modes = [m for m in mode_names() if all(m in p["modes"] for p in parts)]
+        calibration = self.calibration
+        if calibration is not None:
+            calibration = calibration.describe(self.calibration_source)
         return {"documents": sum(p["documents"] for p in parts),
                 "embeddings": sum(p["embeddings"] for p in parts), "model": parts[0]["model"],
-                "components": common, "modes": modes, "shards": list(self.manifest.shards)}
+                "components": common, "modes": modes, "shards": list(self.manifest.shards),
+                "calibration": calibration}  # fmt: skip
 
     def add(self, collection: Any, *, replace: bool = False,
             max_docs: int | None = None) -> UpdateSummary:  # fmt: skip

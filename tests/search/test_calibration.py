@@ -13,7 +13,11 @@ from hypothesis import strategies as st
 from latesearch import Index
 from latesearch.cli.main import main
 from latesearch.errors import ConfigError, InputError
-from latesearch.indexing.components.calibration import Calibration, expected_calibration_error
+from latesearch.indexing.components.calibration import (
+    Calibration,
+    expected_calibration_error,
+    shipped_calibration,
+)
 
 QUERIES = {"q1": "late interaction search", "q2": "protein cell study", "q3": "cat dog house",
            "q4": "music of the city", "q5": "energy physics particle"}  # fmt: skip
@@ -127,3 +131,67 @@ def test_calibrate_cli(calibrated, tmp_path, capsys):
                  "--min-relevance", "0.5", "--model", model])  # fmt: skip
     hits = json.loads(capsys.readouterr().out)["hits"]
     assert code == 0 and hits and all(h["relevance"] >= 0.5 for h in hits)
+
+
+def test_an_index_of_another_model_gets_no_shipped_calibration(tiny_index):
+    assert shipped_calibration() is not None  # the default model's, in the package
+    assert tiny_index.calibration is None and tiny_index.calibration_source is None
+    hit = tiny_index.search(QUERIES["q1"], k=1)[0]
+    assert hit.relevance is None and "relevance" not in hit.to_dict()
+    assert tiny_index.describe()["calibration"] is None
+
+
+def test_indexes_of_the_shipped_model_use_its_calibration_until_they_fit_their_own(
+    shipped_for, collection_path, tiny_colbert, tmp_path, capsys
+):
+    from latesearch.serving import SearchService
+
+    index = Index.build(collection_path, tmp_path / "ix", tiny_colbert, progress=False)
+    shipped = shipped_for(index.store.manifest.model_fingerprint)
+    index = Index.load(index.folder, tiny_colbert)  # as an old index of that model loads
+    assert index.calibration == shipped and index.calibration_source == "shipped"
+    every = index.search(QUERIES["q1"], k=20, mode="exact")
+    for hit in every:
+        assert hit.calibration == "shipped"
+        assert hit.relevance == pytest.approx(float(np.interp(hit.bounded_score, (0, 0.5, 1),
+                                                                (0, 0.4, 1))))  # fmt: skip
+    cut = every[3].relevance
+    kept = index.search(QUERIES["q1"], k=20, mode="exact", min_relevance=cut, explain=True)
+    assert [h.doc_id for h in kept] == [h.doc_id for h in every if h.relevance >= cut]
+    explanation = kept[0].explanation
+    assert explanation.calibration == "shipped"
+    assert explanation.relevance == pytest.approx(kept[0].relevance, abs=1e-5)
+    alone = index.explain(QUERIES["q1"], kept[0].doc_id, source="full")
+    assert alone.relevance == pytest.approx(kept[0].relevance, abs=1e-5)
+    assert index.describe()["calibration"] == {"source": "shipped", "mode": "e2e",
+                                                "depth": 100, "queries": 7, "hits": 70,
+                                                "fitted_on": "dev questions"}  # fmt: skip
+    body = json.dumps({"query": QUERIES["q1"], "k": 20, "mode": "exact",
+                       "min_relevance": cut}).encode()  # fmt: skip
+    service = SearchService(index)
+    answer = service.handle("POST", "/search", body).body
+    assert [h["doc_id"] for h in answer["hits"]] == [h.doc_id for h in kept]
+    assert service.handle("GET", "/health").body["calibration"]["source"] == "shipped"
+    model = str(tmp_path / "model")
+    tiny_colbert.save_pretrained(model)
+    code = main(["search", str(index.folder), QUERIES["q1"], "--mode", "exact", "--json",
+                 "--min-relevance", str(cut), "--model", model])  # fmt: skip
+    assert code == 0
+    assert [h["doc_id"] for h in json.loads(capsys.readouterr().out)["hits"]] == [
+        h.doc_id for h in kept]  # fmt: skip
+
+    qrels = {q: {h.doc_id: 1 for h in index.search(t, k=2, mode="exact")}
+             for q, t in QUERIES.items()}  # fmt: skip
+    own = index.calibrate(QUERIES, qrels, mode="exact", depth=10)  # the index's own wins
+    assert own.model_fingerprint == index.store.manifest.model_fingerprint
+    assert index.calibration == own and index.calibration_source == "index"
+    hit = index.search(QUERIES["q1"], k=1, mode="exact")[0]
+    assert hit.calibration == "index"
+    assert hit.relevance == pytest.approx(float(own.relevance([hit.bounded_score])[0]))
+    assert Index.load(index.folder, tiny_colbert).describe()["calibration"]["source"] == "index"
+
+
+def test_a_fit_can_be_returned_without_keeping_it(calibrated):
+    index, fitted, qrels = calibrated
+    again = index.calibrate(QUERIES, qrels, mode="exact", depth=5, keep=False)
+    assert again.depth == 5 and index.calibration == fitted

@@ -7,27 +7,38 @@ The mapping is isotonic regression (pool adjacent violators) of the relevance la
 the judged queries' top hits on their bounded scores: a non-decreasing step function,
 interpolated linearly between its steps and flat beyond them. It depends on the model and
 the search mode, not on the documents: an update of the index keeps it as it is.
+
+The default model ships one (`SHIPPED_FILE`, fitted on its own dev questions by
+scripts/fit_default_calibration.py): an index built with that model and without a
+calibration of its own uses it (`calibration_of`); its own, once fitted, wins.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from latesearch._configio import JsonConfig
+from latesearch.errors import InputError
+from latesearch.modeling.default import DEFAULT_MODEL_DIR
 
 CALIBRATION_DIR = "calibration"
+SHIPPED_FILE = DEFAULT_MODEL_DIR / "calibration.json"
+INDEX, SHIPPED = "index", "shipped"  # where the calibration in use comes from
 
 
 @dataclass(frozen=True)
 class Calibration(JsonConfig):
     """Breakpoints (`scores`: bounded scores, increasing; `probabilities`: non-decreasing,
     in [0, 1]) of the fitted mapping, and what it was fitted on: `mode`, `depth` (hits per
-    query), `queries`, `pairs` (judged hits), `positives`."""
+    query), `queries`, `pairs` (judged hits), `positives`, the `model_fingerprint` of the
+    index's model, and (the shipped one) `fitted_on` (the data) and `command`."""
 
     file_name = "calibration.json"
 
@@ -38,6 +49,9 @@ class Calibration(JsonConfig):
     queries: int = 0
     pairs: int = 0
     positives: int = 0
+    model_fingerprint: str = ""
+    fitted_on: str = ""
+    command: str = ""
 
     def validate(self) -> None:
         s, p = np.asarray(self.scores), np.asarray(self.probabilities)
@@ -47,6 +61,13 @@ class Calibration(JsonConfig):
             self._bad("scores", "strictly increasing")
         if np.any(np.diff(p) < 0) or p.min() < 0 or p.max() > 1:
             self._bad("probabilities", "non-decreasing, in [0, 1]")
+
+    def describe(self, source: str) -> dict[str, Any]:
+        """What `describe` tells of the calibration in use: its `source` ("index" or
+        "shipped"), mode, depth, queries, hits and what it was fitted on."""
+        return {"source": source, "mode": self.mode, "depth": self.depth,
+                "queries": self.queries, "hits": self.pairs,
+                "fitted_on": self.fitted_on}  # fmt: skip
 
     def relevance(self, bounded: np.ndarray | list[float]) -> np.ndarray:
         """The probability of relevance of hits with these bounded scores."""
@@ -76,6 +97,25 @@ class Calibration(JsonConfig):
                    positives=int(y.sum()), **about)  # fmt: skip
 
 
+def fit_judged(search: Callable[[list[str]], list[Any]], queries: dict[str, str],
+               qrels: dict[str, dict[str, int]], **about: Any) -> Calibration:  # fmt: skip
+    """The calibration of the hits `search` (query texts -> one list of hits per text,
+    each with `doc_id` and `bounded_score`) finds for every judged query of `queries`,
+    labelled by `qrels` (relevance > 0: relevant); `about`: the fit's description
+    (mode, depth, model_fingerprint)."""
+    judged = [q for q in queries if qrels.get(q)]
+    if not judged:
+        raise InputError("no query has judgements in the qrels", field="qrels")
+    scores, labels = [], []
+    for qid, hits in zip(judged, search([queries[q] for q in judged]), strict=True):
+        for hit in hits:
+            scores.append(hit.bounded_score)
+            labels.append(qrels[qid].get(hit.doc_id, 0) > 0)
+    if not scores:
+        raise InputError("the judged queries found no documents", field="queries")
+    return Calibration.fit(np.array(scores), np.array(labels), queries=len(judged), **about)
+
+
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
                                bins: int = 10) -> float:  # fmt: skip
     """ECE: the mean over equal-width probability bins of |mean label - mean probability|,
@@ -94,6 +134,24 @@ def load_calibration(index_folder: Path) -> Calibration | None:
     """The index's calibration; None where it has none."""
     folder = index_folder / CALIBRATION_DIR
     return Calibration.load(folder) if folder.is_dir() else None
+
+
+def calibration_of(index_folder: Path, model_fingerprint: str) -> tuple[Calibration, str] | None:
+    """The calibration an index uses and where it comes from: its own (INDEX), else the
+    default model's (SHIPPED) when the index was built with that model; None."""
+    own = load_calibration(index_folder)
+    if own is not None:
+        return own, INDEX
+    shipped = shipped_calibration()
+    if shipped is not None and shipped.model_fingerprint == model_fingerprint:
+        return shipped, SHIPPED
+    return None
+
+
+@lru_cache(maxsize=1)
+def shipped_calibration() -> Calibration | None:
+    """The calibration shipped with the default model; None where the package has none."""
+    return Calibration.load(SHIPPED_FILE) if SHIPPED_FILE.is_file() else None
 
 
 def update_calibration(folder: Path, old: Any, new: Any, change: Any) -> None:

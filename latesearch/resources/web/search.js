@@ -76,7 +76,9 @@ function renderHit(hit) {
       `per token ${hit.bounded_score.toFixed(3)}`));
   }
   if (hit.relevance != null) {
-    meta.append(el("span", { class: "relevance", title: "calibrated probability of relevance" },
+    const by = hit.calibration === "shipped" ? "the default model's calibration"
+      : "this index's calibration";
+    meta.append(el("span", { class: "relevance", title: `probability of relevance (${by})` },
       `relevance ${(100 * hit.relevance).toFixed(0)}%`));
   }
   for (const [key, value] of Object.entries(hit.metadata || {})) {
