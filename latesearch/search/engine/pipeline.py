@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from latesearch.indexing import IndexStore
-from latesearch.search.engine.candidates import candidate_documents, centroid_scores, top_cells
+from latesearch.search.engine.candidates import candidate_documents
+from latesearch.search.engine.centroid_scores import COARSE_FROM, CentroidScores, CoarseLevel
 from latesearch.search.engine.interaction import best, full_interaction, pruned_interaction
 from latesearch.search.engine.lut_scoring import applies, lut_scores
 from latesearch.search.engine.params import EngineParams, IndexStats, ParamOverrides
@@ -35,6 +36,9 @@ class Engine:
         # each document's distinct centroids: the interactions read them instead of the
         # token codes (a document often holds one centroid for several of its tokens)
         self.doc_centroids = self.ivf.by_document(store.n_docs)
+        # large indexes: stage 1 scores groups of centroids first (`centroid_scores`)
+        n_centroids = store.codec.n_centroids
+        self.coarse = CoarseLevel.build(self.centroids) if n_centroids >= COARSE_FROM else None
         self.stats = IndexStats(
             n_docs=store.n_docs, n_tokens=store.n_embeddings,
             n_centroids=store.codec.n_centroids, n_pairs=len(self.ivf),
@@ -104,14 +108,14 @@ class Engine:
 
     def _shortlist(self, Q, q_mask, k: int, params: EngineParams, timings,
                    allowed: np.ndarray | None, trace: dict) -> Ranked:  # fmt: skip
-        """`shortlist`'s documents and the query-centroid scores (n_centroids, Lq)."""
+        """`shortlist`'s documents and the query-centroid scores (`CentroidScores`)."""
         with timings.stage("candidates"):
             real = Q[0][q_mask[0]].detach().to("cpu", torch.float32).numpy()
-            scores = centroid_scores(self.centroids, real)  # (n_centroids, Lq)
+            scores = CentroidScores(self.centroids, real, self.coarse)
             if allowed is not None and allowed.size <= FILTER_ALL * params.ndocs:
                 docs = allowed  # a selective filter: every allowed document is a candidate
             else:
-                docs = candidate_documents(self.ivf, top_cells(scores, params.ncells))
+                docs = candidate_documents(self.ivf, scores.top_cells(params.ncells))
                 if allowed is not None:
                     docs = restrict(docs, allowed, params.exact_survivors(k))
             trace["candidates"] = docs
