@@ -146,7 +146,7 @@ def markdown(payload: dict[str, Any]) -> str:
         f"k = {payload['k']}, {payload['queries']} SciFact test queries each encoded once, "
         f"{payload['threads']} threads, the two choices interleaved per query after 2 "
         "warm-ups. ms: the engine's search (stages 1-5), median / p95. Overlap@10 with "
-        "exhaustive search over the same index (`mode=\"exact\"`, scored from the codes). "
+        'exhaustive search over the same index (`mode="exact"`, scored from the codes). '
         "Table: `EngineParams.for_k`; auto: `EngineParams.auto` (ncells from the documents "
         "per cell and the query's tokens).",
         "",
