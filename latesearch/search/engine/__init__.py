@@ -2,7 +2,7 @@
 2022), one module per stage:
 
 1. `centroid_scores`: query-token x centroid scores (one matrix product, or from
-   32,768 centroids on a coarse level over the centroids: probed groups first, other rows
+   `COARSE_FROM` centroids on a coarse level over the centroids: probed groups first, other rows
    when a later stage asks); `candidates`: the documents of each query token's top
    `ncells` centroids (the inverted file);
 2. `interaction`: centroid interaction, an approximate MaxSim from centroid scores alone:

@@ -36,7 +36,7 @@ class Engine:
         # each document's distinct centroids: the interactions read them instead of the
         # token codes (a document often holds one centroid for several of its tokens)
         self.doc_centroids = self.ivf.by_document(store.n_docs)
-        # large indexes: stage 1 scores groups of centroids first (`centroid_scores`)
+        # very large indexes: stage 1 scores groups of centroids first (`centroid_scores`)
         n_centroids = store.codec.n_centroids
         self.coarse = CoarseLevel.build(self.centroids) if n_centroids >= COARSE_FROM else None
         self.stats = IndexStats(
