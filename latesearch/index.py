@@ -419,7 +419,7 @@ class Index:
         at least this likely relevant, see `calibrate`), `explain` (each hit's
         `explanation` and `highlights`, computed after the search from the vectors its
         score came from; implies `return_text`); the engine's `ncells`,
-        `centroid_score_threshold`, `ndocs` (None: `EngineParams.for_k`); faiss's
+        `centroid_score_threshold`, `ndocs` (None: `EngineParams.auto`); faiss's
         `k_prime`, `nprobe`; `bm25_k`, `bm25_statistics`; `fusion` ("rrf", "score",
         "zscore"), `hybrid_weight` (the ColBERT side's weight, 0.5); `source` (where exact
         scores read vectors: "auto", "full", "residual"), `batch_size`, `device`.

@@ -27,7 +27,7 @@ from latesearch.errors import InputError, UnknownOptionError
 from latesearch.indexing.components.bm25_statistics import BM25Statistics
 from latesearch.indexing.filters import CompiledFilter, compile_filter, parse_filter
 from latesearch.indexing.vectors import SOURCES
-from latesearch.search.engine.params import EngineParams, check_threshold
+from latesearch.search.engine.params import ParamOverrides, check_threshold
 from latesearch.search.fusion import (
     DEFAULT_DEPTH,
     DEFAULT_FUSION,
@@ -49,17 +49,16 @@ class SearchLimits:
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """The engine's knobs on a compressed index; None: `EngineParams.for_k`'s default for
-    k and the model (`ncells` centroids per query token, pruning threshold t_cs, `ndocs`
-    documents kept by centroid interaction)."""
+    """The engine's knobs on a compressed index; None: chosen per query by
+    `EngineParams.auto` from k, the index and the query (`ncells` centroids per query token,
+    pruning threshold t_cs, `ndocs` documents kept by centroid interaction)."""
 
     ncells: int | None = None
     centroid_score_threshold: float | None = None
     ndocs: int | None = None
 
-    def params(self, k: int, query_augmentation: bool) -> EngineParams:
-        return EngineParams.for_k(k, **dataclasses.asdict(self),
-                                  query_augmentation=query_augmentation)  # fmt: skip
+    def params(self) -> ParamOverrides:
+        return ParamOverrides(**dataclasses.asdict(self))
 
 
 @dataclass(frozen=True)

@@ -287,7 +287,7 @@ class Searcher:
         re-ranked exactly (uncompressed)."""
         Q, mask, timings = batch.Q, batch.mask, batch.timings
         if self.store.compressed:
-            params = request.engine.params(k, self.store.colbert_config.query_augmentation)
+            params = request.engine.params()
             return self.engine.search(Q, mask, k, params, timings, source=request.source,
                                       allowed=batch.allowed)  # fmt: skip
         with timings.stage("candidates"):

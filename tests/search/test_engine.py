@@ -120,12 +120,15 @@ def test_pruned_interaction_is_the_same_from_the_lists_and_from_the_codes(index,
 def test_defaults_follow_the_models_query_augmentation(index, monkeypatch):
     seen = []
     engine = index.searcher.engine
-    search = engine.search
-    monkeypatch.setattr(engine, "search", lambda *a, **kw: seen.append(a[3]) or search(*a, **kw))
-    assert index.store.colbert_config.query_augmentation
+    shortlist = engine._shortlist
+    monkeypatch.setattr(engine, "_shortlist",
+                        lambda *a, **kw: seen.append(a[3]) or shortlist(*a, **kw))  # fmt: skip
+    assert index.store.colbert_config.query_augmentation and engine.stats.query_augmentation
     index.search(QUERIES[0], k=10)
-    index.search(QUERIES[0], k=10, ndocs=40)
+    index.search(QUERIES[0], k=10, ndocs=40, ncells=1)
     assert [p.ndocs for p in seen] == [768, 40]
+    # 150 documents over 32 centroids: sparse cells, so `auto` probes more than the table's 1
+    assert seen[0].ncells > 1 and seen[1].ncells == 1
 
 
 def test_shortlist_traces_each_stage(index):

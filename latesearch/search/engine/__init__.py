@@ -1,8 +1,10 @@
 """The search engine of compressed indexes, in the spirit of PLAID (Santhanam et al., CIKM
 2022), one module per stage:
 
-1. `candidates`: query-token x centroid scores (one matrix product) and the candidate
-   documents of each query token's top `ncells` centroids (the inverted file);
+1. `centroid_scores`: query-token x centroid scores (one matrix product, or from
+   `COARSE_FROM` centroids on a coarse level over the centroids: probed groups first, other rows
+   when a later stage asks); `candidates`: the documents of each query token's top
+   `ncells` centroids (the inverted file);
 2. `interaction`: centroid interaction, an approximate MaxSim from centroid scores alone:
    first with centroids scoring below `centroid_score_threshold` pruned, keeping the best
    `ndocs`, then with every token's centroid, keeping the best `ndocs / 4`;
@@ -12,7 +14,7 @@
    decompressing (residuals, cosine, CPU; `EngineParams.lookup_tables`).
 
 `pipeline.Engine` runs them in turn; `params.EngineParams` holds the knobs, with defaults
-that follow k.
+that follow k (`for_k`) or k, the index and the query (`auto`, what searches use).
 """
 
 from latesearch.search.engine.params import EngineParams

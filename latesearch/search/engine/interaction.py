@@ -11,10 +11,11 @@ import torch
 
 from latesearch.compressed.ivf import InvertedFile
 from latesearch.scoring.maxsim import segment_maxsim
+from latesearch.search.engine.centroid_scores import CentroidScores
 
 
 def pruned_interaction(
-    scores: np.ndarray,
+    scores: CentroidScores | np.ndarray,
     threshold: float,
     ivf: InvertedFile,
     candidates: np.ndarray,
@@ -28,10 +29,14 @@ def pruned_interaction(
     Two ways to the same scores: from the inverted file (the kept centroids' lists, filtered
     to the candidates), or from the candidates' own codes (`codes_of`, given with
     `candidate_tokens`, their total length). The cheaper one is taken: the lists' work grows
-    with the collection (more documents per centroid), the codes' with the candidates."""
-    keep = best_per_centroid(scores) >= threshold
+    with the collection (more documents per centroid), the codes' with the candidates.
+    `scores`: (n_centroids, Lq), or a `CentroidScores` (centroids it did not probe are
+    pruned)."""
+    if isinstance(scores, np.ndarray):
+        scores = CentroidScores.of_matrix(scores)
+    keep = scores.best() >= threshold
     kept = np.flatnonzero(keep)
-    out = np.zeros((candidates.size, scores.shape[1]), dtype=np.float32)
+    out = np.zeros((candidates.size, scores.matrix.shape[1]), dtype=np.float32)
     if kept.size == 0 or candidates.size == 0:
         return out.sum(axis=1)
     list_work = int((ivf.offsets[kept + 1] - ivf.offsets[kept]).sum())
@@ -50,27 +55,21 @@ def pruned_interaction(
         pos, rows = pos[order], rows[order]
     if pos.size == 0:
         return out.sum(axis=1)
-    values = torch.from_numpy(np.take(scores, rows, axis=0))  # (n_pairs, Lq)
-    index = torch.from_numpy(pos)[:, None].expand(values.shape)
-    # a document's best per query token; untouched documents stay 0. torch's scatter is
-    # several times faster here than np.maximum.reduceat over many short segments
-    best = torch.from_numpy(out).scatter_reduce_(0, index, values, "amax", include_self=False)
+    values = torch.from_numpy(np.take(scores.matrix, rows, axis=0))  # (n_pairs, Lq)
+    # a document's best per query token over its pairs (pos ascending: contiguous); torch's
+    # segment_reduce is faster than np.maximum.reduceat over many short segments
+    counts = np.bincount(pos, minlength=candidates.size)
+    best = torch.segment_reduce(values, "max", lengths=torch.from_numpy(counts), axis=0)
+    best[torch.from_numpy(counts == 0)] = 0.0  # untouched documents score 0
     return best.sum(dim=1).numpy()
 
 
-def best_per_centroid(scores: np.ndarray) -> np.ndarray:
-    """(n_centroids,) each centroid's best score over the query tokens: a running maximum
-    over the few query-token columns (much faster than a max along each short row)."""
-    best = scores[:, 0].copy()
-    for j in range(1, scores.shape[1]):
-        np.maximum(best, scores[:, j], out=best)
-    return best
-
-
-def full_interaction(scores: np.ndarray, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def full_interaction(scores: CentroidScores | np.ndarray, codes: np.ndarray,
+                     lengths: np.ndarray) -> np.ndarray:  # fmt: skip
     """(n_docs,) approximate scores from every token's centroid: `codes` are the documents'
     token codes back to back, `lengths` their counts (an empty document scores -inf)."""
-    rows = torch.from_numpy(scores).index_select(0, torch.from_numpy(codes))  # (n_tokens, Lq)
+    matrix = scores.ensure(codes) if isinstance(scores, CentroidScores) else scores
+    rows = torch.from_numpy(matrix).index_select(0, torch.from_numpy(codes))  # (n_tokens, Lq)
     return segment_maxsim(rows, lengths)
 
 

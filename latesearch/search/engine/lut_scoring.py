@@ -6,7 +6,7 @@ A decompressed token is d = (c + r) / ||c + r||: its centroid c plus its quantiz
 r, re-normalized (`ResidualCodec.decompress`). So for a query token q,
 q.d = (q.c + q.r) / ||c + r||, where
 
-- q.c is the query-centroid score stage 1 computed (`candidates.centroid_scores`);
+- q.c is the query-centroid score of stage 1 (`centroid_scores.CentroidScores`);
 - q.r is a sum over the packed bytes: byte position j (8 / nbits dimensions) holding byte
   value b adds T[j, b] = sum over its dimensions of q[dim] * weight(bucket of dim in b). The
   tables of every query token, (packed_dim * 256, Lq), are built once per query; a token's
@@ -30,6 +30,7 @@ import torch
 from latesearch.compressed.codec import ResidualCodec
 from latesearch.indexing import IndexStore
 from latesearch.scoring.maxsim import segment_maxsim
+from latesearch.search.engine.centroid_scores import CentroidScores
 from latesearch.search.timing import SearchTimings
 
 
@@ -49,12 +50,16 @@ def lut_scores(
     Q: torch.Tensor,
     q_mask: torch.Tensor,
     docs: np.ndarray,
-    centroid_scores: np.ndarray,
+    centroid_scores: CentroidScores | np.ndarray,
     *,
     timings: SearchTimings,
 ) -> np.ndarray:
     """(n_docs,) MaxSim scores of one query Q (1, Lq, dim) against `docs`, given the
-    query's real tokens' scores against every centroid, (n_centroids, Lq) float32."""
+    query's real tokens' scores against the centroids (a `CentroidScores`, or every
+    centroid's, (n_centroids, Lq) float32). The tables hold the rows of the documents'
+    own centroids only."""
+    if isinstance(centroid_scores, np.ndarray):
+        centroid_scores = CentroidScores.of_matrix(centroid_scores)
     codec = store.codec
     assert codec is not None
     lengths = store.doclens[docs].astype(np.int64)
@@ -62,7 +67,9 @@ def lut_scores(
         codes, packed, norms = store.vectors.coded(docs)
     with timings.stage("score"):
         qT = Q[0][q_mask[0]].detach().to(torch.float32).T.contiguous()
-        sim = token_scores(codec, qT, codes, packed, norms, torch.from_numpy(centroid_scores))
+        used, local = np.unique(codes, return_inverse=True)
+        rows = torch.from_numpy(centroid_scores.rows(used))
+        sim = token_scores(codec, qT, local.reshape(-1), packed, norms, rows)
         out = segment_maxsim(sim, lengths)
     timings.n_candidates += docs.size
     return out
@@ -72,9 +79,9 @@ def token_scores(codec: ResidualCodec, qT: torch.Tensor, codes: np.ndarray, pack
                  norms: np.ndarray, centroid_scores: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """(n, Lq) float32 dot products of the decompressed tokens (`codes` (n,), `packed`
     (n, packed_dim), `norms` (n,): what decompressing divides by) with the query's tokens
-    qT (dim, Lq), given the centroids' scores (n_centroids, Lq): one `embedding_bag` sums,
-    per token, its packed_dim table rows and its centroid's row (appended to the tables),
-    then a division by the token norms."""
+    qT (dim, Lq), given the centroids' scores (rows indexed by `codes`, Lq): one
+    `embedding_bag` sums, per token, its packed_dim table rows and its centroid's row
+    (appended to the tables), then a division by the token norms."""
     n, width = codes.shape[0], codec.packed_dim
     tables = torch.cat([query_tables(codec, qT), centroid_scores])
     rows = torch.empty((n, width + 1), dtype=torch.int32)
