@@ -81,7 +81,7 @@ def base_index(coll: Any, model: Any, compute_dtype: str | None, max_docs: int |
         store.close()
         raise SystemExit(f"{folder} holds another corpus than {coll.corpus}: not overwritten")
     print(f"encoding {coll.name} once into {folder} ...", flush=True)
-    config = IndexConfig().replace(nbits=None, compute_dtype=compute_dtype)
+    config = IndexConfig().replace(nbits=None, pool_factor=1, compute_dtype=compute_dtype)
     return build_index(coll.corpus, folder, model, config)
 
 
