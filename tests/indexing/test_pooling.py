@@ -20,7 +20,7 @@ from latesearch.indexing.pooling import (
 )
 
 COMPRESSED = IndexConfig().replace(group_size=16, chunk_size=6, batch_size=5, precision=32,
-                                   nbits=2, n_centroids=16, keep_full=False,
+                                   nbits=2, n_centroids=16, keep_full=False, pool_factor=1,
                                    checkpoint_docs=None, checkpoint_seconds=None)  # fmt: skip
 
 
