@@ -2,7 +2,8 @@
 build and search speed, and the default they give by a rule fixed before measuring.
 
     python benchmarks/pooling.py [--data ../shared/data] [--collections scifact vaswani] \
-        [--nbits 2 4 1] [--factors 1 2 3 4] [--model CKPT] [--threads 1] [--max-docs N]
+        [--nbits 2 4] [--factors 1 2 3 4] [--model CKPT] [--threads 1] [--max-docs N] \
+        [--keep-measured]
 
 Decision rule, written before measuring: among the combinations of nbits (1, 2, 4) and
 pool factor (1, 2, 3, 4), without the fp16 tier, whose index proper is at most 40 bytes
@@ -177,9 +178,15 @@ def metric(run: dict, qrels: dict, name: str) -> float:
 
 
 def reference(base: Any, model: Any, queries: Queries) -> tuple[dict, dict[str, set[str]]]:
-    """Exhaustive fp32 MaxSim of the unpooled vectors: (its row, its top 10 per query)."""
+    """Exhaustive fp32 MaxSim of the unpooled vectors: (its row, its top 10 per query),
+    kept beside the base index for the next run on the same queries."""
     from latesearch.index import Index
 
+    cache = base.folder.with_name(f"{base.folder.name}-{len(queries.ids)}q-exact.json")
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved["queries"] == queries.ids:
+            return saved["row"], {q: set(ids) for q, ids in saved["top10"].items()}
     index = Index.load(base.folder, model)
     started = time.perf_counter()
     run = queries.run_all(index, 100, "exact")
@@ -189,7 +196,10 @@ def reference(base: Any, model: Any, queries: Queries) -> tuple[dict, dict[str, 
            "text_tokens": base.n_embeddings, "docs": base.n_docs,
            "queries": len(queries.ids), "seconds": round(seconds, 1)}  # fmt: skip
     print(f"exact (unpooled, uncompressed): {row}", flush=True)
-    return row, top10(run)
+    best = top10(run)
+    ranked = {q: sorted(ids) for q, ids in best.items()}
+    cache.write_text(json.dumps({"queries": queries.ids, "row": row, "top10": ranked}))
+    return row, best
 
 
 def measure(base: Any, model: Any, nbits: int, factor: int, queries: Queries,
@@ -343,7 +353,7 @@ def stem(model: str | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     p: argparse.ArgumentParser = parser(__doc__.splitlines()[0])
     p.add_argument("--factors", nargs="+", type=int, default=[1, 2, 3, 4])
-    p.add_argument("--nbits", nargs="+", type=int, default=[2, 4, 1], choices=(1, 2, 4))
+    p.add_argument("--nbits", nargs="+", type=int, default=[2, 4], choices=(1, 2, 4))
     p.add_argument(
         "--max-queries",
         type=int,
@@ -362,6 +372,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=("bfloat16", "float16"),
         default=None,
         help="encode under autocast (default: float32), as IndexConfig's",
+    )
+    p.add_argument(
+        "--keep-measured",
+        action="store_true",
+        help="keep the previous file's rows of each collection run (same cut) and measure "
+        "only the combinations it lacks",
     )
     args = p.parse_args(argv)
     setup(args)
@@ -397,16 +413,20 @@ def main(argv: list[str] | None = None) -> None:
         base = base_index(coll, model, args.compute_dtype, args.max_docs)
         queries = Queries(model, eval_set)
         exact, ref = reference(base, model, queries)
-        cuts[name] = {"queries": len(eval_set.queries), "max_docs": args.max_docs}
-        results[name], commands[name] = {"exact": exact, "runs": {}}, command()
-        for nbits in args.nbits:
-            for factor in args.factors:
+        cut_now = {"queries": len(eval_set.queries), "max_docs": args.max_docs}
+        keep = args.keep_measured and name in results and cuts.get(name) == cut_now
+        runs = results[name]["runs"] if keep else {}
+        cuts[name], results[name] = cut_now, {"exact": exact, "runs": runs}
+        commands[name] = command()
+        for factor in args.factors:  # the larger indexes first: the likelier picks
+            for nbits in args.nbits:
                 if over_budget(base.dim, nbits, factor):
                     print(f"nbits={nbits} f={factor}: skipped (over {MAX_BYTES:g} B)")
                     continue
-                rows = results[name]["runs"].setdefault(str(nbits), {})
-                rows[str(factor)] = measure(base, model, nbits, factor, queries, ref)
-                save()
+                rows = runs.setdefault(str(nbits), {})
+                if str(factor) not in rows:
+                    rows[str(factor)] = measure(base, model, nbits, factor, queries, ref)
+                    save()
         base.close()
 
 
