@@ -77,7 +77,7 @@ def base_index(coll: Any, model: Any, compute_dtype: str | None, max_docs: int |
     folder = WORK / "pooling" / name
     if (folder / "manifest.json").is_file():
         store = IndexStore.open(folder)
-        if store.manifest.collection.get("path") == str(coll.corpus):
+        if Path(store.manifest.collection.get("path", "")).resolve() == coll.corpus.resolve():
             return store
         store.close()
         raise SystemExit(f"{folder} holds another corpus than {coll.corpus}: not overwritten")
