@@ -2,7 +2,7 @@
 build and search speed, and the default they give by a rule fixed before measuring.
 
     python benchmarks/pooling.py [--data ../shared/data] [--collections scifact vaswani] \
-        [--nbits 2 4] [--factors 1 2 3 4] [--model CKPT] [--threads 1] [--max-docs N] \
+        [--nbits 2 4] [--factors 1 2 3 4] [--model CKPT] [--search-threads 1] [--max-docs N] \
         [--keep-measured]
 
 Decision rule, written before measuring: among the combinations of nbits (1, 2, 4) and
@@ -131,7 +131,8 @@ def over_budget(dim: int, nbits: int, factor: int) -> bool:
 class Queries:
     """A test set's queries, encoded once, searched by any index of the same model."""
 
-    def __init__(self, model: Any, eval_set: Any) -> None:
+    def __init__(self, model: Any, eval_set: Any, threads: int) -> None:
+        self.threads = threads  # torch threads of the timed searches
         self.ids = list(eval_set.queries)
         self.texts = [eval_set.queries[q] for q in self.ids]
         self.qrels = eval_set.qrels
@@ -148,15 +149,23 @@ class Queries:
                 for q, ranked in zip(self.ids, hits, strict=True)}  # fmt: skip
 
     def run_timed(self, index: Any, k: int, mode: str) -> tuple[dict, dict[str, float]]:
-        """Every query, one per call (after 2 warm-up calls): (run, latency summary)."""
-        for i in range(min(2, len(self.ids))):
-            index.search(self.texts[i], k=k, mode=mode, encoded=self.one(i))
-        run, ms = {}, []
-        for i, qid in enumerate(self.ids):
-            started = time.perf_counter()
-            hits = index.search(self.texts[i], k=k, mode=mode, encoded=self.one(i))
-            ms.append(1000 * (time.perf_counter() - started))
-            run[qid] = {h.doc_id: h.score for h in hits}
+        """Every query, one per call (after 2 warm-up calls) on `threads` torch threads:
+        (run, latency summary)."""
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            for i in range(min(2, len(self.ids))):
+                index.search(self.texts[i], k=k, mode=mode, encoded=self.one(i))
+            run, ms = {}, []
+            for i, qid in enumerate(self.ids):
+                started = time.perf_counter()
+                hits = index.search(self.texts[i], k=k, mode=mode, encoded=self.one(i))
+                ms.append(1000 * (time.perf_counter() - started))
+                run[qid] = {h.doc_id: h.score for h in hits}
+        finally:
+            torch.set_num_threads(before)
         return run, summary_ms(ms)
 
 
@@ -273,7 +282,8 @@ def decide(results: dict[str, Any]) -> dict[str, Any]:
 def markdown(payload: dict[str, Any]) -> str:
     lines = [
         "# Bits x token pooling of the compressed index", "",
-        f"Machine: {describe(payload['machine'])}; torch threads: {payload['threads']}.  ",
+        f"Machine: {describe(payload['machine'])}; torch threads: {payload['threads']}, "
+        f"{payload['search_threads']} for the timed searches.  ",
         f"Model: {payload['model']}.  ",
         f"Every index without the fp16 tier, made from one encoding of the collection "
         f"({payload['compute_dtype']} compute). Reference: exhaustive fp32 MaxSim over the "
@@ -374,6 +384,12 @@ def main(argv: list[str] | None = None) -> None:
         help="encode under autocast (default: float32), as IndexConfig's",
     )
     p.add_argument(
+        "--search-threads",
+        type=int,
+        default=1,
+        help="torch threads of the timed searches (1); the rest runs on --threads",
+    )
+    p.add_argument(
         "--keep-measured",
         action="store_true",
         help="keep the previous file's rows of each collection run (same cut) and measure "
@@ -402,7 +418,8 @@ def main(argv: list[str] | None = None) -> None:
     def save() -> None:
         payload = {"machine": machine_info(), "model": label, "commands": commands,
                    "compute_dtype": args.compute_dtype or "float32", "cuts": cuts,
-                   "threads": args.threads or "all", "max_bytes_per_text_token": MAX_BYTES,
+                   "threads": args.threads or "all", "search_threads": args.search_threads,
+                   "max_bytes_per_text_token": MAX_BYTES,
                    "ndcg_tolerance": TOLERANCE, "results": results,
                    "decision": decide(results)}  # fmt: skip
         write_results(out, name_stem, payload, markdown(payload))
@@ -411,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
         coll = collection(name, args.data)
         coll, eval_set = cut(coll, coll.eval_sets()[0], args.max_queries, args.max_docs)
         base = base_index(coll, model, args.compute_dtype, args.max_docs)
-        queries = Queries(model, eval_set)
+        queries = Queries(model, eval_set, args.search_threads)
         exact, ref = reference(base, model, queries)
         cut_now = {"queries": len(eval_set.queries), "max_docs": args.max_docs}
         keep = args.keep_measured and name in results and cuts.get(name) == cut_now
