@@ -257,14 +257,15 @@ def measure(base: Any, model: Any, nbits: int, factor: int, queries: Queries,
 def decide(results: dict[str, Any]) -> dict[str, Any]:
     """The decision rule on the combinations measured on every collection."""
     names = sorted(results)
-    combos = set.intersection(*[{(n, f) for n, rows in r["runs"].items() for f in rows}
-                                for r in results.values()]) if results else set()  # fmt: skip
+    measured = [{(n, f) for n, rows in r["runs"].items() for f in rows} for r in results.values()]
+    combos = set.intersection(*measured) if measured else set()
+    partial = set.union(*measured) - combos if measured else set()
     table = []
     for nbits, f in sorted(combos, key=lambda c: (int(c[0]), int(c[1]))):
         rows = [results[name]["runs"][nbits][f] for name in names]
         exact = [results[name]["exact"]["nDCG@10"] for name in names]
         size = sum(r["bytes_per_text_token"] for r in rows) / len(rows)
-        within = all(r["nDCG@10"] >= e - TOLERANCE for r, e in zip(rows, exact, strict=True))
+        within = all(abs(r["nDCG@10"] - e) <= TOLERANCE for r, e in zip(rows, exact, strict=True))
         table.append({"nbits": int(nbits), "pool_factor": int(f),
                       "mean_bytes_per_text_token": round(size, 3),
                       "within_budget": all(r["bytes_per_text_token"] <= MAX_BYTES
@@ -275,7 +276,8 @@ def decide(results: dict[str, Any]) -> dict[str, Any]:
     kept = [c for c in table if c["within_budget"] and c["ndcg_within_tolerance"]]
     kept.sort(key=lambda c: (-c["mean_overlap@10"], c["mean_bytes_per_text_token"]))
     pick = {"nbits": kept[0]["nbits"], "pool_factor": kept[0]["pool_factor"]} if kept else None
-    return {"collections": names, "complete": set(names) == {"scifact", "vaswani"},
+    return {"collections": names, "complete": set(names) == {"scifact", "vaswani"} and not partial,
+            "measured_on_one_collection_only": sorted(f"nbits {n} f {f}" for n, f in partial),
             "combinations": table, "pick": pick}  # fmt: skip
 
 
@@ -337,7 +339,14 @@ def markdown(payload: dict[str, Any]) -> str:
                      f"{'yes' if c['ndcg_within_tolerance'] else 'no'} | "
                      f"{c['mean_overlap@10']:.3f} |")  # fmt: skip
     pick = verdict["pick"]
-    state = "" if verdict["complete"] else " (incomplete: not every collection measured)"
+    state = (
+        ""
+        if verdict["complete"]
+        else (
+            " (incomplete: not every combination measured on both collections; measured on one "
+            f"only: {', '.join(verdict.get('measured_on_one_collection_only', [])) or 'none'})"
+        )
+    )
     lines += ["", (f"The rule picks **nbits {pick['nbits']}, pool factor {pick['pool_factor']}**"
                    if pick else "The rule picks nothing") +
               f" on {', '.join(verdict['collections'])}{state}.", ""]  # fmt: skip
