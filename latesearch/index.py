@@ -149,13 +149,14 @@ class Index:
         ray: bool | str | None = None,
         **index_config_fields: Any,
     ) -> Index:
-        """Encode `collection` into `folder`, compressed (`nbits` 2 by default; `nbits=None`
-        keeps the uncompressed store); with `bm25` the BM25 component is built inside the
-        index before it is published, and the faiss ANN component with `ann` (None: only
-        for an uncompressed index, whose end-to-end mode needs it). Extra keyword arguments
-        are `IndexConfig` fields (nbits, keep_full, batch_size, doc_maxlen, ...) overriding
-        `config`. `ray` encodes on a Ray cluster (True or "auto": the one running, else a
-        local one; "local"; or an address like "ray://head:10001"; `IndexConfig.ray`)."""
+        """Encode `collection` into `folder`, compressed (by default with the codec of new
+        indexes, `indexing.config.NEW_CODEC`; `nbits=None` keeps the uncompressed store);
+        with `bm25` the BM25 component is built inside the index before it is published,
+        and the faiss ANN component with `ann` (None: only for an uncompressed index, whose
+        end-to-end mode needs it). Extra keyword arguments are `IndexConfig` fields (nbits,
+        keep_full, batch_size, doc_maxlen, ...) overriding `config`. `ray` encodes on a Ray
+        cluster (True or "auto": the one running, else a local one; "local"; or an address
+        like "ray://head:10001"; `IndexConfig.ray`)."""
         config = config or IndexConfig()
         if ray is not None and ray is not False:
             index_config_fields["ray"] = "auto" if ray is True else ray

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from latesearch.cli.index import DEFAULT
+from latesearch.indexing.config import NEW_CODEC
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -15,12 +18,21 @@ def register(subparsers) -> None:
     )
     parser.add_argument("source", help="an uncompressed index folder (format 1)")
     parser.add_argument("target", help="folder to create")
-    parser.add_argument("--nbits", type=int, choices=(1, 2, 4), default=2, help="bits/dim (2)")
+    parser.add_argument("--nbits", type=int, choices=(1, 2, 4), default=None,
+                        help=f"bits/dim ({NEW_CODEC['nbits']})")  # fmt: skip
+    parser.add_argument("--keep-full", dest="keep_full", action="store_true", default=None,
+                        help="also keep the fp16 vectors (~300 B/token)"
+                        f"{DEFAULT[NEW_CODEC['keep_full']]}")  # fmt: skip
     parser.add_argument("--no-keep-full", dest="keep_full", action="store_false",
-                        help="keep no uncompressed vectors (~40 B/token, not ~300)")
+                        help="keep no uncompressed vectors (<= 40 B/token)"
+                        f"{DEFAULT[not NEW_CODEC['keep_full']]}")  # fmt: skip
+    parser.add_argument("--pool-factor", type=int, default=None,
+                        help="pool each document's token vectors to about 1/N first (1: none; "
+                        f"default {NEW_CODEC['pool_factor']})")  # fmt: skip
     parser.add_argument("--n-centroids", type=int, default=None, help="default: by size")
     parser.add_argument("--codec-from", default=None,
-                        help="reuse the centroids and buckets of this compressed index")
+                        help="reuse the centroids and buckets of this compressed index"
+                        )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace TARGET")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -30,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from latesearch.indexing import compress_index
 
     extra = {"n_centroids": args.n_centroids} if args.n_centroids else {}
+    if args.pool_factor is not None:
+        extra["pool_factor"] = args.pool_factor
     store = compress_index(
         args.source, args.target, nbits=args.nbits, keep_full=args.keep_full,
         codec_from=args.codec_from, overwrite=args.overwrite, progress=not args.quiet, **extra,

@@ -7,6 +7,10 @@ import sys
 from importlib import import_module
 from typing import Any
 
+from latesearch.indexing.config import NEW_CODEC
+
+DEFAULT = {True: " (default)", False: ""}
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -37,39 +41,50 @@ def register(subparsers) -> None:
     parser.add_argument("--filter-field", dest="filter_fields", action="append", default=None,
                         metavar="FIELD", help="give metadata FIELD a field index: filters on "
                         "it cost what they select (repeat for more fields)")  # fmt: skip
-    parser.add_argument("--nbits", default="2", choices=("1", "2", "4", "none"),
-                        help="residual bits per dimension (2); none: uncompressed vectors")
+    parser.add_argument("--nbits", default=None, choices=("1", "2", "4", "none"),
+                        help=f"residual bits per dimension ({NEW_CODEC['nbits']}); none: "
+                        "uncompressed vectors")  # fmt: skip
+    parser.add_argument("--keep-full", dest="keep_full", action="store_true", default=None,
+                        help="compressed: also keep the fp16 vectors, to re-score the final "
+                        f"candidates exactly (~300 B/token){DEFAULT[NEW_CODEC['keep_full']]}"
+                        )  # fmt: skip
     parser.add_argument("--no-keep-full", dest="keep_full", action="store_false",
-                        help="compressed: keep no uncompressed vectors (~40 B/token, not ~300)")
+                        help="compressed: keep no uncompressed vectors (<= 40 B/token)"
+                        f"{DEFAULT[not NEW_CODEC['keep_full']]}")  # fmt: skip
     parser.add_argument("--n-centroids", type=int, default=None,
-                        help="compressed: centroids (default: 2^floor(log2(16 sqrt(tokens))))")
+                        help="compressed: centroids (default: 2^floor(log2(16 sqrt(tokens))))"
+                        )  # fmt: skip
     parser.add_argument("--pool-factor", type=int, default=None,
-                        help="pool each document's token vectors to about 1/N (1: none)")
+                        help="pool each document's token vectors to about 1/N (1: none; "
+                        f"default {NEW_CODEC['pool_factor']})")  # fmt: skip
     parser.add_argument("--precision", type=int, choices=(16, 32), default=16,
                         help="bits per value of uncompressed vectors (16)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=None, help="documents per batch (b)")
     parser.add_argument("--group-size", type=int, default=None, help="documents per group (B)")
     parser.add_argument("--chunk-size", type=int, default=None, help="documents per chunk file")
     parser.add_argument("--checkpoint-docs", type=int, default=None,
-                        help="save progress at least every N documents (5000; 0: off)")
+                        help="save progress at least every N documents (5000; 0: off)")  # fmt: skip
     parser.add_argument("--checkpoint-seconds", type=float, default=None,
                         help="... and about every S seconds of encoding (120; 0: off)")  # fmt: skip
     parser.add_argument("--devices", default=None, help="e.g. cuda:0,cuda:1 (default: all)")
     parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
                         help="encode on a Ray cluster: the one running (or a new local one) "
-                        "without ADDRESS; 'local'; or e.g. ray://head:10001")
+                        "without ADDRESS; 'local'; or e.g. ray://head:10001")  # fmt: skip
     parser.add_argument("--ray-workers", type=int, default=None,
-                        help="--ray: encoder actors (default: one per GPU, else per CPU)")
+                        help="--ray: encoder actors (default: one per GPU, else per CPU)"
+                        )  # fmt: skip
     parser.add_argument("--ray-cpus-per-worker", type=int, default=None,
-                        help="--ray: CPUs (and torch threads) of each actor (1)")
+                        help="--ray: CPUs (and torch threads) of each actor (1)")  # fmt: skip
     parser.add_argument("--ray-transport", choices=("object_store", "shared"), default=None,
                         help="--ray: encoded documents come back through Ray's object store "
-                        "(default), or as files in the index folder every node mounts")
+                        "(default), or as files in the index folder every node mounts")  # fmt: skip
     parser.add_argument("--shards", type=int, default=None,
-                        help="build a sharded index of N ordinary indexes (ShardedIndex)")
+                        help="build a sharded index of N ordinary indexes (ShardedIndex)"
+                        )  # fmt: skip
     parser.add_argument("--parallel-shards", action="store_true",
                         help="--shards with --ray: build every shard at once, each in a Ray "
-                        "task on any node (the index folder on storage every node mounts)")
+                        "task on any node (the index folder on storage every node mounts)"
+                        )  # fmt: skip
     parser.add_argument("--tokenizer-workers", type=int, default=None, help="0: no threads")
     parser.add_argument(
         "--no-length-bucketing", action="store_true", help="keep collection order in batches"
@@ -90,7 +105,8 @@ def register(subparsers) -> None:
                         help="--dense backbone: a sentence-transformers folder (default: the "
                         "default model's backbone)")  # fmt: skip
     parser.add_argument("--no-ann", action="store_true",
-                        help="uncompressed: skip the faiss IVFPQ index (e2e then unavailable)")
+                        help="uncompressed: skip the faiss IVFPQ index (e2e then unavailable)"
+                        )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -103,9 +119,9 @@ def index_config(args: argparse.Namespace) -> Any:
         "precision": args.precision,
         "on_error": "skip" if args.skip_bad_rows else "raise",
         "length_bucketing": not args.no_length_bucketing,
-        "nbits": None if args.nbits == "none" else int(args.nbits),
-        "keep_full": args.keep_full,
     }
+    if args.nbits is not None:
+        changes["nbits"] = None if args.nbits == "none" else int(args.nbits)
     for name in (
         "doc_maxlen",
         "window",
@@ -121,6 +137,7 @@ def index_config(args: argparse.Namespace) -> Any:
         "title_join",
         "n_centroids",
         "pool_factor",
+        "keep_full",
         "dense",
         "dense_model",
         "ray",

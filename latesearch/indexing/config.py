@@ -24,6 +24,18 @@ COMPUTE_DTYPES = ("float16", "bfloat16")
 DENSE_SOURCES = ("pooled", "backbone")
 RAY_TRANSPORTS = ("object_store", "shared")
 
+# The codec of new indexes, one switch: False keeps SAVED_CODEC (2-bit residuals over every
+# token with the fp16 tier, the defaults every index was built with so far); True makes
+# COMPACT_CODEC the default: the compressed index alone, at <= 40 bytes per text token, the
+# combination of bits and pooling that benchmarks/pooling.py's rule picks
+# (docs/index-format.md; until its sweep is complete, the candidate the budget leaves
+# first). A saved config that does not name a codec field means SAVED_CODEC's value,
+# whichever is on (`IndexConfig.from_dict`).
+COMPACT_DEFAULT = False
+SAVED_CODEC = {"nbits": 2, "keep_full": True, "pool_factor": 1}
+COMPACT_CODEC = {"nbits": 4, "keep_full": False, "pool_factor": 2}
+NEW_CODEC = COMPACT_CODEC if COMPACT_DEFAULT else SAVED_CODEC
+
 
 def default_workers() -> int:
     """Tokenizer threads: up to 4, never more than the CPUs this process may use."""
@@ -41,10 +53,11 @@ class CodecConfig(JsonConfig):
     `nbits` (1, 2 or 4) compresses every token to its centroid id plus its residual at
     that many bits per dimension (ColBERTv2), searched by the PLAID-style engine; None
     keeps the uncompressed store (`precision` 16 or 32 bits) and the paper's faiss IVFPQ
-    end-to-end path. `keep_full` (the default, by the rule in docs/index-format.md) also
-    keeps the uncompressed vectors on disk, memory-mapped, read only to re-score the
-    engine's final candidates exactly; False keeps the compressed files alone (about 40
-    bytes a token at 2 bits instead of about 300). It means nothing without compression.
+    end-to-end path. `keep_full` also keeps the uncompressed vectors on disk,
+    memory-mapped, read only to re-score the engine's final candidates exactly; False
+    keeps the compressed files alone (about 40 bytes a token at 2 bits instead of about
+    300). It means nothing without compression. The defaults of `nbits`, `keep_full` and
+    `pool_factor` are NEW_CODEC's (COMPACT_DEFAULT above).
     `n_centroids` (default: the power of two at or below 16 * sqrt(n_tokens)),
     `kmeans_niter`, `assignment` ("auto": exact below 32,768 centroids, a two-level tree
     from there on; "exact"; "tree"; "hnsw") and `seed` set how the centroids are trained
@@ -55,14 +68,14 @@ class CodecConfig(JsonConfig):
     stored as its members' re-normalized mean (`indexing.pooling`); 1 stores every token.
     """
 
-    nbits: int | None = 2
-    keep_full: bool = True
+    nbits: int | None = NEW_CODEC["nbits"]
+    keep_full: bool = NEW_CODEC["keep_full"]
     precision: int = 16
     n_centroids: int | None = None
     kmeans_niter: int = 4
     assignment: str = "auto"
     seed: int = 0
-    pool_factor: int = 1
+    pool_factor: int = NEW_CODEC["pool_factor"]
 
     def validate(self) -> None:
         if self.nbits is not None and self.nbits not in NBITS:
@@ -232,9 +245,14 @@ class IndexConfig(JsonConfig):
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str = "config") -> IndexConfig:
-        """Build a config from a mapping, grouped or flat (as earlier versions saved it)."""
-        return super().from_dict(grouped(data) if isinstance(data, dict) else data,
-                                 source=source)  # fmt: skip
+        """Read a saved config from a mapping, grouped or flat (as earlier versions saved
+        it). A codec field it does not name takes SAVED_CODEC's value, the one indexes were
+        built with before that field or a new default existed."""
+        if isinstance(data, dict):
+            data = grouped(data)
+            if isinstance(data.get("codec", {}), dict):
+                data["codec"] = {**SAVED_CODEC, **data.get("codec", {})}
+        return super().from_dict(data, source=source)
 
     def replace(self, **changes: Any) -> IndexConfig:
         """A validated copy with some fields changed: flat names (`nbits=4`) or groups

@@ -18,7 +18,7 @@ from latesearch.errors import ConfigError
 from latesearch.indexing.builder import check_unit_vectors
 from latesearch.indexing.components import BM25_DIR
 from latesearch.indexing.compression import compress_chunks
-from latesearch.indexing.config import IndexConfig
+from latesearch.indexing.config import CodecConfig, IndexConfig
 from latesearch.indexing.files import IndexExistsError, folder_bytes, link_or_copy, writer_lock
 from latesearch.indexing.manifest import (
     CHUNKS_DIR,
@@ -38,8 +38,8 @@ def compress_index(
     source: str | os.PathLike,
     target: str | os.PathLike,
     *,
-    nbits: int = 2,
-    keep_full: bool = True,
+    nbits: int | None = None,
+    keep_full: bool | None = None,
     codec_from: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = False,
@@ -51,7 +51,9 @@ def compress_index(
     kmeans_niter, assignment, seed). `codec_from`: a compressed index whose centroids and
     buckets are reused instead of training new ones. The bm25/ component is carried over;
     ann/ is not (the engine replaces it). `pool_factor` > 1 pools an unpooled source's
-    vectors first, as a build with it would. Staged in `<target>.building`, renamed when done.
+    vectors first, as a build with it would. `nbits`, `keep_full` and an unpooled source's
+    `pool_factor` default to those of new indexes (`CodecConfig`'s). Staged in
+    `<target>.building`, renamed when done.
     """
     target = Path(target)
     if target.exists() and not overwrite:
@@ -63,7 +65,11 @@ def compress_index(
             raise ConfigError(f"{src.folder}: already compressed")
         src.verify()  # its vectors are read and coded: never give damage fresh checksums
         config = IndexConfig.from_dict(src.manifest.index_config, source="index_config")
-        pooled = config.codec.pool_factor
+        pooled, new = config.codec.pool_factor, CodecConfig()
+        nbits = new.nbits if nbits is None else nbits
+        keep_full = new.keep_full if keep_full is None else keep_full
+        if pooled == 1:
+            config_fields.setdefault("pool_factor", new.pool_factor)
         config = config.replace(nbits=nbits, keep_full=keep_full, **config_fields)
         if config.codec.pool_factor != pooled and pooled != 1:
             raise ConfigError(f"{src.folder}: already pooled (pool_factor {pooled})")

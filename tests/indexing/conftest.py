@@ -64,7 +64,7 @@ def small_config() -> IndexConfig:
     checks (the compressed format has its own tests); groups are exactly group_size (no
     checkpoint limits: tests of those set them)."""
     return IndexConfig().replace(group_size=16, chunk_size=6, batch_size=5, precision=32,
-                                 nbits=None, checkpoint_docs=None,
+                                 nbits=None, pool_factor=1, checkpoint_docs=None,
                                  checkpoint_seconds=None)  # fmt: skip
 
 

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from latesearch.cli.index import index_config
+from latesearch.cli.main import build_parser
 from latesearch.errors import ConfigError
 from latesearch.indexing import (
     CodecConfig,
@@ -16,6 +18,7 @@ from latesearch.indexing import (
     Manifest,
     RayConfig,
 )
+from latesearch.indexing.config import COMPACT_CODEC, NEW_CODEC, SAVED_CODEC
 
 # What the flat IndexConfig of earlier versions wrote into a manifest's `index_config`.
 FLAT_SAVED = {
@@ -33,7 +36,7 @@ def test_defaults_follow_the_paper():
     config = IndexConfig()
     assert config.run.group_size == 100_000 and config.run.batch_size == 64
     assert config.codec.precision == 16 and config.codec.dtype == "float16"
-    assert config.codec.nbits == 2 and config.codec.compressed
+    assert config.codec.compressed
     assert config.run.docs_per_chunk == config.run.group_size
     assert 1 <= config.run.tokenizer_workers <= 4
     assert config.run.length_bucketing and config.on_error == "raise"
@@ -45,12 +48,46 @@ def test_a_flat_config_of_earlier_versions_loads_into_the_groups():
     assert config == IndexConfig(
         title_join=" . ",
         doc_maxlen=100,
-        codec=CodecConfig(nbits=4, keep_full=False, n_centroids=64),
+        codec=CodecConfig(nbits=4, keep_full=False, n_centroids=64, pool_factor=1),
         run=EncodingRun(group_size=7, tokenizer_workers=1, devices=("cpu",), chunk_size=5),
         ray=RayConfig(address="auto", workers=2, transport="shared"),
         dense=DenseViewConfig(source="backbone", model="st-model"),
     )
     assert IndexConfig.from_dict(config.to_dict()) == config  # the grouped form reloads
+
+
+def test_new_indexes_take_the_new_codec_and_saved_configs_the_one_they_were_built_with():
+    new = IndexConfig().codec
+    assert (new.nbits, new.keep_full, new.pool_factor) == tuple(NEW_CODEC.values())
+    assert NEW_CODEC in (SAVED_CODEC, COMPACT_CODEC)
+    CodecConfig(**COMPACT_CODEC)  # valid
+    # a config saved before pool_factor existed (or naming no codec field) means the saved
+    # defaults, whichever defaults new indexes take
+    unnamed = {k: v for k, v in FLAT_SAVED.items() if k not in ("nbits", "keep_full")}
+    old = IndexConfig.from_dict(unnamed, source="manifest.json: index_config").codec
+    assert (old.nbits, old.keep_full, old.pool_factor) == tuple(SAVED_CODEC.values())
+    assert IndexConfig.from_dict({}).codec == CodecConfig(**SAVED_CODEC)
+    # fields a config names are kept
+    for codec in (SAVED_CODEC, COMPACT_CODEC):
+        saved = IndexConfig().replace(**codec).to_dict()
+        assert IndexConfig.from_dict(saved).codec == CodecConfig(**codec)
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ([], NEW_CODEC),
+        (["--nbits", "2", "--keep-full", "--pool-factor", "1"], SAVED_CODEC),
+        (["--nbits", str(COMPACT_CODEC["nbits"]), "--no-keep-full", "--pool-factor",
+          str(COMPACT_CODEC["pool_factor"])], COMPACT_CODEC),
+        (["--nbits", "none"], {**NEW_CODEC, "nbits": None}),
+    ],
+)  # fmt: skip
+def test_the_index_command_defaults_to_the_new_codec(flags, expected):
+    args = build_parser().parse_args(["index", "docs.jsonl", "idx", *flags])
+    codec = index_config(args).codec
+    assert {"nbits": codec.nbits, "keep_full": codec.keep_full,
+            "pool_factor": codec.pool_factor} == expected  # fmt: skip
 
 
 def test_a_manifest_with_a_flat_index_config_reads_as_groups():

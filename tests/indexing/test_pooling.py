@@ -20,7 +20,7 @@ from latesearch.indexing.pooling import (
 )
 
 COMPRESSED = IndexConfig().replace(group_size=16, chunk_size=6, batch_size=5, precision=32,
-                                   nbits=2, n_centroids=16, keep_full=False,
+                                   nbits=2, n_centroids=16, keep_full=False, pool_factor=1,
                                    checkpoint_docs=None, checkpoint_seconds=None)  # fmt: skip
 
 
@@ -175,6 +175,52 @@ def test_compressed_pooled_index_survives_deletes_and_additions(
     assert index.verify().complete
 
 
+@pytest.mark.parametrize("nbits", [2, 4])
+def test_a_resumed_compressed_pooled_build_is_whole_and_verifies(
+    build, corpus, docs, nbits, tmp_path
+):
+    config = COMPRESSED.replace(nbits=nbits, pool_factor=2)
+    seen = []
+
+    def crash(info):
+        seen.append(info)
+        if len(seen) == 2:
+            raise Crash
+
+    with pytest.raises(Crash):
+        build(corpus, config=config, on_chunk=crash)
+    staged = (tmp_path / "index.building" / seen[0].spans).read_bytes()
+    resumed = build(corpus, config=config, resume=True)
+    assert resumed.summary.resumed and resumed.compressed and resumed.codec.nbits == nbits
+    assert (resumed.folder / resumed.chunks[0].spans).read_bytes() == staged
+    plain = build(corpus, "plain", config=COMPRESSED.replace(nbits=None))
+    assert resumed.manifest.stats["text_tokens"] == plain.n_embeddings
+    for doc in range(resumed.n_docs):
+        assert resumed.doclens[doc] == pooled_count(int(plain.doclens[doc]), 2)
+    assert resumed.verify().complete
+
+
+def test_a_pooled_index_replaces_a_document_with_its_new_pooled_vectors(
+    tiny_colbert, tmp_path, docs, write_jsonl
+):
+    config = COMPRESSED.replace(pool_factor=2)
+    index = build_index(write_jsonl(tmp_path / "a.jsonl", docs), tmp_path / "pooled",
+                        tiny_colbert, config, progress=False)  # fmt: skip
+    index.close()
+    changed = [{**docs[5], "text": docs[5]["text"] + " " + docs[7]["text"]}]
+    index, summary = update_index(tmp_path / "pooled", add=write_jsonl(tmp_path / "b.jsonl",
+                                  changed), replace=True, model=tiny_colbert,
+                                  progress=False)  # fmt: skip
+    assert index.n_docs == len(docs) and summary.added == summary.replaced == 1
+    plain = build_index(write_jsonl(tmp_path / "c.jsonl", changed), tmp_path / "plain",
+                        tiny_colbert, COMPRESSED.replace(nbits=None), progress=False)  # fmt: skip
+    (doc,) = index.doc_indices([docs[5]["_id"]])[0]
+    spans = token_spans(index, int(doc))
+    assert len(spans) == pooled_count(int(plain.doclens[0]), 2)
+    assert sorted(np.concatenate(spans).tolist()) == list(range(int(plain.doclens[0])))
+    assert index.verify().complete
+
+
 def test_compress_index_pools_like_a_pooled_build(build, corpus, small_config, tmp_path):
     plain = build(corpus, "plain")
     config = small_config.replace(pool_factor=2, nbits=2, n_centroids=16, keep_full=True)
@@ -183,7 +229,8 @@ def test_compress_index_pools_like_a_pooled_build(build, corpus, small_config, t
                             keep_full=True, pool_factor=2)  # fmt: skip
     for ours, theirs in zip(copied.chunks, pooled.chunks, strict=True):
         assert (ours.sha256, ours.doclens_sha256, ours.spans_sha256, ours.textlens_sha256) == (
-            theirs.sha256, theirs.doclens_sha256, theirs.spans_sha256, theirs.textlens_sha256)
+            theirs.sha256, theirs.doclens_sha256, theirs.spans_sha256, theirs.textlens_sha256
+        )  # fmt: skip
     assert copied.n_embeddings == pooled.n_embeddings
     assert copied.manifest.stats["text_tokens"] == plain.n_embeddings
     assert copied.verify().complete
