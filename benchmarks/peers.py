@@ -143,19 +143,19 @@ def folder_files(folder: Path) -> dict[str, int]:
 
 def index_bytes(system: str, files: dict[str, int]) -> int:
     """The index proper: latesearch without its text store (docs.sqlite); PyLate 1.6's
-    fast-plaid folder without the raw fp32 vectors and the second copy of its codes it
-    keeps beside the compressed index (the files named like embeddings / *_copy*); the
-    others' whole folder."""
+    fast-plaid and WARP folders without the raw fp32 vectors (embeddings.npy) and the
+    second copy of the codes they keep (merged_*, *.compacted.*); the others' whole
+    folder."""
     if system in LS_SYSTEMS:
         return sum(n for p, n in files.items() if not Path(p).name.startswith("docs.sqlite"))
-    if system == "pylate-fp":
+    if system in ("pylate-fp", "pylate-warp"):
         return sum(n for p, n in files.items() if not raw_or_copy(p))
     return sum(files.values())
 
 
 def raw_or_copy(path: str) -> bool:
     name = Path(path).name.lower()
-    return "embedding" in name or "copy" in name or name.endswith(".sqlite")
+    return "embedding" in name or name.startswith("merged_") or ".compacted." in name
 
 
 # ====================================================================== workers
@@ -782,8 +782,8 @@ def markdown(r: dict[str, Any]) -> str:
     lines += [
         "",
         "Bytes per token, index: latesearch's folder without its text store "
-        "(docs.sqlite); PyLate 1.6 fast-plaid's folder without the raw fp32 vectors "
-        "and the second copy of its codes it keeps beside the index; the others' "
+        "(docs.sqlite); PyLate 1.6's fast-plaid and WARP folders without the raw fp32 "
+        "vectors and the second copy of the codes they keep (merged_*, *.compacted.*); the others' "
         "whole index folder (PyLate's id mappings included). Folder: everything the "
         "system wrote. Peak RSS: VmHWM of the searching worker, reset after loading "
         "and warm-up (the resident index + model + what searching adds).",
