@@ -1,32 +1,33 @@
-"""latesearch against its PLAID peers (PyLate 1.2, colbert-ai 0.2.22) on the same documents
-and the same weights, CPU.
+"""latesearch against its peers (colbert-ai 0.2.22 PLAID, PyLate 1.6 with fast-plaid, PyLate
+1.6's WARP back-end) on the same documents and the same weights, CPU.
 
-Needs the peers' virtual environment of docs/benchmarks.md (PyLate 1.2.0 and
-colbert-ai 0.2.22 in e.g. /tmp/peers) and a ColBERT-format checkpoint (colbertv2.0 layout)
-that all three libraries load:
+The peers run in their own virtual environments (docs/benchmarks.md, "Running the peers"):
+colbert-ai (and optionally PyLate 1.2) in --peers-python, PyLate 1.6 with fast-plaid in
+--fp-python (fast-plaid's wheels pin torch 2.11), PyLate's WARP (xtr-warp-rs) in
+--warp-python (default: the same as --fp-python). A ColBERT-format checkpoint (colbertv2.0
+layout) that every library loads:
 
-    python benchmarks/peers.py --peers-python /tmp/peers/bin/python \\
-        --model .work/models/colbert-format
-
-(peers-cpu.md: the trained checkpoint of benchmarks/_common.py,
-`make_colbert_format_trained`, re-saved with `ColBERT.from_pretrained(...).save_pretrained`
-into .work/models/colbert-format-trained-peers, the files PyLate 1.2 reads.)
+    python benchmarks/peers.py --model .work/models/colbert-format-trained/final \\
+        --peers-python /tmp/peers/bin/python --fp-python /tmp/fp/bin/python
 
 The driver (this python) starts one long-lived worker process per system (latesearch in
-this python, the peers in the peers' python, each running `peers.py worker --system S`)
-and talks to them in JSON lines over pipes. Steps:
+this python, each peer in its environment's python, each running `peers.py worker
+--system S`) and talks to them in JSON lines over pipes. Steps:
 
 1. equal embeddings: 3 queries and 5 documents encoded by each library (max abs diff);
-2. builds, one at a time, each in a fresh worker: latesearch nbits=2, latesearch nbits=2 +
-   keep_full, PyLate PLAID (nbits 2), colbert-ai PLAID (nbits 2), and the exhaustive
-   reference (latesearch, uncompressed float32); build docs/s = documents / (encode + index)
-   seconds, model loading excluded; peak RSS of the build process; bytes per token on disk
-   (index folder minus the text store);
-3. search at each thread count: all workers loaded side by side, queries encoded up front
-   where the library allows (latesearch: total - last_timings.encode), every query sent
-   to every system in rotating order; ms per query excluding query encoding, ratio to
-   latesearch per query, overlap@10 with exhaustive fp32 MaxSim, peak RSS while searching
-   (VmHWM reset after loading).
+2. builds, one at a time, each in a fresh worker: latesearch 2-bit without the fp16 tier,
+   latesearch 2-bit with it, the peers at their defaults, and the exhaustive reference
+   (latesearch, uncompressed float32); build docs/s = documents / (encode + index)
+   seconds, model loading excluded; peak RSS of the build process; bytes per token of the
+   index proper (and of the whole folder where it keeps more, as PyLate 1.6 does);
+3. search at each thread count: all workers loaded side by side with the same thread
+   settings (OMP_NUM_THREADS, MKL_NUM_THREADS, RAYON_NUM_THREADS, torch threads,
+   OMP_WAIT_POLICY=PASSIVE), queries encoded up front where the library allows
+   (latesearch: total - last_timings.encode), every query sent at k=10 and k=100 to every
+   system in rotating order; ms per query excluding query encoding, ratio to latesearch
+   per query, overlap@10 and @100 with exhaustive fp32 MaxSim, nDCG@10, peak RSS while
+   searching (VmHWM reset after loading), latesearch's stage timings;
+4. the issue's targets, checked from those figures.
 
 Builds are reused from --work (build stats in builds.json) unless --rebuild.
 """
@@ -46,19 +47,35 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "scifact"
+# system -> (environment, label); environments: ls (this python), peers, fp, warp
+SYSTEMS = {
+    "latesearch": ("ls", "latesearch 2-bit, no fp16 tier"),
+    "latesearch-full": ("ls", "latesearch 2-bit + fp16 tier"),
+    "colbert-ai": ("peers", "colbert-ai PLAID 2-bit"),
+    "pylate-fp": ("fp", "PyLate 1.6 fast-plaid 4-bit"),
+    "pylate-warp": ("warp", "PyLate 1.6 WARP 4-bit"),
+    "pylate-1.2": ("peers", "PyLate 1.2 PLAID 2-bit"),
+    "exact": ("ls", "exhaustive fp32 MaxSim"),
+}
 LS_SYSTEMS = ("latesearch", "latesearch-full", "exact")
-PEER_SYSTEMS = ("pylate", "colbert-ai")
-SEARCHED = ("latesearch", "latesearch-full", "latesearch-full-plaid", "pylate", "colbert-ai")
-# searched, not built: the index of another system, searched with other settings
-SEARCH_ONLY = {"latesearch-full-plaid": "latesearch-full"}
+DEFAULT_SEARCHED = ("latesearch", "latesearch-full", "colbert-ai", "pylate-fp", "pylate-warp")
+BASE = "latesearch"  # ratios are system ms / this system's ms on the same query
+KS = (10, 100)
 PEER_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "TORCH_EXTENSIONS_DIR": "/tmp/peers-torch-ext",
 }
-COLBERT_SEARCH = {"ncells": 1, "centroid_score_threshold": 0.5, "ndocs": 256}
-LS_SEARCH = {"latesearch-full-plaid": COLBERT_SEARCH}  # the others: the engine's defaults
+# colbert-ai's own settings by k (Searcher.dense_search picks them when none are configured,
+# but keeps the first ones; they are set before every call here)
+COLBERT_SEARCH = {
+    10: {"ncells": 1, "centroid_score_threshold": 0.5, "ndocs": 256},
+    100: {"ncells": 2, "centroid_score_threshold": 0.45, "ndocs": 1024},
+}
+# the issue's targets
+MAX_BYTES_PER_TOKEN = 40.0
+NDCG_TOLERANCE = 0.01
 
 
 # ====================================================================== shared helpers
@@ -118,9 +135,27 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def folder_bytes(folder: Path, exclude: tuple[str, ...] = ()) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*")
-               if p.is_file() and not p.name.startswith(exclude))  # fmt: skip
+def folder_files(folder: Path) -> dict[str, int]:
+    """Relative path -> bytes of every file under `folder`."""
+    return {str(p.relative_to(folder)): p.stat().st_size
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def index_bytes(system: str, files: dict[str, int]) -> int:
+    """The index proper: latesearch without its text store (docs.sqlite); PyLate 1.6's
+    fast-plaid and WARP folders without the raw fp32 vectors (embeddings.npy) and the
+    second copy of the codes they keep (merged_*, *.compacted.*); the others' whole
+    folder."""
+    if system in LS_SYSTEMS:
+        return sum(n for p, n in files.items() if not Path(p).name.startswith("docs.sqlite"))
+    if system in ("pylate-fp", "pylate-warp"):
+        return sum(n for p, n in files.items() if not raw_or_copy(p))
+    return sum(files.values())
+
+
+def raw_or_copy(path: str) -> bool:
+    name = Path(path).name.lower()
+    return "embedding" in name or name.startswith("merged_") or ".compacted." in name
 
 
 # ====================================================================== workers
@@ -130,13 +165,18 @@ class Worker:
 
     def __init__(self, system: str, args: argparse.Namespace) -> None:
         self.system, self.args = system, args
+        self.env = SYSTEMS[system][0]
         self.docs = load_docs(Path(args.corpus), args.n_docs)
+        self.ids = [d["id"] for d in self.docs]
         self.queries = [q["text"] for q in load_queries(Path(args.data), args.n_queries)[0]]
         self.model: Any = None
         self.index: Any = None
         self.encoded: Any = None
 
-    # ---------------------------------------------------------------- latesearch
+    def folder(self) -> Path:
+        return Path(self.args.work) / self.system
+
+    # ---------------------------------------------------------------- models
     def _ls_model(self) -> Any:
         if self.model is None:
             import latesearch
@@ -144,18 +184,19 @@ class Worker:
             self.model = latesearch.ColBERT.from_pretrained(self.args.model, device="cpu")
         return self.model
 
-    def _ls_fields(self) -> dict[str, Any]:
-        if self.system == "exact":
-            return {"nbits": None, "precision": 32}
-        return {"nbits": 2, "keep_full": self.system == "latesearch-full"}
-
-    # ---------------------------------------------------------------- peers
     def _pylate_model(self) -> Any:
         if self.model is None:
             from pylate import models
 
             self.model = models.ColBERT(model_name_or_path=self.args.model, device="cpu")
         return self.model
+
+    def _pylate_encode(self, texts: list[str], *, is_query: bool) -> list[Any]:
+        import numpy as np
+
+        out = self._pylate_model().encode(texts, is_query=is_query, batch_size=32,
+                                          show_progress_bar=False)  # fmt: skip
+        return [np.asarray(e, dtype=np.float32) for e in out]
 
     def _colbert_extensions(self) -> None:
         """Compile / load colbert-ai's C++ extensions before any clock starts."""
@@ -172,7 +213,7 @@ class Worker:
     def _colbert_config(self, **kw: Any) -> Any:
         from colbert.infra import ColBERTConfig
 
-        return ColBERTConfig(root=self.folder(), query_maxlen=32, doc_maxlen=180,
+        return ColBERTConfig(root=str(self.folder()), query_maxlen=32, doc_maxlen=180,
                              avoid_fork_if_possible=True, **kw)  # fmt: skip
 
     def _run_context(self) -> Any:
@@ -181,30 +222,44 @@ class Worker:
         return Run().context(RunConfig(nranks=1, experiment="e", root=str(self.folder()),
                                        avoid_fork_if_possible=True))  # fmt: skip
 
-    def folder(self) -> Path:
-        return Path(self.args.work) / SEARCH_ONLY.get(self.system, self.system)
+    def _pylate_index(self, *, override: bool) -> Any:
+        from pylate import indexes
+
+        folder = str(self.folder())
+        if self.system == "pylate-fp":
+            return indexes.PLAID(index_folder=folder, index_name="idx", override=override,
+                                 device="cpu", show_progress=False,
+                                 num_threads=self.args.threads)  # fmt: skip
+        if self.system == "pylate-warp":
+            return indexes.WARP(
+                index_folder=folder,
+                index_name="idx",
+                override=override,
+                device="cpu",
+                show_progress=False,
+                num_threads=self.args.threads,
+            )
+        return indexes.PLAID(index_folder=folder, index_name="idx", override=override, nbits=2)
 
     # ---------------------------------------------------------------- commands
     def embed(self, msg: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
         queries, docs = msg["queries"], msg["docs"]
-        if self.system == "latesearch":
+        if self.env == "ls":
             model = self._ls_model()
             q = model.encode_queries(queries).float().numpy()
             d = [t.float().numpy() for t in model.encode_documents(docs)]
-        elif self.system == "pylate":
-            model = self._pylate_model()
-            q = np.stack([np.asarray(e, dtype=np.float32)
-                          for e in model.encode(queries, is_query=True)])  # fmt: skip
-            d = [np.asarray(e, dtype=np.float32) for e in model.encode(docs, is_query=False)]
-        else:
+        elif self.system == "colbert-ai":
             from colbert.modeling.checkpoint import Checkpoint
 
             ckpt = Checkpoint(self.args.model, colbert_config=self._colbert_config())
             q = ckpt.queryFromText(queries).float().numpy()
             flat, lens = ckpt.docFromText(docs, bsize=32, keep_dims="flatten", to_cpu=True)
             d = [t.float().numpy() for t in flat.split(list(lens))]
+        else:
+            q = np.stack(self._pylate_encode(queries, is_query=True))
+            d = self._pylate_encode(docs, is_query=False)
         np.savez(msg["out"], q=q, **{f"d{i}": x for i, x in enumerate(d)})
         return {"ok": True}
 
@@ -215,34 +270,19 @@ class Worker:
         if folder.exists():
             shutil.rmtree(folder)
         texts = [doc_text(d) for d in self.docs]
-        ids = [d["id"] for d in self.docs]
         out: dict[str, Any] = {}
-        if self.system in LS_SYSTEMS:
+        if self.env == "ls":
             import latesearch
 
             model = self._ls_model()
+            fields = ({"nbits": None, "precision": 32} if self.system == "exact"
+                      else {"nbits": 2, "keep_full": self.system == "latesearch-full"})  # fmt: skip
             t0 = time.perf_counter()
             index = latesearch.Index.build([dict(d) for d in self.docs], folder, model,
-                                           progress=False, **self._ls_fields())  # fmt: skip
+                                           progress=False, **fields)  # fmt: skip
             out["seconds"] = time.perf_counter() - t0
             out["n_tokens"] = int(index.store.n_embeddings)
-            text_store = ("docs.sqlite",)
-        elif self.system == "pylate":
-            from pylate import indexes
-
-            model = self._pylate_model()
-            self._colbert_extensions()
-            t0 = time.perf_counter()
-            embs = model.encode(texts, is_query=False, batch_size=32)
-            t1 = time.perf_counter()
-            index = indexes.PLAID(index_folder=str(folder), index_name="idx", override=True,
-                                  nbits=2)  # fmt: skip
-            index.add_documents(documents_ids=ids, documents_embeddings=embs)
-            out["seconds"] = time.perf_counter() - t0
-            out["encode_seconds"] = t1 - t0
-            out["n_tokens"] = int(sum(len(e) for e in embs))
-            text_store = ()
-        else:
+        elif self.system == "colbert-ai":
             from colbert import Indexer
 
             self._colbert_extensions()
@@ -250,67 +290,81 @@ class Worker:
             with self._run_context():
                 cfg = self._colbert_config(nbits=2)
                 Indexer(checkpoint=self.args.model, config=cfg).index(
-                    name="idx", collection=texts, overwrite=True)
+                    name="idx", collection=texts, overwrite=True
+                )
             out["seconds"] = time.perf_counter() - t0
             meta = next(folder.rglob("metadata.json"))
             out["n_tokens"] = int(json.loads(meta.read_text())["num_embeddings"])
-            text_store = ()
             folder = meta.parent  # the index itself, not the run's logs
-        out["bytes"] = folder_bytes(folder, text_store)
+        else:
+            self._pylate_model()
+            if self.system == "pylate-1.2":
+                self._colbert_extensions()
+            t0 = time.perf_counter()
+            embs = self._pylate_encode(texts, is_query=False)
+            t1 = time.perf_counter()
+            index = self._pylate_index(override=True)
+            index.add_documents(documents_ids=self.ids, documents_embeddings=embs)
+            out["seconds"] = time.perf_counter() - t0
+            out["encode_seconds"] = t1 - t0
+            out["n_tokens"] = int(sum(len(e) for e in embs))
+        files = folder_files(folder)
+        out["bytes"] = index_bytes(self.system, files)
+        out["bytes_folder"] = sum(files.values())
+        out["files"] = files
         out["folder"] = str(folder)
-        out["text_store_excluded"] = list(text_store)
         out["peak_rss_mib"] = peak_rss_mib()
         return out
 
     def load(self, msg: dict[str, Any]) -> dict[str, Any]:
-        folder = self.folder()
-        if self.system in LS_SYSTEMS or self.system in SEARCH_ONLY:
+        if self.env == "ls":
             import latesearch
 
-            self.index = latesearch.Index.load(folder, self._ls_model())
+            self.index = latesearch.Index.load(self.folder(), self._ls_model())
             _ = self.index.model
-        elif self.system == "pylate":
-            from pylate import indexes, retrieve
-
-            model = self._pylate_model()
-            self._colbert_extensions()
-            self.index = retrieve.ColBERT(index=indexes.PLAID(
-                index_folder=str(folder), index_name="idx", override=False, nbits=2))
-            self.encoded = model.encode(self.queries, is_query=True)
-        else:
+        elif self.system == "colbert-ai":
             from colbert import Searcher
 
             self._colbert_extensions()
             with self._run_context():
                 self.index = Searcher(index="idx", checkpoint=self.args.model,
                                       config=self._colbert_config(), verbose=0)  # fmt: skip
-            self.index.configure(**COLBERT_SEARCH)
             self.encoded = self.index.encode(self.queries)
-            self.ids = [d["id"] for d in self.docs]
+        else:
+            if self.system == "pylate-1.2":
+                from pylate import retrieve
+
+                self._colbert_extensions()
+                self.index = retrieve.ColBERT(index=self._pylate_index(override=False))
+            else:
+                self.index = self._pylate_index(override=False)
+            self.encoded = self._pylate_encode(self.queries, is_query=True)
         for i in range(min(3, len(self.queries))):  # warm-up
-            self.search({"qi": i, "k": 10})
+            for k in KS:
+                self.search({"qi": i, "k": k})
         return {"peak_rss_mib_load": peak_rss_mib(), "reset": reset_peak_rss()}
 
     def search(self, msg: dict[str, Any]) -> dict[str, Any]:
-        qi, k = msg["qi"], msg.get("k", 10)
-        if self.system in LS_SYSTEMS or self.system in SEARCH_ONLY:
+        qi, k = msg["qi"], msg["k"]
+        if self.env == "ls":
             mode = "exact" if self.system == "exact" else "e2e"
-            hits = self.index.search(self.queries[qi], k=k, mode=mode,
-                                     **LS_SEARCH.get(self.system, {}))  # fmt: skip
+            hits = self.index.search(self.queries[qi], k=k, mode=mode)
             t = self.index.last_timings
-            return {"ids": [h.doc_id for h in hits], "scores": [h.score for h in hits],
-                    "ms": (t.total - t.encode) * 1e3, "stages": t.to_dict()}  # fmt: skip
-        if self.system == "pylate":
+            return {"ids": [h.doc_id for h in hits], "ms": (t.total - t.encode) * 1e3,
+                    "stages": t.to_dict()}  # fmt: skip
+        if self.system == "colbert-ai":
+            self.index.configure(**COLBERT_SEARCH[k])
             t0 = time.perf_counter()
-            res = self.index.retrieve(queries_embeddings=[self.encoded[qi]], k=k)
+            pids, _, _ = self.index.dense_search(self.encoded[qi : qi + 1], k=k)
             ms = (time.perf_counter() - t0) * 1e3
-            return {"ids": [str(r["id"]) for r in res[0]],
-                    "scores": [float(r["score"]) for r in res[0]], "ms": ms}  # fmt: skip
+            return {"ids": [self.ids[int(p)] for p in pids], "ms": ms}
         t0 = time.perf_counter()
-        pids, _, scores = self.index.dense_search(self.encoded[qi : qi + 1], k=k)
+        if self.system == "pylate-1.2":
+            res = self.index.retrieve(queries_embeddings=[self.encoded[qi]], k=k)
+        else:
+            res = self.index([self.encoded[qi]], k=k)
         ms = (time.perf_counter() - t0) * 1e3
-        return {"ids": [self.ids[int(p)] for p in pids], "scores": [float(s) for s in scores],
-                "ms": ms}  # fmt: skip
+        return {"ids": [str(r["id"]) for r in res[0]], "ms": ms}
 
     def rss(self, msg: dict[str, Any]) -> dict[str, Any]:
         return {"peak_rss_mib": peak_rss_mib()}
@@ -331,7 +385,7 @@ def worker_main(args: argparse.Namespace) -> None:
             break
         try:
             out = getattr(worker, msg["cmd"])(msg)
-        except Exception:  # reported to the driver, which stops
+        except Exception:  # reported to the driver
             import traceback
 
             out = {"error": traceback.format_exc()}
@@ -339,20 +393,35 @@ def worker_main(args: argparse.Namespace) -> None:
 
 
 # ====================================================================== driver
+def python_of(system: str, args: argparse.Namespace) -> str:
+    env = SYSTEMS[system][0]
+    return {"ls": sys.executable, "peers": args.peers_python, "fp": args.fp_python,
+            "warp": args.warp_python or args.fp_python}[env]  # fmt: skip
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The same thread settings for every system."""
+    n = str(threads)
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "RAYON_NUM_THREADS": n,
+            "OMP_WAIT_POLICY": "PASSIVE"}  # fmt: skip
+
+
 class Proc:
     """The driver side of one worker process."""
 
     def __init__(self, system: str, args: argparse.Namespace, threads: int, log: Path) -> None:
-        python = args.peers_python if system in PEER_SYSTEMS else sys.executable
-        env = dict(os.environ, **PEER_ENV) if system in PEER_SYSTEMS else dict(os.environ)
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-        if system not in PEER_SYSTEMS:
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO),
-                                                              env.get("PYTHONPATH")]))
-        cmd = [python, str(Path(__file__).resolve()), "worker", "--system", system,
-               "--threads", str(threads), "--model", str(args.model), "--work", str(args.work),
-               "--corpus", str(args.corpus), "--data", str(args.data),
-               "--n-docs", str(args.n_docs), "--n-queries", str(args.n_queries)]  # fmt: skip
+        peer = SYSTEMS[system][0] != "ls"
+        env = dict(os.environ, **PEER_ENV) if peer else dict(os.environ)
+        env.update(thread_env(threads))
+        if peer:
+            env.pop("PYTHONPATH", None)
+        else:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        cmd = [python_of(system, args), str(Path(__file__).resolve()), "worker",
+               "--system", system, "--threads", str(threads), "--model", str(args.model),
+               "--work", str(args.work), "--corpus", str(args.corpus), "--data",
+               str(args.data), "--n-docs", str(args.n_docs),
+               "--n-queries", str(args.n_queries)]  # fmt: skip
         self.system = system
         self.log = open(log, "a", encoding="utf-8")  # noqa: SIM115
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -385,44 +454,60 @@ class Proc:
 
 def check_embeddings(args: argparse.Namespace, docs: list[dict[str, str]],
                      queries: list[dict[str, str]], log: Path) -> dict[str, Any]:  # fmt: skip
+    """Max abs difference of each library's embeddings from latesearch's (one system per
+    environment)."""
     import numpy as np
 
     q = [x["text"] for x in queries[:3]]
     d = [doc_text(x) for x in docs[:5]]
-    arrays = {}
-    for system in ("latesearch", *PEER_SYSTEMS):
+    arrays, out = {}, {}
+    envs = {SYSTEMS[s][0]: s for s in reversed(args.systems) if SYSTEMS[s][0] != "ls"}
+    for system in ("latesearch", *envs.values()):
         path = Path(args.work) / f"embed-{system}.npz"
-        proc = Proc(system, args, 2, log)
-        proc.call("embed", queries=q, docs=d, out=str(path))
-        proc.close()
+        try:
+            proc = Proc(system, args, 2, log)
+            proc.call("embed", queries=q, docs=d, out=str(path))
+            proc.close()
+        except SystemExit as err:
+            out[system] = {"error": str(err)}
+            continue
         arrays[system] = dict(np.load(path))
     ref = arrays["latesearch"]
-    out: dict[str, Any] = {}
-    for system in PEER_SYSTEMS:
+    for system in envs.values():
+        if system not in arrays:
+            continue
         other = arrays[system]
-        shapes_equal = all(ref[key].shape == other[key].shape for key in ref)
-        diff = max(float(np.abs(ref[key] - other[key]).max()) for key in ref) \
-            if shapes_equal else None
-        out[system] = {"max_abs_diff": diff, "shapes_equal": shapes_equal,
-                       "doc_tokens": [int(other[f"d{i}"].shape[0]) for i in range(len(d))]}
+        equal = all(ref[key].shape == other[key].shape for key in ref)
+        diff = max(float(np.abs(ref[key] - other[key]).max()) for key in ref) if equal else None
+        out[system] = {
+            "max_abs_diff": diff,
+            "shapes_equal": equal,
+            "doc_tokens": [int(other[f"d{i}"].shape[0]) for i in range(len(d))],
+        }
     out["latesearch_doc_tokens"] = [int(ref[f"d{i}"].shape[0]) for i in range(len(d))]
     return out
 
 
-def builds(args: argparse.Namespace, log: Path, systems: Any = None) -> dict[str, Any]:
+def builds(args: argparse.Namespace, log: Path, systems: Any) -> dict[str, Any]:
     cache = Path(args.work) / "builds.json"
     done = json.loads(cache.read_text()) if cache.exists() else {}
-    for system in systems or (*LS_SYSTEMS, *PEER_SYSTEMS):
+    for system in systems:
         if args.rebuild and system in done:
             del done[system]
         if system in done and (Path(args.work) / system).exists():
             continue
         print(f"building {system} ...", flush=True)
-        proc = Proc(system, args, args.build_threads, log)
-        stats = proc.call("build")
-        proc.close()
+        try:
+            proc = Proc(system, args, args.build_threads, log)
+            stats = proc.call("build")
+            proc.close()
+        except SystemExit as err:  # reported in the results, the others go on
+            print(err, flush=True)
+            done[system] = {"error": str(err)}
+            continue
         stats["docs_per_s"] = args.n_docs / stats["seconds"]
         stats["bytes_per_token"] = stats["bytes"] / stats["n_tokens"]
+        stats["bytes_per_token_folder"] = stats["bytes_folder"] / stats["n_tokens"]
         stats["threads"] = args.build_threads
         stats["load_avg_after"] = os.getloadavg()[0]
         done[system] = stats
@@ -433,9 +518,10 @@ def builds(args: argparse.Namespace, log: Path, systems: Any = None) -> dict[str
 
 
 def reference(args: argparse.Namespace, n: int, log: Path) -> list[list[str]]:
+    """Exhaustive fp32 MaxSim's top 100 of each query."""
     proc = Proc("exact", args, args.build_threads, log)
     proc.call("load")
-    top = [proc.call("search", qi=i, k=10)["ids"] for i in range(n)]
+    top = [proc.call("search", qi=i, k=max(KS))["ids"] for i in range(n)]
     proc.close()
     return top
 
@@ -457,9 +543,8 @@ def pct(values: list[float], q: float) -> float:
 def search_round(args: argparse.Namespace, threads: int, queries: list[dict[str, str]],
                  exact: list[list[str]], qrels: dict[str, set[str]],
                  log: Path) -> dict[str, Any]:  # fmt: skip
-    procs = []
-    loaded: dict[str, Any] = {}
-    for system in SEARCHED:
+    procs, loaded = [], {}
+    for system in args.systems:
         print(f"  loading {system} ({threads} threads) ...", flush=True)
         try:
             proc = Proc(system, args, threads, log)
@@ -470,119 +555,240 @@ def search_round(args: argparse.Namespace, threads: int, queries: list[dict[str,
             continue
         procs.append(proc)
     systems = [p.system for p in procs]
-    ms: dict[str, list[float]] = {s: [] for s in SEARCHED}
-    overlap: dict[str, list[float]] = {s: [] for s in SEARCHED}
-    ndcg: dict[str, list[float]] = {s: [] for s in SEARCHED}
-    stages: list[dict[str, Any]] = []
-    loads = []
+    ms = {(s, k): [] for s in systems for k in KS}
+    overlap = {(s, k): [] for s in systems for k in KS}
+    ndcg: dict[str, list[float]] = {s: [] for s in systems}
+    stages = {(s, k): [] for s in systems if SYSTEMS[s][0] == "ls" for k in KS}
+    loads = [os.getloadavg()[0]]
     for i, query in enumerate(queries):
-        order = procs[i % len(procs):] + procs[: i % len(procs)]
-        for proc in order:
-            res = proc.call("search", qi=i, k=10)
-            ms[proc.system].append(res["ms"])
-            overlap[proc.system].append(len(set(res["ids"]) & set(exact[i])) / 10)
-            ndcg[proc.system].append(ndcg10(res["ids"], qrels[query["id"]]))
-            if proc.system == "latesearch":
-                stages.append(res["stages"])
+        order = procs[i % len(procs) :] + procs[: i % len(procs)]
+        for k in KS:
+            for proc in order:
+                res = proc.call("search", qi=i, k=k)
+                ms[proc.system, k].append(res["ms"])
+                overlap[proc.system, k].append(len(set(res["ids"][:k]) & set(exact[i][:k])) / k)
+                if k == 10:
+                    ndcg[proc.system].append(ndcg10(res["ids"], qrels[query["id"]]))
+                if (proc.system, k) in stages:
+                    stages[proc.system, k].append(res["stages"])
         loads.append(os.getloadavg()[0])
     rss = {p.system: p.call("rss")["peak_rss_mib"] for p in procs}
     for proc in procs:
         proc.close()
-    out: dict[str, Any] = {"threads": threads, "load_avg_median": statistics.median(loads),
-                           "systems": {}, "errors": {s: v["error"] for s, v in loaded.items()
-                                                     if "error" in v}}  # fmt: skip
-    base = ms["latesearch"]
+    out: dict[str, Any] = {
+        "threads": threads,
+        "load_avg_median": statistics.median(loads),
+        "load_avg_max": max(loads),
+        "systems": {},
+        "errors": {s: v["error"] for s, v in loaded.items() if "error" in v},
+    }
     for system in systems:
-        ratios = [a / b for a, b in zip(ms[system], base, strict=True)]
-        out["systems"][system] = {
-            "ms_median": statistics.median(ms[system]),
-            "ms_p95": pct(ms[system], 95),
-            "ratio_vs_latesearch_median": statistics.median(ratios),
-            "ratio_vs_latesearch_p95": pct(ratios, 95),
-            "overlap_at_10": statistics.fmean(overlap[system]),
+        row: dict[str, Any] = {
             "ndcg_at_10": statistics.fmean(ndcg[system]),
             "peak_rss_mib_searching": rss[system],
             "peak_rss_mib_loading": loaded[system]["peak_rss_mib_load"],
             "hwm_reset_after_load": loaded[system]["reset"],
-            "ms_per_query": ms[system],
         }
-    out["latesearch_stage_ms_median"] = {
-        k: statistics.median(s[k] for s in stages) * 1e3
-        for k in ("encode", "candidates", "interaction", "gather", "score", "total")
-    }
+        for k in KS:
+            row[f"k{k}"] = {"ms_median": statistics.median(ms[system, k]),
+                            "ms_p95": pct(ms[system, k], 95),
+                            f"overlap_at_{k}": statistics.fmean(overlap[system, k]),
+                            "ms_per_query": ms[system, k]}  # fmt: skip
+            if BASE in systems:
+                ratios = [a / b for a, b in zip(ms[system, k], ms[BASE, k], strict=True)]
+                row[f"k{k}"]["ratio_median"] = statistics.median(ratios)
+                row[f"k{k}"]["ratio_p95"] = pct(ratios, 95)
+            if (system, k) in stages:
+                row[f"k{k}"]["stage_ms_median"] = {
+                    key: statistics.median(s[key] for s in stages[system, k]) * 1e3
+                    for key in ("candidates", "interaction", "gather", "score", "total",
+                                "encode")}  # fmt: skip
+                row[f"k{k}"]["scored_docs_median"] = statistics.median(
+                    s["n_candidates"] for s in stages[system, k]
+                )
+        out["systems"][system] = row
     return out
 
 
-def versions(python: str) -> dict[str, str]:
-    code = ("import importlib.metadata as m, json;"
-            "print(json.dumps({p: m.version(p) for p in ('pylate', 'colbert-ai', 'faiss-cpu',"
-            " 'torch', 'transformers', 'sentence-transformers')}))")  # fmt: skip
-    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets for latesearch's 2-bit index without the fp16 tier, from this
+    run: faster than every peer (median per-query ratio > 1 at k=10 and k=100, every
+    thread count), <= 40 bytes per text token, nDCG@10 within 0.01 of exhaustive MaxSim,
+    overlap@10 no lower than the best peer's."""
+    peers = [s for s in r["systems"] if SYSTEMS[s][0] != "ls"]
+    bpt = r["builds"][BASE]["bytes_per_token"]
+    rows = [
+        {
+            "target": f"<= {MAX_BYTES_PER_TOKEN:.0f} bytes per text token",
+            "holds": bpt <= MAX_BYTES_PER_TOKEN,
+            "figures": f"{bpt:.1f} B/token",
+        }
+    ]
+    for rnd in r["search"]:
+        sy = rnd["systems"]
+        if BASE not in sy:
+            continue
+        t = rnd["threads"]
+        for k in KS:
+            ratios = {p: sy[p][f"k{k}"]["ratio_median"] for p in peers if p in sy}
+            slowest = min(ratios.values(), default=float("inf"))
+            rows.append(
+                {
+                    "target": f"faster than every peer, {t} thread(s), k={k}",
+                    "holds": slowest > 1.0,
+                    "figures": ", ".join(f"{p} {v:.2f}x" for p, v in ratios.items()),
+                }
+            )
+        exact_ndcg = r["exact_ndcg_at_10"]
+        mine = sy[BASE]["ndcg_at_10"]
+        rows.append(
+            {
+                "target": f"nDCG@10 within {NDCG_TOLERANCE} of exhaustive, {t} thread(s)",
+                "holds": mine >= exact_ndcg - NDCG_TOLERANCE,
+                "figures": f"{mine:.3f} vs {exact_ndcg:.3f}",
+            }
+        )
+        best = max(
+            ((sy[p]["k10"]["overlap_at_10"], p) for p in peers if p in sy), default=(0.0, "none")
+        )
+        ours = sy[BASE]["k10"]["overlap_at_10"]
+        rows.append(
+            {
+                "target": f"overlap@10 >= best peer's, {t} thread(s)",
+                "holds": ours >= best[0],
+                "figures": f"{ours:.3f} vs {best[1]} {best[0]:.3f}",
+            }
+        )
+    return rows
+
+
+def versions(python: str, packages: tuple[str, ...]) -> dict[str, str]:
+    code = ("import importlib.metadata as m, json, sys\nout = {}\n"
+            "for p in sys.argv[1:]:\n    try:\n        out[p] = m.version(p)\n"
+            "    except m.PackageNotFoundError:\n        pass\nprint(json.dumps(out))")  # fmt: skip
+    try:
+        out = subprocess.run([python, "-c", code, *packages], capture_output=True,
+                             text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as err:
+        return {"error": str(err)}
     return json.loads(out.stdout)
 
 
 def markdown(r: dict[str, Any]) -> str:
-    b, names = r["builds"], {"latesearch": "latesearch nbits=2",
-                             "latesearch-full": "latesearch nbits=2 keep_full",
-                             "latesearch-full-plaid": "latesearch nbits=2 keep_full, "
-                                                      "PLAID's k=10 setting",
-                             "pylate": "PyLate 1.2 PLAID", "colbert-ai": "colbert-ai PLAID"}
+    b = r["builds"]
+    label = {s: v[1] for s, v in SYSTEMS.items()}
+    v = r["versions"]
     lines = [
-        "# latesearch vs PyLate PLAID vs colbert-ai PLAID (CPU)", "",
-        f"Machine: {r['machine_line']}. Peers: PyLate {r['versions']['pylate']}, colbert-ai "
-        f"{r['versions']['colbert-ai']}, faiss-cpu {r['versions']['faiss-cpu']}, torch "
-        f"{r['versions']['torch']} (peers' venv); latesearch torch {r['machine']['torch']}, "
-        f"faiss {r['machine'].get('faiss')}.", "",
-        f"SciFact, first {r['n_docs']} documents, {r['n_queries']} test queries, k=10, same "
-        "weights in all three (`" + r["model"] + "`). colbert-ai at PLAID's k=10 setting "
-        f"({COLBERT_SEARCH}); PyLate with its PLAID defaults; latesearch at its engine "
-        "defaults for this model (EngineParams.for_k(10, query_augmentation=...)) and, "
-        "keep_full, at colbert-ai's setting. Search ms exclude query encoding (queries encoded up "
-        "front for the peers; latesearch: total - last_timings.encode). Systems interleaved "
-        "per query in rotating order, each a long-lived worker; ratio = system ms / "
-        "latesearch ms on the same query (median and p95 of the per-query ratios). "
-        "Overlap@10 with exhaustive fp32 MaxSim (latesearch mode='exact', uncompressed "
-        "float32 index). Builds: encode + index, model loading excluded, "
-        f"{r['build_threads']} threads, one at a time.", "",
-        "Command:", "", "```bash", r["command"], "```", "",
-        "## Equal embeddings (3 queries, 5 documents; max abs diff vs latesearch)", "",
+        "# latesearch vs colbert-ai PLAID, PyLate 1.6 fast-plaid and PyLate WARP (CPU)",
+        "",
+        f"Machine: {r['machine_line']}. latesearch: torch {r['machine']['torch']}. Peers: "
+        + "; ".join(
+            f"{env}: " + ", ".join(f"{p} {x}" for p, x in pkgs.items()) for env, pkgs in v.items()
+        )
+        + ".",
+        "",
+        f"SciFact, first {r['n_docs']} documents, {r['n_queries']} test queries, the same "
+        f"weights in every system (`{r['model']}`). Each system at its defaults: latesearch "
+        "at its engine defaults for the model (`EngineParams.for_k(k, ...)`, lookup-table "
+        "scoring of the 2-bit codes), with and without the fp16 tier (`keep_full`); "
+        f"colbert-ai at PLAID's settings for k ({COLBERT_SEARCH}); PyLate 1.6's "
+        "`indexes.PLAID` (fast-plaid: nbits 4, n_ivf_probe 8, n_full_scores 8192) and "
+        "`indexes.WARP` (xtr-warp-rs: nbits 4, search parameters chosen by xtr-warp, "
+        "num_threads = the thread count). Search ms exclude query encoding (the peers' "
+        "queries encoded up front; latesearch: total - last_timings.encode). Each query "
+        "goes to every system at k=10 then k=100, systems in rotating order, each a "
+        "long-lived worker with the same thread settings (OMP_NUM_THREADS, "
+        "MKL_NUM_THREADS, RAYON_NUM_THREADS, torch threads, OMP_WAIT_POLICY=PASSIVE); "
+        f"ratio = system ms / {label[BASE]} ms on the same query (median of the per-query "
+        "ratios: above 1 means latesearch is faster). Overlap@k with exhaustive fp32 MaxSim "
+        "(latesearch mode='exact' over an uncompressed float32 index, nDCG@10 "
+        f"{r['exact_ndcg_at_10']:.3f}). Builds: encode + index, model loading excluded, "
+        f"{r['build_threads']} threads, one at a time.",
+        "",
+        "Command:",
+        "",
+        "```bash",
+        r["command"],
+        "```",
+        "",
+        "## Equal embeddings (3 queries, 5 documents; max abs diff vs latesearch)",
+        "",
     ]
-    for system in PEER_SYSTEMS:
-        e = r["embeddings"][system]
-        lines.append(f"- {system}: max abs diff {e['max_abs_diff']}, "
-                     f"shapes equal {e['shapes_equal']}")  # fmt: skip
+    for system, e in r["embeddings"].items():
+        if system != "latesearch_doc_tokens":
+            lines.append(
+                f"- {system}: "
+                + (
+                    e["error"].splitlines()[-1]
+                    if "error" in e
+                    else f"max abs diff {e['max_abs_diff']}, shapes equal {e['shapes_equal']}"
+                )
+            )
     lines += ["", "## Builds", "",
-              "| system | build docs/s | tokens | bytes/token on disk | peak RSS MiB |",
-              "|---|---|---|---|---|"]  # fmt: skip
-    for system in (*SEARCHED, "exact"):
-        if system in SEARCH_ONLY:
+              "| system | build docs/s | tokens | bytes/token, index | bytes/token, folder "
+              "| peak RSS MiB |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for system in (*r["systems"], "exact"):
+        s = b.get(system, {})
+        if "error" in s or not s:
+            lines.append(
+                f"| {label[system]} | failed: "
+                f"{s.get('error', 'not built').strip().splitlines()[-1][:200]} |||||"
+            )
             continue
-        s = b[system]
-        lines.append(f"| {names.get(system, 'exact fp32 reference')} | {s['docs_per_s']:.2f} | "
-                     f"{s['n_tokens']:,} | {s['bytes_per_token']:.1f} | "
+        lines.append(f"| {label[system]} | {s['docs_per_s']:.2f} | {s['n_tokens']:,} | "
+                     f"{s['bytes_per_token']:.1f} | {s['bytes_per_token_folder']:.1f} | "
                      f"{s['peak_rss_mib']:,.0f} |")  # fmt: skip
     for rnd in r["search"]:
-        lines += ["", f"## Search, {rnd['threads']} thread(s) (median load average "
-                  f"{rnd['load_avg_median']:.1f})", "",
-                  "| system | ms median | ms p95 | ratio vs latesearch median | ratio p95 | "
-                  "overlap@10 | nDCG@10 | peak RSS searching MiB |",
-                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += ["", f"## Search, {rnd['threads']} thread(s) (load average median "
+                  f"{rnd['load_avg_median']:.1f}, max {rnd['load_avg_max']:.1f})", "",
+                  "| system | k=10 ms median / p95 | ratio k=10 | k=100 ms median / p95 | "
+                  "ratio k=100 | overlap@10 | overlap@100 | nDCG@10 | peak RSS MiB |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for system, s in rnd["systems"].items():
+            a, c = s["k10"], s["k100"]
             lines.append(
-                f"| {names[system]} | {s['ms_median']:.1f} | {s['ms_p95']:.1f} | "
-                f"{s['ratio_vs_latesearch_median']:.2f} | {s['ratio_vs_latesearch_p95']:.2f} | "
-                f"{s['overlap_at_10']:.3f} | {s['ndcg_at_10']:.3f} | "
-                f"{s['peak_rss_mib_searching']:,.0f} |")
+                f"| {label[system]} | {a['ms_median']:.1f} / {a['ms_p95']:.1f} | "
+                f"{a.get('ratio_median', float('nan')):.2f} | "
+                f"{c['ms_median']:.1f} / {c['ms_p95']:.1f} | "
+                f"{c.get('ratio_median', float('nan')):.2f} | {a['overlap_at_10']:.3f} | "
+                f"{c['overlap_at_100']:.3f} | {s['ndcg_at_10']:.3f} | "
+                f"{s['peak_rss_mib_searching']:,.0f} |"
+            )
         for system, err in rnd.get("errors", {}).items():
-            lines.append(f"| {names[system]} | failed: {err.splitlines()[-1][:200]} |")
-        st = rnd["latesearch_stage_ms_median"]
-        lines.append("")
-        lines.append("latesearch stages, median ms: " + ", ".join(
-            f"{k} {v:.1f}" for k, v in st.items()))
-    lines += ["", "Bytes per token: the index folder minus the text store (latesearch's "
-              "docs.sqlite); PyLate's folder includes its id-mapping database. Peak RSS "
-              "searching: VmHWM of the worker, reset after loading and warm-up (so it is "
-              "the resident index + model + what searching adds).", ""]
+            lines.append(
+                f"| {label[system]} | failed: {err.strip().splitlines()[-1][:200]} ||||||||"
+            )
+        for system, s in rnd["systems"].items():
+            for k in KS:
+                st = s[f"k{k}"].get("stage_ms_median")
+                if st:
+                    lines += [
+                        "",
+                        f"{label[system]}, k={k}, stage medians (ms): "
+                        + ", ".join(
+                            f"{key} {val:.1f}" for key, val in st.items() if key != "encode"
+                        )
+                        + f"; documents scored {s[f'k{k}']['scored_docs_median']:.0f}",
+                    ]
+    lines += [
+        "",
+        "## Targets (latesearch 2-bit, no fp16 tier)",
+        "",
+        "| target | holds | figures |",
+        "|---|---|---|",
+    ]
+    for t in r["targets"]:
+        lines.append(f"| {t['target']} | {'yes' if t['holds'] else 'no'} | {t['figures']} |")
+    lines += [
+        "",
+        "Bytes per token, index: latesearch's folder without its text store "
+        "(docs.sqlite); PyLate 1.6's fast-plaid and WARP folders without the raw fp32 "
+        "vectors and the second copy of the codes they keep (merged_*, *.compacted.*); the others' "
+        "whole index folder (PyLate's id mappings included). Folder: everything the "
+        "system wrote. Peak RSS: VmHWM of the searching worker, reset after loading "
+        "and warm-up (the resident index + model + what searching adds).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -595,39 +801,74 @@ def driver_main(args: argparse.Namespace) -> None:
     docs = load_docs(Path(args.corpus), args.n_docs)
     queries, qrels = load_queries(Path(args.data), args.n_queries)
     print(f"{len(docs)} documents, {len(queries)} queries", flush=True)
+    pkgs = ("pylate", "colbert-ai", "fast-plaid", "xtr-warp-rs", "faiss-cpu", "torch",
+            "transformers", "sentence-transformers")  # fmt: skip
+    envs = {SYSTEMS[s][0] for s in args.systems} - {"ls"}
     result: dict[str, Any] = {
         "command": "python " + " ".join(sys.argv),
         "machine": machine_info(),
-        "versions": versions(args.peers_python),
+        "versions": {e: versions(python_of(next(s for s in args.systems
+                                                if SYSTEMS[s][0] == e), args), pkgs)
+                     for e in sorted(envs)},
         "n_docs": len(docs), "n_queries": len(queries), "model": str(args.model),
         "build_threads": args.build_threads, "colbert_search": COLBERT_SEARCH,
+        "load_avg_start": os.getloadavg(),
     }  # fmt: skip
     result["machine_line"] = describe(result["machine"])
     result["embeddings"] = check_embeddings(args, docs, queries, log)
     print("embeddings:", json.dumps(result["embeddings"]), flush=True)
-    result["builds"] = builds(args, log)
+    result["builds"] = builds(args, log, (*args.systems, "exact"))
     exact = reference(args, len(queries), log)
+    result["exact_ndcg_at_10"] = statistics.fmean(
+        ndcg10(ids, qrels[q["id"]]) for ids, q in zip(exact, queries, strict=True)
+    )
     result["search"] = []
+    result["systems"] = list(args.systems)
     for threads in args.threads:
         print(f"search round, {threads} thread(s)", flush=True)
         result["search"].append(search_round(args, threads, queries, exact, qrels, log))
         for system, s in result["search"][-1]["systems"].items():
-            print(f"  {system}: {s['ms_median']:.1f} ms, ratio "
-                  f"{s['ratio_vs_latesearch_median']:.2f}, overlap {s['overlap_at_10']:.3f}",
-                  flush=True)  # fmt: skip
+            print(
+                f"  {system}: "
+                + ", ".join(
+                    f"k={k} {s[f'k{k}']['ms_median']:.1f} ms ratio "
+                    f"{s[f'k{k}'].get('ratio_median', float('nan')):.2f}"
+                    for k in KS
+                )
+                + f", overlap@10 {s['k10']['overlap_at_10']:.3f}",
+                flush=True,
+            )
+        result["targets"] = targets(result)
+        result["load_avg_end"] = os.getloadavg()
         args.out.mkdir(parents=True, exist_ok=True)  # written after every round
-        (args.out / "peers-cpu.json").write_text(json.dumps(result, indent=1) + "\n")
-        (args.out / "peers-cpu.md").write_text(markdown(result))
-    print(f"wrote {args.out / 'peers-cpu.json'} and peers-cpu.md")
+        (args.out / f"{args.stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+        (args.out / f"{args.stem}.md").write_text(markdown(result))
+    print(f"wrote {args.out / args.stem}.json and .md")
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("role", nargs="?", default="run", choices=("run", "build", "worker"),
-                   help="run: everything; build: only the builds (--systems); worker: internal")
-    p.add_argument("--systems", nargs="+", default=[*LS_SYSTEMS, *PEER_SYSTEMS],
-                   help="(build) the systems to build")
-    p.add_argument("--peers-python", default="/tmp/peers/bin/python")
+    p.add_argument(
+        "role",
+        nargs="?",
+        default="run",
+        choices=("run", "build", "worker"),
+        help="run: everything; build: only the builds; worker: internal",
+    )
+    p.add_argument(
+        "--systems",
+        nargs="+",
+        default=list(DEFAULT_SEARCHED),
+        choices=[s for s in SYSTEMS if s != "exact"],
+        help="the systems compared (the exhaustive reference is always built)",
+    )
+    p.add_argument(
+        "--peers-python", default="/tmp/peers/bin/python", help="colbert-ai 0.2.22 (and PyLate 1.2)"
+    )
+    p.add_argument("--fp-python", default="/tmp/fp/bin/python", help="PyLate 1.6 + fast-plaid")
+    p.add_argument(
+        "--warp-python", default=None, help="PyLate 1.6 + xtr-warp-rs (default: --fp-python)"
+    )
     p.add_argument("--model", default=str(REPO / ".work" / "models" / "colbert-format"))
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--corpus", default=None, help="default: DATA/corpus.jsonl")
@@ -638,6 +879,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--work", default=str(REPO / ".work" / "peers"))
     p.add_argument("--rebuild", action="store_true", help="rebuild indexes even if present")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--stem", default="peers-cpu", help="results file name, without suffix")
     p.add_argument("--system", default=None, help="(worker) the system it runs")
     args = p.parse_args()
     args.corpus = args.corpus or str(Path(args.data) / "corpus.jsonl")
@@ -652,6 +894,6 @@ if __name__ == "__main__":
         worker_main(a)
     elif a.role == "build":
         Path(a.work).mkdir(parents=True, exist_ok=True)
-        builds(a, Path(a.work) / "workers.log", a.systems)
+        builds(a, Path(a.work) / "workers.log", (*a.systems, "exact"))
     else:
         driver_main(a)
