@@ -28,9 +28,9 @@ RAY_TRANSPORTS = ("object_store", "shared")
 # token with the fp16 tier, the defaults every index was built with so far); True makes
 # COMPACT_CODEC the default: the compressed index alone, at <= 40 bytes per text token, the
 # combination of bits and pooling that benchmarks/pooling.py's rule picks
-# (docs/index-format.md; until its sweep is complete, the candidate the budget leaves
-# first). A saved config that does not name a codec field means SAVED_CODEC's value,
-# whichever is on (`IndexConfig.from_dict`).
+# (docs/index-format.md: 4 bits over 2x pooled tokens among those measured). A saved
+# config that does not name a codec field means SAVED_CODEC's value, whichever is on
+# (`IndexConfig.from_dict`).
 COMPACT_DEFAULT = False
 SAVED_CODEC = {"nbits": 2, "keep_full": True, "pool_factor": 1}
 COMPACT_CODEC = {"nbits": 4, "keep_full": False, "pool_factor": 2}
