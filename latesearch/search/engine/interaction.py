@@ -56,11 +56,12 @@ def pruned_interaction(
     if pos.size == 0:
         return out.sum(axis=1)
     values = torch.from_numpy(np.take(scores.matrix, rows, axis=0))  # (n_pairs, Lq)
-    # a document's best per query token over its pairs (pos ascending: contiguous); torch's
-    # segment_reduce is faster than np.maximum.reduceat over many short segments
-    counts = np.bincount(pos, minlength=candidates.size)
-    best = torch.segment_reduce(values, "max", lengths=torch.from_numpy(counts), axis=0)
-    best[torch.from_numpy(counts == 0)] = 0.0  # untouched documents score 0
+    index = torch.from_numpy(pos)[:, None].expand(values.shape)
+    # a document's best per query token; untouched documents stay 0. torch's scatter is
+    # several times faster here than np.maximum.reduceat over many short segments, and
+    # 5x faster than torch.segment_reduce (2 threads, idle; on a busy machine torch's
+    # threads need OMP_WAIT_POLICY=PASSIVE, docs/serving.md)
+    best = torch.from_numpy(out).scatter_reduce_(0, index, values, "amax", include_self=False)
     return best.sum(dim=1).numpy()
 
 

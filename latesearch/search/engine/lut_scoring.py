@@ -67,12 +67,24 @@ def lut_scores(
         codes, packed, norms = store.vectors.coded(docs)
     with timings.stage("score"):
         qT = Q[0][q_mask[0]].detach().to(torch.float32).T.contiguous()
-        used, local = np.unique(codes, return_inverse=True)
+        used, local = distinct(codes, centroid_scores.known.size)
         rows = torch.from_numpy(centroid_scores.rows(used))
-        sim = token_scores(codec, qT, local.reshape(-1), packed, norms, rows)
+        sim = token_scores(codec, qT, local, packed, norms, rows)
         out = segment_maxsim(sim, lengths)
     timings.n_candidates += docs.size
     return out
+
+
+def distinct(codes: np.ndarray, n_centroids: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct centroids of `codes`, ascending; each code's position among them),
+    by a mark per centroid: linear in the codes and the centroids, where `np.unique`'s sort
+    cost ~17 ms for the 250,000 codes of k=100's survivors."""
+    present = np.zeros(n_centroids, dtype=bool)
+    present[codes] = True
+    used = np.flatnonzero(present)
+    position = np.empty(n_centroids, dtype=np.int64)
+    position[used] = np.arange(used.size)
+    return used, position[codes]
 
 
 def token_scores(codec: ResidualCodec, qT: torch.Tensor, codes: np.ndarray, packed: np.ndarray,
