@@ -100,12 +100,7 @@ def create_app(served: SearchService | Catalog) -> Any:
         body, content_type = catalog.metrics.exposition()
         return Raw(body, media_type=content_type)
 
-    def key_of(authorization: str | None, x_api_key: str | None) -> str | None:
-        if x_api_key is not None:
-            return x_api_key
-        if authorization and authorization.lower().startswith("bearer "):
-            return authorization[7:].strip()
-        return None
+    key_of = mw.api_key
 
     def index_name(name: Annotated[str, PathParam(description="the index's name")]) -> None:
         """Documents the {name} of the routes under /indexes/NAME."""

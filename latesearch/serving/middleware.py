@@ -48,15 +48,18 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def api_key_of(scope: Scope) -> str | None:
-    """The key a request carries: X-API-Key, or Authorization: Bearer KEY."""
-    given = header(scope, b"x-api-key")
-    if given is not None:
-        return given
-    authorization = header(scope, b"authorization")
+def api_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key a request carries, from its headers: X-API-Key, or Authorization: Bearer KEY."""
+    if x_api_key is not None:
+        return x_api_key
     if authorization and authorization.lower().startswith("bearer "):
         return authorization[7:].strip()
     return None
+
+
+def api_key_of(scope: Scope) -> str | None:
+    """`api_key` of a request's scope."""
+    return api_key(header(scope, b"authorization"), header(scope, b"x-api-key"))
 
 
 class Observation:

@@ -14,9 +14,9 @@ of the batch running) at the lane's measured rate and the age of the oldest requ
 queued (which grows when the rate is not measured yet, or is falling). A request that
 has waited longer than `max_queue_wait` when a worker takes it (the estimate was wrong)
 is refused then: what is answered waited `max_queue_wait` at most, plus its batch's own
-time. A request whose
-deadline passes while it waits is taken out of the queue (`ServerBusyError`); one that is
-running gets `DeadlineError` (504), and its worker finishes the batch.
+time. A request whose deadline passes while it waits is taken out of the queue
+(`ServerBusyError`); one that is running gets `DeadlineError` (504), and its worker
+finishes the batch.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ interpolated linearly between its steps and flat beyond them. It depends on the 
 the search mode, not on the documents: an update of the index keeps it as it is.
 
 The default model ships one (`SHIPPED_FILE`, fitted on its own dev questions by
-scripts/fit_default_calibration.py): an index built with that model and without a
+scripts/default_model/fit_calibration.py): an index built with that model and without a
 calibration of its own uses it (`calibration_of`); its own, once fitted, wins.
 """
 
